@@ -1,0 +1,22 @@
+#include "actors/event_log.hpp"
+
+#include "storage/store.hpp"
+
+namespace sandboxd {
+
+event_log_actor spawn_event_log(caf::actor_system& sys,
+                                std::shared_ptr<store> db) {
+  return sys.spawn<caf::detached>(
+    [db](event_log_actor::pointer) -> event_log_actor::behavior_type {
+      return {
+        [db](atom::append, event& e) -> caf::result<event> {
+          auto r = db->append({std::move(e)});
+          if (!r)
+            return to_error(r.error());
+          return std::move(r->front());
+        },
+      };
+    });
+}
+
+} // namespace sandboxd

@@ -1,0 +1,113 @@
+// Every actor's typed interface, in one place. One comment per message.
+//
+//   http ──▶ registry ──▶ sandbox ──▶ runtime (crun + agent)
+//                              └────▶ event_log (RocksDB, synced)
+//
+// Message payloads are plain data from core/; they never leave the process,
+// so they are allowed as local message types rather than serialized.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "core/event.hpp"
+#include "core/result.hpp"
+#include "core/sandbox.hpp"
+#include "runtime/containers.hpp"
+
+namespace sandboxd {
+
+/// The reply to connect: the sandbox and whether it had to be resumed.
+struct connect_result {
+  sandbox_record sandbox;
+  bool resumed = false;
+};
+
+namespace atom {
+using append = caf::atom_constant<caf::atom("append")>;
+using start = caf::atom_constant<caf::atom("start")>;
+using reconcile = caf::atom_constant<caf::atom("reconcile")>;
+using get = caf::atom_constant<caf::atom("get")>;
+using pause = caf::atom_constant<caf::atom("pause")>;
+using connect = caf::atom_constant<caf::atom("connect")>;
+using kill = caf::atom_constant<caf::atom("kill")>;
+using timeout = caf::atom_constant<caf::atom("timeout")>;
+using agent = caf::atom_constant<caf::atom("agent")>;
+using exec = caf::atom_constant<caf::atom("exec")>;
+using metrics = caf::atom_constant<caf::atom("metrics")>;
+using expire = caf::atom_constant<caf::atom("expire")>;
+using create = caf::atom_constant<caf::atom("create")>;
+using lookup = caf::atom_constant<caf::atom("lookup")>;
+using list = caf::atom_constant<caf::atom("list")>;
+using update = caf::atom_constant<caf::atom("update")>;
+using recover = caf::atom_constant<caf::atom("recover")>;
+using run = caf::atom_constant<caf::atom("run")>;
+using done = caf::atom_constant<caf::atom("done")>;
+} // namespace atom
+
+/// The single writer of the event log.
+using event_log_actor = caf::typed_actor<
+  // Durably appends one event (WAL synced) and replies with it, its sequence
+  // number assigned. The reply means the event survives a crash.
+  caf::replies_to<atom::append, event>::with<event>>;
+
+/// One per sandbox; owns its record, its TTL timer and its container.
+using sandbox_actor = caf::typed_actor<
+  // The sandbox as it is now.
+  caf::replies_to<atom::get>::with<sandbox_record>,
+  // Boots the container of a new sandbox; replies once `created` is logged.
+  caf::replies_to<atom::start>::with<sandbox_record>,
+  // After replay: brings the container in line with the log, or ends the
+  // sandbox as orphaned when its container is gone.
+  caf::replies_to<atom::reconcile>::with<sandbox_record>,
+  // Freezes the container, memory kept; 409 when already paused.
+  caf::replies_to<atom::pause>::with<sandbox_record>,
+  // Resumes if paused and restarts the TTL at `timeout_s` from now.
+  caf::replies_to<atom::connect, int64_t>::with<connect_result>,
+  // Removes the container and ends the sandbox for `reason`.
+  caf::replies_to<atom::kill, kill_reason>::with<sandbox_record>,
+  // Restarts the TTL at `timeout_s` from now (an `updated` event).
+  caf::replies_to<atom::timeout, int64_t>::with<sandbox_record>,
+  // Sends one request (JSON) to the in-sandbox agent and replies with its
+  // terminal frame (JSON), waiting at most `timeout_ms`. Needs `running`.
+  caf::replies_to<atom::agent, std::string, int64_t>::with<std::string>,
+  // Runs a process to completion inside the sandbox; replies with the
+  // outcome {pid, stdout, stderr, exitCode, timedOut} as JSON.
+  caf::replies_to<atom::exec, std::string, int64_t>::with<std::string>,
+  // Reads the cgroup and overlay now.
+  caf::replies_to<atom::metrics>::with<container_sample>,
+  // The TTL timer of `generation` fired; stale generations are ignored.
+  caf::reacts_to<atom::expire, uint64_t>>;
+
+/// Maps sandbox ids to sandbox actors, per org.
+using registry_actor = caf::typed_actor<
+  // Creates a sandbox; replies when it runs and `created` is logged.
+  caf::replies_to<atom::create, create_spec>::with<sandbox_record>,
+  // The actor of sandbox `id` if it belongs to `org` and is not stopped.
+  caf::replies_to<atom::lookup, std::string, std::string>::with<sandbox_actor>,
+  // Every sandbox of `org` known since the log began, newest first.
+  caf::replies_to<atom::list, std::string>::with<std::vector<sandbox_record>>,
+  // A sandbox reports its record after each transition.
+  caf::reacts_to<atom::update, sandbox_record>,
+  // Replays the log, respawns the live sandboxes and reconciles them with
+  // the runtime; replies with how many sandboxes are live.
+  caf::replies_to<atom::recover>::with<uint64_t>>;
+
+/// Turns a failure into a CAF error that keeps its status and message.
+caf::error to_error(const failure& f);
+
+/// The inverse; CAF's own errors (timeouts, dead actors) become 5xx.
+failure from_error(const caf::error& e);
+
+} // namespace sandboxd
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::create_spec)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::sandbox_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<sandboxd::sandbox_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::connect_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::container_sample)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::kill_reason)

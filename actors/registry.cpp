@@ -1,0 +1,195 @@
+#include "actors/registry.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/blocking.hpp"
+#include "actors/sandbox.hpp"
+#include "core/ids.hpp"
+#include "runtime/containers.hpp"
+#include "runtime/templates.hpp"
+#include "storage/store.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+struct registry_state {
+  registry_config cfg;
+  std::map<std::string, sandbox_record> records; // every sandbox, ever
+  std::map<std::string, sandbox_actor> live;     // those not yet stopped
+  static inline const char* name = "registry";
+};
+
+using self_ptr = registry_actor::stateful_pointer<registry_state>;
+
+// What replay finds: every sandbox's record and the containers on the host.
+struct recovery_scan {
+  std::map<std::string, sandbox_record> records;
+  std::vector<std::string> containers;
+};
+
+result<recovery_scan> scan_for_recovery(const store& db,
+                                        container_runtime& rt) {
+  recovery_scan scan;
+  db.scan(
+    0,
+    [&](const event& e) {
+      auto& rec = scan.records[e.sandbox_id];
+      if (auto st = apply(rec, e); !st)
+        spdlog::error("replay: event {} (seq {}) skipped: {}", e.id, e.seq,
+                      st.error().message);
+      return true;
+    },
+    [](uint64_t seq) { spdlog::error("replay: event seq {} is unreadable", seq); });
+  auto ids = rt.list();
+  if (!ids)
+    return ids.error();
+  scan.containers = std::move(*ids);
+  return scan;
+}
+
+sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
+  auto& cfg = self->state.cfg;
+  sandbox_deps deps{cfg.runtime, cfg.log, self, ""};
+  if (auto spec = cfg.templates->find(rec.template_id))
+    deps.lower_rootfs = cfg.templates->rootfs(*spec);
+  return deps;
+}
+
+registry_actor::behavior_type registry_behavior(self_ptr self,
+                                                registry_config cfg) {
+  self->state.cfg = std::move(cfg);
+  return {
+    [=](atom::create, create_spec& spec) -> caf::result<sandbox_record> {
+      auto& cfg = self->state.cfg;
+      auto tpl = cfg.templates->find(spec.template_id);
+      if (!tpl)
+        return to_error(tpl.error());
+      if (!cfg.templates->is_built(*tpl))
+        return to_error({503, "template " + tpl->name
+                                + " is not built yet; run: sandboxd template build "
+                                + tpl->name});
+      if (self->state.live.size() >= cfg.max_sandboxes)
+        return to_error({429, "sandbox limit reached ("
+                                + std::to_string(cfg.max_sandboxes)
+                                + " running or paused sandboxes on this host)"});
+      sandbox_record rec;
+      rec.id = new_sandbox_id();
+      rec.org_id = spec.org_id;
+      rec.template_id = tpl->name;
+      rec.alias = tpl->name;
+      rec.metadata = std::move(spec.metadata);
+      rec.env_vars = tpl->env;
+      for (auto& [k, v] : spec.env_vars)
+        rec.env_vars[k] = v;
+      rec.cpu_count = tpl->cpu_count;
+      rec.memory_mb = tpl->memory_mb;
+      rec.disk_size_mb = cfg.disk_size_mb;
+      rec.timeout_s = spec.timeout_s;
+      rec.state = sandbox_state::creating;
+      auto actor = spawn_sandbox(self->home_system(), rec, deps_for(self, rec));
+      self->state.records[rec.id] = rec;
+      self->state.live[rec.id] = actor;
+      auto rp = self->make_response_promise<sandbox_record>();
+      self->request(actor, caf::infinite, atom::start::value)
+        .then([rp](sandbox_record& r) mutable { rp.deliver(std::move(r)); },
+              [rp](caf::error& e) mutable { rp.deliver(e); });
+      return rp;
+    },
+    [=](atom::lookup, const std::string& org,
+        const std::string& id) -> caf::result<sandbox_actor> {
+      auto rec = self->state.records.find(id);
+      auto live = self->state.live.find(id);
+      if (rec == self->state.records.end() || rec->second.org_id != org
+          || live == self->state.live.end())
+        return to_error(not_found("sandbox not found"));
+      return live->second;
+    },
+    [=](atom::list, const std::string& org) {
+      std::vector<sandbox_record> out;
+      for (auto& [id, rec] : self->state.records)
+        if (rec.org_id == org)
+          out.push_back(rec);
+      std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
+        return a.started_at_ms > b.started_at_ms;
+      });
+      return out;
+    },
+    [=](atom::update, sandbox_record& rec) {
+      auto id = rec.id;
+      if (rec.state == sandbox_state::error) {
+        // Never created: nothing was logged, so it is not listed either.
+        self->state.records.erase(id);
+        self->state.live.erase(id);
+        return;
+      }
+      if (rec.state == sandbox_state::stopped)
+        self->state.live.erase(id);
+      self->state.records[id] = std::move(rec);
+    },
+    [=](atom::recover) -> caf::result<uint64_t> {
+      auto rp = self->make_response_promise<uint64_t>();
+      auto db = self->state.cfg.db;
+      auto rt = self->state.cfg.runtime;
+      run_blocking(
+        self, true, [db, rt] { return scan_for_recovery(*db, *rt); },
+        [=](result<recovery_scan> scan) mutable {
+          if (!scan) {
+            rp.deliver(to_error(scan.error()));
+            return;
+          }
+          std::set<std::string> owned;
+          std::vector<sandbox_actor> to_reconcile;
+          for (auto& [id, rec] : scan->records) {
+            self->state.records[id] = rec;
+            if (rec.state == sandbox_state::stopped)
+              continue;
+            owned.insert(id);
+            auto actor = spawn_sandbox(self->home_system(), rec,
+                                       deps_for(self, rec));
+            self->state.live[id] = actor;
+            to_reconcile.push_back(actor);
+          }
+          // Containers in our own state root that no live sandbox owns.
+          for (auto& id : scan->containers) {
+            if (owned.count(id))
+              continue;
+            spdlog::warn("removing container {}: no live sandbox owns it", id);
+            run_blocking(self, false, [rt, id] { return rt->destroy(id); },
+                         [id](status s) {
+                           if (!s)
+                             spdlog::error("cannot remove {}: {}", id,
+                                           s.error().message);
+                         });
+          }
+          auto pending = std::make_shared<size_t>(to_reconcile.size());
+          if (*pending == 0) {
+            rp.deliver(uint64_t{0});
+            return;
+          }
+          for (auto& actor : to_reconcile) {
+            auto finish = [=]() mutable {
+              if (--*pending == 0)
+                rp.deliver(static_cast<uint64_t>(self->state.live.size()));
+            };
+            self->request(actor, caf::infinite, atom::reconcile::value)
+              .then([=](sandbox_record&) mutable { finish(); },
+                    [=](caf::error&) mutable { finish(); });
+          }
+        });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg) {
+  return sys.spawn(registry_behavior, std::move(cfg));
+}
+
+} // namespace sandboxd

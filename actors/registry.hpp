@@ -1,0 +1,25 @@
+// The registry actor: sandbox ids → sandbox actors, per org.
+#pragma once
+
+#include <memory>
+
+#include "actors/interfaces.hpp"
+
+namespace sandboxd {
+
+class store;
+class container_runtime;
+class template_catalog;
+
+struct registry_config {
+  std::shared_ptr<store> db;                 // read for replay only
+  std::shared_ptr<container_runtime> runtime;
+  std::shared_ptr<const template_catalog> templates;
+  event_log_actor log;
+  size_t max_sandboxes = 200;                // live sandboxes on this host
+  int disk_size_mb = 10240;
+};
+
+registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg);
+
+} // namespace sandboxd

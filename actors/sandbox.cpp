@@ -1,0 +1,359 @@
+#include "actors/sandbox.hpp"
+
+#include <functional>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/blocking.hpp"
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "runtime/agent_client.hpp"
+#include "runtime/containers.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+struct sandbox_actor_state {
+  sandbox_record rec;
+  sandbox_deps deps;
+  uint64_t ttl_generation = 0;
+  static inline const char* name = "sandbox";
+};
+
+using self_ptr = sandbox_actor::stateful_pointer<sandbox_actor_state>;
+using record_cont = std::function<void(result<sandbox_record>)>;
+
+event make_event(const sandbox_record& rec, event_type type) {
+  event e;
+  e.id = new_uuid();
+  e.type = type;
+  e.timestamp_ms = now_ms();
+  e.sandbox_id = rec.id;
+  e.template_id = rec.template_id;
+  e.team_id = rec.org_id;
+  e.execution_id = rec.execution_id;
+  e.metadata = rec.metadata;
+  e.end_at_ms = rec.end_at_ms;
+  return e;
+}
+
+// Restarts the TTL timer for the current record; bumping the generation
+// makes every earlier timer a no-op.
+void arm_ttl(self_ptr self) {
+  auto gen = ++self->state.ttl_generation;
+  auto& rec = self->state.rec;
+  if (rec.state != sandbox_state::running)
+    return;
+  auto delay = std::max<int64_t>(0, rec.end_at_ms - now_ms());
+  self->delayed_send(self, std::chrono::milliseconds(delay),
+                     atom::expire::value, gen);
+}
+
+// Logs `e` (synced), folds it into the record, tells the registry and
+// re-arms the TTL; then continues with the new record. Serialized.
+void commit(self_ptr self, event e, record_cont k) {
+  self
+    ->request(self->state.deps.log, caf::infinite, atom::append::value,
+              std::move(e))
+    .await(
+      [=](event& logged) {
+        auto st = apply(self->state.rec, logged);
+        if (!st)
+          spdlog::error("sandbox {}: logged event does not apply: {}",
+                        self->state.rec.id, st.error().message);
+        arm_ttl(self);
+        self->send(self->state.deps.registry, atom::update::value,
+                   self->state.rec);
+        k(self->state.rec);
+      },
+      [=](caf::error& err) { k(from_error(err)); });
+}
+
+void kill_sandbox(self_ptr self, kill_reason reason, record_cont k) {
+  auto chk = check_transition(self->state.rec.state, sandbox_op::kill);
+  if (!chk)
+    return k(chk.error());
+  auto rt = self->state.deps.runtime;
+  auto id = self->state.rec.id;
+  run_blocking(self, true, [rt, id] { return rt->destroy(id); },
+               [=](status s) {
+                 if (!s) {
+                   spdlog::error("sandbox {}: kill failed: {}", id,
+                                 s.error().message);
+                   return k(s.error());
+                 }
+                 auto e = make_event(self->state.rec, event_type::killed);
+                 e.reason = reason;
+                 e.execution = current_execution(self->state.rec, now_ms());
+                 commit(self, std::move(e), [=](result<sandbox_record> r) {
+                   k(r);
+                   if (r)
+                     self->quit();
+                 });
+               });
+}
+
+template <class T>
+std::function<void(result<T>)> deliver_to(caf::typed_response_promise<T> rp) {
+  return [rp](result<T> r) mutable {
+    if (r)
+      rp.deliver(std::move(*r));
+    else
+      rp.deliver(to_error(r.error()));
+  };
+}
+
+container_spec spec_of(const sandbox_record& rec, const std::string& lower) {
+  container_spec spec;
+  spec.id = rec.id;
+  spec.lower_rootfs = lower;
+  spec.cpu_count = rec.cpu_count;
+  spec.memory_mb = rec.memory_mb;
+  spec.env = {
+    {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+    {"E2B_SANDBOX", "true"},
+    {"E2B_SANDBOX_ID", rec.id},
+    {"E2B_TEMPLATE_ID", rec.template_id},
+  };
+  for (auto& [k, v] : rec.env_vars)
+    spec.env[k] = v;
+  return spec;
+}
+
+sandbox_actor::behavior_type
+sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
+  self->state.rec = std::move(rec);
+  self->state.deps = std::move(deps);
+  return {
+    [=](atom::get) -> sandbox_record { return self->state.rec; },
+    [=](atom::start) -> caf::result<sandbox_record> {
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto k = deliver_to(rp);
+      auto rt = self->state.deps.runtime;
+      auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs);
+      run_blocking(self, true, [rt, spec] { return rt->create(spec); },
+                   [=](status s) {
+                     auto& rec = self->state.rec;
+                     if (!s) {
+                       rec.state = sandbox_state::error;
+                       self->send(self->state.deps.registry,
+                                  atom::update::value, rec);
+                       k(s.error());
+                       self->quit();
+                       return;
+                     }
+                     rec.execution_id = new_uuid();
+                     auto e = make_event(rec, event_type::created);
+                     e.end_at_ms = e.timestamp_ms + rec.timeout_s * 1000;
+                     e.env_vars = rec.env_vars;
+                     e.alias = rec.alias;
+                     e.cpu_count = rec.cpu_count;
+                     e.memory_mb = rec.memory_mb;
+                     e.disk_size_mb = rec.disk_size_mb;
+                     e.timeout_s = rec.timeout_s;
+                     commit(self, std::move(e), [=](result<sandbox_record> r) {
+                       if (r)
+                         return k(r);
+                       // Not logged means not created: take the container back.
+                       auto id = self->state.rec.id;
+                       run_blocking(self, true, [rt, id] { return rt->destroy(id); },
+                                    [=](status) {
+                                      self->state.rec.state = sandbox_state::error;
+                                      self->send(self->state.deps.registry,
+                                                 atom::update::value,
+                                                 self->state.rec);
+                                      k(r);
+                                      self->quit();
+                                    });
+                     });
+                   });
+      return rp;
+    },
+    [=](atom::reconcile) -> caf::result<sandbox_record> {
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto k = deliver_to(rp);
+      auto rt = self->state.deps.runtime;
+      auto id = self->state.rec.id;
+      auto logged = self->state.rec.state;
+      // Returns true when the container is gone and the sandbox is orphaned.
+      run_blocking(
+        self, true,
+        [rt, id, logged]() -> result<bool> {
+          auto st = rt->state(id);
+          if (!st || *st == "stopped" || *st == "created") {
+            rt->destroy(id);
+            return true;
+          }
+          if (*st == "running" && logged == sandbox_state::paused)
+            if (auto s = rt->pause(id); !s)
+              return s.error();
+          if (*st == "paused" && logged == sandbox_state::running)
+            if (auto s = rt->resume(id); !s)
+              return s.error();
+          return false;
+        },
+        [=](result<bool> orphaned) {
+          if (!orphaned || !*orphaned) {
+            if (!orphaned)
+              spdlog::warn("sandbox {}: reconcile: {}", id,
+                           orphaned.error().message);
+            arm_ttl(self);
+            return k(self->state.rec);
+          }
+          spdlog::warn("sandbox {}: container gone, ending it as orphaned", id);
+          auto e = make_event(self->state.rec, event_type::killed);
+          e.reason = kill_reason::orphaned;
+          e.execution = current_execution(self->state.rec, now_ms());
+          commit(self, std::move(e), [=](result<sandbox_record> r) {
+            k(r);
+            self->quit();
+          });
+        });
+      return rp;
+    },
+    [=](atom::pause) -> caf::result<sandbox_record> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::pause);
+      if (!chk)
+        return to_error(chk.error());
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto k = deliver_to(rp);
+      auto rt = self->state.deps.runtime;
+      auto id = self->state.rec.id;
+      run_blocking(self, true, [rt, id] { return rt->pause(id); },
+                   [=](status s) {
+                     if (!s)
+                       return k(s.error());
+                     auto e = make_event(self->state.rec, event_type::paused);
+                     e.execution = current_execution(self->state.rec, now_ms());
+                     commit(self, std::move(e), k);
+                   });
+      return rp;
+    },
+    [=](atom::connect, int64_t timeout_s) -> caf::result<connect_result> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::resume);
+      if (!chk)
+        return to_error(chk.error());
+      auto rp = self->make_response_promise<connect_result>();
+      auto reply = [rp](bool resumed) mutable {
+        return [rp, resumed](result<sandbox_record> r) mutable {
+          if (r)
+            rp.deliver(connect_result{std::move(*r), resumed});
+          else
+            rp.deliver(to_error(r.error()));
+        };
+      };
+      if (self->state.rec.state == sandbox_state::running) {
+        auto e = make_event(self->state.rec, event_type::updated);
+        e.end_at_ms = now_ms() + timeout_s * 1000;
+        e.timeout_s = timeout_s;
+        commit(self, std::move(e), reply(false));
+        return rp;
+      }
+      auto rt = self->state.deps.runtime;
+      auto id = self->state.rec.id;
+      run_blocking(self, true, [rt, id] { return rt->resume(id); },
+                   [=](status s) mutable {
+                     if (!s)
+                       return reply(true)(s.error());
+                     auto e = make_event(self->state.rec, event_type::resumed);
+                     e.execution_id = new_uuid();
+                     e.end_at_ms = e.timestamp_ms + timeout_s * 1000;
+                     commit(self, std::move(e), reply(true));
+                   });
+      return rp;
+    },
+    [=](atom::kill, kill_reason reason) -> caf::result<sandbox_record> {
+      auto rp = self->make_response_promise<sandbox_record>();
+      kill_sandbox(self, reason, deliver_to(rp));
+      return rp;
+    },
+    [=](atom::timeout, int64_t timeout_s) -> caf::result<sandbox_record> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::set_timeout);
+      if (!chk)
+        return to_error(chk.error());
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto e = make_event(self->state.rec, event_type::updated);
+      e.end_at_ms = now_ms() + timeout_s * 1000;
+      e.timeout_s = timeout_s;
+      commit(self, std::move(e), deliver_to(rp));
+      return rp;
+    },
+    [=](atom::agent, const std::string& request,
+        int64_t timeout_ms) -> caf::result<std::string> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
+      if (!chk)
+        return to_error(chk.error());
+      auto rp = self->make_response_promise<std::string>();
+      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+      run_blocking(
+        self, false,
+        [sock, request, timeout_ms]() -> result<std::string> {
+          auto r = agent::call(sock, nlohmann::json::parse(request),
+                               std::chrono::milliseconds(timeout_ms));
+          if (!r)
+            return r.error();
+          return r->dump();
+        },
+        deliver_to(rp));
+      return rp;
+    },
+    [=](atom::exec, const std::string& request,
+        int64_t timeout_ms) -> caf::result<std::string> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
+      if (!chk)
+        return to_error(chk.error());
+      auto rp = self->make_response_promise<std::string>();
+      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+      run_blocking(
+        self, false,
+        [sock, request, timeout_ms]() -> result<std::string> {
+          auto r = agent::run(sock, nlohmann::json::parse(request),
+                              std::chrono::milliseconds(timeout_ms));
+          if (!r)
+            return r.error();
+          return nlohmann::json{{"pid", r->pid},
+                                {"stdout", r->stdout_data},
+                                {"stderr", r->stderr_data},
+                                {"exitCode", r->exit_code},
+                                {"exited", r->exited},
+                                {"timedOut", r->timed_out},
+                                {"status", r->status}}
+            .dump();
+        },
+        deliver_to(rp));
+      return rp;
+    },
+    [=](atom::metrics) -> caf::result<container_sample> {
+      auto st = self->state.rec.state;
+      if (st != sandbox_state::running && st != sandbox_state::paused)
+        return to_error(not_found("sandbox not found"));
+      auto rp = self->make_response_promise<container_sample>();
+      auto rt = self->state.deps.runtime;
+      auto& r = self->state.rec;
+      auto id = r.id;
+      auto cpu = r.cpu_count, mem = r.memory_mb, disk = r.disk_size_mb;
+      run_blocking(self, false,
+                   [=] { return rt->sample(id, cpu, mem, disk); },
+                   deliver_to(rp));
+      return rp;
+    },
+    [=](atom::expire, uint64_t generation) {
+      if (generation != self->state.ttl_generation
+          || self->state.rec.state != sandbox_state::running)
+        return;
+      spdlog::info("sandbox {}: timeout reached", self->state.rec.id);
+      kill_sandbox(self, kill_reason::timeout, [](result<sandbox_record>) {});
+    },
+  };
+}
+
+} // namespace
+
+sandbox_actor spawn_sandbox(caf::actor_system& sys, sandbox_record rec,
+                            sandbox_deps deps) {
+  return sys.spawn(sandbox_behavior, std::move(rec), std::move(deps));
+}
+
+} // namespace sandboxd

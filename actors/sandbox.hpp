@@ -1,0 +1,25 @@
+// The sandbox actor: owns one sandbox's record, TTL timer and container.
+#pragma once
+
+#include <memory>
+
+#include "actors/interfaces.hpp"
+
+namespace sandboxd {
+
+class container_runtime;
+
+/// What a sandbox actor needs from the rest of the system.
+struct sandbox_deps {
+  std::shared_ptr<container_runtime> runtime;
+  event_log_actor log;
+  registry_actor registry;
+  std::string lower_rootfs; // the template's root filesystem
+};
+
+/// Spawns the actor for `rec`: a new sandbox (state creating, then `start`)
+/// or one rebuilt from the log (then `reconcile`).
+sandbox_actor spawn_sandbox(caf::actor_system& sys, sandbox_record rec,
+                            sandbox_deps deps);
+
+} // namespace sandboxd

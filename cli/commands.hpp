@@ -1,0 +1,10 @@
+// The subcommands of the sandboxd binary.
+#pragma once
+
+namespace sandboxd::cli {
+
+int serve(int argc, char** argv);
+int keys(int argc, char** argv);
+int templates(int argc, char** argv);
+
+} // namespace sandboxd::cli

@@ -1,0 +1,42 @@
+#include <cstdio>
+#include <string>
+
+#include "cli/commands.hpp"
+
+namespace {
+
+const char* usage = R"(sandboxd — a self-hosted, E2B-compatible sandbox server
+
+Usage:
+  sandboxd serve [--data-dir DIR] [--api-listen HOST:PORT] [--envd-listen HOST:PORT]
+                 [--oci-runtime crun|runc|PATH] [--templates FILE] [--template-cache DIR]
+                 [--max-sandboxes N] [--http-threads N]
+  sandboxd keys create --org NAME [--data-dir DIR]
+  sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
+  sandboxd template list [--templates FILE] [--template-cache DIR]
+  sandboxd --help
+
+Defaults: --data-dir ./data, --api-listen 127.0.0.1:3000,
+--envd-listen 127.0.0.1:49983, --oci-runtime crun,
+--templates <repo>/ops/templates.json, --template-cache /var/cache/sandboxd/templates.
+)";
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "serve")
+    return sandboxd::cli::serve(argc, argv);
+  if (cmd == "keys")
+    return sandboxd::cli::keys(argc, argv);
+  if (cmd == "template")
+    return sandboxd::cli::templates(argc, argv);
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  std::fputs(usage, stderr);
+  if (!cmd.empty())
+    std::fprintf(stderr, "\nunknown command: %s\n", cmd.c_str());
+  return 2;
+}

@@ -1,0 +1,179 @@
+// `sandboxd serve`: open the store, replay the log into actors, reconcile
+// with the runtime, then serve HTTP until SIGINT/SIGTERM. Sandboxes outlive
+// the server: stopping it leaves them running for the next start to adopt.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/event_log.hpp"
+#include "actors/registry.hpp"
+#include "cli/commands.hpp"
+#include "cli/defaults.hpp"
+#include "cli/options.hpp"
+#include "http/admin_channel.hpp"
+#include "http/context.hpp"
+#include "http/server.hpp"
+#include "runtime/containers.hpp"
+#include "runtime/templates.hpp"
+#include "storage/store.hpp"
+
+namespace fs = std::filesystem;
+
+namespace sandboxd::cli {
+
+namespace {
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "sandboxd serve: %s\n", what.c_str());
+  return 1;
+}
+
+// First start of an empty data dir: org "default" and a key in DIR/api-key.
+result<std::string> bootstrap_key(store& db, const std::string& dir) {
+  auto path = dir + "/api-key";
+  if (db.has_keys()) {
+    std::ifstream in{path};
+    std::string key;
+    in >> key;
+    return key;
+  }
+  auto key = db.create_key("default");
+  if (!key)
+    return key.error();
+  auto old = ::umask(0077);
+  {
+    std::ofstream out{path, std::ios::trunc};
+    out << *key << "\n";
+  }
+  ::umask(old);
+  ::chmod(path.c_str(), 0600);
+  return key;
+}
+
+result<int> positive_int(const std::string& name, const std::string& v) {
+  try {
+    size_t used = 0;
+    auto n = std::stoi(v, &used);
+    if (used == v.size() && n > 0)
+      return n;
+  } catch (...) {
+  }
+  return bad_request("--" + name + " must be a positive integer");
+}
+
+} // namespace
+
+int serve(int argc, char** argv) {
+  auto opts = parse(argc, argv, 2,
+                    {"data-dir", "api-listen", "envd-listen", "oci-runtime",
+                     "templates", "template-cache", "max-sandboxes",
+                     "http-threads", "agent"});
+  if (!opts)
+    return fail(opts.error().message);
+  auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
+  if (!dir.empty() && dir.back() == '/')
+    dir.pop_back();
+  auto api_listen = opts->get("api-listen", "127.0.0.1:3000");
+  auto envd_listen = opts->get("envd-listen", "127.0.0.1:49983");
+  for (auto& l : {api_listen, envd_listen})
+    if (auto hp = http::parse_listen(l); !hp)
+      return fail(hp.error().message);
+  auto max_sandboxes = positive_int("max-sandboxes", opts->get("max-sandboxes", "200"));
+  auto http_threads = positive_int("http-threads", opts->get("http-threads", "4"));
+  if (!max_sandboxes)
+    return fail(max_sandboxes.error().message);
+  if (!http_threads)
+    return fail(http_threads.error().message);
+
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return fail("cannot create " + dir + ": " + ec.message());
+  auto opened = store::open(dir + "/db");
+  if (!opened)
+    return fail(opened.error().message
+                + " (is another sandboxd serving this data dir?)");
+  std::shared_ptr<store> db = std::move(*opened);
+  auto key = bootstrap_key(*db, dir);
+  if (!key)
+    return fail(key.error().message);
+
+  auto catalog = template_catalog::load(opts->get("templates", default_templates_file()),
+                                        opts->get("template-cache", default_template_cache));
+  if (!catalog)
+    return fail(catalog.error().message);
+  for (auto& t : catalog->all())
+    if (!catalog->is_built(t))
+      spdlog::warn("template {} is not built (sandboxd template build {})", t.name, t.name);
+  auto runtime = std::make_shared<container_runtime>(
+    opts->get("oci-runtime", "crun"), dir,
+    opts->get("agent", self_dir() + "/sandboxd-agent"));
+  if (auto st = runtime->check_host(); !st)
+    return fail(st.error().message);
+
+  // Signals are taken by sigwait below, never by a worker thread.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto log = spawn_event_log(sys, db);
+  registry_config rcfg;
+  rcfg.db = db;
+  rcfg.runtime = runtime;
+  rcfg.templates = std::make_shared<const template_catalog>(std::move(*catalog));
+  rcfg.log = log;
+  rcfg.max_sandboxes = static_cast<size_t>(*max_sandboxes);
+  auto registry = spawn_registry(sys, rcfg);
+  {
+    caf::scoped_actor self{sys};
+    bool ok = true;
+    self->request(registry, caf::infinite, atom::recover::value)
+      .receive(
+        [&](uint64_t live) {
+          spdlog::info("replayed {} events; {} live sandboxes", db->last_seq(), live);
+        },
+        [&](caf::error& e) {
+          ok = false;
+          spdlog::error("recovery failed: {}", from_error(e).message);
+        });
+    if (!ok)
+      return 1;
+  }
+  http::api_context ctx{sys, registry, db};
+  auto server = http::api_server::start(ctx, api_listen, *http_threads);
+  if (!server)
+    return fail(server.error().message);
+  auto admin = admin_channel::start(dir + "/admin.sock", db);
+  if (!admin)
+    return fail(admin.error().message);
+  std::printf("sandboxd is serving\n"
+              "  API:      http://%s\n"
+              "  envd:     http://%s (data plane: not served yet)\n"
+              "  data dir: %s\n"
+              "  API key:  %s (also in %s/api-key)\n",
+              api_listen.c_str(), envd_listen.c_str(), dir.c_str(), key->c_str(),
+              dir.c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  spdlog::info("signal {}: stopping; sandboxes keep running", sig);
+  (*server)->stop();
+  admin->reset();
+  // Every event is already synced; sandbox actors hold nothing to flush and
+  // their containers must keep running, so leave without tearing them down.
+  std::fflush(stdout);
+  std::_Exit(0);
+}
+
+} // namespace sandboxd::cli

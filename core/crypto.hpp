@@ -1,0 +1,28 @@
+// Hashes used for API keys and access tokens (OpenSSL; no hand-written crypto).
+#pragma once
+
+#include <string>
+
+namespace sandboxd {
+
+/// SHA-256 of `data` as lowercase hex.
+std::string sha256_hex(const std::string& data);
+
+/// HMAC-SHA256(key, data) as lowercase hex.
+std::string hmac_sha256_hex(const std::string& key, const std::string& data);
+
+/// Constant-time comparison for secrets.
+bool secure_equals(const std::string& a, const std::string& b);
+
+}  // namespace sandboxd
+
+namespace sandboxd {
+
+/// The envd access token of a sandbox: derived, never stored, so the log
+/// holds no secret and every restart reproduces the same token.
+inline std::string envd_access_token(const std::string& server_secret,
+                                     const std::string& sandbox_id) {
+  return hmac_sha256_hex(server_secret, "envd:" + sandbox_id).substr(0, 48);
+}
+
+} // namespace sandboxd

@@ -1,0 +1,137 @@
+#include "core/event.hpp"
+
+#include <sstream>
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/string.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+
+namespace sandboxd {
+
+std::string to_string(event_type t) {
+  switch (t) {
+    case event_type::created: return "sandbox.lifecycle.created";
+    case event_type::paused: return "sandbox.lifecycle.paused";
+    case event_type::resumed: return "sandbox.lifecycle.resumed";
+    case event_type::killed: return "sandbox.lifecycle.killed";
+    case event_type::updated: return "sandbox.lifecycle.updated";
+  }
+  return "unknown";
+}
+
+std::optional<event_type> parse_event_type(const std::string& s) {
+  for (auto t : {event_type::created, event_type::paused, event_type::resumed,
+                 event_type::killed, event_type::updated})
+    if (to_string(t) == s)
+      return t;
+  return std::nullopt;
+}
+
+std::string to_string(kill_reason r) {
+  switch (r) {
+    case kill_reason::request: return "request";
+    case kill_reason::timeout: return "timeout";
+    case kill_reason::orphaned: return "orphaned";
+    case kill_reason::error: return "error";
+  }
+  return "unknown";
+}
+
+nlohmann::json to_json(const event& e) {
+  nlohmann::json data;
+  data["sandbox_metadata"] = e.metadata;
+  if (e.type == event_type::updated)
+    data["set_timeout"] = to_rfc3339(e.end_at_ms);
+  if (e.execution) {
+    data["execution"] = {
+      {"started_at", to_rfc3339(e.execution->started_at_ms)},
+      {"vcpu_count", e.execution->vcpu_count},
+      {"memory_mb", e.execution->memory_mb},
+      {"execution_time_ms", e.execution->execution_time_ms},
+    };
+  }
+  if (e.reason)
+    data["kill_reason"] = to_string(*e.reason);
+  return {
+    {"id", e.id},
+    {"version", "v1"},
+    {"type", to_string(e.type)},
+    {"timestamp", to_rfc3339(e.timestamp_ms)},
+    {"sandboxId", e.sandbox_id},
+    {"sandboxExecutionId", e.execution_id},
+    {"sandboxTemplateId", e.template_id},
+    {"sandboxBuildId", e.template_id},
+    {"sandboxTeamId", e.team_id},
+    {"eventData", std::move(data)},
+  };
+}
+
+} // namespace sandboxd
+
+namespace cereal {
+
+template <class Archive>
+void serialize(Archive& ar, sandboxd::execution_info& x) {
+  ar(x.started_at_ms, x.vcpu_count, x.memory_mb, x.execution_time_ms);
+}
+
+} // namespace cereal
+
+namespace sandboxd {
+
+namespace {
+
+// Version byte first so the layout can evolve without breaking old logs.
+constexpr uint8_t event_format_version = 1;
+
+template <class Archive>
+void serialize_event(Archive& ar, event& e) {
+  auto type = static_cast<uint8_t>(e.type);
+  std::optional<uint8_t> reason;
+  if (e.reason)
+    reason = static_cast<uint8_t>(*e.reason);
+  ar(e.seq, e.id, type, e.timestamp_ms, e.sandbox_id, e.template_id, e.team_id,
+     e.execution_id, e.metadata, e.end_at_ms, e.env_vars, e.alias, e.cpu_count,
+     e.memory_mb, e.disk_size_mb, e.timeout_s, e.execution, reason);
+  e.type = static_cast<event_type>(type);
+  if (reason)
+    e.reason = static_cast<kill_reason>(*reason);
+}
+
+} // namespace
+
+std::string encode(const event& e) {
+  std::ostringstream out;
+  {
+    cereal::BinaryOutputArchive ar(out);
+    auto copy = e;
+    uint8_t version = event_format_version;
+    ar(version);
+    serialize_event(ar, copy);
+  }
+  return out.str();
+}
+
+std::optional<event> decode_event(const std::string& bytes) {
+  try {
+    std::istringstream in(bytes);
+    cereal::BinaryInputArchive ar(in);
+    uint8_t version = 0;
+    ar(version);
+    if (version != event_format_version)
+      return std::nullopt;
+    event e;
+    serialize_event(ar, e);
+    if (static_cast<uint8_t>(e.type) > static_cast<uint8_t>(event_type::updated))
+      return std::nullopt;
+    return e;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+} // namespace sandboxd

@@ -1,0 +1,72 @@
+// The lifecycle event: the unit of the append-only log that is the source of
+// truth for every sandbox. Serialized with cereal into RocksDB; rendered to
+// E2B's public event shape by to_json.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace sandboxd {
+
+enum class event_type : uint8_t { created, paused, resumed, killed, updated };
+
+/// "sandbox.lifecycle.created" etc.
+std::string to_string(event_type t);
+std::optional<event_type> parse_event_type(const std::string& s);
+
+/// Why a sandbox ended, recorded in `killed` events.
+enum class kill_reason : uint8_t { request, timeout, orphaned, error };
+std::string to_string(kill_reason r);
+
+/// One stretch of running time (created or resumed → paused or killed).
+struct execution_info {
+  int64_t started_at_ms = 0;
+  int32_t vcpu_count = 0;
+  int32_t memory_mb = 0;
+  int64_t execution_time_ms = 0;
+};
+
+struct event {
+  uint64_t seq = 0;             // assigned by the log, strictly increasing
+  std::string id;               // uuid
+  event_type type = event_type::created;
+  int64_t timestamp_ms = 0;
+  std::string sandbox_id;
+  std::string template_id;
+  std::string team_id;          // the org's id
+  std::string execution_id;     // changes on every create/resume
+  std::map<std::string, std::string> metadata;
+  // The sandbox's endAt after this event (created, resumed, updated).
+  int64_t end_at_ms = 0;
+  // `created` carries the whole spec so that replay alone rebuilds state.
+  std::map<std::string, std::string> env_vars;
+  std::string alias;
+  int32_t cpu_count = 0;
+  int32_t memory_mb = 0;
+  int32_t disk_size_mb = 0;
+  int64_t timeout_s = 0;
+  // `paused` and `killed`.
+  std::optional<execution_info> execution;
+  // `killed`.
+  std::optional<kill_reason> reason;
+};
+
+/// E2B's public shape: {id, version, type, timestamp, sandboxId, ...,
+/// eventData{sandbox_metadata, set_timeout?, execution?, kill_reason?}}.
+/// Internal fields (env vars, resources) are never rendered.
+nlohmann::json to_json(const event& e);
+
+/// cereal encoding used for storage; decode returns nullopt on corrupt bytes.
+std::string encode(const event& e);
+std::optional<event> decode_event(const std::string& bytes);
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, execution_info& x) {
+  return f(x.started_at_ms, x.vcpu_count, x.memory_mb, x.execution_time_ms);
+}
+
+}  // namespace sandboxd

@@ -1,0 +1,117 @@
+#include "core/sandbox.hpp"
+
+namespace sandboxd {
+
+std::string to_string(sandbox_state s) {
+  switch (s) {
+    case sandbox_state::creating: return "creating";
+    case sandbox_state::running: return "running";
+    case sandbox_state::paused: return "paused";
+    case sandbox_state::stopped: return "stopped";
+    case sandbox_state::error: return "error";
+  }
+  return "unknown";
+}
+
+std::optional<sandbox_state> parse_sandbox_state(const std::string& s) {
+  for (auto st : {sandbox_state::creating, sandbox_state::running,
+                  sandbox_state::paused, sandbox_state::stopped,
+                  sandbox_state::error})
+    if (to_string(st) == s)
+      return st;
+  return std::nullopt;
+}
+
+status check_transition(sandbox_state state, sandbox_op op) {
+  if (state == sandbox_state::stopped || state == sandbox_state::error)
+    return not_found("sandbox not found");
+  if (state == sandbox_state::creating)
+    return conflict("sandbox is still being created");
+  switch (op) {
+    case sandbox_op::pause:
+      if (state == sandbox_state::paused)
+        return conflict("sandbox is already paused");
+      return success();
+    case sandbox_op::resume:
+      // Resuming a running sandbox is a no-op that still succeeds (connect).
+      return success();
+    case sandbox_op::kill:
+      return success();
+    case sandbox_op::set_timeout:
+    case sandbox_op::use:
+      if (state == sandbox_state::paused)
+        return conflict("sandbox is paused");
+      return success();
+  }
+  return internal_error("unknown operation");
+}
+
+status apply(sandbox_record& rec, const event& e) {
+  if (e.type != event_type::created && e.sandbox_id != rec.id)
+    return bad_request("event " + e.id + " belongs to another sandbox");
+  if (rec.last_seq != 0 && e.seq != 0 && e.seq <= rec.last_seq)
+    return bad_request("event " + e.id + " is out of order");
+  switch (e.type) {
+    case event_type::created:
+      if (rec.last_seq != 0)
+        return bad_request("sandbox " + e.sandbox_id + " created twice");
+      rec.id = e.sandbox_id;
+      rec.org_id = e.team_id;
+      rec.template_id = e.template_id;
+      rec.alias = e.alias;
+      rec.metadata = e.metadata;
+      rec.env_vars = e.env_vars;
+      rec.cpu_count = e.cpu_count;
+      rec.memory_mb = e.memory_mb;
+      rec.disk_size_mb = e.disk_size_mb;
+      rec.timeout_s = e.timeout_s;
+      rec.started_at_ms = e.timestamp_ms;
+      rec.end_at_ms = e.end_at_ms;
+      rec.state = sandbox_state::running;
+      rec.execution_id = e.execution_id;
+      rec.execution_started_ms = e.timestamp_ms;
+      break;
+    case event_type::paused:
+      if (rec.state != sandbox_state::running)
+        return bad_request("paused while " + to_string(rec.state));
+      rec.state = sandbox_state::paused;
+      break;
+    case event_type::resumed:
+      if (rec.state != sandbox_state::paused)
+        return bad_request("resumed while " + to_string(rec.state));
+      rec.state = sandbox_state::running;
+      rec.end_at_ms = e.end_at_ms;
+      rec.execution_id = e.execution_id;
+      rec.execution_started_ms = e.timestamp_ms;
+      break;
+    case event_type::updated:
+      if (rec.state != sandbox_state::running
+          && rec.state != sandbox_state::paused)
+        return bad_request("updated while " + to_string(rec.state));
+      rec.end_at_ms = e.end_at_ms;
+      if (e.timeout_s > 0)
+        rec.timeout_s = e.timeout_s;
+      break;
+    case event_type::killed:
+      if (rec.state == sandbox_state::stopped)
+        return bad_request("killed twice");
+      rec.state = sandbox_state::stopped;
+      rec.end_reason = e.reason;
+      break;
+  }
+  rec.last_seq = e.seq;
+  return success();
+}
+
+execution_info current_execution(const sandbox_record& rec, int64_t now_ms) {
+  execution_info x;
+  x.started_at_ms = rec.execution_started_ms;
+  x.vcpu_count = rec.cpu_count;
+  x.memory_mb = rec.memory_mb;
+  x.execution_time_ms = rec.state == sandbox_state::running
+                          ? now_ms - rec.execution_started_ms
+                          : 0;
+  return x;
+}
+
+}  // namespace sandboxd

@@ -1,0 +1,66 @@
+// The sandbox as the log describes it, and the state machine that moves it:
+//   creating → running ⇄ paused → stopped, or error.
+// Pure functions over plain data so replay, the live actor and the tests all
+// share one definition of what a transition means.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/event.hpp"
+#include "core/result.hpp"
+
+namespace sandboxd {
+
+enum class sandbox_state : uint8_t { creating, running, paused, stopped, error };
+
+std::string to_string(sandbox_state s);
+std::optional<sandbox_state> parse_sandbox_state(const std::string& s);
+
+/// What a client asked for when creating a sandbox (already validated).
+struct create_spec {
+  std::string org_id;
+  std::string template_id;
+  int64_t timeout_s = 300;
+  std::map<std::string, std::string> metadata;
+  std::map<std::string, std::string> env_vars;
+};
+
+/// Everything known about one sandbox; rebuilt by folding its events.
+struct sandbox_record {
+  std::string id;
+  std::string org_id;
+  std::string template_id;
+  std::string alias;
+  std::map<std::string, std::string> metadata;
+  std::map<std::string, std::string> env_vars;
+  int32_t cpu_count = 0;
+  int32_t memory_mb = 0;
+  int32_t disk_size_mb = 0;
+  int64_t timeout_s = 0;
+  int64_t started_at_ms = 0;      // creation time
+  int64_t end_at_ms = 0;          // when the TTL ends it (while running)
+  sandbox_state state = sandbox_state::creating;
+  std::string execution_id;
+  int64_t execution_started_ms = 0;
+  std::optional<kill_reason> end_reason;
+  uint64_t last_seq = 0;          // the last event folded in
+};
+
+/// Operations a client (or a timer) can ask of a sandbox.
+enum class sandbox_op : uint8_t { pause, resume, kill, set_timeout, use };
+
+/// Whether `op` is allowed in `state`; the failure says why not (404 for a
+/// sandbox that is gone, 409 for a conflict such as pausing a paused one).
+status check_transition(sandbox_state state, sandbox_op op);
+
+/// Folds one event into the record. Events of other sandboxes, or that make
+/// no sense in the current state, are rejected so replay can flag them.
+status apply(sandbox_record& rec, const event& e);
+
+/// The running-time summary for a paused/killed event at `now_ms`.
+execution_info current_execution(const sandbox_record& rec, int64_t now_ms);
+
+}  // namespace sandboxd

@@ -1,0 +1,38 @@
+// Validating request bodies: every bad input becomes a 400 naming the field.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.hpp"
+
+namespace sandboxd::http {
+
+using json = nlohmann::json;
+
+/// Parses a JSON object; an empty body counts as {} when `allow_empty`.
+result<json> parse_object(const std::string& body, bool allow_empty = false);
+
+/// A required (or, with a fallback, optional) string field.
+result<std::string> string_field(const json& obj, const std::string& name,
+                                 std::optional<std::string> fallback = {});
+
+/// An integer field within [lo, hi].
+result<int64_t> int_field(const json& obj, const std::string& name,
+                          std::optional<int64_t> fallback, int64_t lo,
+                          int64_t hi);
+
+/// An object of string values (metadata, envVars); absent or null → {}.
+result<std::map<std::string, std::string>>
+string_map_field(const json& obj, const std::string& name);
+
+/// An integer query parameter within [lo, hi].
+result<int64_t> int_param(const std::optional<std::string>& raw,
+                          const std::string& name, int64_t fallback, int64_t lo,
+                          int64_t hi);
+
+} // namespace sandboxd::http

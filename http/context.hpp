@@ -1,0 +1,42 @@
+// What route handlers reach: the actor system, the registry, the store.
+#pragma once
+
+#include <memory>
+
+#include <caf/all.hpp>
+
+#include "actors/interfaces.hpp"
+#include "http/request.hpp"
+
+namespace sandboxd {
+class store;
+} // namespace sandboxd
+
+namespace sandboxd::http {
+
+struct api_context {
+  caf::actor_system& sys;
+  registry_actor registry;
+  std::shared_ptr<store> db;
+};
+
+/// Replies with the error carried by a failed request.
+inline auto reply_error_to(std::shared_ptr<responder> out) {
+  return [out](caf::error& e) { out->send_error(from_error(e)); };
+}
+
+/// Looks up the caller's sandbox `:id` and hands its actor to `f(self, sb)`
+/// inside a one-shot actor; 404 when it is not the caller's.
+template <class F>
+void with_sandbox(api_context& ctx, const request& req, F f) {
+  auto out = req.out;
+  auto org = req.org;
+  auto id = req.params.at("id");
+  auto reg = ctx.registry;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::lookup::value, org, id)
+      .then([=](sandbox_actor& sb) { f(self, sb); }, reply_error_to(out));
+  });
+}
+
+} // namespace sandboxd::http

@@ -1,0 +1,93 @@
+#include "http/routes.hpp"
+
+#include "http/context.hpp"
+
+namespace sandboxd::http {
+
+// Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp.
+void create_sandbox(api_context&, request&);
+void list_sandboxes(api_context&, request&);
+void get_sandbox(api_context&, request&);
+void kill_sandbox(api_context&, request&);
+void pause_sandbox(api_context&, request&);
+void connect_sandbox(api_context&, request&);
+void timeout_sandbox(api_context&, request&);
+void refresh_sandbox(api_context&, request&);
+void run_process(api_context&, request&);
+void list_files(api_context&, request&);
+void read_file(api_context&, request&);
+void write_file(api_context&, request&);
+void remove_file(api_context&, request&);
+void sandbox_health(api_context&, request&);
+void sandbox_envs(api_context&, request&);
+void sandbox_metrics(api_context&, request&);
+
+namespace {
+
+void server_health(api_context&, request& req) {
+  req.out->send_json(200, {{"status", "ok"}});
+}
+
+} // namespace
+
+const std::vector<route>& control_plane_routes() {
+  static const std::vector<route> routes = {
+    {"GET", "/health", server_health, false},
+    {"POST", "/sandboxes", create_sandbox},
+    {"POST", "/v2/sandboxes", create_sandbox},
+    {"GET", "/sandboxes", list_sandboxes},
+    {"GET", "/sandboxes/:id", get_sandbox},
+    {"DELETE", "/sandboxes/:id", kill_sandbox},
+    {"POST", "/sandboxes/:id/pause", pause_sandbox},
+    {"POST", "/sandboxes/:id/connect", connect_sandbox},
+    {"POST", "/v2/sandboxes/:id/connect", connect_sandbox},
+    {"POST", "/sandboxes/:id/resume", connect_sandbox},
+    {"POST", "/sandboxes/:id/timeout", timeout_sandbox},
+    {"POST", "/sandboxes/:id/refreshes", refresh_sandbox},
+    {"POST", "/sandboxes/:id/processes", run_process},
+    {"GET", "/sandboxes/:id/filesystem/list", list_files},
+    {"GET", "/sandboxes/:id/filesystem", read_file},
+    {"POST", "/sandboxes/:id/filesystem", write_file},
+    {"DELETE", "/sandboxes/:id/filesystem", remove_file},
+    {"GET", "/sandboxes/:id/health", sandbox_health},
+    {"GET", "/sandboxes/:id/metrics", sandbox_metrics},
+    {"GET", "/sandboxes/:id/envs", sandbox_envs},
+  };
+  return routes;
+}
+
+bool match_route(const std::string& pattern, const std::string& path,
+                 std::map<std::string, std::string>& params) {
+  size_t pi = 0, si = 0;
+  std::map<std::string, std::string> found;
+  while (pi < pattern.size() && si < path.size()) {
+    if (pattern[pi] == ':') {
+      auto pend = pattern.find('/', pi);
+      auto send = path.find('/', si);
+      auto name = pattern.substr(pi + 1, pend == std::string::npos
+                                           ? std::string::npos
+                                           : pend - pi - 1);
+      auto value = path.substr(si, send == std::string::npos ? std::string::npos
+                                                             : send - si);
+      if (value.empty())
+        return false;
+      found[name] = value;
+      pi = pend == std::string::npos ? pattern.size() : pend;
+      si = send == std::string::npos ? path.size() : send;
+      continue;
+    }
+    if (pattern[pi] != path[si])
+      return false;
+    ++pi;
+    ++si;
+  }
+  // A single trailing slash on the request is tolerated.
+  if (si + 1 == path.size() && path[si] == '/')
+    ++si;
+  if (pi != pattern.size() || si != path.size())
+    return false;
+  params = std::move(found);
+  return true;
+}
+
+} // namespace sandboxd::http

@@ -1,0 +1,205 @@
+// The SandBase additions: run a process to completion, small-file access,
+// health, metrics and environment. All of it goes through the sandbox actor
+// to the in-sandbox agent; paths are resolved by the agent inside the
+// sandbox, so `..` and symlinks never reach the host.
+#include "core/result.hpp"
+#include "http/body.hpp"
+#include "http/context.hpp"
+#include "http/e2b_json.hpp"
+#include "http/routes.hpp"
+#include "runtime/base64.hpp"
+
+namespace sandboxd::http {
+
+namespace {
+
+constexpr int64_t max_rest_file = 1024 * 1024; // larger files go through envd
+
+// "user" unless the caller names another account inside the sandbox.
+result<std::string> user_of(const request& req, const json* body = nullptr) {
+  std::string user = "user";
+  if (auto q = req.query_param("username"))
+    user = *q;
+  if (body && body->contains("user")) {
+    auto u = string_field(*body, "user");
+    if (!u)
+      return u.error();
+    user = *u;
+  }
+  if (user.empty())
+    return bad_request("username must not be empty");
+  return user;
+}
+
+result<std::string> path_param(const request& req) {
+  auto p = req.query_param("path");
+  if (!p || p->empty())
+    return bad_request("path is required");
+  return *p;
+}
+
+// Sends `op` to the sandbox's agent and hands the terminal frame to `f`.
+template <class F>
+void agent_call(api_context& ctx, request& req, json op, F f,
+                int64_t timeout_ms = 30000) {
+  auto out = req.out;
+  auto text = op.dump();
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::agent::value, text, timeout_ms)
+      .then([=](std::string& reply) { f(out, json::parse(reply)); },
+            reply_error_to(out));
+  });
+}
+
+} // namespace
+
+void run_process(api_context& ctx, request& req) {
+  auto body = parse_object(req.body);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto cmd = string_field(*body, "cmd");
+  if (!cmd)
+    return req.out->send_error(cmd.error());
+  if (cmd->empty())
+    return req.out->send_error(bad_request("cmd must not be empty"));
+  json args = json::array();
+  if (auto a = body->find("args"); a != body->end() && !a->is_null()) {
+    if (!a->is_array())
+      return req.out->send_error(bad_request("args must be an array of strings"));
+    for (auto& x : *a) {
+      if (!x.is_string())
+        return req.out->send_error(bad_request("args must be an array of strings"));
+      args.push_back(x);
+    }
+  }
+  auto env = string_map_field(*body, "envVars");
+  if (!env)
+    return req.out->send_error(env.error());
+  auto cwd = string_field(*body, "cwd", std::string{});
+  if (!cwd)
+    return req.out->send_error(cwd.error());
+  auto timeout = int_field(*body, "timeout", 60, 1, 3600);
+  if (!timeout)
+    return req.out->send_error(timeout.error());
+  auto user = user_of(req, &*body);
+  if (!user)
+    return req.out->send_error(user.error());
+  json op = {{"op", "exec"},  {"cmd", *cmd},  {"args", args},
+             {"env", *env},   {"user", *user}, {"timeout_ms", *timeout * 1000},
+             {"stdin", false}};
+  if (!cwd->empty())
+    op["cwd"] = *cwd;
+  auto out = req.out;
+  auto text = op.dump();
+  auto budget_ms = *timeout * 1000 + 10000;
+  auto secs = *timeout;
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::exec::value, text, budget_ms)
+      .then(
+        [=](std::string& reply) {
+          auto r = json::parse(reply);
+          if (r.value("timedOut", false))
+            return out->send_error(bad_gateway(
+              "process timed out after " + std::to_string(secs)
+              + " s and was killed"));
+          out->send_json(200, {{"processID", std::to_string(r.value("pid", 0))},
+                               {"stdout", r.value("stdout", "")},
+                               {"stderr", r.value("stderr", "")},
+                               {"exitCode", r.value("exitCode", -1)}});
+        },
+        reply_error_to(out));
+  });
+}
+
+void list_files(api_context& ctx, request& req) {
+  auto path = path_param(req);
+  if (!path)
+    return req.out->send_error(path.error());
+  auto user = user_of(req);
+  if (!user)
+    return req.out->send_error(user.error());
+  auto p = *path;
+  agent_call(ctx, req, {{"op", "list"}, {"path", p}, {"depth", 1}, {"user", *user}},
+             [p](auto out, const json& r) {
+               out->send_json(200, {{"path", p}, {"entries", r.at("entries")}});
+             });
+}
+
+void read_file(api_context& ctx, request& req) {
+  auto path = path_param(req);
+  if (!path)
+    return req.out->send_error(path.error());
+  auto user = user_of(req);
+  if (!user)
+    return req.out->send_error(user.error());
+  auto p = *path;
+  agent_call(ctx, req,
+             {{"op", "read"}, {"path", p}, {"user", *user}, {"max_bytes", max_rest_file}},
+             [p](auto out, const json& r) {
+               out->send_json(200, {{"path", p},
+                                    {"size", r.value("size", 0)},
+                                    {"encoding", "base64"},
+                                    {"content", r.value("data", "")}});
+             });
+}
+
+void write_file(api_context& ctx, request& req) {
+  auto body = parse_object(req.body);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto path = string_field(*body, "path");
+  if (!path)
+    return req.out->send_error(path.error());
+  if (path->empty())
+    return req.out->send_error(bad_request("path must not be empty"));
+  auto content = string_field(*body, "content");
+  if (!content)
+    return req.out->send_error(content.error());
+  auto bytes = base64::decode(*content);
+  if (!bytes)
+    return req.out->send_error(bad_request("content must be base64"));
+  if (static_cast<int64_t>(bytes->size()) > max_rest_file)
+    return req.out->send_error(
+      bad_request("content is larger than 1 MiB; upload through envd's /files"));
+  auto user = user_of(req, &*body);
+  if (!user)
+    return req.out->send_error(user.error());
+  agent_call(ctx, req,
+             {{"op", "write"}, {"path", *path}, {"user", *user}, {"data", *content}},
+             [](auto out, const json& r) { out->send_json(200, r.at("entry")); });
+}
+
+void remove_file(api_context& ctx, request& req) {
+  auto path = path_param(req);
+  if (!path)
+    return req.out->send_error(path.error());
+  auto user = user_of(req);
+  if (!user)
+    return req.out->send_error(user.error());
+  agent_call(ctx, req, {{"op", "remove"}, {"path", *path}, {"user", *user}},
+             [](auto out, const json&) { out->send_empty(204); });
+}
+
+void sandbox_health(api_context& ctx, request& req) {
+  agent_call(ctx, req, {{"op", "ping"}},
+             [](auto out, const json&) { out->send_empty(204); }, 5000);
+}
+
+void sandbox_envs(api_context& ctx, request& req) {
+  agent_call(ctx, req, {{"op", "env"}},
+             [](auto out, const json& r) { out->send_json(200, r.at("env")); });
+}
+
+void sandbox_metrics(api_context& ctx, request& req) {
+  auto out = req.out;
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::metrics::value)
+      .then(
+        [=](container_sample& s) {
+          out->send_json(200, json::array({metric_json(s)}));
+        },
+        reply_error_to(out));
+  });
+}
+
+} // namespace sandboxd::http

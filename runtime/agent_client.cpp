@@ -1,0 +1,203 @@
+#include "runtime/agent_client.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "runtime/agent_protocol.hpp"
+#include "runtime/base64.hpp"
+
+namespace sandboxd::agent {
+namespace {
+
+constexpr size_t kUploadPiece = 4u * 1024 * 1024;  // raw bytes per data frame
+
+failure unreachable(const std::string& why) { return bad_gateway("sandbox agent unreachable: " + why); }
+failure timed_out() { return failure{504, "timed out waiting for sandbox agent"}; }
+
+failure io_failure(io_status s, const std::string& detail) {
+  if (s == io_status::timeout) return timed_out();
+  return unreachable(detail.empty() ? to_string(s) : detail);
+}
+
+class fd_guard {
+ public:
+  explicit fd_guard(int fd = -1) : fd_(fd) {}
+  ~fd_guard() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Connects a non-blocking unix stream socket; returns fd or a failure.
+result<int> connect_agent(const std::string& path, const deadline& dl) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) return unreachable("invalid socket path: " + path);
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return unreachable(std::string("socket: ") + std::strerror(errno));
+  for (;;) {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) break;
+    int e = errno;
+    if (e == EINTR) continue;
+    if (e == EAGAIN && dl && clock::now() < *dl) {
+      // Listen backlog full: unix sockets want the connect retried.
+      ::poll(nullptr, 0, 10);
+      continue;
+    }
+    ::close(fd);
+    if (e == EAGAIN) return timed_out();
+    return unreachable("connect " + path + ": " + std::strerror(e));
+  }
+  return fd;
+}
+
+deadline deadline_after(std::chrono::milliseconds timeout) { return clock::now() + timeout; }
+
+// Reads frames until the terminal one, forwarding each to on_frame.
+status read_until_terminal(int fd, const deadline& dl, const std::function<bool(const json&)>& on_frame) {
+  for (;;) {
+    json frame;
+    std::string detail;
+    io_status s = read_frame(fd, frame, dl, &detail);
+    if (s == io_status::eof) return unreachable("connection closed before the response was complete");
+    if (s != io_status::ok) return io_failure(s, detail);
+    bool terminal = is_terminal(frame);
+    bool keep = on_frame(frame);
+    if (terminal) {
+      if (frame.value("type", "") == "error") return failure_from_error_frame(frame);
+      return success();
+    }
+    if (!keep) return success();
+  }
+}
+
+}  // namespace
+
+failure failure_from_error_frame(const json& frame) {
+  std::string c = frame.contains("code") && frame["code"].is_string() ? frame["code"].get<std::string>() : "internal";
+  std::string m = frame.contains("message") && frame["message"].is_string() ? frame["message"].get<std::string>()
+                                                                              : "agent error: " + c;
+  return failure{http_status_for_code(c), m};
+}
+
+status stream(const std::string& socket_path, const json& request, const std::function<bool(const json&)>& on_frame,
+              std::chrono::milliseconds timeout) {
+  deadline dl = deadline_after(timeout);
+  auto fd = connect_agent(socket_path, dl);
+  if (!fd) return fd.error();
+  fd_guard guard(*fd);
+  io_status s = write_frame(guard.get(), request, dl);
+  if (s != io_status::ok) return io_failure(s, std::string("send request: ") + to_string(s));
+  return read_until_terminal(guard.get(), dl, on_frame);
+}
+
+result<json> call(const std::string& socket_path, const json& request, std::chrono::milliseconds timeout) {
+  json terminal;
+  status st = stream(
+      socket_path, request,
+      [&](const json& frame) {
+        if (is_terminal(frame)) terminal = frame;
+        return true;
+      },
+      timeout);
+  if (!st) return st.error();
+  return terminal;
+}
+
+result<exec_outcome> run(const std::string& socket_path, const json& exec_request, std::chrono::milliseconds timeout) {
+  json req = exec_request;
+  req["op"] = "exec";
+  exec_outcome out;
+  std::optional<failure> bad;
+  status st = stream(
+      socket_path, req,
+      [&](const json& frame) {
+        std::string type = frame.value("type", "");
+        if (type == "start") {
+          out.pid = frame.value("pid", 0);
+        } else if (type == "stdout" || type == "stderr" || type == "pty") {
+          auto data = frame.find("data");
+          std::optional<std::string> bytes;
+          if (data != frame.end() && data->is_string()) bytes = base64::decode(data->get_ref<const std::string&>());
+          if (!bytes) {
+            bad = internal_error("agent sent invalid base64 output");
+            return false;
+          }
+          (type == "stderr" ? out.stderr_data : out.stdout_data) += *bytes;
+        } else if (type == "end") {
+          out.exit_code = frame.value("exit_code", -1);
+          out.exited = frame.value("exited", false);
+          out.timed_out = frame.value("timed_out", false);
+          out.status = frame.value("status", "");
+        }
+        return true;
+      },
+      timeout);
+  if (bad) return *bad;
+  if (!st) return st.error();
+  return out;
+}
+
+result<json> write_stream(const std::string& socket_path, const json& request,
+                          const std::function<std::optional<std::string>()>& next_chunk,
+                          std::chrono::milliseconds timeout) {
+  deadline dl = deadline_after(timeout);
+  auto fd = connect_agent(socket_path, dl);
+  if (!fd) return fd.error();
+  fd_guard guard(*fd);
+  json req = request;
+  req["op"] = "write_stream";
+
+  json terminal;
+  auto collect = [&](const json& frame) {
+    if (is_terminal(frame)) terminal = frame;
+    return true;
+  };
+  // If the agent answers early (an error while we are still uploading), read
+  // its answer instead of pushing more data.
+  auto agent_spoke = [&]() {
+    pollfd p{guard.get(), POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  };
+  auto finish = [&]() -> result<json> {
+    status st = read_until_terminal(guard.get(), dl, collect);
+    if (!st) return st.error();
+    if (terminal.value("type", "") != "result") return internal_error("unexpected response from agent");
+    return terminal;
+  };
+  auto send_failed = [&](io_status s) -> result<json> {
+    if (s == io_status::timeout) return timed_out();
+    // The agent may have closed after reporting an error: surface that.
+    return finish();
+  };
+
+  io_status s = write_frame(guard.get(), req, dl);
+  if (s != io_status::ok) return send_failed(s);
+  for (;;) {
+    if (agent_spoke()) return finish();
+    std::optional<std::string> chunk = next_chunk();
+    if (!chunk) break;
+    for (size_t off = 0; off < chunk->size(); off += kUploadPiece) {
+      std::string_view piece(chunk->data() + off, std::min(kUploadPiece, chunk->size() - off));
+      s = write_frame(guard.get(), json{{"data", base64::encode(piece)}}, dl);
+      if (s != io_status::ok) return send_failed(s);
+    }
+  }
+  s = write_frame(guard.get(), json{{"end", true}}, dl);
+  if (s != io_status::ok) return send_failed(s);
+  return finish();
+}
+
+}  // namespace sandboxd::agent

@@ -1,0 +1,56 @@
+// Host-side client for the in-sandbox agent (see agent_protocol.hpp).
+// All calls are blocking and meant for worker threads; each opens its own
+// unix-socket connection. Timeouts are overall deadlines for the call.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.hpp"
+
+namespace sandboxd::agent {
+
+using json = nlohmann::json;
+
+/// One request; collects frames until the terminal one. Returns the terminal
+/// "result"/"end" frame, or a failure (agent error codes mapped to HTTP-like
+/// statuses; unreachable agent or EOF before a terminal frame -> 502;
+/// deadline exceeded -> 504).
+result<json> call(const std::string& socket_path, const json& request,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+/// Streaming request (exec/connect/read_stream...). on_frame sees every frame
+/// including the terminal one; returning false closes the connection early
+/// (processes keep running in the agent) and the call returns success.
+/// A terminal error frame is passed to on_frame and also returned as failure.
+status stream(const std::string& socket_path, const json& request,
+              const std::function<bool(const json&)>& on_frame, std::chrono::milliseconds timeout);
+
+struct exec_outcome {
+  int pid = 0;
+  std::string stdout_data, stderr_data;  // pty output is collected into stdout_data
+  int exit_code = -1;
+  bool exited = false;
+  bool timed_out = false;
+  std::string status;
+};
+
+/// Runs an exec request (op is forced to "exec") to completion.
+result<exec_outcome> run(const std::string& socket_path, const json& exec_request,
+                         std::chrono::milliseconds timeout);
+
+/// write_stream upload: next_chunk() is called repeatedly for raw bytes
+/// (any size; large chunks are split); nullopt ends the upload. Returns the
+/// agent's result frame ({"type":"result","entry":...}).
+result<json> write_stream(const std::string& socket_path, const json& request,
+                          const std::function<std::optional<std::string>()>& next_chunk,
+                          std::chrono::milliseconds timeout);
+
+/// Maps an agent {"type":"error"} frame to a failure.
+failure failure_from_error_frame(const json& frame);
+
+}  // namespace sandboxd::agent

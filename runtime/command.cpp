@@ -1,0 +1,101 @@
+#include "runtime/command.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+extern char** environ;
+
+namespace sandboxd {
+
+result<command_output> run_command(const std::vector<std::string>& argv,
+                                   std::chrono::milliseconds timeout,
+                                   const std::string& stdio_path) {
+  if (argv.empty())
+    return internal_error("run_command: empty argv");
+  int capture = memfd_create("sandboxd-cmd", MFD_CLOEXEC);
+  if (capture < 0)
+    return internal_error(std::string{"memfd_create: "} + strerror(errno));
+  int out_fd = capture;
+  int file_fd = -1;
+  if (!stdio_path.empty()) {
+    file_fd = ::open(stdio_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                     0600);
+    if (file_fd < 0) {
+      ::close(capture);
+      return internal_error("open " + stdio_path + ": " + strerror(errno));
+    }
+    out_fd = file_fd;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> args;
+  for (auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (file_fd >= 0)
+    ::close(file_fd);
+  if (rc != 0) {
+    ::close(capture);
+    return internal_error("spawn " + argv[0] + ": " + strerror(rc));
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int wstatus = 0;
+  bool timed_out = false;
+  auto pause = std::chrono::microseconds(200);
+  for (;;) {
+    auto r = waitpid(pid, &wstatus, WNOHANG);
+    if (r == pid)
+      break;
+    if (r < 0 && errno != EINTR) {
+      ::close(capture);
+      return internal_error(std::string{"waitpid: "} + strerror(errno));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &wstatus, 0);
+      timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(pause);
+    if (pause < std::chrono::milliseconds(5))
+      pause *= 2;
+  }
+  command_output out;
+  out.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+  lseek(capture, 0, SEEK_SET);
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(capture, buf, sizeof buf)) > 0)
+    out.output.append(buf, static_cast<size_t>(n));
+  ::close(capture);
+  if (timed_out)
+    return internal_error(argv[0] + " timed out after "
+                          + std::to_string(timeout.count()) + " ms");
+  return out;
+}
+
+} // namespace sandboxd

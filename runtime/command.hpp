@@ -1,0 +1,27 @@
+// Runs a host program to completion. Output goes to an anonymous file, not a
+// pipe: crun's containers inherit its stdio, and a pipe they hold open would
+// make the reader wait for the container to exit.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace sandboxd {
+
+struct command_output {
+  int exit_code = -1;
+  std::string output; // stdout and stderr, interleaved
+};
+
+/// Spawns argv[0] (PATH lookup) and waits at most `timeout`, then kills it.
+/// `stdio_path`, when set, receives stdout/stderr instead of the capture file
+/// (for processes that outlive the call, such as a container's init).
+result<command_output>
+run_command(const std::vector<std::string>& argv,
+            std::chrono::milliseconds timeout = std::chrono::seconds(30),
+            const std::string& stdio_path = "");
+
+} // namespace sandboxd

@@ -1,0 +1,390 @@
+#include "runtime/containers.hpp"
+
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+#include "core/crypto.hpp"
+#include "core/ids.hpp"
+#include "runtime/command.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace sandboxd {
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Capabilities kept: the usual container set, enough for the agent to switch
+// users and own files, nothing that reaches the host.
+const std::vector<std::string> kept_caps = {
+  "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+  "CAP_SETGID", "CAP_SETUID",       "CAP_SETPCAP",          "CAP_NET_BIND_SERVICE",
+  "CAP_KILL",   "CAP_SYS_CHROOT",   "CAP_AUDIT_WRITE",      "CAP_SETFCAP",
+};
+
+// Syscalls that reach past the container (kernel modules, mounts, clocks,
+// keyrings, namespaces, tracing): refused with EPERM.
+const std::vector<std::string> denied_syscalls = {
+  "acct",          "add_key",         "bpf",           "clock_adjtime",
+  "clock_settime", "delete_module",   "finit_module",  "init_module",
+  "ioperm",        "iopl",            "kcmp",          "kexec_file_load",
+  "kexec_load",    "keyctl",          "lookup_dcookie", "mount",
+  "move_mount",    "name_to_handle_at", "open_by_handle_at", "open_tree",
+  "fsopen",        "fsconfig",        "fsmount",       "fspick",
+  "perf_event_open", "pivot_root",    "process_vm_readv", "process_vm_writev",
+  "ptrace",        "quotactl",        "reboot",        "request_key",
+  "setns",         "settimeofday",    "swapon",        "swapoff",
+  "syslog",        "umount2",         "unshare",       "uselib",
+  "userfaultfd",   "vhangup",
+};
+
+std::string bind_source_error(const std::string& what, const std::string& p) {
+  return what + " " + p + ": " + strerror(errno);
+}
+
+} // namespace
+
+container_runtime::container_runtime(std::string runtime_bin,
+                                     std::string data_dir,
+                                     std::string agent_bin)
+  : runtime_bin_(std::move(runtime_bin)),
+    data_dir_(std::move(data_dir)),
+    state_root_(data_dir_ + "/runtime/state"),
+    agent_source_(std::move(agent_bin)) {
+  std::error_code ec;
+  fs::create_directories(state_root_, ec);
+  fs::create_directories(data_dir_ + "/sandboxes", ec);
+  // Content-addressed copy of the agent: live sandboxes keep theirs.
+  auto bytes = read_file(agent_source_);
+  agent_bin_ = data_dir_ + "/runtime/agent-" + sha256_hex(bytes).substr(0, 16);
+  if (!bytes.empty() && !fs::exists(agent_bin_)) {
+    auto tmp = agent_bin_ + ".tmp";
+    {
+      std::ofstream out{tmp, std::ios::binary};
+      out << bytes;
+    }
+    ::chmod(tmp.c_str(), 0755);
+    fs::rename(tmp, agent_bin_, ec);
+  }
+}
+
+std::vector<std::string>
+container_runtime::runtime_cmd(std::vector<std::string> args) const {
+  std::vector<std::string> argv{runtime_bin_, "--root", state_root_};
+  for (auto& a : args)
+    argv.push_back(std::move(a));
+  return argv;
+}
+
+std::string container_runtime::sandbox_dir(const std::string& id) const {
+  return data_dir_ + "/sandboxes/" + id;
+}
+
+std::string container_runtime::agent_socket(const std::string& id) const {
+  return sandbox_dir(id) + "/run/agent.sock";
+}
+
+status container_runtime::check_host() {
+  if (!fs::exists(agent_bin_) || fs::file_size(agent_bin_) == 0)
+    return internal_error("agent binary missing or empty: " + agent_source_);
+  auto out = run_command({runtime_bin_, "--version"}, std::chrono::seconds(10));
+  if (!out || out->exit_code != 0)
+    return internal_error("OCI runtime '" + runtime_bin_
+                          + "' is not usable; install crun (apt-get install crun)");
+  return success();
+}
+
+std::string container_runtime::bundle_config(const container_spec& spec) const {
+  json env = json::array();
+  for (auto& [k, v] : spec.env)
+    env.push_back(k + "=" + v);
+  json syscalls = json::array();
+  syscalls.push_back({{"names", denied_syscalls},
+                      {"action", "SCMP_ACT_ERRNO"},
+                      {"errnoRet", 1}});
+  json devices = json::array({{{"allow", false}, {"access", "rwm"}}});
+  auto allow_dev = [&](const char* type, int major, int minor) {
+    json d = {{"allow", true}, {"type", type}, {"major", major}, {"access", "rwm"}};
+    if (minor >= 0)
+      d["minor"] = minor;
+    devices.push_back(d);
+  };
+  for (int minor : {3, 5, 7, 8, 9})
+    allow_dev("c", 1, minor);
+  for (int minor : {0, 1, 2})
+    allow_dev("c", 5, minor);
+  allow_dev("c", 136, -1);
+  json caps = kept_caps;
+  auto dir = sandbox_dir(spec.id);
+  json cfg = {
+    {"ociVersion", "1.0.2"},
+    {"process",
+     {{"terminal", false},
+      {"user", {{"uid", 0}, {"gid", 0}}},
+      {"args", {"/.sandboxd/agent"}},
+      {"env", env},
+      {"cwd", "/"},
+      {"capabilities",
+       {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
+      {"noNewPrivileges", true}}},
+    {"root", {{"path", dir + "/rootfs"}, {"readonly", false}}},
+    {"hostname", spec.id},
+    {"mounts",
+     json::array({
+       {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
+       {{"destination", "/dev"},
+        {"type", "tmpfs"},
+        {"source", "tmpfs"},
+        {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
+       {{"destination", "/dev/pts"},
+        {"type", "devpts"},
+        {"source", "devpts"},
+        {"options",
+         {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
+       {{"destination", "/dev/shm"},
+        {"type", "tmpfs"},
+        {"source", "shm"},
+        {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
+       {{"destination", "/dev/mqueue"},
+        {"type", "mqueue"},
+        {"source", "mqueue"},
+        {"options", {"nosuid", "noexec", "nodev"}}},
+       {{"destination", "/sys"},
+        {"type", "sysfs"},
+        {"source", "sysfs"},
+        {"options", {"nosuid", "noexec", "nodev", "ro"}}},
+       {{"destination", "/.sandboxd/agent"},
+        {"type", "bind"},
+        {"source", agent_bin_},
+        {"options", {"bind", "ro", "nosuid", "nodev"}}},
+       {{"destination", "/run/sandboxd"},
+        {"type", "bind"},
+        {"source", dir + "/run"},
+        {"options", {"bind", "rw", "nosuid", "nodev", "noexec"}}},
+     })},
+    {"linux",
+     {{"namespaces",
+       json::array({{{"type", "pid"}},
+                    {{"type", "ipc"}},
+                    {{"type", "uts"}},
+                    {{"type", "mount"}},
+                    {{"type", "network"}}})},
+      {"cgroupsPath", "/sandboxd/" + spec.id},
+      {"resources",
+       {{"devices", devices},
+        {"memory",
+         {{"limit", static_cast<int64_t>(spec.memory_mb) * 1024 * 1024},
+          {"swap", static_cast<int64_t>(spec.memory_mb) * 1024 * 1024}}},
+        {"cpu", {{"quota", spec.cpu_count * 100000}, {"period", 100000}}},
+        {"pids", {{"limit", spec.pids_max}}}}},
+      {"maskedPaths",
+       {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+        "/proc/sched_debug", "/proc/scsi", "/sys/firmware"}},
+      {"readonlyPaths",
+       {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}},
+      {"seccomp",
+       {{"defaultAction", "SCMP_ACT_ALLOW"},
+        {"architectures", {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}},
+        {"syscalls", syscalls}}}}},
+  };
+  return cfg.dump(2);
+}
+
+status container_runtime::create(const container_spec& spec) {
+  if (!is_valid_sandbox_id(spec.id))
+    return internal_error("invalid sandbox id " + spec.id);
+  auto dir = sandbox_dir(spec.id);
+  std::error_code ec;
+  for (auto sub : {"/upper", "/work", "/rootfs", "/run"})
+    fs::create_directories(dir + sub, ec);
+  if (ec)
+    return internal_error("cannot create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0711);
+  auto opts = "lowerdir=" + spec.lower_rootfs + ",upperdir=" + dir
+              + "/upper,workdir=" + dir + "/work";
+  if (::mount("overlay", (dir + "/rootfs").c_str(), "overlay", 0, opts.c_str())
+      != 0) {
+    auto err = bind_source_error("mount overlay on", dir + "/rootfs");
+    destroy(spec.id);
+    return internal_error(err);
+  }
+  {
+    std::ofstream out{dir + "/config.json"};
+    out << bundle_config(spec);
+  }
+  auto out = run_command(runtime_cmd({"run", "--detach", "--bundle", dir, spec.id}),
+                         std::chrono::seconds(30), dir + "/console.log");
+  if (!out || out->exit_code != 0) {
+    auto why = out ? read_file(dir + "/console.log") : out.error().message;
+    destroy(spec.id);
+    return internal_error("container start failed: " + why);
+  }
+  // The agent is up when its socket accepts a connection.
+  auto sock = agent_socket(spec.id);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+    bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (up)
+      return success();
+    if (std::chrono::steady_clock::now() > deadline) {
+      auto log = read_file(dir + "/console.log");
+      destroy(spec.id);
+      return internal_error("sandbox agent did not start: " + log);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+status container_runtime::pause(const std::string& id) {
+  auto out = run_command(runtime_cmd({"pause", id}));
+  if (!out)
+    return out.error();
+  if (out->exit_code != 0)
+    return internal_error("pause failed: " + out->output);
+  return success();
+}
+
+status container_runtime::resume(const std::string& id) {
+  auto out = run_command(runtime_cmd({"resume", id}));
+  if (!out)
+    return out.error();
+  if (out->exit_code != 0)
+    return internal_error("resume failed: " + out->output);
+  return success();
+}
+
+status container_runtime::destroy(const std::string& id) {
+  if (!is_valid_sandbox_id(id))
+    return internal_error("invalid sandbox id " + id);
+  auto out = run_command(runtime_cmd({"delete", "--force", id}));
+  std::string failures;
+  if (out && out->exit_code != 0 && state(id).ok())
+    failures = "delete failed: " + out->output;
+  auto dir = sandbox_dir(id);
+  auto merged = dir + "/rootfs";
+  if (::umount2(merged.c_str(), MNT_DETACH) != 0 && errno != EINVAL
+      && errno != ENOENT)
+    return internal_error(bind_source_error("umount", merged));
+  {
+    std::lock_guard<std::mutex> guard{cpu_mtx_};
+    last_cpu_.erase(id);
+  }
+  if (!failures.empty())
+    return internal_error(failures);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (ec)
+    return internal_error("cannot remove " + dir + ": " + ec.message());
+  return success();
+}
+
+result<std::string> container_runtime::state(const std::string& id) {
+  auto out = run_command(runtime_cmd({"state", id}));
+  if (!out)
+    return out.error();
+  if (out->exit_code != 0)
+    return not_found("no container " + id);
+  try {
+    auto j = json::parse(out->output);
+    return j.at("status").get<std::string>();
+  } catch (const std::exception& e) {
+    return internal_error("unreadable runtime state: " + out->output);
+  }
+}
+
+result<std::vector<std::string>> container_runtime::list() {
+  std::vector<std::string> ids;
+  std::error_code ec;
+  // The runtime keeps one directory per container in its state root.
+  for (auto& entry : fs::directory_iterator(state_root_, ec))
+    if (entry.is_directory() && is_valid_sandbox_id(entry.path().filename()))
+      ids.push_back(entry.path().filename());
+  if (ec)
+    return internal_error("cannot list " + state_root_ + ": " + ec.message());
+  // Sandbox directories whose container never started are ours to clean too.
+  for (auto& entry : fs::directory_iterator(data_dir_ + "/sandboxes", ec)) {
+    auto name = entry.path().filename().string();
+    if (is_valid_sandbox_id(name)
+        && std::find(ids.begin(), ids.end(), name) == ids.end())
+      ids.push_back(name);
+  }
+  return ids;
+}
+
+result<container_sample> container_runtime::sample(const std::string& id,
+                                                   int cpu_count,
+                                                   int memory_mb,
+                                                   int disk_size_mb) {
+  container_sample s;
+  s.timestamp_ms = now_ms();
+  s.cpu_count = cpu_count;
+  auto cg = [&](const std::string& ctrl, const std::string& file) {
+    return "/sys/fs/cgroup/" + ctrl + "/sandboxd/" + id + "/" + file;
+  };
+  auto usage_str = read_file(cg("cpuacct", "cpuacct.usage"));
+  if (usage_str.empty())
+    return not_found("no cgroup for sandbox " + id);
+  int64_t usage_ns = std::stoll(usage_str);
+  {
+    std::lock_guard<std::mutex> guard{cpu_mtx_};
+    auto& last = last_cpu_[id];
+    if (last.first > 0 && s.timestamp_ms > last.first) {
+      double wall_ns = (s.timestamp_ms - last.first) * 1e6;
+      s.cpu_used_pct = 100.0 * (usage_ns - last.second) / (wall_ns * cpu_count);
+    }
+    last = {s.timestamp_ms, usage_ns};
+  }
+  auto mem_usage = read_file(cg("memory", "memory.usage_in_bytes"));
+  int64_t cache = 0;
+  std::istringstream stat{read_file(cg("memory", "memory.stat"))};
+  std::string key;
+  int64_t value;
+  while (stat >> key >> value)
+    if (key == "total_cache")
+      cache = value;
+  s.mem_cache = cache;
+  s.mem_used = (mem_usage.empty() ? 0 : std::stoll(mem_usage)) - cache;
+  if (s.mem_used < 0)
+    s.mem_used = 0;
+  s.mem_total = static_cast<int64_t>(memory_mb) * 1024 * 1024;
+  std::error_code ec;
+  int64_t disk = 0;
+  for (auto it = fs::recursive_directory_iterator(
+         sandbox_dir(id) + "/upper", fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) == 0)
+      disk += static_cast<int64_t>(st.st_blocks) * 512;
+  }
+  s.disk_used = disk;
+  s.disk_total = static_cast<int64_t>(disk_size_mb) * 1024 * 1024;
+  return s;
+}
+
+} // namespace sandboxd

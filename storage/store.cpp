@@ -1,0 +1,202 @@
+#include "storage/store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "core/crypto.hpp"
+#include "core/ids.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+const std::vector<std::string> cf_names = {
+  rocksdb::kDefaultColumnFamilyName,
+  "events",
+  "events_by_org",
+  "events_by_sandbox",
+  "orgs",
+  "api_keys",
+  "meta",
+};
+
+std::string be64(uint64_t x) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(x & 0xff);
+    x >>= 8;
+  }
+  return out;
+}
+
+uint64_t from_be64(const rocksdb::Slice& s) {
+  uint64_t x = 0;
+  for (size_t i = 0; i < 8 && i < s.size(); ++i)
+    x = (x << 8) | static_cast<uint8_t>(s[i]);
+  return x;
+}
+
+// Index keys: the owner, a 0 separator (ids never contain it), then seq.
+std::string index_key(const std::string& owner, uint64_t seq) {
+  std::string k = owner;
+  k.push_back('\0');
+  k += be64(seq);
+  return k;
+}
+
+} // namespace
+
+result<std::unique_ptr<store>> store::open(const std::string& dir) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.create_missing_column_families = true;
+  opts.max_open_files = 256;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (auto& name : cf_names)
+    descs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+  std::unique_ptr<store> s{new store};
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(opts, dir, descs, &s->handles_, &raw);
+  if (!st.ok())
+    return failure{503, "cannot open the store in " + dir + ": " + st.ToString()};
+  s->db_.reset(raw);
+  s->events_ = s->handles_[1];
+  s->by_org_ = s->handles_[2];
+  s->by_sandbox_ = s->handles_[3];
+  s->orgs_ = s->handles_[4];
+  s->keys_ = s->handles_[5];
+  s->meta_ = s->handles_[6];
+  // The newest sequence number is the last key of the events family.
+  std::unique_ptr<rocksdb::Iterator> it{
+    s->db_->NewIterator(rocksdb::ReadOptions{}, s->events_)};
+  it->SeekToLast();
+  if (it->Valid())
+    s->last_seq_ = from_be64(it->key());
+  if (auto secret = s->get(s->meta_, "secret")) {
+    s->secret_ = *secret;
+  } else {
+    s->secret_ = random_hex(32);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto put = s->db_->Put(wo, s->meta_, "secret", s->secret_);
+    if (!put.ok())
+      return failure{503, "cannot write the store: " + put.ToString()};
+  }
+  return s;
+}
+
+store::~store() {
+  if (db_) {
+    for (auto* h : handles_)
+      db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+  }
+}
+
+std::optional<std::string> store::get(rocksdb::ColumnFamilyHandle* cf,
+                                      const std::string& key) const {
+  std::string value;
+  auto st = db_->Get(rocksdb::ReadOptions{}, cf, key, &value);
+  if (!st.ok())
+    return std::nullopt;
+  return value;
+}
+
+result<std::vector<event>> store::append(std::vector<event> events) {
+  std::lock_guard<std::mutex> guard{append_mtx_};
+  rocksdb::WriteBatch batch;
+  auto seq = last_seq_;
+  for (auto& e : events) {
+    e.seq = ++seq;
+    auto key = be64(e.seq);
+    batch.Put(events_, key, encode(e));
+    batch.Put(by_org_, index_key(e.team_id, e.seq), "");
+    batch.Put(by_sandbox_, index_key(e.sandbox_id, e.seq), "");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto st = db_->Write(wo, &batch);
+  if (!st.ok())
+    return failure{503, "event log write failed: " + st.ToString()};
+  last_seq_ = seq;
+  return events;
+}
+
+uint64_t store::last_seq() const {
+  std::lock_guard<std::mutex> guard{append_mtx_};
+  return last_seq_;
+}
+
+void store::scan(uint64_t from, const std::function<bool(const event&)>& f,
+                 const std::function<void(uint64_t)>& on_corrupt) const {
+  std::unique_ptr<rocksdb::Iterator> it{
+    db_->NewIterator(rocksdb::ReadOptions{}, events_)};
+  for (it->Seek(be64(from)); it->Valid(); it->Next()) {
+    auto e = decode_event(it->value().ToString());
+    if (!e) {
+      if (on_corrupt)
+        on_corrupt(from_be64(it->key()));
+      continue;
+    }
+    if (!f(*e))
+      return;
+  }
+}
+
+std::vector<event> store::events_of_sandbox(const std::string& id) const {
+  std::vector<event> out;
+  auto prefix = id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{
+    db_->NewIterator(rocksdb::ReadOptions{}, by_sandbox_)};
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    auto k = it->key();
+    k.remove_prefix(prefix.size());
+    if (auto bytes = get(events_, be64(from_be64(k))))
+      if (auto e = decode_event(*bytes))
+        out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+result<std::string> store::ensure_org(const std::string& name) {
+  if (name.empty())
+    return bad_request("org name must not be empty");
+  std::lock_guard<std::mutex> guard{append_mtx_};
+  if (auto id = get(orgs_, name))
+    return *id;
+  auto id = new_uuid();
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto st = db_->Put(wo, orgs_, name, id);
+  if (!st.ok())
+    return failure{503, "cannot write the store: " + st.ToString()};
+  return id;
+}
+
+result<std::string> store::create_key(const std::string& org_name) {
+  auto org = ensure_org(org_name);
+  if (!org)
+    return org.error();
+  auto key = "e2b_" + random_hex(20);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto st = db_->Put(wo, keys_, sha256_hex(key), *org);
+  if (!st.ok())
+    return failure{503, "cannot write the store: " + st.ToString()};
+  return key;
+}
+
+std::optional<std::string> store::org_of_key(const std::string& key) const {
+  return get(keys_, sha256_hex(key));
+}
+
+bool store::has_keys() const {
+  std::unique_ptr<rocksdb::Iterator> it{
+    db_->NewIterator(rocksdb::ReadOptions{}, keys_)};
+  it->SeekToFirst();
+  return it->Valid();
+}
+
+} // namespace sandboxd

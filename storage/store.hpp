@@ -1,0 +1,101 @@
+// The durable store: a RocksDB database with one column family per kind of
+// record. A small public API in front of it, in the manner of RocksDB's own:
+// callers never see column families or key encodings.
+//
+//   events             seq (u64 BE)              → event (cereal)
+//   events_by_org      org | seq                 → ∅
+//   events_by_sandbox  sandbox | seq             → ∅
+//   orgs               name                      → org id
+//   api_keys           sha256(key)               → org id
+//   meta               "secret" ...              → value
+//
+// Every append is one WriteBatch with the WAL synced: when append returns,
+// the event survives a crash.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/event.hpp"
+#include "core/result.hpp"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+} // namespace rocksdb
+
+namespace sandboxd {
+
+class store {
+public:
+  /// Opens (creating if needed) the database in `dir`. Fails if another
+  /// process holds it.
+  static result<std::unique_ptr<store>> open(const std::string& dir);
+
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // -- event log ------------------------------------------------------------
+
+  /// Assigns the next sequence numbers and durably appends the events (one
+  /// synced batch for all of them). Returns them with `seq` filled in.
+  result<std::vector<event>> append(std::vector<event> events);
+
+  /// The sequence number of the newest event (0 for an empty log).
+  uint64_t last_seq() const;
+
+  /// Calls `f` for each event with seq ≥ `from`, in order, until it returns
+  /// false. Undecodable entries are reported through `on_corrupt`.
+  void scan(uint64_t from, const std::function<bool(const event&)>& f,
+            const std::function<void(uint64_t seq)>& on_corrupt = {}) const;
+
+  /// The events of one sandbox, oldest first (served from its index).
+  std::vector<event> events_of_sandbox(const std::string& sandbox_id) const;
+
+  // -- orgs and API keys ----------------------------------------------------
+
+  /// The id of org `name`, creating it on first use.
+  result<std::string> ensure_org(const std::string& name);
+
+  /// Creates a new key `e2b_` + 40 hex for org `name` (creating the org) and
+  /// stores only its SHA-256. Returns the plaintext key.
+  result<std::string> create_key(const std::string& org_name);
+
+  /// The org id owning `key`, if any.
+  std::optional<std::string> org_of_key(const std::string& key) const;
+
+  /// True once any key exists (first-start bootstrap).
+  bool has_keys() const;
+
+  // -- server metadata ------------------------------------------------------
+
+  /// A random secret created on first open; derives envd access tokens.
+  const std::string& secret() const {
+    return secret_;
+  }
+
+private:
+  store() = default;
+  std::optional<std::string> get(rocksdb::ColumnFamilyHandle* cf,
+                                 const std::string& key) const;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* by_org_ = nullptr;
+  rocksdb::ColumnFamilyHandle* by_sandbox_ = nullptr;
+  rocksdb::ColumnFamilyHandle* orgs_ = nullptr;
+  rocksdb::ColumnFamilyHandle* keys_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  mutable std::mutex append_mtx_; // serializes sequence assignment
+  uint64_t last_seq_ = 0;
+  std::string secret_;
+};
+
+} // namespace sandboxd

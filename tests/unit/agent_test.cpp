@@ -1,0 +1,711 @@
+// Runs the real sandboxd-agent binary on the host (socket in a temp dir) and
+// drives it through the host-side client.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/agent_client.hpp"
+#include "runtime/agent_protocol.hpp"
+#include "runtime/base64.hpp"
+
+#ifndef SANDBOXD_AGENT_BINARY
+#error "SANDBOXD_AGENT_BINARY must name the sandboxd-agent executable"
+#endif
+
+namespace {
+
+using sandboxd::agent::json;
+namespace agent = sandboxd::agent;
+namespace b64 = sandboxd::base64;
+using namespace std::chrono_literals;
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sandboxd-agent-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ::chmod(dir_.c_str(), 0755);
+    socket_ = dir_ + "/run/agent.sock";  // parent directory is created by the agent
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      ::setenv("SANDBOXD_TEST_VAR", "from-agent", 1);
+      ::execl(SANDBOXD_AGENT_BINARY, "sandboxd-agent", "--socket", socket_.c_str(), nullptr);
+      ::_exit(127);
+    }
+    auto until = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+      if (agent::call(socket_, {{"op", "ping"}}, 1s).ok()) return;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL() << "agent did not come up";
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int st = 0;
+      auto until = std::chrono::steady_clock::now() + 10s;
+      pid_t r = 0;
+      while ((r = ::waitpid(pid_, &st, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(10ms);
+      if (r == 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &st, 0);
+        ADD_FAILURE() << "agent did not exit on SIGTERM";
+      } else {
+        EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "agent exit status " << st;
+      }
+    }
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
+  }
+
+  sandboxd::result<json> call(json req, std::chrono::milliseconds timeout = 10s) {
+    if (!req.contains("user")) req["user"] = "root";
+    return agent::call(socket_, req, timeout);
+  }
+
+  sandboxd::result<agent::exec_outcome> run(json req, std::chrono::milliseconds timeout = 10s) {
+    if (!req.contains("user")) req["user"] = "root";
+    return agent::run(socket_, req, timeout);
+  }
+
+  // Starts a process and detaches right after its start frame; returns its pid.
+  int start_detached(json req) {
+    req["op"] = "exec";
+    if (!req.contains("user")) req["user"] = "root";
+    int pid = 0;
+    auto st = agent::stream(
+        socket_, req,
+        [&](const json& f) {
+          if (f.value("type", "") == "start") pid = f.value("pid", 0);
+          return false;
+        },
+        10s);
+    EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+    return pid;
+  }
+
+  // Attaches and collects output until `want` appears (or the end frame).
+  std::string read_until(const json& connect_req, const std::string& want, json* end = nullptr) {
+    std::string out;
+    json req = connect_req;
+    req["op"] = "connect";
+    auto st = agent::stream(
+        socket_, req,
+        [&](const json& f) {
+          std::string type = f.value("type", "");
+          if (type == "stdout" || type == "stderr" || type == "pty") out += *b64::decode(f.value("data", ""));
+          if (type == "end" && end) *end = f;
+          return want.empty() || out.find(want) == std::string::npos;
+        },
+        10s);
+    EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+    return out;
+  }
+
+  std::string path(const std::string& rel) { return dir_ + "/" + rel; }
+
+  std::string dir_, socket_;
+  pid_t pid_ = -1;
+};
+
+std::string all_bytes() {
+  std::string s;
+  for (int i = 0; i < 256; ++i) s.push_back(static_cast<char>(i));
+  return s;
+}
+
+TEST_F(AgentTest, Ping) {
+  auto r = call({{"op", "ping"}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ((*r)["type"], "result");
+  EXPECT_EQ((*r)["pid"], pid_);
+  EXPECT_EQ((*r)["version"], "0.1.0");
+}
+
+TEST_F(AgentTest, SocketIsPrivate) {
+  struct stat st;
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(AgentTest, ExecEcho) {
+  auto r = run({{"cmd", "/bin/echo"}, {"args", {"hi"}}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_GT(r->pid, 0);
+  EXPECT_EQ(r->stdout_data, "hi\n");
+  EXPECT_EQ(r->stderr_data, "");
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_TRUE(r->exited);
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_EQ(r->status, "exit status 0");
+}
+
+TEST_F(AgentTest, ExecSeparatesStderrAndUsesPath) {
+  auto r = run({{"cmd", "bash"}, {"args", {"-c", "echo out; echo err >&2"}}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->stdout_data, "out\n");
+  EXPECT_EQ(r->stderr_data, "err\n");
+}
+
+TEST_F(AgentTest, ExecNonZeroExit) {
+  auto r = run({{"cmd", "/bin/bash"}, {"args", {"-c", "exit 3"}}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_TRUE(r->exited);
+  EXPECT_EQ(r->status, "exit status 3");
+}
+
+TEST_F(AgentTest, ExecEnvCwdAndUser) {
+  auto r = run({{"cmd", "/bin/bash"},
+                {"args", {"-c", "echo $SANDBOXD_TEST_VAR $FOO $HOME $USER; pwd; id -u"}},
+                {"env", {{"FOO", "bar"}}},
+                {"cwd", dir_}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->stdout_data, "from-agent bar /root root\n" + dir_ + "\n0\n");
+}
+
+TEST_F(AgentTest, ExecMissingBinaryIsNotFound) {
+  auto r = run({{"cmd", "/nonexistent/binary"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status, 404);
+  EXPECT_EQ(r.error().message, "exec /nonexistent/binary: No such file or directory");
+
+  auto r2 = run({{"cmd", "no-such-command-sandboxd"}});
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.error().status, 404);
+}
+
+TEST_F(AgentTest, ExecMissingCwdAndBadRequests) {
+  auto r = run({{"cmd", "/bin/true"}, {"cwd", "/does/not/exist"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status, 404);
+  EXPECT_EQ(r.error().message, "cwd does not exist: /does/not/exist");
+
+  auto u = run({{"cmd", "/bin/true"}, {"user", "nosuchuser"}});
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.error().status, 400);
+  EXPECT_EQ(u.error().message, "unknown user: nosuchuser");
+
+  auto m = call({{"op", "exec"}});
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().status, 400);
+  EXPECT_NE(m.error().message.find("cmd"), std::string::npos);
+
+  auto t = call({{"op", "exec"}, {"cmd", 5}});
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error().status, 400);
+  EXPECT_NE(t.error().message.find("cmd"), std::string::npos);
+
+  auto op = call({{"op", "frobnicate"}});
+  ASSERT_FALSE(op.ok());
+  EXPECT_EQ(op.error().status, 400);
+}
+
+TEST_F(AgentTest, ExecTimeoutKills) {
+  auto start = std::chrono::steady_clock::now();
+  auto r = run({{"cmd", "/bin/sleep"}, {"args", {"30"}}, {"timeout_ms", 300}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_FALSE(r->exited);
+  EXPECT_EQ(r->status, "signal: killed");
+}
+
+TEST_F(AgentTest, ExecStreamsOutputBeforeExit) {
+  // The first chunk must arrive while the process is still running.
+  std::atomic<bool> got_first{false};
+  auto start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration first_at{};
+  auto st = agent::stream(
+      socket_, {{"op", "exec"}, {"user", "root"}, {"cmd", "/bin/bash"}, {"args", {"-c", "printf a; sleep 1; printf b"}}},
+      [&](const json& f) {
+        if (f.value("type", "") == "stdout" && !got_first) {
+          got_first = true;
+          first_at = std::chrono::steady_clock::now() - start;
+        }
+        return true;
+      },
+      10s);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(got_first);
+  EXPECT_LT(first_at, 800ms);
+}
+
+TEST_F(AgentTest, SlowClientGetsAllOutput) {
+  // The producer outruns the client; back-pressure must not lose bytes.
+  size_t bytes = 0;
+  json end;
+  auto st = agent::stream(
+      socket_,
+      {{"op", "exec"}, {"user", "root"}, {"cmd", "/bin/bash"}, {"args", {"-c", "head -c 20000000 /dev/zero"}}},
+      [&](const json& f) {
+        std::string type = f.value("type", "");
+        if (type == "stdout") {
+          bytes += b64::decode(f.value("data", ""))->size();
+          std::this_thread::sleep_for(1ms);
+        }
+        if (type == "end") end = f;
+        return true;
+      },
+      60s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(bytes, 20000000u);
+  EXPECT_EQ(end["exit_code"], 0);
+}
+
+TEST_F(AgentTest, BackgroundGrandchildDoesNotBlockEnd) {
+  auto start = std::chrono::steady_clock::now();
+  auto r = run({{"cmd", "/bin/bash"}, {"args", {"-c", "sleep 3 & echo started"}}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->stdout_data, "started\n");
+  EXPECT_EQ(r->status, "exit status 0");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2500ms);
+}
+
+TEST_F(AgentTest, StdinInputAndClose) {
+  std::string out;
+  json end;
+  auto st = agent::stream(
+      socket_, {{"op", "exec"}, {"user", "root"}, {"cmd", "cat"}, {"stdin", true}},
+      [&](const json& f) {
+        std::string type = f.value("type", "");
+        if (type == "start") {
+          int pid = f["pid"];
+          auto in = agent::call(socket_, {{"op", "input"}, {"pid", pid}, {"data", b64::encode("hello\n")}});
+          EXPECT_TRUE(in.ok()) << in.error().message;
+          auto in2 = agent::call(socket_, {{"op", "input"}, {"pid", pid}, {"data", b64::encode(all_bytes())}});
+          EXPECT_TRUE(in2.ok()) << in2.error().message;
+          auto cl = agent::call(socket_, {{"op", "close_stdin"}, {"pid", pid}});
+          EXPECT_TRUE(cl.ok()) << cl.error().message;
+        } else if (type == "stdout") {
+          out += *b64::decode(f.value("data", ""));
+        } else if (type == "end") {
+          end = f;
+        }
+        return true;
+      },
+      10s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(out, "hello\n" + all_bytes());
+  EXPECT_EQ(end["exit_code"], 0);
+}
+
+TEST_F(AgentTest, InputWithoutStdinFails) {
+  int pid = start_detached({{"cmd", "/bin/sleep"}, {"args", {"5"}}});
+  auto in = call({{"op", "input"}, {"pid", pid}, {"data", b64::encode("x")}});
+  ASSERT_FALSE(in.ok());
+  EXPECT_EQ(in.error().status, 409);
+  ASSERT_TRUE(call({{"op", "signal"}, {"pid", pid}, {"signal", "SIGKILL"}}).ok());
+  auto missing = call({{"op", "input"}, {"pid", 999999999}, {"data", ""}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().status, 404);
+  EXPECT_EQ(missing.error().message, "process not found");
+}
+
+TEST_F(AgentTest, ConnectByPidAndTagWithBacklog) {
+  int pid = start_detached({{"cmd", "/bin/bash"},
+                            {"args", {"-c", "sleep 0.3; echo early; while true; do echo tick; sleep 0.1; done"}},
+                            {"tag", "ticker"}});
+  ASSERT_GT(pid, 0);
+  std::this_thread::sleep_for(800ms);  // output accumulates while nobody is attached
+  std::string by_pid = read_until({{"pid", pid}}, "tick");
+  EXPECT_EQ(by_pid.rfind("early\n", 0), 0u) << by_pid;  // backlog replayed first
+  std::string by_tag = read_until({{"tag", "ticker"}}, "tick");
+  EXPECT_NE(by_tag.find("tick"), std::string::npos);
+
+  // Two clients attached at once both see the end frame.
+  json end1, end2;
+  std::thread t1([&] { read_until({{"pid", pid}}, "", &end1); });
+  std::thread t2([&] { read_until({{"tag", "ticker"}}, "", &end2); });
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(call({{"op", "signal"}, {"pid", pid}, {"signal", "SIGKILL"}}).ok());
+  t1.join();
+  t2.join();
+  EXPECT_EQ(end1["status"], "signal: killed");
+  EXPECT_EQ(end2["status"], "signal: killed");
+
+  // A late connect still gets the end frame.
+  json late;
+  read_until({{"pid", pid}}, "", &late);
+  EXPECT_EQ(late["status"], "signal: killed");
+
+  auto unknown = call({{"op", "connect"}, {"tag", "nope"}});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().status, 404);
+}
+
+TEST_F(AgentTest, ListProcesses) {
+  int pid = start_detached({{"cmd", "/bin/sleep"}, {"args", {"30"}}, {"tag", "sleeper"}, {"env", {{"A", "B"}}}});
+  ASSERT_GT(pid, 0);
+  auto r = call({{"op", "list_processes"}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  bool found = false;
+  for (const auto& p : (*r)["processes"]) {
+    if (p["pid"] != pid) continue;
+    found = true;
+    EXPECT_EQ(p["tag"], "sleeper");
+    EXPECT_EQ(p["cmd"], "/bin/sleep");
+    EXPECT_EQ(p["args"], json({"30"}));
+    EXPECT_EQ(p["env"], json({{"A", "B"}}));
+    EXPECT_EQ(p["pty"], false);
+    EXPECT_TRUE(p["cwd"].is_string());
+  }
+  EXPECT_TRUE(found) << r->dump();
+  ASSERT_TRUE(call({{"op", "signal"}, {"pid", pid}, {"signal", "SIGKILL"}}).ok());
+  json end;
+  read_until({{"pid", pid}}, "", &end);
+  auto after = call({{"op", "list_processes"}});
+  ASSERT_TRUE(after.ok());
+  for (const auto& p : (*after)["processes"]) EXPECT_NE(p["pid"], pid);
+}
+
+TEST_F(AgentTest, SignalTerm) {
+  json end;
+  auto st = agent::stream(
+      socket_, {{"op", "exec"}, {"user", "root"}, {"cmd", "/bin/sleep"}, {"args", {"30"}}},
+      [&](const json& f) {
+        if (f.value("type", "") == "start") {
+          auto s = agent::call(socket_, {{"op", "signal"}, {"pid", f["pid"]}, {"signal", "SIGTERM"}});
+          EXPECT_TRUE(s.ok()) << s.error().message;
+        }
+        if (f.value("type", "") == "end") end = f;
+        return true;
+      },
+      10s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(end["status"], "signal: terminated");
+  EXPECT_EQ(end["signal"], SIGTERM);
+  EXPECT_EQ(end["exited"], false);
+  EXPECT_EQ(end["timed_out"], false);
+}
+
+TEST_F(AgentTest, PtyExecAndResize) {
+  std::string out;
+  json end;
+  bool resized = false;
+  int pid = 0;
+  auto st = agent::stream(
+      socket_,
+      {{"op", "exec"},
+       {"user", "root"},
+       {"cmd", "/bin/bash"},
+       {"args", {"-c", "test -t 1 && echo is-a-tty; stty size; read line; stty size"}},
+       {"pty", {{"cols", 80}, {"rows", 24}}}},
+      [&](const json& f) {
+        std::string type = f.value("type", "");
+        EXPECT_NE(type, "stdout");
+        EXPECT_NE(type, "stderr");
+        if (type == "start") pid = f["pid"];
+        if (type == "pty") out += *b64::decode(f.value("data", ""));
+        if (!resized && out.find("24 80") != std::string::npos) {
+          resized = true;
+          auto r = agent::call(socket_, {{"op", "resize"}, {"pid", pid}, {"cols", 100}, {"rows", 40}});
+          EXPECT_TRUE(r.ok()) << r.error().message;
+          auto in = agent::call(socket_, {{"op", "input"}, {"pid", pid}, {"data", b64::encode("go\n")}});
+          EXPECT_TRUE(in.ok()) << in.error().message;
+        }
+        if (type == "end") end = f;
+        return true;
+      },
+      10s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_NE(out.find("is-a-tty"), std::string::npos) << out;
+  EXPECT_NE(out.find("40 100"), std::string::npos) << out;
+  EXPECT_EQ(end["exit_code"], 0);
+}
+
+TEST_F(AgentTest, WriteReadBinaryExact) {
+  std::string data = all_bytes();
+  auto w = call({{"op", "write"}, {"path", path("bin/data.bin")}, {"data", b64::encode(data)}});
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  const json& e = (*w)["entry"];
+  EXPECT_EQ(e["name"], "data.bin");
+  EXPECT_EQ(e["path"], path("bin/data.bin"));
+  EXPECT_EQ(e["type"], "file");
+  EXPECT_EQ(e["size"], 256);
+  auto r = call({{"op", "read"}, {"path", path("bin//./data.bin")}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ((*r)["size"], 256);
+  EXPECT_EQ(*b64::decode((*r)["data"].get<std::string>()), data);
+}
+
+TEST_F(AgentTest, ReadErrors) {
+  auto missing = call({{"op", "read"}, {"path", path("nope.txt")}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().status, 404);
+  EXPECT_EQ(missing.error().message, "path not found: " + path("nope.txt"));
+
+  ASSERT_TRUE(call({{"op", "write"}, {"path", path("big.txt")}, {"data", b64::encode(std::string(100, 'x'))}}).ok());
+  auto big = call({{"op", "read"}, {"path", path("big.txt")}, {"max_bytes", 10}});
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().status, 400);
+  EXPECT_EQ(big.error().message, "file is larger than 10 bytes");
+  EXPECT_TRUE(call({{"op", "read"}, {"path", path("big.txt")}, {"max_bytes", 100}}).ok());
+
+  auto dir = call({{"op", "read"}, {"path", dir_}});
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.error().status, 400);
+  EXPECT_EQ(dir.error().message, "path is a directory: " + dir_);
+
+  auto bad = call({{"op", "write"}, {"path", path("x")}, {"data", "not base64!"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().status, 400);
+}
+
+TEST_F(AgentTest, StatEntry) {
+  ASSERT_TRUE(call({{"op", "write"}, {"path", path("s.txt")}, {"data", b64::encode("hello")}}).ok());
+  auto r = call({{"op", "stat"}, {"path", path("s.txt")}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const json& e = (*r)["entry"];
+  EXPECT_EQ(e["name"], "s.txt");
+  EXPECT_EQ(e["type"], "file");
+  EXPECT_EQ(e["size"], 5);
+  EXPECT_EQ(e["mode"], 0644);
+  EXPECT_EQ(e["permissions"], "-rw-r--r--");
+  EXPECT_EQ(e["owner"], "root");
+  EXPECT_EQ(e["group"], "root");
+  EXPECT_GT(e["mtime_ms"].get<int64_t>(), 1600000000000LL);
+  EXPECT_FALSE(e.contains("symlink_target"));
+
+  ASSERT_EQ(::symlink("s.txt", path("link").c_str()), 0);
+  auto l = call({{"op", "stat"}, {"path", path("link")}});
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ((*l)["entry"]["type"], "symlink");
+  EXPECT_EQ((*l)["entry"]["symlink_target"], "s.txt");
+
+  auto d = call({{"op", "stat"}, {"path", dir_}});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)["entry"]["type"], "dir");
+  EXPECT_EQ((*d)["entry"]["permissions"], "drwxr-xr-x");
+
+  auto missing = call({{"op", "stat"}, {"path", path("missing")}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().status, 404);
+}
+
+TEST_F(AgentTest, ListDepth) {
+  for (const char* f : {"t/a.txt", "t/sub/b.txt", "t/sub/deeper/c.txt"})
+    ASSERT_TRUE(call({{"op", "write"}, {"path", path(f)}, {"data", b64::encode("x")}}).ok());
+  ASSERT_EQ(::symlink(path("t/sub").c_str(), path("t/zlink").c_str()), 0);
+
+  auto names = [](const json& r) {
+    std::vector<std::string> out;
+    for (const auto& e : r["entries"]) out.push_back(e["path"]);
+    return out;
+  };
+  auto d1 = call({{"op", "list"}, {"path", path("t")}, {"depth", 1}});
+  ASSERT_TRUE(d1.ok()) << d1.error().message;
+  EXPECT_EQ(names(*d1), (std::vector<std::string>{path("t/a.txt"), path("t/sub"), path("t/zlink")}));
+  auto d2 = call({{"op", "list"}, {"path", path("t")}, {"depth", 2}});
+  ASSERT_TRUE(d2.ok());
+  EXPECT_EQ(names(*d2), (std::vector<std::string>{path("t/a.txt"), path("t/sub"), path("t/sub/b.txt"),
+                                                  path("t/sub/deeper"), path("t/zlink")}));
+  EXPECT_EQ((*d2)["entries"][1]["type"], "dir");
+  EXPECT_EQ((*d2)["entries"][4]["type"], "symlink");
+
+  auto notdir = call({{"op", "list"}, {"path", path("t/a.txt")}});
+  ASSERT_FALSE(notdir.ok());
+  EXPECT_EQ(notdir.error().status, 400);
+  auto missing = call({{"op", "list"}, {"path", path("nothing")}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().status, 404);
+}
+
+TEST_F(AgentTest, MkdirMoveRemove) {
+  auto m = call({{"op", "mkdir"}, {"path", path("a/b/c")}});
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ((*m)["created"], true);
+  EXPECT_EQ((*m)["entry"]["type"], "dir");
+  auto again = call({{"op", "mkdir"}, {"path", path("a/b/c")}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)["created"], false);
+
+  ASSERT_TRUE(call({{"op", "write"}, {"path", path("a/f.txt")}, {"data", b64::encode("move me")}}).ok());
+  auto mv = call({{"op", "move"}, {"from", path("a/f.txt")}, {"to", path("x/y/g.txt")}});
+  ASSERT_TRUE(mv.ok()) << mv.error().message;
+  EXPECT_EQ((*mv)["entry"]["path"], path("x/y/g.txt"));
+  EXPECT_EQ(call({{"op", "stat"}, {"path", path("a/f.txt")}}).error().status, 404);
+  auto rd = call({{"op", "read"}, {"path", path("x/y/g.txt")}});
+  ASSERT_TRUE(rd.ok());
+  EXPECT_EQ(*b64::decode((*rd)["data"].get<std::string>()), "move me");
+  auto mv_missing = call({{"op", "move"}, {"from", path("nope")}, {"to", path("nope2")}});
+  ASSERT_FALSE(mv_missing.ok());
+  EXPECT_EQ(mv_missing.error().status, 404);
+
+  ASSERT_TRUE(call({{"op", "write"}, {"path", path("a/b/c/deep.txt")}, {"data", ""}}).ok());
+  auto rm = call({{"op", "remove"}, {"path", path("a")}});
+  ASSERT_TRUE(rm.ok()) << rm.error().message;
+  EXPECT_EQ(call({{"op", "stat"}, {"path", path("a")}}).error().status, 404);
+  auto rm_missing = call({{"op", "remove"}, {"path", path("a")}});
+  ASSERT_FALSE(rm_missing.ok());
+  EXPECT_EQ(rm_missing.error().status, 404);
+}
+
+TEST_F(AgentTest, StreamUploadDownload5MiB) {
+  std::string data(5 * 1024 * 1024 + 123, '\0');
+  std::mt19937 rng(42);
+  for (auto& c : data) c = static_cast<char>(rng());
+  size_t off = 0;
+  auto w = agent::write_stream(
+      socket_, {{"path", path("up/big.bin")}, {"user", "root"}},
+      [&]() -> std::optional<std::string> {
+        if (off >= data.size()) return std::nullopt;
+        size_t n = std::min<size_t>(1 << 20, data.size() - off);
+        std::string chunk = data.substr(off, n);
+        off += n;
+        return chunk;
+      },
+      30s);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  EXPECT_EQ((*w)["entry"]["size"], data.size());
+
+  std::string got;
+  int64_t start_size = -1, end_size = -1;
+  auto st = agent::stream(
+      socket_, {{"op", "read_stream"}, {"path", path("up/big.bin")}, {"user", "root"}},
+      [&](const json& f) {
+        std::string type = f.value("type", "");
+        if (type == "start") start_size = f["size"];
+        if (type == "chunk") {
+          auto bytes = b64::decode(f.value("data", ""));
+          EXPECT_TRUE(bytes && bytes->size() <= 256 * 1024);
+          got += *bytes;
+        }
+        if (type == "result") end_size = f["size"];
+        return true;
+      },
+      30s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(start_size, static_cast<int64_t>(data.size()));
+  EXPECT_EQ(end_size, static_cast<int64_t>(data.size()));
+  EXPECT_TRUE(got == data);
+  // No temp files left behind.
+  auto l = call({{"op", "list"}, {"path", path("up")}});
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ((*l)["entries"].size(), 1u);
+}
+
+TEST_F(AgentTest, WriteStreamErrorIsReported) {
+  ASSERT_TRUE(call({{"op", "mkdir"}, {"path", path("adir")}}).ok());
+  int calls = 0;
+  auto w = agent::write_stream(
+      socket_, {{"path", path("adir")}, {"user", "root"}},
+      [&]() -> std::optional<std::string> {
+        if (++calls > 3) return std::nullopt;
+        return std::string(1000, 'x');
+      },
+      10s);
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().status, 400);
+
+  // Rejected before any data is read: the client still gets the answer.
+  auto u = agent::write_stream(
+      socket_, {{"path", path("u.bin")}, {"user", "nosuchuser"}},
+      [&]() -> std::optional<std::string> { return std::string(1 << 20, 'y'); }, 10s);
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.error().status, 400);
+  EXPECT_EQ(u.error().message, "unknown user: nosuchuser");
+}
+
+TEST_F(AgentTest, EnvOp) {
+  auto r = call({{"op", "env"}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ((*r)["env"]["SANDBOXD_TEST_VAR"], "from-agent");
+}
+
+TEST_F(AgentTest, MalformedFramesDoNotKillAgent) {
+  auto raw = [&](const std::string& bytes) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_.c_str(), sizeof(addr.sun_path) - 1);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    char buf[4096];
+    while (::recv(fd, buf, sizeof(buf), 0) > 0) {
+    }
+    ::close(fd);
+  };
+  raw(std::string("\xff\xff\xff\xff", 4));                  // huge length
+  raw(std::string("\x00\x00\x00\x05", 4) + "{{{{{");        // not JSON
+  raw(std::string("\x00\x00\x00\x02", 4) + "[]");           // not an object
+  raw(std::string("\x00\x00\x01\x00", 4) + "{\"op\":");     // truncated
+  raw("");                                                   // nothing at all
+  auto r = call({{"op", "ping"}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto noop = call({{"op", 42}});
+  ASSERT_FALSE(noop.ok());
+  EXPECT_EQ(noop.error().status, 400);
+}
+
+TEST_F(AgentTest, UnreachableAgent) {
+  auto r = agent::call(dir_ + "/no.sock", {{"op", "ping"}}, 1s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status, 502);
+  EXPECT_EQ(r.error().message.rfind("sandbox agent unreachable: ", 0), 0u);
+}
+
+TEST_F(AgentTest, ActsAsUnprivilegedUser) {
+  // Hosts have no "user"; "nobody" exercises the same identity switching.
+  auto probe = run({{"cmd", "/usr/bin/id"}, {"args", {"-u"}}, {"user", "nobody"}, {"cwd", "/"}});
+  if (!probe.ok() && probe.error().message == "unknown user: nobody") GTEST_SKIP() << "no nobody user";
+  ASSERT_TRUE(probe.ok()) << probe.error().message;
+  EXPECT_EQ(probe->stdout_data, "65534\n");
+
+  ASSERT_EQ(::mkdir(path("open").c_str(), 0777), 0);
+  ::chmod(path("open").c_str(), 0777);
+  auto w = call({{"op", "write"}, {"path", path("open/sub/n.txt")}, {"data", b64::encode("x")}, {"user", "nobody"}});
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  EXPECT_EQ((*w)["entry"]["owner"], "nobody");
+  auto sub = call({{"op", "stat"}, {"path", path("open/sub")}, {"user", "nobody"}});
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ((*sub)["entry"]["owner"], "nobody");
+
+  auto denied = call({{"op", "write"}, {"path", path("root-only.txt")}, {"data", ""}, {"user", "nobody"}});
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().status, 403);
+  // The serving thread got its root identity back.
+  EXPECT_TRUE(call({{"op", "write"}, {"path", path("root-only.txt")}, {"data", ""}}).ok());
+}
+
+TEST(Base64, RoundTripAndRejects) {
+  for (size_t n = 0; n < 300; ++n) {
+    std::string s;
+    for (size_t i = 0; i < n; ++i) s.push_back(static_cast<char>((i * 37 + n) & 0xff));
+    auto d = b64::decode(b64::encode(s));
+    ASSERT_TRUE(d.has_value());
+    EXPECT_EQ(*d, s);
+  }
+  EXPECT_EQ(b64::encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(b64::encode("fo"), "Zm8=");
+  EXPECT_FALSE(b64::decode("Zm8").has_value());
+  EXPECT_FALSE(b64::decode("Zm=8").has_value());
+  EXPECT_FALSE(b64::decode("Z!8=").has_value());
+  EXPECT_FALSE(b64::decode("Zm9=").has_value());  // non-zero trailing bits
+  EXPECT_FALSE(b64::decode("Zg==Zg==").has_value());
+}
+
+}  // namespace

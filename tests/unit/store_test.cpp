@@ -1,0 +1,121 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/ids.hpp"
+#include "core/sandbox.hpp"
+#include "storage/store.hpp"
+
+using namespace sandboxd;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh database directory, removed even when the test fails.
+struct temp_db : ::testing::Test {
+  std::string dir = (fs::temp_directory_path() / ("sandboxd-store-" + random_hex(6))).string();
+  void TearDown() override {
+    fs::remove_all(dir);
+  }
+};
+
+event ev(event_type t, const std::string& sbx, const std::string& org) {
+  event e;
+  e.id = new_uuid();
+  e.type = t;
+  e.sandbox_id = sbx;
+  e.team_id = org;
+  e.timestamp_ms = 1;
+  return e;
+}
+
+} // namespace
+
+TEST_F(temp_db, append_assigns_increasing_sequence_numbers) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  auto a = (*db)->append({ev(event_type::created, "s1", "o1")});
+  auto b = (*db)->append({ev(event_type::paused, "s1", "o1"), ev(event_type::created, "s2", "o2")});
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->front().seq, 1u);
+  EXPECT_EQ((*b)[0].seq, 2u);
+  EXPECT_EQ((*b)[1].seq, 3u);
+  EXPECT_EQ((*db)->last_seq(), 3u);
+}
+
+TEST_F(temp_db, replay_after_reopen_rebuilds_state) {
+  {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE((*db)->append({ev(event_type::created, "s1", "o1")}));
+    ASSERT_TRUE((*db)->append({ev(event_type::created, "s2", "o1")}));
+    ASSERT_TRUE((*db)->append({ev(event_type::paused, "s1", "o1")}));
+    auto k = ev(event_type::killed, "s2", "o1");
+    k.reason = kill_reason::request;
+    ASSERT_TRUE((*db)->append({k}));
+  }
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  EXPECT_EQ((*db)->last_seq(), 4u);
+  std::map<std::string, sandbox_record> recs;
+  (*db)->scan(0, [&](const event& e) {
+    EXPECT_TRUE(apply(recs[e.sandbox_id], e).ok());
+    return true;
+  });
+  EXPECT_EQ(recs["s1"].state, sandbox_state::paused);
+  EXPECT_EQ(recs["s2"].state, sandbox_state::stopped);
+  // Appends continue after the last stored sequence number.
+  auto next = (*db)->append({ev(event_type::resumed, "s1", "o1")});
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->front().seq, 5u);
+}
+
+TEST_F(temp_db, events_of_sandbox_come_from_its_index) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE((*db)->append({ev(event_type::created, "s1", "o1"),
+                             ev(event_type::created, "s10", "o1"),
+                             ev(event_type::paused, "s1", "o1")}));
+  auto evs = (*db)->events_of_sandbox("s1");
+  ASSERT_EQ(evs.size(), 2u);
+  EXPECT_EQ(evs[0].type, event_type::created);
+  EXPECT_EQ(evs[1].type, event_type::paused);
+}
+
+TEST_F(temp_db, keys_are_hashed_and_map_to_their_org) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  EXPECT_FALSE((*db)->has_keys());
+  auto k1 = (*db)->create_key("acme");
+  auto k2 = (*db)->create_key("globex");
+  ASSERT_TRUE(k1 && k2);
+  EXPECT_EQ(k1->size(), 44u);
+  EXPECT_EQ(k1->rfind("e2b_", 0), 0u);
+  EXPECT_TRUE((*db)->has_keys());
+  auto o1 = (*db)->org_of_key(*k1);
+  auto o2 = (*db)->org_of_key(*k2);
+  ASSERT_TRUE(o1 && o2);
+  EXPECT_NE(*o1, *o2);
+  EXPECT_EQ(*o1, *(*db)->ensure_org("acme"));
+  EXPECT_FALSE((*db)->org_of_key("e2b_0000000000000000000000000000000000000000"));
+}
+
+TEST_F(temp_db, second_open_is_refused_while_the_first_holds_it) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  auto again = store::open(dir);
+  EXPECT_FALSE(again);
+}
+
+TEST_F(temp_db, secret_is_stable_across_reopen) {
+  std::string first;
+  {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    first = (*db)->secret();
+  }
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  EXPECT_EQ((*db)->secret(), first);
+  EXPECT_EQ(first.size(), 64u);
+}
