@@ -311,8 +311,10 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         [sock, request, timeout_ms]() -> result<std::string> {
           auto r = agent::run(sock, nlohmann::json::parse(request),
                               std::chrono::milliseconds(timeout_ms));
+          // Whatever stopped the process from running is the sandbox's
+          // failure, not the caller's: 502 with the agent's reason.
           if (!r)
-            return r.error();
+            return bad_gateway("cannot run the process: " + r.error().message);
           return nlohmann::json{{"pid", r->pid},
                                 {"stdout", r->stdout_data},
                                 {"stderr", r->stderr_data},

@@ -4,7 +4,7 @@
 
 namespace sandboxd::http {
 
-// Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp.
+// Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, events_routes.cpp.
 void create_sandbox(api_context&, request&);
 void list_sandboxes(api_context&, request&);
 void get_sandbox(api_context&, request&);
@@ -21,6 +21,8 @@ void remove_file(api_context&, request&);
 void sandbox_health(api_context&, request&);
 void sandbox_envs(api_context&, request&);
 void sandbox_metrics(api_context&, request&);
+void org_events(api_context&, request&);
+void sandbox_events(api_context&, request&);
 
 namespace {
 
@@ -52,6 +54,8 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/sandboxes/:id/health", sandbox_health},
     {"GET", "/sandboxes/:id/metrics", sandbox_metrics},
     {"GET", "/sandboxes/:id/envs", sandbox_envs},
+    {"GET", "/events/sandboxes", org_events},
+    {"GET", "/events/sandboxes/:id", sandbox_events},
   };
   return routes;
 }

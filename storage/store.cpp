@@ -1,5 +1,7 @@
 #include "storage/store.hpp"
 
+#include <algorithm>
+
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -156,6 +158,40 @@ std::vector<event> store::events_of_sandbox(const std::string& id) const {
     if (auto bytes = get(events_, be64(from_be64(k))))
       if (auto e = decode_event(*bytes))
         out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+std::vector<event> store::query_events(const event_query& q) const {
+  std::vector<event> out;
+  // The narrowest index that answers the query.
+  auto* index = q.sandbox_id.empty() ? by_org_ : by_sandbox_;
+  auto prefix = (q.sandbox_id.empty() ? q.org_id : q.sandbox_id) + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{
+    db_->NewIterator(rocksdb::ReadOptions{}, index)};
+  if (q.ascending)
+    it->Seek(prefix);
+  else
+    it->SeekForPrev(prefix + std::string(8, '\xff'));
+  size_t skipped = 0;
+  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < q.limit;
+       q.ascending ? it->Next() : it->Prev()) {
+    auto k = it->key();
+    k.remove_prefix(prefix.size());
+    auto bytes = get(events_, be64(from_be64(k)));
+    if (!bytes)
+      continue;
+    auto e = decode_event(*bytes);
+    if (!e || e->team_id != q.org_id)
+      continue;
+    if (!q.types.empty()
+        && std::find(q.types.begin(), q.types.end(), e->type) == q.types.end())
+      continue;
+    if (skipped < q.offset) {
+      ++skipped;
+      continue;
+    }
+    out.push_back(std::move(*e));
   }
   return out;
 }

@@ -58,6 +58,19 @@ public:
   /// The events of one sandbox, oldest first (served from its index).
   std::vector<event> events_of_sandbox(const std::string& sandbox_id) const;
 
+  /// A page of an org's (or, with `sandbox_id`, one sandbox's) events from
+  /// the per-org index: skips `offset` matches, returns at most `limit`,
+  /// oldest first when `ascending`. `types` empty means every type.
+  struct event_query {
+    std::string org_id;
+    std::string sandbox_id;
+    size_t offset = 0;
+    size_t limit = 10;
+    bool ascending = false;
+    std::vector<event_type> types;
+  };
+  std::vector<event> query_events(const event_query& q) const;
+
   // -- orgs and API keys ----------------------------------------------------
 
   /// The id of org `name`, creating it on first use.

@@ -1,0 +1,68 @@
+"""Create-to-first-exec latency over N sandboxes (default 100), against a
+fresh sandboxd of its own: each sample is POST /sandboxes followed by the
+first POST /processes (`true`) returning. Also prints create, exec, pause,
+resume and kill latencies. Prints figures; asserts nothing."""
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "e2e"))
+from harness import Server  # noqa: E402
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def line(name, xs):
+    ms = [x * 1000 for x in xs]
+    print(f"{name:<22} n={len(ms):<4} p50={pct(ms, 50):7.1f} ms  p99={pct(ms, 99):7.1f} ms"
+          f"  mean={statistics.mean(ms):7.1f} ms")
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    server = Server()
+    try:
+        first_exec, create, exec_, pause, resume, kill = [], [], [], [], [], []
+        ids = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            sid = server.create(timeout=600)
+            t1 = time.perf_counter()
+            r = server.run(sid, "true")
+            t2 = time.perf_counter()
+            assert r.status == 200, r
+            ids.append(sid)
+            create.append(t1 - t0)
+            first_exec.append(t2 - t0)
+            t3 = time.perf_counter()
+            server.run(sid, "python3", "-c", "print(1+1)")
+            exec_.append(time.perf_counter() - t3)
+        for sid in ids[:20]:
+            t0 = time.perf_counter()
+            server.request("POST", f"/sandboxes/{sid}/pause")
+            t1 = time.perf_counter()
+            server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 600})
+            t2 = time.perf_counter()
+            pause.append(t1 - t0)
+            resume.append(t2 - t1)
+        for sid in ids:
+            t0 = time.perf_counter()
+            server.request("DELETE", f"/sandboxes/{sid}")
+            kill.append(time.perf_counter() - t0)
+        print(f"sandboxd bench: {n} sandboxes, template base, {os.cpu_count()} cores")
+        line("create->first exec", first_exec)
+        line("create", create)
+        line("exec python3 print", exec_)
+        line("pause", pause)
+        line("resume (connect)", resume)
+        line("kill", kill)
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()

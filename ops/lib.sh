@@ -1,0 +1,71 @@
+# Shared set-up for ops/run and ops/test: install what is missing, prepare
+# the host for crun, build, and build the default templates. Idempotent.
+set -euo pipefail
+
+SANDBOXD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${SANDBOXD_BUILD_DIR:-$SANDBOXD_ROOT/build}"
+
+say() { printf '\033[1m[sandboxd]\033[0m %s\n' "$*" >&2; }
+
+# Debian 12 packages only.
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libcaf-dev librocksdb-dev libpistache-dev libcereal-dev libspdlog-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
+  crun mmdebstrap python3 curl ca-certificates
+)
+
+install_packages() {
+  if [ "$(id -u)" != 0 ]; then
+    say "run as root: sandboxd creates containers, mounts and cgroups"
+    exit 1
+  fi
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+}
+
+# crun refuses cgroup v1+v2 hybrid layouts while any controller is attached to
+# the v2 hierarchy. This host change moves each such controller (on the
+# machines seen so far: only hugetlb) to a v1 hierarchy of its own. It lasts
+# until reboot and touches nothing else.
+prepare_host() {
+  modprobe overlay 2>/dev/null || true
+  local unified=/sys/fs/cgroup/unified
+  if [ -f "$unified/cgroup.controllers" ]; then
+    for ctrl in $(cat "$unified/cgroup.controllers"); do
+      if ! mountpoint -q "/sys/fs/cgroup/$ctrl"; then
+        say "host change: mounting cgroup v1 controller '$ctrl' at /sys/fs/cgroup/$ctrl (crun needs no controllers on the v2 hierarchy)"
+        mkdir -p "/sys/fs/cgroup/$ctrl"
+        mount -t cgroup -o "$ctrl" cgroup "/sys/fs/cgroup/$ctrl"
+      fi
+    done
+  fi
+  mkdir -p /var/cache/sandboxd/templates
+}
+
+build() {
+  say "building into $BUILD_DIR"
+  cmake -S "$SANDBOXD_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD_DIR" -j"$(nproc)"
+}
+
+build_templates() {
+  say "building default templates (cached in /var/cache/sandboxd/templates)"
+  "$BUILD_DIR/sandboxd" template build all
+}
+
+setup() {
+  install_packages
+  prepare_host
+  build
+  build_templates
+}

@@ -1,0 +1,203 @@
+"""End-to-end harness: starts the real sandboxd on free loopback ports with a
+data dir of its own, talks to it over HTTP, and on teardown removes every
+container, mount and file it made (and nothing else), even when a test fails.
+"""
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN = os.environ.get("SANDBOXD_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "sandboxd")
+OCI = "crun"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, body, headers):
+        self.status = status
+        self.raw = body
+        self.headers = headers
+
+    @property
+    def json(self):
+        return json.loads(self.raw) if self.raw else None
+
+    def __repr__(self):
+        return f"<{self.status} {self.raw[:300]!r}>"
+
+
+class Server:
+    """One sandboxd process with its own data dir and ports."""
+
+    def __init__(self, extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix="sandboxd-e2e-")
+        self.port = free_port()
+        self.envd_port = free_port()
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.start()
+        with open(os.path.join(self.dir, "api-key")) as f:
+            self.key = f.read().strip()
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [BIN, "serve", "--data-dir", self.dir,
+                 "--api-listen", f"127.0.0.1:{self.port}",
+                 "--envd-listen", f"127.0.0.1:{self.envd_port}"] + self.extra_args,
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("sandboxd exited:\n" + self.log())
+            try:
+                if self.request("GET", "/health", key=None).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("sandboxd did not start:\n" + self.log())
+
+    def log(self):
+        try:
+            return open(self.log_path, errors="replace").read()[-5000:]
+        except OSError:
+            return ""
+
+    def crash(self):
+        """kill -9: no chance to clean up."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def request(self, method, path, body=None, key="default", headers=None,
+                raw=None, timeout=120):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        hdrs = dict(headers or {})
+        if key == "default":
+            key = self.key
+        if key is not None:
+            hdrs["X-API-Key"] = key
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        out = Response(r.status, r.read(), dict(r.getheaders()))
+        conn.close()
+        return out
+
+    # -- conveniences ---------------------------------------------------------
+
+    def create(self, template="base", key="default", **fields):
+        r = self.request("POST", "/sandboxes", {"templateID": template, **fields}, key=key)
+        if r.status != 201:
+            raise AssertionError(f"create failed: {r}")
+        return r.json["sandboxID"]
+
+    def run(self, sid, cmd, *args, key="default", **fields):
+        return self.request("POST", f"/sandboxes/{sid}/processes",
+                            {"cmd": cmd, "args": list(args), **fields}, key=key)
+
+    def sh(self, sid, script, **fields):
+        r = self.run(sid, "sh", "-c", script, **fields)
+        if r.status != 200:
+            raise AssertionError(f"sh {script!r}: {r}")
+        return r.json
+
+    def write(self, sid, path, data: bytes, key="default"):
+        return self.request("POST", f"/sandboxes/{sid}/filesystem",
+                            {"path": path, "content": base64.b64encode(data).decode()},
+                            key=key)
+
+    def read(self, sid, path, key="default"):
+        from urllib.parse import quote
+        return self.request("GET", f"/sandboxes/{sid}/filesystem?path={quote(path)}", key=key)
+
+    def new_key(self, org):
+        out = subprocess.run([BIN, "keys", "create", "--data-dir", self.dir, "--org", org],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise AssertionError(out.stderr)
+        return out.stdout.strip()
+
+    def events(self, sid, **query):
+        from urllib.parse import urlencode
+        q = urlencode({"orderAsc": "true", "limit": 100, **query})
+        return self.request("GET", f"/events/sandboxes/{sid}?{q}").json
+
+    # -- cleanup --------------------------------------------------------------
+
+    def cleanup(self):
+        """Kills this server's sandboxes, stops it, removes its containers,
+        mounts and data dir. Touches nothing it did not make."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                for key in [self.key]:
+                    r = self.request("GET", "/sandboxes?status=running,paused", key=key, timeout=10)
+                    for s in (r.json or []):
+                        self.request("DELETE", f"/sandboxes/{s['sandboxID']}", key=key, timeout=30)
+            except Exception:
+                pass
+        self.stop()
+        state_root = os.path.join(self.dir, "runtime", "state")
+        sandboxes = os.path.join(self.dir, "sandboxes")
+        ids = set()
+        for d in (state_root, sandboxes):
+            if os.path.isdir(d):
+                ids.update(os.listdir(d))
+        for sid in ids:
+            subprocess.run([OCI, "--root", state_root, "delete", "--force", sid],
+                           capture_output=True)
+            rootfs = os.path.join(sandboxes, sid, "rootfs")
+            if os.path.ismount(rootfs):
+                subprocess.run(["umount", "-l", rootfs], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ServerTest(unittest.TestCase):
+    """One server per test class, cleaned up whatever happens."""
+    server_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.server_args)
+        cls.addClassCleanup(cls.server.cleanup)
+
+    def assertStatus(self, resp, status):
+        self.assertEqual(resp.status, status, f"{resp}\n--- server log ---\n{self.server.log()[-2000:]}")
+
+    def assertError(self, resp, status, message=None):
+        self.assertStatus(resp, status)
+        body = resp.json
+        self.assertEqual(body["code"], status)
+        self.assertIsInstance(body["message"], str)
+        if message is not None:
+            self.assertIn(message, body["message"])
+
+
+def main():
+    unittest.main(verbosity=2)

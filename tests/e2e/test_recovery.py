@@ -1,0 +1,113 @@
+"""The log is the source of truth: kill -9 the server, restart it, and every
+sandbox is back in the state the log says, reconciled with the host."""
+import os
+import subprocess
+import time
+import unittest
+
+from harness import BIN, OCI, Server, main
+
+
+class Recovery(unittest.TestCase):
+    def setUp(self):
+        self.server = Server()
+        self.addCleanup(self.server.cleanup)
+
+    def restart_after_crash(self):
+        self.server.crash()
+        self.server.start()
+
+    def test_kill_9_then_restart_keeps_every_sandbox(self):
+        s = self.server
+        running = s.create(metadata={"n": "running"})
+        paused = s.create(metadata={"n": "paused"})
+        killed = s.create(metadata={"n": "killed"})
+        s.sh(running, "echo kept > /workspace/state; nohup sleep 1000 >/dev/null 2>&1 &")
+        s.sh(paused, "echo paused-file > /workspace/p")
+        self.assertEqual(s.request("POST", f"/sandboxes/{paused}/pause").status, 204)
+        self.assertEqual(s.request("DELETE", f"/sandboxes/{killed}").status, 204)
+        before = {x["sandboxID"]: x for x in
+                  s.request("GET", "/sandboxes?status=running,paused,stopped").json}
+
+        self.restart_after_crash()
+
+        after = {x["sandboxID"]: x for x in
+                 s.request("GET", "/sandboxes?status=running,paused,stopped").json}
+        self.assertEqual(set(before), set(after))
+        for sid in before:
+            for k in ["state", "metadata", "startedAt", "endAt", "templateID", "envdAccessToken"]:
+                self.assertEqual(before[sid][k], after[sid][k], (sid, k))
+        # Running ones still execute, with their files and processes intact.
+        out = s.sh(running, "cat /workspace/state; pgrep -c sleep")
+        self.assertEqual(out["stdout"], "kept\n1\n")
+        # Paused ones resume with their files.
+        self.assertEqual(s.request("POST", f"/sandboxes/{paused}/connect", {"timeout": 60}).status, 201)
+        self.assertEqual(s.sh(paused, "cat /workspace/p")["stdout"], "paused-file\n")
+        # And the log goes on after the replay.
+        self.assertEqual(s.request("DELETE", f"/sandboxes/{running}").status, 204)
+
+    def test_vanished_container_is_killed_as_orphaned(self):
+        s = self.server
+        gone = s.create()
+        s.crash()
+        subprocess.run([OCI, "--root", os.path.join(s.dir, "runtime", "state"),
+                        "delete", "--force", gone], check=True, capture_output=True)
+        s.start()
+        self.assertEqual(s.request("GET", f"/sandboxes/{gone}").status, 404)
+        killed = [e for e in s.events(gone) if e["type"] == "sandbox.lifecycle.killed"]
+        self.assertEqual(len(killed), 1)
+        self.assertEqual(killed[0]["eventData"]["kill_reason"], "orphaned")
+
+    def test_unowned_container_is_removed(self):
+        s = self.server
+        s.crash()
+        # A sandbox directory of ours that no log entry owns.
+        stray = os.path.join(s.dir, "sandboxes", "zzzzzzzzzzzzzzzzzzzz")
+        os.makedirs(os.path.join(stray, "upper"))
+        s.start()
+        deadline = time.time() + 10
+        while os.path.exists(stray) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertFalse(os.path.exists(stray))
+
+    def test_expired_while_down_is_killed_on_start(self):
+        s = self.server
+        sid = s.create(timeout=1)
+        s.crash()
+        time.sleep(1.5)
+        s.start()
+        time.sleep(0.5)
+        self.assertEqual(s.request("GET", f"/sandboxes/{sid}").status, 404)
+        killed = [e for e in s.events(sid) if e["type"] == "sandbox.lifecycle.killed"]
+        self.assertEqual(killed[0]["eventData"]["kill_reason"], "timeout")
+
+
+class Keys(unittest.TestCase):
+    def test_keys_create_without_a_server(self):
+        s = Server()
+        self.addCleanup(s.cleanup)
+        s.stop()
+        out = subprocess.run([BIN, "keys", "create", "--data-dir", s.dir, "--org", "acme"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        key = out.stdout.strip()
+        self.assertRegex(key, r"^e2b_[0-9a-f]{40}$")
+        s.start()
+        self.assertEqual(s.request("GET", "/sandboxes", key=key).status, 200)
+        # The default key survives restarts and is stored only in api-key (0600).
+        self.assertEqual(oct(os.stat(os.path.join(s.dir, "api-key")).st_mode & 0o777), "0o600")
+        self.assertEqual(s.request("GET", "/sandboxes").status, 200)
+
+    def test_keys_create_rejects_bad_usage(self):
+        out = subprocess.run([BIN, "keys", "create"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--org", out.stderr)
+        out = subprocess.run([BIN, "frobnicate"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 2)
+        out = subprocess.run([BIN, "--help"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0)
+        self.assertIn("keys create", out.stdout)
+
+
+if __name__ == "__main__":
+    main()
