@@ -46,6 +46,7 @@ using update = caf::atom_constant<caf::atom("update")>;
 using recover = caf::atom_constant<caf::atom("recover")>;
 using run = caf::atom_constant<caf::atom("run")>;
 using done = caf::atom_constant<caf::atom("done")>;
+using endpoint = caf::atom_constant<caf::atom("endpoint")>;
 } // namespace atom
 
 /// The single writer of the event log.
@@ -79,6 +80,9 @@ using sandbox_actor = caf::typed_actor<
   caf::replies_to<atom::exec, std::string, int64_t>::with<std::string>,
   // Reads the cgroup and overlay now.
   caf::replies_to<atom::metrics>::with<container_sample>,
+  // The host path of the agent's socket, for the data plane to stream over
+  // directly; 409 unless running.
+  caf::replies_to<atom::endpoint>::with<std::string>,
   // The TTL timer of `generation` fired; stale generations are ignored.
   caf::reacts_to<atom::expire, uint64_t>>;
 
@@ -88,6 +92,9 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::create, create_spec>::with<sandbox_record>,
   // The actor of sandbox `id` if it belongs to `org` and is not stopped.
   caf::replies_to<atom::lookup, std::string, std::string>::with<sandbox_actor>,
+  // The actor of sandbox `id` whatever its org: only for the data plane,
+  // after the sandbox's access token proved the caller's right to it.
+  caf::replies_to<atom::lookup, std::string>::with<sandbox_actor>,
   // Every sandbox of `org` known since the log began, newest first.
   caf::replies_to<atom::list, std::string>::with<std::vector<sandbox_record>>,
   // A sandbox reports its record after each transition.

@@ -109,6 +109,12 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         return to_error(not_found("sandbox not found"));
       return live->second;
     },
+    [=](atom::lookup, const std::string& id) -> caf::result<sandbox_actor> {
+      auto live = self->state.live.find(id);
+      if (live == self->state.live.end())
+        return to_error(not_found("sandbox not found"));
+      return live->second;
+    },
     [=](atom::list, const std::string& org) {
       std::vector<sandbox_record> out;
       for (auto& [id, rec] : self->state.records)

@@ -341,6 +341,12 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                    deliver_to(rp));
       return rp;
     },
+    [=](atom::endpoint) -> caf::result<std::string> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
+      if (!chk)
+        return to_error(chk.error());
+      return self->state.deps.runtime->agent_socket(self->state.rec.id);
+    },
     [=](atom::expire, uint64_t generation) {
       if (generation != self->state.ttl_generation
           || self->state.rec.state != sandbox_state::running)

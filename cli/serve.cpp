@@ -18,6 +18,7 @@
 #include "cli/options.hpp"
 #include "http/admin_channel.hpp"
 #include "http/context.hpp"
+#include "http/envd.hpp"
 #include "http/server.hpp"
 #include "runtime/containers.hpp"
 #include "runtime/templates.hpp"
@@ -154,12 +155,15 @@ int serve(int argc, char** argv) {
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
     return fail(server.error().message);
+  auto envd = http::envd_server::start({sys, registry, db}, envd_listen);
+  if (!envd)
+    return fail(envd.error().message);
   auto admin = admin_channel::start(dir + "/admin.sock", db);
   if (!admin)
     return fail(admin.error().message);
   std::printf("sandboxd is serving\n"
               "  API:      http://%s\n"
-              "  envd:     http://%s (data plane: not served yet)\n"
+              "  envd:     http://%s (E2B_SANDBOX_URL)\n"
               "  data dir: %s\n"
               "  API key:  %s (also in %s/api-key)\n",
               api_listen.c_str(), envd_listen.c_str(), dir.c_str(), key->c_str(),

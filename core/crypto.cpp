@@ -28,6 +28,12 @@ std::string sha256_hex(const std::string& data) {
   return to_hex(md, sizeof md);
 }
 
+std::string sha256_raw(const std::string& data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  return std::string(reinterpret_cast<char*>(md), sizeof md);
+}
+
 std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

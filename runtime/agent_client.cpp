@@ -200,4 +200,34 @@ result<json> write_stream(const std::string& socket_path, const json& request,
   return finish();
 }
 
+result<std::unique_ptr<connection>> connection::open(const std::string& socket_path, const json& request,
+                                                     std::chrono::milliseconds timeout) {
+  auto dl = deadline_after(timeout);
+  auto fd = connect_agent(socket_path, dl);
+  if (!fd) return fd.error();
+  std::unique_ptr<connection> c{new connection(*fd)};
+  if (auto s = write_frame(c->fd_, request, dl); s != io_status::ok) return io_failure(s, "");
+  return c;
+}
+
+connection::~connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+connection::next_status connection::next(json& out, std::chrono::milliseconds timeout, std::string* detail) {
+  pollfd p{fd_, POLLIN, 0};
+  int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (r == 0) return next_status::timeout;
+  if (r < 0 && errno == EINTR) return next_status::timeout;
+  // A frame has started: give the rest of it a generous deadline.
+  auto s = read_frame(fd_, out, deadline_after(std::chrono::seconds(30)), detail);
+  return s == io_status::ok ? next_status::frame : next_status::closed;
+}
+
+status connection::send(const json& frame, std::chrono::milliseconds timeout) {
+  auto s = write_frame(fd_, frame, deadline_after(timeout));
+  if (s != io_status::ok) return io_failure(s, "");
+  return success();
+}
+
 }  // namespace sandboxd::agent

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -49,6 +50,30 @@ result<exec_outcome> run(const std::string& socket_path, const json& exec_reques
 result<json> write_stream(const std::string& socket_path, const json& request,
                           const std::function<std::optional<std::string>()>& next_chunk,
                           std::chrono::milliseconds timeout);
+
+/// A connection driven frame by frame, for callers that relay frames as they
+/// arrive (the envd data plane) or push upload data as it arrives. The
+/// request frame is sent by open(); the socket closes with the object.
+class connection {
+ public:
+  static result<std::unique_ptr<connection>> open(const std::string& socket_path, const json& request,
+                                                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  enum class next_status { frame, timeout, closed };
+  /// Waits at most `timeout` for the next frame. `closed` covers EOF and
+  /// broken frames (`detail` says which).
+  next_status next(json& out, std::chrono::milliseconds timeout, std::string* detail = nullptr);
+  /// Sends one client frame (write_stream data).
+  status send(const json& frame, std::chrono::milliseconds timeout);
+  int fd() const { return fd_; }
+
+ private:
+  explicit connection(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 /// Maps an agent {"type":"error"} frame to a failure.
 failure failure_from_error_frame(const json& frame);

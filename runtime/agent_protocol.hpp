@@ -21,6 +21,14 @@
 //   write{path,data}           -> result{entry}
 //   write_stream{path}; client then sends {data}* and {end:true} -> result{entry}
 //   mkdir{path} -> result{entry,created}; remove{path} -> result; move{from,to} -> result{entry}
+//   watch{path,recursive,keepalive_ms}
+//                              -> start, fs{name,event}*, keepalive*, end (only once the directory
+//                                 itself is deleted; otherwise runs until the client disconnects).
+//                                 name is relative to the directory ("." = itself); event is
+//                                 create|write|remove|rename|chmod
+//   watcher_create{path,recursive} -> result{watcher_id}
+//   watcher_events{watcher_id} -> result{events:[{name,event}]} (drains; at most 10000 kept)
+//   watcher_remove{watcher_id} -> result
 #pragma once
 
 #include <chrono>

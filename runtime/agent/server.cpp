@@ -14,6 +14,8 @@
 #include "runtime/agent/file_ops.hpp"
 #include "runtime/agent/process_ops.hpp"
 #include "runtime/agent/request.hpp"
+#include "runtime/agent/watch_ops.hpp"
+#include "runtime/agent/watchers.hpp"
 #include "runtime/agent_protocol.hpp"
 
 extern char** environ;
@@ -70,6 +72,10 @@ handler find_handler(const std::string& op) {
       {"close_stdin", handle_close_stdin},
       {"signal", handle_signal},
       {"resize", handle_resize},
+      {"watch", handle_watch},
+      {"watcher_create", handle_watcher_create},
+      {"watcher_events", handle_watcher_events},
+      {"watcher_remove", handle_watcher_remove},
   };
   for (const auto& [name, h] : table)
     if (op == name) return h;

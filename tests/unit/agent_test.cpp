@@ -2,15 +2,18 @@
 // drives it through the host-side client.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -689,6 +692,269 @@ TEST_F(AgentTest, ActsAsUnprivilegedUser) {
   EXPECT_EQ(denied.error().status, 403);
   // The serving thread got its root identity back.
   EXPECT_TRUE(call({{"op", "write"}, {"path", path("root-only.txt")}, {"data", ""}}).ok());
+}
+
+// --- directory watching ---
+
+using fs_events = std::vector<std::pair<std::string, std::string>>;  // name, event
+
+void touch(const std::string& p) {
+  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0) << p;
+  ::close(fd);
+}
+
+bool has_event(const fs_events& events, const std::string& name, const std::string& event) {
+  for (const auto& e : events)
+    if (e.first == name && e.second == event) return true;
+  return false;
+}
+
+size_t count_entries(const std::string& dir) {
+  std::error_code ec;
+  size_t n = 0;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) ++n;
+  return n;
+}
+
+// Waits until `dir` holds `want` entries (or 5s pass); returns the last count.
+size_t wait_for_count(const std::string& dir, size_t want) {
+  auto until = std::chrono::steady_clock::now() + 5s;
+  size_t n = count_entries(dir);
+  while (n != want && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(20ms);
+    n = count_entries(dir);
+  }
+  return n;
+}
+
+// Runs a watch, calling on_start after the start frame; collects fs events
+// until stop_at(name, event) is true (or the terminal frame arrives).
+sandboxd::status watch_until(const std::string& socket, json req, const std::function<void()>& on_start,
+                             const std::function<bool(const std::string&, const std::string&)>& stop_at,
+                             fs_events& events, json* terminal = nullptr) {
+  req["op"] = "watch";
+  if (!req.contains("user")) req["user"] = "root";
+  return agent::stream(
+      socket, req,
+      [&](const json& f) {
+        std::string type = f.value("type", "");
+        if (type == "start") on_start();
+        if (type == "fs") {
+          events.emplace_back(f.value("name", ""), f.value("event", ""));
+          return !stop_at(events.back().first, events.back().second);
+        }
+        if (agent::is_terminal(f) && terminal) *terminal = f;
+        return true;
+      },
+      10s);
+}
+
+TEST_F(AgentTest, WatchReportsFileEventsInOrder) {
+  ASSERT_EQ(::mkdir(path("w").c_str(), 0755), 0);
+  fs_events events;
+  auto st = watch_until(
+      socket_, {{"path", path("w")}},
+      [&] {
+        int fd = ::open(path("w/a.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::write(fd, "hello", 5), 5);
+        ::close(fd);
+        ASSERT_EQ(::chmod(path("w/a.txt").c_str(), 0600), 0);
+        ASSERT_EQ(::rename(path("w/a.txt").c_str(), path("w/b.txt").c_str()), 0);
+        ASSERT_EQ(::unlink(path("w/b.txt").c_str()), 0);
+      },
+      [](const std::string& name, const std::string& event) { return name == "b.txt" && event == "remove"; }, events);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  std::vector<std::string> first_seen;
+  for (const auto& e : events)
+    if (std::find(first_seen.begin(), first_seen.end(), e.second) == first_seen.end()) first_seen.push_back(e.second);
+  EXPECT_EQ(first_seen, (std::vector<std::string>{"create", "write", "chmod", "rename", "remove"}));
+  for (const auto& [name, event] : std::vector<std::pair<std::string, std::string>>{
+           {"a.txt", "create"}, {"a.txt", "write"}, {"a.txt", "chmod"}, {"a.txt", "rename"}, {"b.txt", "create"}})
+    EXPECT_TRUE(has_event(events, name, event)) << name << " " << event;
+  for (const auto& e : events) EXPECT_TRUE(e.first == "a.txt" || e.first == "b.txt") << e.first;
+}
+
+TEST_F(AgentTest, WatchRecursiveSeesNewSubdirectories) {
+  ASSERT_EQ(::mkdir(path("w").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(path("w/old").c_str(), 0755), 0);
+  fs_events events;
+  auto st = watch_until(
+      socket_, {{"path", path("w")}, {"recursive", true}},
+      [&] {
+        touch(path("w/old/y"));
+        ASSERT_EQ(::mkdir(path("w/sub").c_str(), 0755), 0);
+        touch(path("w/sub/x"));
+      },
+      [&](const std::string&, const std::string&) {
+        return has_event(events, "sub/x", "create") && has_event(events, "old/y", "create");
+      },
+      events);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_TRUE(has_event(events, "sub", "create"));
+}
+
+TEST_F(AgentTest, WatchNonRecursiveIgnoresSubdirectories) {
+  ASSERT_EQ(::mkdir(path("w").c_str(), 0755), 0);
+  fs_events events;
+  auto st = watch_until(
+      socket_, {{"path", path("w")}, {"recursive", false}},
+      [&] {
+        ASSERT_EQ(::mkdir(path("w/sub").c_str(), 0755), 0);
+        touch(path("w/sub/x"));
+        std::this_thread::sleep_for(100ms);
+        touch(path("w/done"));
+      },
+      [](const std::string& name, const std::string&) { return name == "done"; }, events);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_TRUE(has_event(events, "sub", "create"));
+  for (const auto& e : events) EXPECT_EQ(e.first.find('/'), std::string::npos) << e.first;
+}
+
+TEST_F(AgentTest, WatchEndsWhenDirectoryIsDeleted) {
+  ASSERT_EQ(::mkdir(path("w").c_str(), 0755), 0);
+  fs_events events;
+  json terminal;
+  auto st = watch_until(
+      socket_, {{"path", path("w")}}, [&] { ASSERT_EQ(::rmdir(path("w").c_str()), 0); },
+      [](const std::string&, const std::string&) { return false; }, events, &terminal);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(terminal, json({{"type", "end"}}));
+  EXPECT_TRUE(has_event(events, ".", "remove"));
+}
+
+TEST_F(AgentTest, WatchKeepalive) {
+  int keepalives = 0;
+  auto st = agent::stream(
+      socket_, {{"op", "watch"}, {"path", dir_}, {"user", "root"}, {"keepalive_ms", 50}},
+      [&](const json& f) {
+        if (f.value("type", "") == "keepalive") ++keepalives;
+        return keepalives < 2;
+      },
+      5s);
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(keepalives, 2);
+}
+
+TEST_F(AgentTest, WatchErrors) {
+  touch(path("file.txt"));
+  for (const char* op : {"watch", "watcher_create"}) {
+    auto missing = call({{"op", op}, {"path", path("missing")}});
+    ASSERT_FALSE(missing.ok()) << op;
+    EXPECT_EQ(missing.error().status, 404) << op;
+    EXPECT_EQ(missing.error().message, "path not found: " + path("missing"));
+    auto file = call({{"op", op}, {"path", path("file.txt")}});
+    ASSERT_FALSE(file.ok()) << op;
+    EXPECT_EQ(file.error().status, 400) << op;
+    EXPECT_EQ(file.error().message, "path is not a directory: " + path("file.txt"));
+  }
+  ASSERT_EQ(::mkdir(path("private").c_str(), 0700), 0);
+  auto denied = call({{"op", "watch"}, {"path", path("private")}, {"user", "nobody"}});
+  if (!denied.ok() && denied.error().message == "unknown user: nobody") GTEST_SKIP() << "no nobody user";
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().status, 403);
+}
+
+TEST_F(AgentTest, WatchClientDisconnectStopsWatch) {
+  ASSERT_EQ(::mkdir(path("w").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(path("w/sub").c_str(), 0755), 0);
+  std::string fd_dir = "/proc/" + std::to_string(pid_) + "/fd";
+  std::string task_dir = "/proc/" + std::to_string(pid_) + "/task";
+  ASSERT_TRUE(call({{"op", "ping"}}).ok());
+  std::this_thread::sleep_for(100ms);
+  size_t fds = count_entries(fd_dir), tasks = count_entries(task_dir);
+  ASSERT_GT(fds, 0u);
+  for (int i = 0; i < 5; ++i) {
+    bool started = false;
+    auto st = agent::stream(
+        socket_, {{"op", "watch"}, {"path", path("w")}, {"recursive", true}, {"user", "root"}},
+        [&](const json& f) {
+          started = started || f.value("type", "") == "start";
+          return false;  // disconnect right away
+        },
+        5s);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    EXPECT_TRUE(started);
+  }
+  EXPECT_EQ(wait_for_count(fd_dir, fds), fds);
+  EXPECT_EQ(wait_for_count(task_dir, tasks), tasks);
+  EXPECT_TRUE(call({{"op", "ping"}}).ok());
+}
+
+TEST_F(AgentTest, PollingWatcherLifecycle) {
+  ASSERT_EQ(::mkdir(path("p").c_str(), 0755), 0);
+  std::string fd_dir = "/proc/" + std::to_string(pid_) + "/fd";
+  std::string task_dir = "/proc/" + std::to_string(pid_) + "/task";
+  std::this_thread::sleep_for(100ms);
+  size_t fds = count_entries(fd_dir), tasks = count_entries(task_dir);
+
+  auto c = call({{"op", "watcher_create"}, {"path", path("p")}, {"recursive", true}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  std::string id = (*c)["watcher_id"];
+  ASSERT_FALSE(id.empty());
+  struct remover {  // removes the watcher even if an assertion fails
+    std::function<void()> fn;
+    ~remover() { fn(); }
+  } cleanup{[&] { agent::call(socket_, {{"op", "watcher_remove"}, {"watcher_id", id}}); }};
+
+  touch(path("p/a.txt"));
+  ASSERT_EQ(::mkdir(path("p/sub").c_str(), 0755), 0);
+  std::this_thread::sleep_for(50ms);  // let the watcher pick up sub before sub/x appears
+  touch(path("p/sub/x"));
+  fs_events events;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (!(has_event(events, "a.txt", "create") && has_event(events, "sub/x", "create")) &&
+         std::chrono::steady_clock::now() < until) {
+    auto e = call({{"op", "watcher_events"}, {"watcher_id", id}});
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    for (const auto& ev : (*e)["events"]) events.emplace_back(ev["name"], ev["event"]);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(has_event(events, "a.txt", "create"));
+  EXPECT_TRUE(has_event(events, "sub", "create"));
+  EXPECT_TRUE(has_event(events, "sub/x", "create"));
+  auto drained = call({{"op", "watcher_events"}, {"watcher_id", id}});
+  ASSERT_TRUE(drained.ok());
+  EXPECT_EQ((*drained)["events"], json::array());
+
+  auto rm = call({{"op", "watcher_remove"}, {"watcher_id", id}});
+  ASSERT_TRUE(rm.ok()) << rm.error().message;
+  EXPECT_EQ(*rm, json({{"type", "result"}}));
+  EXPECT_EQ(wait_for_count(fd_dir, fds), fds);
+  EXPECT_EQ(wait_for_count(task_dir, tasks), tasks);
+  for (const char* op : {"watcher_events", "watcher_remove"}) {
+    auto gone = call({{"op", op}, {"watcher_id", id}});
+    ASSERT_FALSE(gone.ok()) << op;
+    EXPECT_EQ(gone.error().status, 404) << op;
+    EXPECT_EQ(gone.error().message, "watcher not found: " + id);
+  }
+  auto unknown = call({{"op", "watcher_events"}, {"watcher_id", "nope"}});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().status, 404);
+}
+
+TEST_F(AgentTest, PollingWatcherKeepsNewestEvents) {
+  ASSERT_EQ(::mkdir(path("p").c_str(), 0755), 0);
+  auto c = call({{"op", "watcher_create"}, {"path", path("p")}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  std::string id = (*c)["watcher_id"];
+  struct remover {
+    std::function<void()> fn;
+    ~remover() { fn(); }
+  } cleanup{[&] { agent::call(socket_, {{"op", "watcher_remove"}, {"watcher_id", id}}); }};
+  touch(path("p/a"));
+  touch(path("p/b"));
+  for (int i = 0; i < 10100; ++i)  // alternate files so inotify cannot merge events
+    ASSERT_EQ(::chmod(path(i % 2 ? "p/a" : "p/b").c_str(), i % 4 < 2 ? 0600 : 0644), 0);
+  touch(path("p/last"));
+  std::this_thread::sleep_for(1s);
+  auto e = call({{"op", "watcher_events"}, {"watcher_id", id}});
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  const json& events = (*e)["events"];
+  EXPECT_EQ(events.size(), 10000u);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), json({{"name", "last"}, {"event", "create"}}));
 }
 
 TEST(Base64, RoundTripAndRejects) {

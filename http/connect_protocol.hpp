@@ -1,0 +1,41 @@
+// The Connect protocol (connectrpc.com), JSON codec: what the E2B SDKs speak
+// to envd. Unary calls are plain JSON both ways with errors as non-200
+// {"code","message"}; server streams are enveloped messages
+// [flags u8][len u32 BE][json], the last one flagged 0x02 (end of stream)
+// carrying {} or {"error":{...}}.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.hpp"
+
+namespace sandboxd::http::connect {
+
+using json = nlohmann::json;
+
+/// Connect's code for a failure ("not_found", "invalid_argument", ...).
+std::string code_for(const failure& f);
+
+/// The HTTP status Connect prescribes for a code.
+int http_status_for(const std::string& code);
+
+/// A unary error body: {"code":"not_found","message":"..."}.
+json error_body(const failure& f);
+
+/// One enveloped message; `end` marks the end-of-stream message.
+std::string envelope(const json& message, bool end = false);
+
+/// The end-of-stream message: {} or {"error":{code,message}}.
+std::string end_stream(const std::optional<failure>& error = std::nullopt);
+
+/// The request message of a server-streaming call (one envelope; a plain JSON
+/// body is accepted too).
+result<json> parse_stream_request(const std::string& body);
+
+/// The request message of a unary call (plain JSON object; empty → {}).
+result<json> parse_unary_request(const std::string& body);
+
+} // namespace sandboxd::http::connect

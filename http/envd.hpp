@@ -1,0 +1,41 @@
+// The envd data plane: what the E2B SDKs call on E2B_SANDBOX_URL. One
+// listener for every sandbox, routed by the E2b-Sandbox-Id header (or a Host
+// of the form 49983-<id>.<domain>), authorized by the sandbox's access token.
+//
+// Served with libmicrohttpd, one thread per connection, rather than Pistache:
+// process output and directory watches are long-lived server streams, and
+// uploads of 100 MB must stream to the sandbox; Pistache 0.0.5 can do
+// neither (cross-thread chunked writes abort, request bodies are buffered).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "actors/interfaces.hpp"
+#include "core/result.hpp"
+
+namespace sandboxd {
+class store;
+} // namespace sandboxd
+
+namespace sandboxd::http {
+
+struct envd_context {
+  caf::actor_system& sys;
+  registry_actor registry;
+  std::shared_ptr<store> db;
+};
+
+class envd_server {
+public:
+  static result<std::unique_ptr<envd_server>> start(envd_context ctx,
+                                                    const std::string& listen);
+  ~envd_server();
+
+private:
+  envd_server() = default;
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace sandboxd::http

@@ -1,0 +1,102 @@
+// One envd request as the data-plane handlers see it, and what they answer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.hpp"
+#include "http/envd.hpp"
+#include "runtime/containers.hpp"
+
+namespace sandboxd::http {
+
+using json = nlohmann::json;
+
+/// A response body produced while it is sent (process output, file bytes).
+class body_source {
+public:
+  virtual ~body_source() = default;
+  /// Fills at most `max` bytes, blocking until some are ready: returns the
+  /// count, 0 at the end, -1 to abort the response.
+  virtual ssize_t read(char* buf, size_t max) = 0;
+};
+
+struct envd_reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::unique_ptr<body_source> stream; // when set, `body` is unused
+  std::optional<uint64_t> stream_size; // Content-Length when known
+
+  static envd_reply json_body(int status, const json& j);
+  static envd_reply empty(int status);
+  /// envd's REST errors: {"code": <status>, "message"}.
+  static envd_reply rest_error(const failure& f);
+  /// Connect unary errors: {"code": "not_found", "message"}.
+  static envd_reply connect_error(const failure& f);
+};
+
+struct envd_call {
+  envd_context* ctx = nullptr;
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers; // lowercase names
+  std::string body;
+  std::string sandbox_id;
+  std::string user;        // from Basic auth, else "user"
+  std::string socket;      // the sandbox agent's socket, once resolved
+  int client_fd = -1;      // to notice a client that went away mid-stream
+
+  std::string header(const std::string& lower) const {
+    auto i = headers.find(lower);
+    return i == headers.end() ? std::string{} : i->second;
+  }
+  std::optional<std::string> param(const std::string& name) const {
+    auto i = query.find(name);
+    if (i == query.end())
+      return std::nullopt;
+    return i->second;
+  }
+  /// Connect-Timeout-Ms, when the client set one.
+  std::optional<std::chrono::milliseconds> deadline() const;
+  /// Keepalive-Ping-Interval (seconds), default 50 s.
+  std::chrono::milliseconds keepalive() const;
+};
+
+/// Asks the sandbox's actor for its agent socket (running sandboxes only).
+result<std::string> resolve_agent(envd_context& ctx, const std::string& sandbox_id);
+
+/// Reads the sandbox's cgroup and overlay.
+result<container_sample> sandbox_sample(envd_context& ctx, const std::string& sandbox_id);
+
+// Handlers, by file: envd_process.cpp, envd_filesystem.cpp, envd_files.cpp.
+envd_reply process_rpc(envd_call& call, const std::string& method);
+envd_reply filesystem_rpc(envd_call& call, const std::string& method);
+envd_reply files_download(envd_call& call);
+
+/// A streaming upload (POST /files): bytes in as they arrive, one reply.
+class upload_sink {
+public:
+  virtual ~upload_sink() = default;
+  virtual status feed(const char* data, size_t size) = 0;
+  virtual envd_reply finish() = 0;
+};
+
+/// Sets up an upload for `call` (headers and query known, body not yet).
+result<std::unique_ptr<upload_sink>> files_upload(envd_call& call, void* mhd_connection);
+
+/// Checks a signed URL's `signature` for `operation` ("read"/"write").
+status check_signature(const envd_call& call, const std::string& operation,
+                       const std::string& token);
+
+} // namespace sandboxd::http
