@@ -43,6 +43,9 @@ struct envd_reply {
   static envd_reply rest_error(const failure& f);
   /// Connect unary errors: {"code": "not_found", "message"}.
   static envd_reply connect_error(const failure& f);
+  /// Connect streaming errors: HTTP 200, the error in the end-of-stream
+  /// message (streaming responses are always 200 in Connect).
+  static envd_reply stream_error(const failure& f);
 };
 
 struct envd_call {
@@ -78,6 +81,9 @@ result<std::string> resolve_agent(envd_context& ctx, const std::string& sandbox_
 
 /// Reads the sandbox's cgroup and overlay.
 result<container_sample> sandbox_sample(envd_context& ctx, const std::string& sandbox_id);
+
+/// The server-streaming RPCs (Start, Connect, WatchDir).
+bool is_stream_rpc(const std::string& path);
 
 // Handlers, by file: envd_process.cpp, envd_filesystem.cpp, envd_files.cpp.
 envd_reply process_rpc(envd_call& call, const std::string& method);

@@ -75,7 +75,7 @@ envd_reply unary(const envd_call& call, json request, F render) {
 envd_reply watch_dir(envd_call& call, const json& msg) {
   auto path = string_field(msg, "path");
   if (!path)
-    return envd_reply::connect_error(path.error());
+    return envd_reply::stream_error(path.error());
   connect_relay::options opts;
   opts.translate = [](const json& f) -> std::optional<json> {
     auto type = f.value("type", "");
@@ -94,7 +94,7 @@ envd_reply watch_dir(envd_call& call, const json& msg) {
               {"user", call.user}};
   auto relay = connect_relay::open(call, req, std::move(opts));
   if (!relay)
-    return envd_reply::connect_error(relay.error());
+    return envd_reply::stream_error(relay.error());
   return stream_reply(std::move(*relay));
 }
 
@@ -104,7 +104,8 @@ envd_reply filesystem_rpc(envd_call& call, const std::string& method) {
   auto msg = method == "WatchDir" ? connect::parse_stream_request(call.body)
                                   : connect::parse_unary_request(call.body);
   if (!msg)
-    return envd_reply::connect_error(msg.error());
+    return method == "WatchDir" ? envd_reply::stream_error(msg.error())
+                                : envd_reply::connect_error(msg.error());
   if (method == "WatchDir")
     return watch_dir(call, *msg);
   if (method == "Move") {

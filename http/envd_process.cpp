@@ -82,17 +82,17 @@ envd_reply start_stream(envd_call& call, const json& agent_request) {
   opts.on_deadline = kill_on_deadline(call, pid);
   auto relay = connect_relay::open(call, agent_request, std::move(opts));
   if (!relay)
-    return envd_reply::connect_error(relay.error());
+    return envd_reply::stream_error(relay.error());
   return stream_reply(std::move(*relay));
 }
 
 envd_reply start(envd_call& call) {
   auto msg = connect::parse_stream_request(call.body);
   if (!msg)
-    return envd_reply::connect_error(msg.error());
+    return envd_reply::stream_error(msg.error());
   auto cfg = msg->value("process", json::object());
   if (!cfg.contains("cmd") || !cfg["cmd"].is_string() || cfg["cmd"].get<std::string>().empty())
-    return envd_reply::connect_error(bad_request("process.cmd is required"));
+    return envd_reply::stream_error(bad_request("process.cmd is required"));
   json req = {{"op", "exec"},
               {"cmd", cfg["cmd"]},
               {"args", cfg.value("args", json::array())},
@@ -113,7 +113,7 @@ envd_reply start(envd_call& call) {
 envd_reply connect_process(envd_call& call) {
   auto msg = connect::parse_stream_request(call.body);
   if (!msg)
-    return envd_reply::connect_error(msg.error());
+    return envd_reply::stream_error(msg.error());
   auto sel = msg->value("process", json::object());
   json req = {{"op", "connect"}};
   if (sel.contains("pid"))
@@ -121,7 +121,7 @@ envd_reply connect_process(envd_call& call) {
   else if (sel.contains("tag"))
     req["tag"] = sel["tag"];
   else
-    return envd_reply::connect_error(bad_request("process selector needs pid or tag"));
+    return envd_reply::stream_error(bad_request("process selector needs pid or tag"));
   return start_stream(call, req);
 }
 

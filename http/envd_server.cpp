@@ -109,7 +109,10 @@ bool is_connect_rpc(const std::string& path) {
 // /files accepts a signed URL instead of one.
 std::optional<envd_reply> authorize(envd_call& call) {
   bool rpc = is_connect_rpc(call.path);
+  bool stream = is_stream_rpc(call.path);
   auto fail = [&](const failure& f) {
+    if (stream)
+      return envd_reply::stream_error(f);
     return rpc ? envd_reply::connect_error(f) : envd_reply::rest_error(f);
   };
   call.sandbox_id = call.header("e2b-sandbox-id");
@@ -290,6 +293,19 @@ envd_reply envd_reply::empty(int status) {
 
 envd_reply envd_reply::rest_error(const failure& f) {
   return json_body(f.status, {{"code", f.status}, {"message", f.message}});
+}
+
+envd_reply envd_reply::stream_error(const failure& f) {
+  envd_reply r;
+  r.status = 200;
+  r.content_type = "application/connect+json";
+  r.body = connect::end_stream(f);
+  return r;
+}
+
+bool is_stream_rpc(const std::string& path) {
+  return path == "/process.Process/Start" || path == "/process.Process/Connect"
+         || path == "/filesystem.Filesystem/WatchDir";
 }
 
 envd_reply envd_reply::connect_error(const failure& f) {

@@ -201,3 +201,110 @@ class ServerTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+class Envd:
+    """A raw envd client speaking the Connect protocol (JSON) like the SDKs."""
+
+    def __init__(self, server, sandbox):
+        self.server = server
+        self.sid = sandbox["sandboxID"]
+        self.token = sandbox["envdAccessToken"]
+
+    def headers(self, user="user", token="default", extra=None):
+        h = {"E2b-Sandbox-Id": self.sid, "E2b-Sandbox-Port": "49983",
+             "Authorization": "Basic " + base64.b64encode(f"{user}:".encode()).decode()}
+        if token == "default":
+            token = self.token
+        if token is not None:
+            h["X-Access-Token"] = token
+        h.update(extra or {})
+        return h
+
+    def conn(self, timeout=120):
+        return http.client.HTTPConnection("127.0.0.1", self.server.envd_port, timeout=timeout)
+
+    def unary(self, method, body, user="user", token="default"):
+        c = self.conn()
+        c.request("POST", "/" + method, body=json.dumps(body).encode(),
+                  headers=self.headers(user, token, {"Content-Type": "application/json",
+                                                     "Connect-Protocol-Version": "1"}))
+        r = c.getresponse()
+        out = Response(r.status, r.read(), dict(r.getheaders()))
+        c.close()
+        return out
+
+    def stream(self, method, body, user="user", extra=None, timeout=120):
+        """Yields (flags, message) for every envelope; the connection is kept
+        in self.last so a test can drop it mid-stream."""
+        import struct
+        msg = json.dumps(body).encode()
+        c = self.conn(timeout)
+        self.last = c
+        hdrs = {"Content-Type": "application/connect+json", "Connect-Protocol-Version": "1"}
+        hdrs.update(extra or {})
+        c.request("POST", "/" + method, body=b"\x00" + struct.pack(">I", len(msg)) + msg,
+                  headers=self.headers(user, extra=hdrs))
+        r = c.getresponse()
+        if r.status != 200:
+            raise AssertionError(f"stream {method}: {r.status} {r.read()!r}")
+        while True:
+            h = r.read(5)
+            if len(h) < 5:
+                raise AssertionError("stream ended without an end-of-stream message")
+            n = struct.unpack(">I", h[1:])[0]
+            yield h[0], json.loads(r.read(n))
+            if h[0] & 2:
+                c.close()
+                return
+
+    def run(self, cmd, user="user", **fields):
+        """Start a command to completion: (stdout, stderr, end event, events)."""
+        events = list(self.stream("process.Process/Start",
+                                  {"process": {"cmd": "/bin/bash", "args": ["-l", "-c", cmd], **fields}},
+                                  user=user))
+        out = err = b""
+        end = None
+        for flags, m in events:
+            ev = m.get("event", {})
+            if "data" in ev:
+                out += base64.b64decode(ev["data"].get("stdout", ""))
+                err += base64.b64decode(ev["data"].get("stderr", ""))
+            if "end" in ev:
+                end = ev["end"]
+        return out.decode(), err.decode(), end, events
+
+    def files_get(self, path, user="user", token="default", query=None):
+        from urllib.parse import urlencode
+        q = urlencode({"path": path, "username": user, **(query or {})})
+        c = self.conn()
+        c.request("GET", "/files?" + q, headers=self.headers(user, token))
+        r = c.getresponse()
+        out = Response(r.status, r.read(), dict(r.getheaders()))
+        c.close()
+        return out
+
+    def files_post(self, body, content_type, path=None, user="user", token="default",
+                   extra=None, query=None):
+        from urllib.parse import urlencode
+        q = {"username": user, **(query or {})}
+        if path is not None:
+            q["path"] = path
+        c = self.conn()
+        c.request("POST", "/files?" + urlencode(q), body=body,
+                  headers=self.headers(user, token, {"Content-Type": content_type, **(extra or {})}))
+        r = c.getresponse()
+        out = Response(r.status, r.read(), dict(r.getheaders()))
+        c.close()
+        return out
+
+
+def multipart(files):
+    """files: list of (filename, bytes) → (body, content type)."""
+    boundary = "----sandboxd" + os.urandom(8).hex()
+    parts = []
+    for name, data in files:
+        parts.append((f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                      f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+                     + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
