@@ -97,6 +97,9 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::lookup, std::string>::with<sandbox_actor>,
   // Every sandbox of `org` known since the log began, newest first.
   caf::replies_to<atom::list, std::string>::with<std::vector<sandbox_record>>,
+  // The ids of every live sandbox, whatever its org: only for finding the
+  // sandbox a signed /files URL was made for.
+  caf::replies_to<atom::list>::with<std::vector<std::string>>,
   // A sandbox reports its record after each transition.
   caf::reacts_to<atom::update, sandbox_record>,
   // Replays the log, respawns the live sandboxes and reconciles them with
@@ -115,6 +118,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::create_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::sandbox_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<sandboxd::sandbox_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::string>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::connect_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::container_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::kill_reason)

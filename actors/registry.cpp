@@ -125,6 +125,12 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       });
       return out;
     },
+    [=](atom::list) {
+      std::vector<std::string> ids;
+      for (auto& [id, actor] : self->state.live)
+        ids.push_back(id);
+      return ids;
+    },
     [=](atom::update, sandbox_record& rec) {
       auto id = rec.id;
       if (rec.state == sandbox_state::error) {

@@ -245,8 +245,14 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         };
       };
       if (self->state.rec.state == sandbox_state::running) {
+        // Connecting to a running sandbox only ever extends its life.
+        auto end_at = now_ms() + timeout_s * 1000;
+        if (end_at <= self->state.rec.end_at_ms) {
+          reply(false)(self->state.rec);
+          return rp;
+        }
         auto e = make_event(self->state.rec, event_type::updated);
-        e.end_at_ms = now_ms() + timeout_s * 1000;
+        e.end_at_ms = end_at;
         e.timeout_s = timeout_s;
         commit(self, std::move(e), reply(false));
         return rp;

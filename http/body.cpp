@@ -1,6 +1,7 @@
 #include "http/body.hpp"
 
 #include <cerrno>
+#include <cctype>
 #include <cstdlib>
 
 namespace sandboxd::http {
@@ -62,6 +63,39 @@ string_map_field(const json& obj, const std::string& name) {
     if (!v.is_string())
       return bad_request(name + "." + k + " must be a string");
     out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+std::string url_decode(const std::string& s) {
+  std::string out;
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) && hex(s[i + 2])) {
+      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else if (s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> parse_metadata_filter(const std::string& s) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    auto end = s.find('&', start);
+    auto pair = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    auto eq = pair.find('=');
+    if (!pair.empty())
+      out[url_decode(url_decode(pair.substr(0, eq)))]
+        = eq == std::string::npos ? "" : url_decode(url_decode(pair.substr(eq + 1)));
+    if (end == std::string::npos)
+      break;
+    start = end + 1;
   }
   return out;
 }

@@ -30,6 +30,13 @@ result<int64_t> int_field(const json& obj, const std::string& name,
 result<std::map<std::string, std::string>>
 string_map_field(const json& obj, const std::string& name);
 
+/// Percent-decoding of a URL component ('+' is a space).
+std::string url_decode(const std::string& s);
+
+/// E2B's `metadata` filter "k=v&k2=v2" (each key and value percent-encoded
+/// once more inside) → pairs that must all match.
+std::map<std::string, std::string> parse_metadata_filter(const std::string& s);
+
 /// An integer query parameter within [lo, hi].
 result<int64_t> int_param(const std::optional<std::string>& raw,
                           const std::string& name, int64_t fallback, int64_t lo,

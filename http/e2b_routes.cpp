@@ -3,6 +3,7 @@
 // renders the reply; no handler holds state.
 #include <set>
 
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
@@ -54,30 +55,56 @@ void create_sandbox(api_context& ctx, request& req) {
   });
 }
 
-void list_sandboxes(api_context& ctx, request& req) {
+namespace {
+
+// The states named by a comma list ("running,paused"); `fallback` if absent.
+result<std::set<sandbox_state>> state_filter(const std::optional<std::string>& raw,
+                                             std::set<sandbox_state> fallback) {
+  if (!raw || raw->empty())
+    return fallback;
   std::set<sandbox_state> wanted;
+  size_t start = 0;
+  for (;;) {
+    auto end = raw->find(',', start);
+    auto item = raw->substr(start, end == std::string::npos ? std::string::npos : end - start);
+    auto st = parse_sandbox_state(item);
+    if (!st)
+      return bad_request("unknown state '" + item
+                         + "' (expected running, paused, stopped, creating or error)");
+    wanted.insert(*st);
+    if (end == std::string::npos)
+      return wanted;
+    start = end + 1;
+  }
+}
+
+bool metadata_matches(const sandbox_record& rec, const std::map<std::string, std::string>& want) {
+  for (auto& [k, v] : want) {
+    auto i = rec.metadata.find(k);
+    if (i == rec.metadata.end() || i->second != v)
+      return false;
+  }
+  return true;
+}
+
+// The page cursor: the sort key (start time, id) of the last item served,
+// so pages stay stable while sandboxes come and go.
+std::string cursor_of(const sandbox_record& r) {
+  return std::to_string(r.started_at_ms) + "_" + r.id;
+}
+
+} // namespace
+
+void list_sandboxes(api_context& ctx, request& req) {
   auto raw = req.query_param("status");
   if (!raw)
     raw = req.query_param("state");
-  if (raw && !raw->empty()) {
-    size_t start = 0;
-    while (start <= raw->size()) {
-      auto end = raw->find(',', start);
-      auto item = raw->substr(start, end == std::string::npos ? std::string::npos
-                                                              : end - start);
-      auto st = parse_sandbox_state(item);
-      if (!st)
-        return req.out->send_error(bad_request(
-          "unknown status '" + item
-          + "' (expected running, paused, stopped, creating or error)"));
-      wanted.insert(*st);
-      if (end == std::string::npos)
-        break;
-      start = end + 1;
-    }
-  } else {
-    wanted = {sandbox_state::running, sandbox_state::paused};
-  }
+  auto states = state_filter(raw, {sandbox_state::running, sandbox_state::paused});
+  if (!states)
+    return req.out->send_error(states.error());
+  auto wanted = *states;
+  // The deprecated metadata filter of GET /sandboxes.
+  auto md = parse_metadata_filter(req.query_param("metadata").value_or(""));
   auto out = req.out;
   auto secret = ctx.db->secret();
   auto reg = ctx.registry;
@@ -88,9 +115,86 @@ void list_sandboxes(api_context& ctx, request& req) {
         [=](std::vector<sandbox_record>& recs) {
           auto arr = json::array();
           for (auto& r : recs)
-            if (wanted.count(r.state))
+            if (wanted.count(r.state) && metadata_matches(r, md))
               arr.push_back(sandbox_json(r, secret));
           out->send_json(200, arr);
+        },
+        reply_error_to(out));
+  });
+}
+
+
+// GET /v2/sandboxes: filters, ordering and a stable cursor (X-Next-Token).
+void list_sandboxes_v2(api_context& ctx, request& req) {
+  auto states = state_filter(req.query_param("state"),
+                             {sandbox_state::running, sandbox_state::paused});
+  if (!states)
+    return req.out->send_error(states.error());
+  auto limit = int_param(req.query_param("limit"), "limit", 100, 1, 100);
+  if (!limit)
+    return req.out->send_error(limit.error());
+  auto order = req.query_param("order").value_or("desc");
+  if (order != "asc" && order != "desc")
+    return req.out->send_error(bad_request("order must be asc or desc"));
+  std::optional<int64_t> after;
+  if (auto s = req.query_param("startedAfter"); s && !s->empty()) {
+    after = parse_rfc3339(*s);
+    if (!after)
+      return req.out->send_error(bad_request("startedAfter must be an RFC 3339 timestamp"));
+  }
+  auto tpl = req.query_param("template").value_or("");
+  auto md = parse_metadata_filter(req.query_param("metadata").value_or(""));
+  auto token = req.query_param("nextToken").value_or("");
+  auto out = req.out;
+  auto secret = ctx.db->secret();
+  auto reg = ctx.registry;
+  auto org = req.org;
+  auto wanted = *states;
+  auto n = static_cast<size_t>(*limit);
+  bool asc = order == "asc";
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::list::value, org)
+      .then(
+        [=](std::vector<sandbox_record>& recs) {
+          size_t running = 0;
+          for (auto& r : recs)
+            running += r.state == sandbox_state::running;
+          auto key_less = [](const sandbox_record& a, const sandbox_record& b) {
+            return std::make_pair(a.started_at_ms, a.id) < std::make_pair(b.started_at_ms, b.id);
+          };
+          std::sort(recs.begin(), recs.end(), [&](auto& a, auto& b) {
+            return asc ? key_less(a, b) : key_less(b, a);
+          });
+          std::optional<sandbox_record> resume_after;
+          if (auto sep = token.find('_'); !token.empty() && sep != std::string::npos) {
+            resume_after.emplace();
+            resume_after->started_at_ms = std::atoll(token.substr(0, sep).c_str());
+            resume_after->id = token.substr(sep + 1);
+          }
+          auto arr = json::array();
+          const sandbox_record* last = nullptr;
+          bool more = false;
+          for (auto& r : recs) {
+            if (!wanted.count(r.state) || (!tpl.empty() && r.template_id != tpl)
+                || (after && r.started_at_ms <= *after) || !metadata_matches(r, md))
+              continue;
+            if (resume_after
+                && !(asc ? key_less(*resume_after, r) : key_less(r, *resume_after)))
+              continue;
+            if (arr.size() == n) {
+              more = true;
+              break;
+            }
+            arr.push_back(sandbox_json(r, secret));
+            last = &r;
+          }
+          auto next = more && last ? cursor_of(*last) : std::string{};
+          json body = arr;
+          std::map<std::string, std::string> headers{
+            {"X-Total-Running", std::to_string(running)}};
+          if (!next.empty())
+            headers["X-Next-Token"] = next;
+          out->send_json_with_headers(200, body, headers);
         },
         reply_error_to(out));
   });

@@ -249,7 +249,13 @@ private:
       return MHD_NO;
     if (!filename && (!key || std::strcmp(key, "file") != 0))
       return MHD_YES; // a plain form field: not a file
-    if (off == 0 || !self->current_) {
+    // A part starts at offset 0, but libmicrohttpd may hand over its first
+    // bytes in several calls at offset 0 (an empty one first): a new part is
+    // offset 0 after data, or another filename.
+    std::string name = filename ? filename : "";
+    bool new_part = !self->current_
+                    || (off == 0 && (self->received_ > 0 || name != self->current_name_));
+    if (new_part) {
       self->end_part();
       if (self->error_)
         return MHD_NO;
@@ -264,7 +270,10 @@ private:
         return MHD_NO;
       }
       self->current_ = std::move(*up);
+      self->current_name_ = name;
+      self->received_ = 0;
     }
+    self->received_ += size;
     if (size > 0)
       if (auto s = self->current_->write(data, size); !s) {
         self->error_ = s.error();
@@ -288,6 +297,8 @@ private:
   std::unique_ptr<gunzip> gz_;
   MHD_PostProcessor* pp_ = nullptr;
   std::unique_ptr<agent_upload> current_;
+  std::string current_name_;
+  uint64_t received_ = 0;
   json entries_ = json::array();
   std::optional<failure> error_;
 };
@@ -348,8 +359,10 @@ status check_signature(const envd_call& call, const std::string& operation,
     if (std::stoll(*exp) < static_cast<long long>(std::time(nullptr)))
       return failure{401, "signature expired"};
   }
-  auto raw = call.param("path").value_or("") + ":" + operation + ":" + file_user(call) + ":"
-             + token + (exp && !exp->empty() ? ":" + *exp : "");
+  // The SDK signs the username as given in the URL, "" when absent.
+  auto raw = call.param("path").value_or("") + ":" + operation + ":"
+             + call.param("username").value_or("") + ":" + token
+             + (exp && !exp->empty() ? ":" + *exp : "");
   auto digest = base64::encode(sha256_raw(raw));
   while (!digest.empty() && digest.back() == '=')
     digest.pop_back();

@@ -79,13 +79,14 @@ envd_reply watch_dir(envd_call& call, const json& msg) {
   connect_relay::options opts;
   opts.translate = [](const json& f) -> std::optional<json> {
     auto type = f.value("type", "");
+    // WatchDirResponse's oneof members are its own fields (no "event").
     if (type == "start")
-      return json{{"event", {{"start", json::object()}}}};
+      return json{{"start", json::object()}};
     if (type == "fs")
-      return json{{"event", {{"filesystem", fs_event(f)}}}};
+      return json{{"filesystem", fs_event(f)}};
     return std::nullopt;
   };
-  opts.keepalive_message = {{"event", {{"keepalive", json::object()}}}};
+  opts.keepalive_message = {{"keepalive", json::object()}};
   opts.keepalive = call.keepalive();
   opts.deadline = call.deadline();
   json req = {{"op", "watch"},

@@ -1,7 +1,5 @@
 // process.Process: Start, Connect, List, SendInput, CloseStdin, SendSignal,
 // Update, translated onto the sandbox agent's process ops.
-#include <memory>
-
 #include "http/connect_protocol.hpp"
 #include "http/envd_call.hpp"
 #include "http/envd_stream.hpp"
@@ -24,8 +22,12 @@ std::optional<json> process_event(const json& f) {
     json end = {{"exitCode", f.value("exit_code", -1)},
                 {"exited", f.value("exited", false)},
                 {"status", f.value("status", "")}};
+    // envd reports any unsuccessful end in `error` too; the SDK's
+    // CommandExitError carries it as its message.
     if (f.contains("error") && f["error"].is_string())
       end["error"] = f["error"];
+    else if (f.value("exit_code", -1) != 0)
+      end["error"] = f.value("status", "");
     return json{{"event", {{"end", end}}}};
   }
   return std::nullopt;
@@ -58,28 +60,12 @@ result<int> select_process(const envd_call& call, const json& msg) {
   return bad_request("process selector needs pid or tag");
 }
 
-// Ends the process behind a stream whose client deadline passed.
-std::function<void()> kill_on_deadline(const envd_call& call, std::shared_ptr<int> pid) {
-  auto socket = call.socket;
-  return [socket, pid] {
-    if (*pid > 0)
-      agent::call(socket, {{"op", "signal"}, {"pid", *pid}, {"signal", "SIGKILL"}},
-                  std::chrono::seconds(5));
-  };
-}
-
 envd_reply start_stream(envd_call& call, const json& agent_request) {
-  auto pid = std::make_shared<int>(0);
   connect_relay::options opts;
-  opts.translate = [pid](const json& f) {
-    if (f.value("type", "") == "start")
-      *pid = f.value("pid", 0);
-    return process_event(f);
-  };
+  opts.translate = process_event;
   opts.keepalive_message = keepalive_event;
   opts.keepalive = call.keepalive();
   opts.deadline = call.deadline();
-  opts.on_deadline = kill_on_deadline(call, pid);
   auto relay = connect_relay::open(call, agent_request, std::move(opts));
   if (!relay)
     return envd_reply::stream_error(relay.error());
@@ -99,10 +85,17 @@ envd_reply start(envd_call& call) {
               {"env", cfg.value("envs", json::object())},
               {"user", call.user},
               {"stdin", msg->value("stdin", false)}};
+  // envd starts processes in the user's home unless told otherwise.
   if (cfg.contains("cwd") && cfg["cwd"].is_string() && !cfg["cwd"].get<std::string>().empty())
     req["cwd"] = cfg["cwd"];
+  else
+    req["cwd"] = "~";
   if (msg->contains("tag") && (*msg)["tag"].is_string())
     req["tag"] = (*msg)["tag"];
+  // As in envd, the client's deadline is the process's lifetime: the agent
+  // kills it then, whether or not the client is still attached.
+  if (auto dl = call.deadline())
+    req["timeout_ms"] = dl->count();
   if (msg->contains("pty") && (*msg)["pty"].is_object()) {
     auto size = (*msg)["pty"].value("size", json::object());
     req["pty"] = {{"cols", size.value("cols", 80)}, {"rows", size.value("rows", 24)}};

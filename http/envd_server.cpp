@@ -121,6 +121,18 @@ std::optional<envd_reply> authorize(envd_call& call) {
   call.user = user_from_auth(call.header("authorization"));
   if (call.user.empty())
     call.user = "user";
+  // A signed /files URL may come from anyone holding it, without headers:
+  // the sandbox is the one whose token makes the signature valid.
+  if (call.sandbox_id.empty() && call.path == "/files" && call.param("signature")) {
+    auto op = call.method == "GET" ? "read" : "write";
+    for (auto& id : live_sandboxes(*call.ctx))
+      if (check_signature(call, op, envd_access_token(call.ctx->db->secret(), id))) {
+        call.sandbox_id = id;
+        break;
+      }
+    if (call.sandbox_id.empty())
+      return fail({401, "invalid signature"});
+  }
   if (call.sandbox_id.empty()) {
     if (call.path == "/health")
       return envd_reply::empty(204);
@@ -331,6 +343,15 @@ result<T> ask_sandbox(envd_context& ctx, const std::string& id, Ts... xs) {
 }
 
 } // namespace
+
+std::vector<std::string> live_sandboxes(envd_context& ctx) {
+  caf::scoped_actor self{ctx.sys};
+  std::vector<std::string> ids;
+  self->request(ctx.registry, std::chrono::seconds(10), atom::list::value)
+    .receive([&](std::vector<std::string>& x) { ids = std::move(x); },
+             [&](caf::error&) {});
+  return ids;
+}
 
 result<std::string> resolve_agent(envd_context& ctx, const std::string& id) {
   return ask_sandbox<std::string>(ctx, id, atom::endpoint::value);

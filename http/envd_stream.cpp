@@ -45,8 +45,6 @@ void connect_relay::pump() {
   if (opts_.deadline) {
     auto left = *opts_.deadline - duration_cast<milliseconds>(now - started_);
     if (left <= milliseconds(0)) {
-      if (opts_.on_deadline)
-        opts_.on_deadline();
       pending_ += connect::end_stream(failure{504, "deadline exceeded"});
       finished_ = true;
       return;
@@ -73,6 +71,11 @@ void connect_relay::pump() {
     if (st == agent::connection::next_status::frame) {
       if (frame.value("type", "") == "error") {
         pending_ += connect::end_stream(agent::failure_from_error_frame(frame));
+        finished_ = true;
+        return;
+      }
+      if (frame.value("timed_out", false)) {
+        pending_ += connect::end_stream(failure{504, "deadline exceeded"});
         finished_ = true;
         return;
       }

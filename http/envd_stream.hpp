@@ -1,7 +1,8 @@
 // Relays an agent stream to a Connect server stream, one envelope per agent
 // frame as soon as it arrives, with keepalives while the agent is quiet, the
 // client's deadline (Connect-Timeout-Ms), and an early stop when the client
-// goes away.
+// goes away. A terminal frame flagged `timed_out` (the agent enforced the
+// deadline) ends the stream with deadline_exceeded, as envd does.
 #pragma once
 
 #include <chrono>
@@ -26,7 +27,6 @@ public:
     json keepalive_message;                           // sent while quiet
     std::chrono::milliseconds keepalive{50000};
     std::optional<std::chrono::milliseconds> deadline;
-    std::function<void()> on_deadline;                // e.g. kill the process
     int client_fd = -1;
   };
 

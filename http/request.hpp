@@ -27,6 +27,8 @@ public:
   explicit responder(Pistache::Http::ResponseWriter&& w);
   ~responder();
   void send_json(int status, const json& body);
+  void send_json_with_headers(int status, const json& body,
+                              const std::map<std::string, std::string>& headers);
   void send_empty(int status);
   void send_error(const failure& f);
 

@@ -7,6 +7,7 @@ namespace sandboxd::http {
 // Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, events_routes.cpp.
 void create_sandbox(api_context&, request&);
 void list_sandboxes(api_context&, request&);
+void list_sandboxes_v2(api_context&, request&);
 void get_sandbox(api_context&, request&);
 void kill_sandbox(api_context&, request&);
 void pause_sandbox(api_context&, request&);
@@ -38,6 +39,7 @@ const std::vector<route>& control_plane_routes() {
     {"POST", "/sandboxes", create_sandbox},
     {"POST", "/v2/sandboxes", create_sandbox},
     {"GET", "/sandboxes", list_sandboxes},
+    {"GET", "/v2/sandboxes", list_sandboxes_v2},
     {"GET", "/sandboxes/:id", get_sandbox},
     {"DELETE", "/sandboxes/:id", kill_sandbox},
     {"POST", "/sandboxes/:id/pause", pause_sandbox},

@@ -8,6 +8,7 @@
 #include <pistache/http.h>
 #include <spdlog/spdlog.h>
 
+#include "http/body.hpp"
 #include "http/context.hpp"
 #include "http/routes.hpp"
 #include "storage/store.hpp"
@@ -25,24 +26,31 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string url_decode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && isxdigit(s[i + 1]) && isxdigit(s[i + 2])) {
-      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
-      i += 2;
-    } else if (s[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 } // namespace
 
 // -- responder ----------------------------------------------------------------
+
+namespace {
+
+// A response header named at run time: Pistache only writes typed headers,
+// and its CUSTOM_HEADER needs a C++ identifier for a name.
+class named_header : public Http::Header::Header {
+public:
+  named_header(std::string name, std::string value)
+    : name_(std::move(name)), value_(std::move(value)) {}
+  const char* name() const override { return name_.c_str(); }
+#ifdef SAFE_HEADER_CAST
+  uint64_t hash() const override { return Http::Header::detail::hash(name_.c_str()); }
+#endif
+  void parse(const std::string& data) override { value_ = data; }
+  void write(std::ostream& os) const override { os << value_; }
+
+private:
+  std::string name_;
+  std::string value_;
+};
+
+} // namespace
 
 struct responder::impl {
   Http::ResponseWriter w;
@@ -63,6 +71,16 @@ void responder::send_json(int status, const json& body) {
   if (impl_->sent.exchange(true))
     return;
   impl_->w.headers().add<Http::Header::ContentType>(MIME(Application, Json));
+  impl_->w.send(static_cast<Http::Code>(status), body.dump());
+}
+
+void responder::send_json_with_headers(int status, const json& body,
+                                       const std::map<std::string, std::string>& headers) {
+  if (impl_->sent.exchange(true))
+    return;
+  impl_->w.headers().add<Http::Header::ContentType>(MIME(Application, Json));
+  for (auto& [k, v] : headers)
+    impl_->w.headers().add(std::make_shared<named_header>(k, v));
   impl_->w.send(static_cast<Http::Code>(status), body.dump());
 }
 

@@ -53,6 +53,20 @@ prepare_host() {
   mkdir -p /var/cache/sandboxd/templates
 }
 
+# The test clients: the official E2B JS SDK from npm (tests/sdk, pinned by
+# its package-lock.json). Node comes from apt when the machine has none.
+install_test_clients() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "installing nodejs and npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -d "$SANDBOXD_ROOT/tests/sdk/node_modules/e2b" ]; then
+    say "installing the E2B SDK test client (npm ci)"
+    (cd "$SANDBOXD_ROOT/tests/sdk" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 build() {
   say "building into $BUILD_DIR"
   cmake -S "$SANDBOXD_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -79,7 +79,7 @@ class Lifecycle(ServerTest):
         later = int(self.server.sh(sid, "cat /tmp/count")["stdout"])
         self.assertGreater(later, after)
         # Connecting to a running sandbox answers 200.
-        self.assertStatus(self.server.request("POST", f"/v2/sandboxes/{sid}/connect", {"timeout": 60}), 200)
+        self.assertStatus(self.server.request("POST", f"/v2/sandboxes/{sid}/connect", {"timeout": 120}), 200)
         types = [e["type"] for e in self.server.events(sid)]
         self.assertEqual(types[:3], ["sandbox.lifecycle.created", "sandbox.lifecycle.paused",
                                      "sandbox.lifecycle.resumed"])
@@ -117,6 +117,52 @@ class Lifecycle(ServerTest):
         self.assertError(self.server.run(sid, "true"), 404)
         killed = [e for e in self.server.events(sid) if e["type"] == "sandbox.lifecycle.killed"]
         self.assertEqual(killed[0]["eventData"]["kill_reason"], "request")
+
+
+class Listing(ServerTest):
+    def test_v2_list_filters_orders_and_pages(self):
+        ids = [self.server.create(metadata={"k y": "a b&c=d/é", "i": str(i)}) for i in range(5)]
+        self.server.request("POST", f"/sandboxes/{ids[0]}/pause")
+        seen, token, pages = [], None, 0
+        while True:
+            q = "/v2/sandboxes?limit=2" + (f"&nextToken={token}" if token else "")
+            r = self.server.request("GET", q)
+            self.assertStatus(r, 200)
+            if pages == 0:
+                running = self.server.request("GET", "/sandboxes?status=running").json
+                self.assertEqual(r.headers.get("X-Total-Running"), str(len(running)))
+            seen += [s["sandboxID"] for s in r.json]
+            pages += 1
+            token = r.headers.get("X-Next-Token")
+            if not token:
+                break
+            # A sandbox created between pages does not disturb the walk.
+            if pages == 1:
+                self.server.create(metadata={"i": "late"})
+        # Other tests' sandboxes share this server: look at ours only.
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertEqual([x for x in seen if x in ids], list(reversed(ids)))
+        asc = [s["sandboxID"] for s in self.server.request("GET", "/v2/sandboxes?order=asc").json]
+        self.assertEqual([x for x in asc if x in ids], ids)
+        paused = self.server.request("GET", "/v2/sandboxes?state=paused").json
+        self.assertEqual([s["sandboxID"] for s in paused], [ids[0]])
+        # The SDK encodes metadata three times over.
+        md = "k%252520y%3Da%252520b%252526c%25253Dd%25252F%2525C3%2525A9%26i%3D3"
+        hit = self.server.request("GET", f"/v2/sandboxes?metadata={md}").json
+        self.assertEqual([s["sandboxID"] for s in hit], [ids[3]])
+        self.assertError(self.server.request("GET", "/v2/sandboxes?limit=101"), 400, "limit")
+        self.assertError(self.server.request("GET", "/v2/sandboxes?order=up"), 400, "order")
+        self.assertError(self.server.request("GET", "/v2/sandboxes?state=gone"), 400, "unknown state")
+        self.assertError(self.server.request("GET", "/v2/sandboxes?startedAfter=yesterday"), 400, "startedAfter")
+
+    def test_connect_only_extends_a_running_sandbox(self):
+        sid = self.server.create(timeout=600)
+        end = self.server.request("GET", f"/sandboxes/{sid}").json["endAt"]
+        r = self.server.request("POST", f"/v2/sandboxes/{sid}/connect", {"timeout": 10})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["endAt"], end)
+        r = self.server.request("POST", f"/v2/sandboxes/{sid}/connect", {"timeout": 1200})
+        self.assertGreater(r.json["endAt"], end)
 
 
 class Processes(ServerTest):
@@ -300,7 +346,7 @@ class BadInput(ServerTest):
         self.assertError(self.server.request("POST", "/sandboxes", {"templateID": "base", "timeout": "5"}), 400, "integer")
         self.assertError(self.server.request("POST", "/sandboxes", {"templateID": "base", "metadata": [1]}), 400, "metadata")
         self.assertError(self.server.request("POST", "/sandboxes", {"templateID": "base", "envVars": {"A=B": "1"}}), 400, "envVars")
-        self.assertError(self.server.request("GET", "/sandboxes?status=zombie"), 400, "unknown status")
+        self.assertError(self.server.request("GET", "/sandboxes?status=zombie"), 400, "unknown state")
         self.assertError(self.server.request("GET", "/events/sandboxes?limit=0"), 400, "limit")
         self.assertError(self.server.request("GET", "/nope"), 404, "no route")
         self.assertError(self.server.request("PUT", "/sandboxes"), 405)

@@ -69,7 +69,8 @@ class Process(EnvdTest):
         out, err, end, events = self.envd.run("echo hi; echo oops >&2; exit 3")
         self.assertEqual(out, "hi\n")
         self.assertEqual(err, "oops\n")
-        self.assertEqual(end, {"exitCode": 3, "exited": True, "status": "exit status 3"})
+        self.assertEqual(end, {"exitCode": 3, "exited": True, "status": "exit status 3",
+                               "error": "exit status 3"})
         self.assertIn("start", events[0][1]["event"])
         self.assertEqual(events[-1], (2, {}))
 
@@ -87,6 +88,8 @@ class Process(EnvdTest):
     def test_envs_cwd_and_user(self):
         out, _, _, _ = self.envd.run("echo $FOO; pwd; id -un", envs={"FOO": "bar"}, cwd="/tmp")
         self.assertEqual(out, "bar\n/tmp\nuser\n")
+        # envd's default cwd is the user's home.
+        self.assertEqual(self.envd.run("pwd")[0], "/home/user\n")
         out, _, _, _ = self.envd.run("id -un", user="root")
         self.assertEqual(out, "root\n")
 
@@ -243,11 +246,11 @@ class Filesystem(EnvdTest):
         def consume():
             for flags, m in self.envd.stream("filesystem.Filesystem/WatchDir", {"path": d},
                                              extra={"Connect-Timeout-Ms": "3000"}):
-                ev = m.get("event", {})
-                if "start" in ev:
+                # WatchDirResponse's oneof members are top-level fields.
+                if "start" in m:
                     ready.set()
-                if "filesystem" in ev:
-                    got.append((ev["filesystem"]["name"], ev["filesystem"]["type"]))
+                if "filesystem" in m:
+                    got.append((m["filesystem"]["name"], m["filesystem"]["type"]))
 
         t = threading.Thread(target=consume)
         t.start()
@@ -331,6 +334,14 @@ class Files(EnvdTest):
 
         ok = self.envd.files_get(path, token=None, query={"signature": sig("read"), "signature_expiration": exp})
         self.assertEqual((ok.status, ok.raw), (200, b"signed"))
+        # A signed URL works without any sandbox header (third parties).
+        import http.client
+        from urllib.parse import urlencode
+        c = http.client.HTTPConnection("127.0.0.1", self.server.envd_port)
+        c.request("GET", "/files?" + urlencode({"path": path, "username": user, "signature": sig("read"),
+                                                "signature_expiration": exp}))
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"signed"))
         bad = self.envd.files_get(path, token=None, query={"signature": sig("write"), "signature_expiration": exp})
         self.assertEqual(bad.status, 401)
         old = str(int(time.time()) - 5)

@@ -10,12 +10,18 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-BIN="${SANDBOXD_BIN:-/work/main/build/sandboxd}"
+BIN="${SANDBOXD_BIN:-$HERE/../../build/sandboxd}"
 OCI=crun
 
 if [[ ! -x "$BIN" ]]; then
   echo "run.sh: sandboxd binary not found at $BIN (build with: cmake --build /work/main/build -j2)" >&2
   exit 2
+fi
+# e2b 2.51.0 needs Node >= 20.18.1; exit 77 (ctest: skipped) without it.
+if ! node -e 'const [a,b,c]=process.versions.node.split(".").map(Number);
+  process.exit((a===20&&(b>18||(b===18&&c>=1)))||a>=22?0:1)' 2>/dev/null; then
+  echo "run.sh: SKIPPED: the e2b SDK needs Node >= 20.18.1 (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 77
 fi
 if [[ ! -d "$HERE/node_modules/e2b" ]]; then
   (cd "$HERE" && npm ci --no-audit --no-fund >/dev/null) || { echo "run.sh: npm ci failed" >&2; exit 2; }
