@@ -47,6 +47,9 @@ using recover = caf::atom_constant<caf::atom("recover")>;
 using run = caf::atom_constant<caf::atom("run")>;
 using done = caf::atom_constant<caf::atom("done")>;
 using endpoint = caf::atom_constant<caf::atom("endpoint")>;
+using relay = caf::atom_constant<caf::atom("relay")>;
+using frame = caf::atom_constant<caf::atom("frame")>;
+using ack = caf::atom_constant<caf::atom("ack")>;
 } // namespace atom
 
 /// The single writer of the event log.
@@ -80,9 +83,12 @@ using sandbox_actor = caf::typed_actor<
   caf::replies_to<atom::exec, std::string, int64_t>::with<std::string>,
   // Reads the cgroup and overlay now.
   caf::replies_to<atom::metrics>::with<container_sample>,
-  // The host path of the agent's socket, for the data plane to stream over
-  // directly; 409 unless running.
+  // The host path of the agent's socket, for bulk file transfers that
+  // stream straight through; 409 unless running.
   caf::replies_to<atom::endpoint>::with<std::string>,
+  // Opens an agent stream (exec, connect, watch: JSON) relayed to `sink` by
+  // a stream actor this sandbox supervises; replies with that actor.
+  caf::replies_to<atom::relay, std::string, caf::actor>::with<caf::actor>,
   // The TTL timer of `generation` fired; stale generations are ignored.
   caf::reacts_to<atom::expire, uint64_t>>;
 

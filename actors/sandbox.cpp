@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/agent_stream.hpp"
 #include "actors/blocking.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -19,6 +20,7 @@ struct sandbox_actor_state {
   sandbox_record rec;
   sandbox_deps deps;
   uint64_t ttl_generation = 0;
+  size_t open_streams = 0; // agent streams this sandbox supervises
   static inline const char* name = "sandbox";
 };
 
@@ -126,6 +128,7 @@ sandbox_actor::behavior_type
 sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
   self->state.rec = std::move(rec);
   self->state.deps = std::move(deps);
+  self->set_down_handler([=](caf::down_msg&) { --self->state.open_streams; });
   return {
     [=](atom::get) -> sandbox_record { return self->state.rec; },
     [=](atom::start) -> caf::result<sandbox_record> {
@@ -352,6 +355,16 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       if (!chk)
         return to_error(chk.error());
       return self->state.deps.runtime->agent_socket(self->state.rec.id);
+    },
+    [=](atom::relay, std::string& request, caf::actor& sink) -> caf::result<caf::actor> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
+      if (!chk)
+        return to_error(chk.error());
+      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+      auto stream = spawn_agent_stream(self->home_system(), sock, std::move(request), sink);
+      self->monitor(stream);
+      ++self->state.open_streams;
+      return stream;
     },
     [=](atom::expire, uint64_t generation) {
       if (generation != self->state.ttl_generation

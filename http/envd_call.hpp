@@ -79,6 +79,9 @@ struct envd_call {
 /// Asks the sandbox's actor for its agent socket (running sandboxes only).
 result<std::string> resolve_agent(envd_context& ctx, const std::string& sandbox_id);
 
+/// One agent request through the sandbox's actor: its terminal frame.
+result<json> agent_call(const envd_call& call, const json& request);
+
 /// The ids of every live sandbox (signed URLs name no sandbox).
 std::vector<std::string> live_sandboxes(envd_context& ctx);
 

@@ -4,7 +4,6 @@
 #include "http/connect_protocol.hpp"
 #include "http/envd_call.hpp"
 #include "http/envd_stream.hpp"
-#include "runtime/agent_client.hpp"
 
 namespace sandboxd::http {
 
@@ -66,7 +65,7 @@ result<std::string> string_field(const json& msg, const char* name) {
 template <class F>
 envd_reply unary(const envd_call& call, json request, F render) {
   request["user"] = call.user;
-  auto r = agent::call(call.socket, request);
+  auto r = agent_call(call, request);
   if (!r)
     return envd_reply::connect_error(r.error());
   return envd_reply::json_body(200, render(*r));
@@ -152,7 +151,7 @@ envd_reply filesystem_rpc(envd_call& call, const std::string& method) {
   }
   if (method == "MakeDir") {
     json req = {{"op", "mkdir"}, {"path", *path}, {"user", call.user}};
-    auto r = agent::call(call.socket, req);
+    auto r = agent_call(call, req);
     if (!r)
       return envd_reply::connect_error(r.error());
     if (!r->value("created", true))

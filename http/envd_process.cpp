@@ -3,7 +3,6 @@
 #include "http/connect_protocol.hpp"
 #include "http/envd_call.hpp"
 #include "http/envd_stream.hpp"
-#include "runtime/agent_client.hpp"
 
 namespace sandboxd::http {
 
@@ -36,7 +35,7 @@ std::optional<json> process_event(const json& f) {
 // The agent call behind a unary RPC; Connect errors on failure.
 template <class F>
 envd_reply unary(const envd_call& call, json request, F render) {
-  auto r = agent::call(call.socket, request);
+  auto r = agent_call(call, request);
   if (!r)
     return envd_reply::connect_error(r.error());
   return envd_reply::json_body(200, render(*r));
@@ -49,7 +48,7 @@ result<int> select_process(const envd_call& call, const json& msg) {
     return sel["pid"].get<int>();
   if (sel.contains("tag") && sel["tag"].is_string()) {
     auto tag = sel["tag"].get<std::string>();
-    auto list = agent::call(call.socket, {{"op", "list_processes"}});
+    auto list = agent_call(call, {{"op", "list_processes"}});
     if (!list)
       return list.error();
     for (auto& p : list->value("processes", json::array()))

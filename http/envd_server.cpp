@@ -353,6 +353,14 @@ std::vector<std::string> live_sandboxes(envd_context& ctx) {
   return ids;
 }
 
+result<json> agent_call(const envd_call& call, const json& request) {
+  auto r = ask_sandbox<std::string>(*call.ctx, call.sandbox_id, atom::agent::value,
+                                    request.dump(), int64_t{30000});
+  if (!r)
+    return r.error();
+  return json::parse(*r);
+}
+
 result<std::string> resolve_agent(envd_context& ctx, const std::string& id) {
   return ask_sandbox<std::string>(ctx, id, atom::endpoint::value);
 }

@@ -5,38 +5,69 @@
 #include <algorithm>
 #include <cstring>
 
+#include <caf/all.hpp>
+
+#include "actors/interfaces.hpp"
 #include "http/connect_protocol.hpp"
+#include "runtime/agent_client.hpp"
 
 namespace sandboxd::http {
 
 using namespace std::chrono;
 
-connect_relay::connect_relay(std::unique_ptr<agent::connection> conn, options opts)
-  : conn_(std::move(conn)), opts_(std::move(opts)),
-    started_(steady_clock::now()), last_sent_(started_) {}
+connect_relay::connect_relay(caf::actor_system& sys, options opts, int client_fd)
+  : self_(std::make_unique<caf::scoped_actor>(sys)), opts_(std::move(opts)),
+    client_fd_(client_fd), started_(steady_clock::now()), last_sent_(started_) {}
+
+connect_relay::~connect_relay() = default; // the stream actor sees us go
 
 result<std::unique_ptr<connect_relay>>
 connect_relay::open(const envd_call& call, const json& request, options opts) {
-  auto conn = agent::connection::open(call.socket, request);
-  if (!conn)
-    return conn.error();
+  std::unique_ptr<connect_relay> r{new connect_relay(call.ctx->sys, std::move(opts), call.client_fd)};
+  auto& self = *r->self_;
+  auto sink = caf::actor_cast<caf::actor>(self);
+  std::optional<failure> err;
+  self->request(call.ctx->registry, seconds(10), atom::lookup::value, call.sandbox_id)
+    .receive(
+      [&](sandbox_actor& sb) {
+        self->request(sb, seconds(10), atom::relay::value, request.dump(), sink)
+          .receive([&](caf::actor& stream) { r->stream_ = std::make_unique<caf::actor>(stream); },
+                   [&](caf::error& e) { err = from_error(e); });
+      },
+      [&](caf::error& e) { err = from_error(e); });
+  if (err)
+    return *err;
   // The first frame decides between a stream and an error answer.
-  json first;
-  std::string detail;
-  auto st = (*conn)->next(first, seconds(30), &detail);
-  if (st != agent::connection::next_status::frame)
-    return bad_gateway("sandbox agent did not answer: " + detail);
-  if (first.value("type", "") == "error")
-    return agent::failure_from_error_frame(first);
-  opts.client_fd = call.client_fd;
-  auto relay = std::make_unique<connect_relay>(std::move(*conn), std::move(opts));
-  if (auto msg = relay->opts_.translate(first))
-    relay->pending_ += connect::envelope(*msg);
-  if (agent::is_terminal(first)) {
-    relay->pending_ += connect::end_stream();
-    relay->finished_ = true;
+  std::optional<json> first;
+  self->receive([&](atom::frame, std::string& text) { first = json::parse(text); },
+                caf::after(seconds(30)) >> [] {});
+  if (!first)
+    return bad_gateway("sandbox agent did not answer");
+  self->send(*r->stream_, atom::ack::value, uint32_t{1});
+  if (first->value("type", "") == "error")
+    return failure{first->value("status", 502), first->value("message", "agent error")};
+  r->on_frame(*first);
+  return r;
+}
+
+void connect_relay::on_frame(const json& f) {
+  if (f.value("type", "") == "error") {
+    pending_ += connect::end_stream(
+      failure{f.value("status", 502), f.value("message", "sandbox agent error")});
+    finished_ = true;
+    return;
   }
-  return relay;
+  if (f.value("timed_out", false)) {
+    pending_ += connect::end_stream(failure{504, "deadline exceeded"});
+    finished_ = true;
+    return;
+  }
+  if (auto msg = opts_.translate(f))
+    pending_ += connect::envelope(*msg);
+  if (f.value("type", "") == "result" || f.value("type", "") == "end") {
+    pending_ += connect::end_stream();
+    finished_ = true;
+  }
 }
 
 void connect_relay::pump() {
@@ -53,42 +84,24 @@ void connect_relay::pump() {
   }
   // Wake at least once a second to notice a client that went away.
   wait = std::clamp(wait, milliseconds(0), milliseconds(1000));
-  pollfd fds[2] = {{conn_->fd(), POLLIN, 0}, {opts_.client_fd, POLLRDHUP, 0}};
-  int n = ::poll(fds, opts_.client_fd >= 0 ? 2 : 1, static_cast<int>(wait.count()));
-  if (n > 0 && opts_.client_fd >= 0 && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-    aborted_ = true;
-    return;
-  }
-  if (n > 0 && fds[0].revents) {
-    json frame;
-    std::string detail;
-    auto st = conn_->next(frame, milliseconds(0), &detail);
-    if (st == agent::connection::next_status::closed) {
-      pending_ += connect::end_stream(bad_gateway("sandbox agent stream ended: " + detail));
-      finished_ = true;
-      return;
-    }
-    if (st == agent::connection::next_status::frame) {
-      if (frame.value("type", "") == "error") {
-        pending_ += connect::end_stream(agent::failure_from_error_frame(frame));
-        finished_ = true;
-        return;
-      }
-      if (frame.value("timed_out", false)) {
-        pending_ += connect::end_stream(failure{504, "deadline exceeded"});
-        finished_ = true;
-        return;
-      }
-      if (auto msg = opts_.translate(frame))
-        pending_ += connect::envelope(*msg);
-      if (agent::is_terminal(frame)) {
-        pending_ += connect::end_stream();
-        finished_ = true;
-      }
+  bool got = false;
+  (*self_)->receive(
+    [&](atom::frame, std::string& text) {
+      got = true;
+      on_frame(json::parse(text));
+    },
+    caf::after(wait) >> [] {});
+  if (got)
+    (*self_)->send(*stream_, atom::ack::value, uint32_t{1});
+  if (client_fd_ >= 0) {
+    pollfd p{client_fd_, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      aborted_ = true;
       return;
     }
   }
-  if (steady_clock::now() - last_sent_ >= opts_.keepalive && !opts_.keepalive_message.is_null())
+  if (!got && steady_clock::now() - last_sent_ >= opts_.keepalive
+      && !opts_.keepalive_message.is_null())
     pending_ += connect::envelope(opts_.keepalive_message);
 }
 

@@ -1,8 +1,12 @@
-// Relays an agent stream to a Connect server stream, one envelope per agent
-// frame as soon as it arrives, with keepalives while the agent is quiet, the
-// client's deadline (Connect-Timeout-Ms), and an early stop when the client
-// goes away. A terminal frame flagged `timed_out` (the agent enforced the
-// deadline) ends the stream with deadline_exceeded, as envd does.
+// Relays an agent stream to a Connect server stream. The stream itself is
+// owned by an agent stream actor that the sandbox actor supervises; this
+// side holds a mailbox of its own (a scoped actor on the connection's
+// thread), turns each frame into an envelope as soon as it arrives, sends
+// keepalives while the stream is quiet, enforces the client's deadline
+// (Connect-Timeout-Ms), stops when the client goes away, and returns credit
+// so a slow client slows the stream instead of filling memory. A terminal
+// frame flagged `timed_out` (the agent enforced the deadline) ends the
+// stream with deadline_exceeded, as envd does.
 #pragma once
 
 #include <chrono>
@@ -12,8 +16,11 @@
 #include <string>
 
 #include "http/envd_call.hpp"
-#include "runtime/agent_client.hpp"
-#include "runtime/agent_protocol.hpp"
+
+namespace caf {
+class scoped_actor;
+class actor;
+} // namespace caf
 
 namespace sandboxd::http {
 
@@ -27,22 +34,24 @@ public:
     json keepalive_message;                           // sent while quiet
     std::chrono::milliseconds keepalive{50000};
     std::optional<std::chrono::milliseconds> deadline;
-    int client_fd = -1;
   };
 
-  connect_relay(std::unique_ptr<agent::connection> conn, options opts);
-  ssize_t read(char* buf, size_t max) override;
-
-  /// Opens the agent stream for `request` and wraps it, or fails before any
-  /// byte of the response is sent (answered as a unary Connect error).
+  /// Asks the sandbox to open the agent stream for `request` and waits for
+  /// its first frame; a failure before any byte is sent is returned.
   static result<std::unique_ptr<connect_relay>> open(const envd_call& call, const json& request,
                                                      options opts);
+  ~connect_relay() override;
+  ssize_t read(char* buf, size_t max) override;
 
 private:
+  connect_relay(caf::actor_system& sys, options opts, int client_fd);
+  void on_frame(const json& frame);
   void pump();
 
-  std::unique_ptr<agent::connection> conn_;
+  std::unique_ptr<caf::scoped_actor> self_;
+  std::unique_ptr<caf::actor> stream_;
   options opts_;
+  int client_fd_;
   std::string pending_;
   bool finished_ = false;
   bool aborted_ = false;

@@ -235,28 +235,29 @@ class Envd:
         return out
 
     def stream(self, method, body, user="user", extra=None, timeout=120):
-        """Yields (flags, message) for every envelope; the connection is kept
-        in self.last so a test can drop it mid-stream."""
+        """Yields (flags, message) for every envelope. Closing the generator
+        (gen.close()) hangs up mid-stream, as a client that goes away."""
         import struct
         msg = json.dumps(body).encode()
         c = self.conn(timeout)
-        self.last = c
-        hdrs = {"Content-Type": "application/connect+json", "Connect-Protocol-Version": "1"}
-        hdrs.update(extra or {})
-        c.request("POST", "/" + method, body=b"\x00" + struct.pack(">I", len(msg)) + msg,
-                  headers=self.headers(user, extra=hdrs))
-        r = c.getresponse()
-        if r.status != 200:
-            raise AssertionError(f"stream {method}: {r.status} {r.read()!r}")
-        while True:
-            h = r.read(5)
-            if len(h) < 5:
-                raise AssertionError("stream ended without an end-of-stream message")
-            n = struct.unpack(">I", h[1:])[0]
-            yield h[0], json.loads(r.read(n))
-            if h[0] & 2:
-                c.close()
-                return
+        try:
+            hdrs = {"Content-Type": "application/connect+json", "Connect-Protocol-Version": "1"}
+            hdrs.update(extra or {})
+            c.request("POST", "/" + method, body=b"\x00" + struct.pack(">I", len(msg)) + msg,
+                      headers=self.headers(user, extra=hdrs))
+            r = c.getresponse()
+            if r.status != 200:
+                raise AssertionError(f"stream {method}: {r.status} {r.read()!r}")
+            while True:
+                h = r.read(5)
+                if len(h) < 5:
+                    raise AssertionError("stream ended without an end-of-stream message")
+                n = struct.unpack(">I", h[1:])[0]
+                yield h[0], json.loads(r.read(n))
+                if h[0] & 2:
+                    return
+        finally:
+            c.close()
 
     def run(self, cmd, user="user", **fields):
         """Start a command to completion: (stdout, stderr, end event, events)."""

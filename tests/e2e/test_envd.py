@@ -119,7 +119,7 @@ class Process(EnvdTest):
                                    "tag": "bg-" + os.urandom(3).hex()})
         flags, first = next(stream)
         pid = first["event"]["start"]["pid"]
-        self.envd.last.close()  # the client goes away
+        stream.close()  # the client goes away
         time.sleep(0.5)
         procs = self.envd.unary("process.Process/List", {}).json["processes"]
         self.assertIn(pid, [p["pid"] for p in procs])

@@ -1,7 +1,7 @@
 // sandbox.commands.* — envd process.Process/* over E2B_SANDBOX_URL.
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { CommandExitError, TimeoutError, NotFoundError, SandboxNotFoundError } from 'e2b'
+import { Sandbox, CommandExitError, TimeoutError, NotFoundError, SandboxNotFoundError } from 'e2b'
 import { tracker, waitFor, bounded } from './helpers.mjs'
 
 const T = tracker()
@@ -31,6 +31,9 @@ describe('commands.run (foreground)', () => {
       assert.equal(err.exitCode, 3)
       assert.equal(err.stdout, 'partial\n')
       assert.equal(err.stderr, 'bad\n')
+      assert.equal(err.error, 'exit status 3', 'error mirrors upstream envd')
+      assert.equal(err.message, err.error)
+      assert.equal(err.result.exitCode, 3)
       return true
     })
   })
@@ -157,6 +160,31 @@ describe('commands: background, list, connect, kill, stdin', () => {
     const r = await bounded(h2.wait(), 15_000, 'wait on reconnected handle')
     assert.equal(r.exitCode, 0)
     assert.equal(seen.join(''), 'after-reconnect\n')
+  })
+
+  it('kill a running foreground command from another handle', { timeout: 60_000 }, async () => {
+    const marker = `fg-kill-${process.pid}-${Date.now()}`
+    const t0 = Date.now()
+    let out = ''
+    const fg = sbx.commands.run(`echo started; sleep 40; echo ${marker}`, { onStdout: (d) => (out += d) })
+    fg.catch(() => {}) // observed below
+    assert.ok(await waitFor(() => out === 'started\n', 10_000), `foreground command started: ${JSON.stringify(out)}`)
+    const other = await Sandbox.connect(sbx.sandboxId)
+    const pid = await waitFor(async () => {
+      const p = (await other.commands.list()).find((x) => x.args?.join(' ').includes(marker))
+      return p?.pid
+    }, 10_000, 100)
+    assert.ok(pid > 0, 'foreground command visible to the other handle')
+    assert.equal(await other.commands.kill(pid), true)
+    await assert.rejects(bounded(fg, 10_000, 'foreground run after kill'), (err) => {
+      assert.ok(err instanceof CommandExitError, `got ${err?.name}: ${err?.message}`)
+      assert.notEqual(err.exitCode, 0)
+      assert.match(String(err.error), /kill/i)
+      assert.equal(err.stdout, 'started\n')
+      return true
+    })
+    assert.ok(Date.now() - t0 < 20_000, 'the foreground call returned at the kill, not at the end of sleep')
+    assert.equal(await sbx.commands.kill(pid), false, 'gone for the original handle too')
   })
 
   it('connect to an unknown pid fails', { timeout: 30_000 }, async () => {

@@ -6,6 +6,10 @@
 # Usage: tests/sdk/run.sh [test files...]     (default: all *.test.mjs)
 # Env:   SANDBOXD_BIN   server binary (default /work/main/build/sandboxd)
 #        KEEP_LOG=1     print the server log on exit
+#        RUN_SCRIPT=/path/to/script.mjs  run `node $RUN_SCRIPT [args...]` instead of
+#                       the test runner (same env, same cleanup; used by ops/bench/sdk_run.sh)
+# The tests/script also see SANDBOXD_DATA_DIR (the server's data dir) and
+# SANDBOXD_BIN (absolute path of the binary), e.g. for `sandboxd keys create`.
 #        SDK_TEST_TIMEOUT  per-test timeout for node --test in ms (default 300000)
 set -uo pipefail
 
@@ -108,8 +112,20 @@ export E2B_API_URL="http://127.0.0.1:$API_PORT"
 export E2B_SANDBOX_URL="http://127.0.0.1:$ENVD_PORT"
 export E2B_DEBUG=false
 unset E2B_DOMAIN E2B_ACCESS_TOKEN
+export SANDBOXD_DATA_DIR="$DATA_DIR"
+SANDBOXD_BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+export SANDBOXD_BIN
 
 echo "run.sh: sandboxd pid $SERVER_PID api $E2B_API_URL envd $E2B_SANDBOX_URL data $DATA_DIR" >&2
+
+if [[ -n "${RUN_SCRIPT:-}" ]]; then
+  # Path is relative to the caller's cwd. ESM ignores NODE_PATH: a script outside
+  # tests/sdk must load the SDK from $SDK_TESTS_DIR/node_modules itself.
+  RUN_SCRIPT="$(cd "$(dirname "$RUN_SCRIPT")" && pwd)/$(basename "$RUN_SCRIPT")"
+  export SDK_TESTS_DIR="$HERE"
+  node "$RUN_SCRIPT" "$@"
+  exit $?
+fi
 
 cd "$HERE"
 if [[ $# -gt 0 ]]; then
