@@ -22,10 +22,41 @@ def line(name, xs):
           f"  mean={statistics.mean(ms):7.1f} ms")
 
 
+def mem_available_kib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    return 0
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cgroup_memory(sid):
+    """(rss, usage) bytes charged to the sandbox's memory cgroup."""
+    base = f"/sys/fs/cgroup/memory/sandboxd/{sid}"
+    rss = 0
+    with open(f"{base}/memory.stat") as f:
+        for line in f:
+            k, v = line.split()
+            if k == "total_rss":
+                rss = int(v)
+    with open(f"{base}/memory.usage_in_bytes") as f:
+        return rss, int(f.read())
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     server = Server()
     try:
+        time.sleep(0.5)
+        mem0 = mem_available_kib()
         first_exec, create, exec_, pause, resume, kill = [], [], [], [], [], []
         ids = []
         for _ in range(n):
@@ -41,6 +72,10 @@ def main():
             t3 = time.perf_counter()
             server.run(sid, "python3", "-c", "print(1+1)")
             exec_.append(time.perf_counter() - t3)
+        time.sleep(1)
+        mem1 = mem_available_kib()
+        rss = rss_kib(server.proc.pid)
+        charged = [cgroup_memory(sid) for sid in ids]
         for sid in ids[:20]:
             t0 = time.perf_counter()
             server.request("POST", f"/sandboxes/{sid}/pause")
@@ -60,6 +95,11 @@ def main():
         line("pause", pause)
         line("resume (connect)", resume)
         line("kill", kill)
+        print(f"idle sandbox, memory charged to its cgroup: rss mean "
+              f"{statistics.mean(c[0] for c in charged) / 2**20:.2f} MiB, total (with page cache) mean "
+              f"{statistics.mean(c[1] for c in charged) / 2**20:.2f} MiB;"
+              f" whole-system MemAvailable drop {(mem0 - mem1) / 1024:.0f} MiB for {n};"
+              f" sandboxd RSS with {n} live sandboxes {rss / 1024:.1f} MiB")
     finally:
         server.cleanup()
 

@@ -74,7 +74,8 @@ class Server:
 
     def log(self):
         try:
-            return open(self.log_path, errors="replace").read()[-5000:]
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-5000:]
         except OSError:
             return ""
 

@@ -217,6 +217,22 @@ class Processes(ServerTest):
         pids = self.server.sh(self.sid, "ls /proc | grep -c '^[0-9]'")["stdout"]
         self.assertLess(int(pids), 10)
 
+    def test_limits_are_enforced(self):
+        sid = self.server.create()
+        # 512 MiB of memory: touching 700 MiB gets the process killed.
+        r = self.server.run(sid, "python3", "-c", "b = bytearray(700 << 20); print('survived')", timeout=60)
+        self.assertStatus(r, 200)
+        self.assertNotEqual(r.json["exitCode"], 0)
+        self.assertNotIn("survived", r.json["stdout"])
+        # 1024 tasks: forking 1100 children fails before the end.
+        out = self.server.sh(sid, "python3 -c \"import os\nn=0\ntry:\n  while n < 1100:\n    "
+                                  "pid=os.fork()\n    if pid==0:\n      import time; time.sleep(3); os._exit(0)\n    "
+                                  "n+=1\nexcept OSError as e: print('fork failed at', n)\n\"", timeout=60)
+        self.assertIn("fork failed at", out["stdout"])
+        # 2 vCPU: a quota of 200 ms per 100 ms period on the sandbox's cgroup.
+        quota = open(f"/sys/fs/cgroup/cpu/sandboxd/{sid}/cpu.cfs_quota_us").read().strip()
+        self.assertEqual(quota, "200000")
+
     def test_bad_process_requests(self):
         p = f"/sandboxes/{self.sid}/processes"
         self.assertError(self.server.request("POST", p, {}), 400, "cmd is required")

@@ -47,18 +47,19 @@ describe('background command survives a long client disconnect', () => {
     const after = []
     const h2 = await sbx.commands.connect(pid, { onStdout: (d) => after.push(d), timeoutMs: 60_000 })
     assert.equal(h2.pid, pid)
-    const fresh = await waitFor(() => ticks(after).length >= 2, 10_000)
-    assert.ok(fresh, `output after reconnect: ${JSON.stringify(after.join(''))}`)
-    const seen = ticks(after)
     const elapsed = Math.floor((Date.now() - t0) / 1000)
-    // Fresh output: the counter kept advancing while nobody was attached
-    // (not replayed from before the disconnect, not restarted).
-    assert.ok(
-      seen[0] >= lastBefore + elapsed - 15,
-      `first tick after reconnect (${seen[0]}) reflects ~${elapsed} s elapsed since tick ${lastBefore}`
-    )
+    // Live output: the counter kept advancing while nobody was attached (the
+    // process was neither paused nor restarted), and new ticks keep coming.
+    const live = lastBefore + elapsed - 10
+    const fresh = await waitFor(() => ticks(after).some((n) => n >= live + 2), 15_000)
+    assert.ok(fresh, `ticks >= ${live + 2} after reconnect (~${elapsed} s since tick ${lastBefore}): ${JSON.stringify(after.join('').slice(-300))}`)
+    const seen = ticks(after)
     for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1] + 1, `consecutive ticks: ${seen}`)
-    assert.ok(seen.every((n) => n > lastBefore), 'nothing from before the disconnect is replayed')
+    // Nothing already delivered before the disconnect is delivered again.
+    // Upstream envd starts at the live position; sandboxd first replays the
+    // (bounded, 1 MiB) backlog produced while detached, i.e. from lastBefore+1.
+    assert.ok(seen.every((n) => n > lastBefore), `no tick <= ${lastBefore} re-delivered: ${seen.slice(0, 5)}`)
+    assert.ok(seen[0] === lastBefore + 1 || seen[0] >= live, `first tick ${seen[0]}: either the detached backlog or live`)
 
     assert.equal(await sbx.commands.kill(pid), true)
     await assert.rejects(bounded(h2.wait(), 15_000, 'wait() after kill'), (err) => {
