@@ -107,6 +107,19 @@ std::function<void(result<T>)> deliver_to(caf::typed_response_promise<T> rp) {
   };
 }
 
+// Runs `job(agent socket)` on a worker if the sandbox is running; agent
+// calls run concurrently, never serialized with lifecycle transitions.
+template <class Job>
+caf::result<std::string> agent_job(self_ptr self, Job job) {
+  auto chk = check_transition(self->state.rec.state, sandbox_op::use);
+  if (!chk)
+    return to_error(chk.error());
+  auto rp = self->make_response_promise<std::string>();
+  auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+  run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp));
+  return rp;
+}
+
 container_spec spec_of(const sandbox_record& rec, const std::string& lower) {
   container_spec spec;
   spec.id = rec.id;
@@ -291,50 +304,32 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
     },
     [=](atom::agent, const std::string& request,
         int64_t timeout_ms) -> caf::result<std::string> {
-      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
-      if (!chk)
-        return to_error(chk.error());
-      auto rp = self->make_response_promise<std::string>();
-      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
-      run_blocking(
-        self, false,
-        [sock, request, timeout_ms]() -> result<std::string> {
-          auto r = agent::call(sock, nlohmann::json::parse(request),
-                               std::chrono::milliseconds(timeout_ms));
-          if (!r)
-            return r.error();
-          return r->dump();
-        },
-        deliver_to(rp));
-      return rp;
+      return agent_job(self, [request, timeout_ms](const std::string& sock) -> result<std::string> {
+        auto r = agent::call(sock, nlohmann::json::parse(request),
+                             std::chrono::milliseconds(timeout_ms));
+        if (!r)
+          return r.error();
+        return r->dump();
+      });
     },
     [=](atom::exec, const std::string& request,
         int64_t timeout_ms) -> caf::result<std::string> {
-      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
-      if (!chk)
-        return to_error(chk.error());
-      auto rp = self->make_response_promise<std::string>();
-      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
-      run_blocking(
-        self, false,
-        [sock, request, timeout_ms]() -> result<std::string> {
-          auto r = agent::run(sock, nlohmann::json::parse(request),
-                              std::chrono::milliseconds(timeout_ms));
-          // Whatever stopped the process from running is the sandbox's
-          // failure, not the caller's: 502 with the agent's reason.
-          if (!r)
-            return bad_gateway("cannot run the process: " + r.error().message);
-          return nlohmann::json{{"pid", r->pid},
-                                {"stdout", r->stdout_data},
-                                {"stderr", r->stderr_data},
-                                {"exitCode", r->exit_code},
-                                {"exited", r->exited},
-                                {"timedOut", r->timed_out},
-                                {"status", r->status}}
-            .dump();
-        },
-        deliver_to(rp));
-      return rp;
+      return agent_job(self, [request, timeout_ms](const std::string& sock) -> result<std::string> {
+        auto r = agent::run(sock, nlohmann::json::parse(request),
+                            std::chrono::milliseconds(timeout_ms));
+        // Whatever stopped the process from running is the sandbox's
+        // failure, not the caller's: 502 with the agent's reason.
+        if (!r)
+          return bad_gateway("cannot run the process: " + r.error().message);
+        return nlohmann::json{{"pid", r->pid},
+                              {"stdout", r->stdout_data},
+                              {"stderr", r->stderr_data},
+                              {"exitCode", r->exit_code},
+                              {"exited", r->exited},
+                              {"timedOut", r->timed_out},
+                              {"status", r->status}}
+          .dump();
+      });
     },
     [=](atom::metrics) -> caf::result<container_sample> {
       auto st = self->state.rec.state;

@@ -33,6 +33,13 @@ result<std::string> string_field(const json& obj, const std::string& name,
   return i->get<std::string>();
 }
 
+result<std::string> nonempty_string_field(const json& obj, const std::string& name) {
+  auto s = string_field(obj, name);
+  if (s && s->empty())
+    return bad_request(name + " must not be empty");
+  return s;
+}
+
 result<int64_t> int_field(const json& obj, const std::string& name,
                           std::optional<int64_t> fallback, int64_t lo,
                           int64_t hi) {

@@ -21,6 +21,9 @@ result<json> parse_object(const std::string& body, bool allow_empty = false);
 result<std::string> string_field(const json& obj, const std::string& name,
                                  std::optional<std::string> fallback = {});
 
+/// A required string field that must not be empty.
+result<std::string> nonempty_string_field(const json& obj, const std::string& name);
+
 /// An integer field within [lo, hi].
 result<int64_t> int_field(const json& obj, const std::string& name,
                           std::optional<int64_t> fallback, int64_t lo,

@@ -23,11 +23,9 @@ void create_sandbox(api_context& ctx, request& req) {
   auto body = parse_object(req.body);
   if (!body)
     return req.out->send_error(body.error());
-  auto tpl = string_field(*body, "templateID");
+  auto tpl = nonempty_string_field(*body, "templateID");
   if (!tpl)
     return req.out->send_error(tpl.error());
-  if (tpl->empty())
-    return req.out->send_error(bad_request("templateID must not be empty"));
   auto timeout = int_field(*body, "timeout", 300, 0, max_timeout_s);
   if (!timeout)
     return req.out->send_error(timeout.error());

@@ -57,11 +57,9 @@ void run_process(api_context& ctx, request& req) {
   auto body = parse_object(req.body);
   if (!body)
     return req.out->send_error(body.error());
-  auto cmd = string_field(*body, "cmd");
+  auto cmd = nonempty_string_field(*body, "cmd");
   if (!cmd)
     return req.out->send_error(cmd.error());
-  if (cmd->empty())
-    return req.out->send_error(bad_request("cmd must not be empty"));
   json args = json::array();
   if (auto a = body->find("args"); a != body->end() && !a->is_null()) {
     if (!a->is_array())
@@ -147,11 +145,9 @@ void write_file(api_context& ctx, request& req) {
   auto body = parse_object(req.body);
   if (!body)
     return req.out->send_error(body.error());
-  auto path = string_field(*body, "path");
+  auto path = nonempty_string_field(*body, "path");
   if (!path)
     return req.out->send_error(path.error());
-  if (path->empty())
-    return req.out->send_error(bad_request("path must not be empty"));
   auto content = string_field(*body, "content");
   if (!content)
     return req.out->send_error(content.error());

@@ -1,4 +1,5 @@
 #include "runtime/agent/file_ops.hpp"
+#include "runtime/agent/dir_children.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -250,16 +251,7 @@ void remove_tree_at(int parent, const std::string& name, const std::string& show
     ::close(fd);
     fail_errno(e, "remove " + shown);
   }
-  std::vector<std::pair<std::string, bool>> children;  // name, is directory
-  while (dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    bool is_dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {
-      struct stat st;
-      is_dir = ::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-    }
-    children.emplace_back(e->d_name, is_dir);
-  }
+  auto children = read_children(d);
   try {
     for (const auto& [child, is_dir] : children) {
       std::string child_shown = shown + "/" + child;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/agent/dir_children.hpp"
 #include "runtime/agent/request.hpp"
 
 namespace sandboxd::agent {
@@ -75,16 +76,7 @@ void inotify_tree::add_dir(const std::string& rel, std::vector<watch_event>* fou
   }
   DIR* d = ::opendir(full.c_str());
   if (!d) return;
-  std::vector<std::pair<std::string, bool>> children;  // name, is directory
-  while (dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    bool is_dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {
-      struct stat st;
-      is_dir = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-    }
-    if (found || is_dir) children.emplace_back(e->d_name, is_dir);
-  }
+  auto children = read_children(d);
   ::closedir(d);
   for (const auto& [name, is_dir] : children) {
     std::string child = join(rel, name);

@@ -57,9 +57,11 @@ describe('background command survives a long client disconnect', () => {
     for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1] + 1, `consecutive ticks: ${seen}`)
     // Nothing already delivered before the disconnect is delivered again.
     // Upstream envd starts at the live position; sandboxd first replays the
-    // (bounded, 1 MiB) backlog produced while detached, i.e. from lastBefore+1.
+    // (bounded, 1 MiB) backlog produced while detached, i.e. from lastBefore+1
+    // — or +2: the first frame written after the client went away can still be
+    // accepted by the kernel into the dead socket and is then lost.
     assert.ok(seen.every((n) => n > lastBefore), `no tick <= ${lastBefore} re-delivered: ${seen.slice(0, 5)}`)
-    assert.ok(seen[0] === lastBefore + 1 || seen[0] >= live, `first tick ${seen[0]}: either the detached backlog or live`)
+    assert.ok(seen[0] <= lastBefore + 2 || seen[0] >= live, `first tick ${seen[0]} (last before ${lastBefore}): either the detached backlog or live`)
 
     assert.equal(await sbx.commands.kill(pid), true)
     await assert.rejects(bounded(h2.wait(), 15_000, 'wait() after kill'), (err) => {
