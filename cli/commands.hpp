@@ -6,5 +6,6 @@ namespace sandboxd::cli {
 int serve(int argc, char** argv);
 int keys(int argc, char** argv);
 int templates(int argc, char** argv);
+int audit(int argc, char** argv);
 
 } // namespace sandboxd::cli

@@ -14,6 +14,9 @@ Usage:
   sandboxd keys create --org NAME [--data-dir DIR]
   sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
   sandboxd template list [--templates FILE] [--template-cache DIR]
+  sandboxd audit verify [--data-dir DIR]          # walk the hash chain, name the first broken link
+  sandboxd audit replay [--data-dir DIR] [--sandbox ID] [--since RFC3339]
+                                                  # events, then the state each sandbox reaches
   sandboxd --help
 
 Defaults: --data-dir ./data, --api-listen 127.0.0.1:3000,
@@ -31,6 +34,8 @@ int main(int argc, char** argv) {
     return sandboxd::cli::keys(argc, argv);
   if (cmd == "template")
     return sandboxd::cli::templates(argc, argv);
+  if (cmd == "audit")
+    return sandboxd::cli::audit(argc, argv);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(usage, stdout);
     return 0;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/clock.hpp"
+#include "core/crypto.hpp"
 
 namespace sandboxd {
 
@@ -56,7 +57,7 @@ nlohmann::json to_json(const event& e) {
   }
   if (e.reason)
     data["kill_reason"] = to_string(*e.reason);
-  return {
+  nlohmann::json out = {
     {"id", e.id},
     {"version", "v1"},
     {"type", to_string(e.type)},
@@ -68,6 +69,11 @@ nlohmann::json to_json(const event& e) {
     {"sandboxTeamId", e.team_id},
     {"eventData", std::move(data)},
   };
+  // Beyond E2B: the sequence number and the hash chain, for auditors.
+  out["seq"] = e.seq;
+  out["prevHash"] = e.prev_hash;
+  out["hash"] = e.hash;
+  return out;
 }
 
 } // namespace sandboxd
@@ -85,11 +91,12 @@ namespace sandboxd {
 
 namespace {
 
-// Version byte first so the layout can evolve without breaking old logs.
-constexpr uint8_t event_format_version = 1;
+// Version byte first so the layout can evolve without breaking old logs:
+// 1 had no hash chain, 2 appends prev_hash and hash.
+constexpr uint8_t event_format_version = 2;
 
 template <class Archive>
-void serialize_event(Archive& ar, event& e) {
+void serialize_body(Archive& ar, event& e) {
   auto type = static_cast<uint8_t>(e.type);
   std::optional<uint8_t> reason;
   if (e.reason)
@@ -102,18 +109,33 @@ void serialize_event(Archive& ar, event& e) {
     e.reason = static_cast<kill_reason>(*reason);
 }
 
-} // namespace
-
-std::string encode(const event& e) {
+std::string write(const event& e, bool with_hash) {
   std::ostringstream out;
   {
     cereal::BinaryOutputArchive ar(out);
     auto copy = e;
     uint8_t version = event_format_version;
     ar(version);
-    serialize_event(ar, copy);
+    serialize_body(ar, copy);
+    ar(copy.prev_hash);
+    if (with_hash)
+      ar(copy.hash);
   }
   return out.str();
+}
+
+} // namespace
+
+std::string encode(const event& e) {
+  return write(e, true);
+}
+
+std::string canonical_bytes(const event& e) {
+  return write(e, false);
+}
+
+std::string chain_hash(const event& e) {
+  return sha256_hex(e.prev_hash + canonical_bytes(e));
 }
 
 std::optional<event> decode_event(const std::string& bytes) {
@@ -122,10 +144,15 @@ std::optional<event> decode_event(const std::string& bytes) {
     cereal::BinaryInputArchive ar(in);
     uint8_t version = 0;
     ar(version);
-    if (version != event_format_version)
+    if (version != 1 && version != event_format_version)
       return std::nullopt;
     event e;
-    serialize_event(ar, e);
+    serialize_body(ar, e);
+    if (version >= 2)
+      ar(e.prev_hash, e.hash);
+    // Trailing bytes mean this is not what was written.
+    if (in.peek() != std::char_traits<char>::eof())
+      return std::nullopt;
     if (static_cast<uint8_t>(e.type) > static_cast<uint8_t>(event_type::updated))
       return std::nullopt;
     return e;

@@ -53,6 +53,9 @@ struct event {
   std::optional<execution_info> execution;
   // `killed`.
   std::optional<kill_reason> reason;
+  // The hash chain: `hash` = SHA-256(prev_hash ‖ canonical_bytes), hex.
+  std::string prev_hash;
+  std::string hash;
 };
 
 /// E2B's public shape: {id, version, type, timestamp, sandboxId, ...,
@@ -63,6 +66,13 @@ nlohmann::json to_json(const event& e);
 /// cereal encoding used for storage; decode returns nullopt on corrupt bytes.
 std::string encode(const event& e);
 std::optional<event> decode_event(const std::string& bytes);
+
+/// What the chain hashes: every field but `hash` (prev_hash and seq
+/// included, so neither reordering nor relinking goes unnoticed).
+std::string canonical_bytes(const event& e);
+
+/// SHA-256(prev_hash ‖ canonical_bytes(e)) as hex.
+std::string chain_hash(const event& e);
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, execution_info& x) {

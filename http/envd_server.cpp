@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -262,6 +264,14 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
   return send_reply(conn, std::move(reply));
 }
 
+// libmicrohttpd's own messages: a client that hangs up mid-stream is
+// routine here, so they go to the debug log.
+void mhd_log(void*, const char* fmt, va_list ap) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  spdlog::debug("envd: {}", buf);
+}
+
 void on_completed(void*, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
   delete static_cast<request_state*>(*con_cls);
   *con_cls = nullptr;
@@ -392,6 +402,7 @@ result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx,
     hp->second, nullptr, nullptr, on_request, &srv->impl_->ctx,
     MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
     MHD_OPTION_NOTIFY_COMPLETED, on_completed, nullptr,
+    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, nullptr,
     MHD_OPTION_CONNECTION_TIMEOUT, 600u,
     MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
     MHD_OPTION_END);

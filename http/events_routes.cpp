@@ -56,4 +56,12 @@ void sandbox_events(api_context& ctx, request& req) {
   list_events(ctx, req, req.params.at("id"));
 }
 
+// The chain's head, for an auditor to pin and later check `audit verify`
+// against. Global (the chain spans every org): a sequence number and a hash,
+// nothing of any event's content.
+void audit_head(api_context& ctx, request& req) {
+  auto h = ctx.db->head();
+  req.out->send_json(200, {{"seq", h.seq}, {"hash", h.hash}});
+}
+
 } // namespace sandboxd::http

@@ -24,6 +24,7 @@ void sandbox_envs(api_context&, request&);
 void sandbox_metrics(api_context&, request&);
 void org_events(api_context&, request&);
 void sandbox_events(api_context&, request&);
+void audit_head(api_context&, request&);
 
 namespace {
 
@@ -58,6 +59,7 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/sandboxes/:id/envs", sandbox_envs},
     {"GET", "/events/sandboxes", org_events},
     {"GET", "/events/sandboxes/:id", sandbox_events},
+    {"GET", "/events/audit/head", audit_head},
   };
   return routes;
 }

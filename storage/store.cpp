@@ -50,16 +50,26 @@ std::string index_key(const std::string& owner, uint64_t seq) {
 } // namespace
 
 result<std::unique_ptr<store>> store::open(const std::string& dir) {
+  return open_impl(dir, false);
+}
+
+result<std::unique_ptr<store>> store::open_read_only(const std::string& dir) {
+  return open_impl(dir, true);
+}
+
+result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool read_only) {
   rocksdb::Options opts;
-  opts.create_if_missing = true;
-  opts.create_missing_column_families = true;
+  opts.create_if_missing = !read_only;
+  opts.create_missing_column_families = !read_only;
   opts.max_open_files = 256;
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   for (auto& name : cf_names)
     descs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
   std::unique_ptr<store> s{new store};
   rocksdb::DB* raw = nullptr;
-  auto st = rocksdb::DB::Open(opts, dir, descs, &s->handles_, &raw);
+  auto st = read_only
+              ? rocksdb::DB::OpenForReadOnly(opts, dir, descs, &s->handles_, &raw)
+              : rocksdb::DB::Open(opts, dir, descs, &s->handles_, &raw);
   if (!st.ok())
     return failure{503, "cannot open the store in " + dir + ": " + st.ToString()};
   s->db_.reset(raw);
@@ -75,9 +85,10 @@ result<std::unique_ptr<store>> store::open(const std::string& dir) {
   it->SeekToLast();
   if (it->Valid())
     s->last_seq_ = from_be64(it->key());
+  s->last_hash_ = s->get(s->meta_, "head_hash").value_or("");
   if (auto secret = s->get(s->meta_, "secret")) {
     s->secret_ = *secret;
-  } else {
+  } else if (!read_only) {
     s->secret_ = random_hex(32);
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -109,25 +120,80 @@ result<std::vector<event>> store::append(std::vector<event> events) {
   std::lock_guard<std::mutex> guard{append_mtx_};
   rocksdb::WriteBatch batch;
   auto seq = last_seq_;
+  auto hash = last_hash_;
   for (auto& e : events) {
     e.seq = ++seq;
-    auto key = be64(e.seq);
-    batch.Put(events_, key, encode(e));
+    e.prev_hash = hash;
+    e.hash = chain_hash(e);
+    hash = e.hash;
+    batch.Put(events_, be64(e.seq), encode(e));
     batch.Put(by_org_, index_key(e.team_id, e.seq), "");
     batch.Put(by_sandbox_, index_key(e.sandbox_id, e.seq), "");
   }
+  batch.Put(meta_, "head_hash", hash);
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto st = db_->Write(wo, &batch);
   if (!st.ok())
     return failure{503, "event log write failed: " + st.ToString()};
   last_seq_ = seq;
+  last_hash_ = hash;
   return events;
 }
 
 uint64_t store::last_seq() const {
   std::lock_guard<std::mutex> guard{append_mtx_};
   return last_seq_;
+}
+
+store::chain_head store::head() const {
+  std::lock_guard<std::mutex> guard{append_mtx_};
+  return {last_seq_, last_hash_};
+}
+
+store::verify_report store::verify() const {
+  verify_report r;
+  auto broken = [&](uint64_t seq, const std::string& id, std::string why) {
+    r.ok = false;
+    r.broken_seq = seq;
+    r.broken_id = id;
+    r.reason = std::move(why);
+  };
+  std::string prev;
+  uint64_t prev_seq = 0;
+  std::unique_ptr<rocksdb::Iterator> it{
+    db_->NewIterator(rocksdb::ReadOptions{}, events_)};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto seq = from_be64(it->key());
+    auto e = decode_event(it->value().ToString());
+    if (!e) {
+      broken(seq, "", "the stored bytes do not decode");
+      return r;
+    }
+    if (e->seq != seq) {
+      broken(seq, e->id, "its sequence number does not match its position");
+      return r;
+    }
+    if (prev_seq != 0 && seq != prev_seq + 1) {
+      broken(seq, e->id, "events " + std::to_string(prev_seq + 1) + ".."
+                           + std::to_string(seq - 1) + " are missing");
+      return r;
+    }
+    if (e->prev_hash != prev) {
+      broken(seq, e->id, "its prevHash is not the previous event's hash");
+      return r;
+    }
+    if (chain_hash(*e) != e->hash) {
+      broken(seq, e->id, "its hash does not match its contents");
+      return r;
+    }
+    prev = e->hash;
+    prev_seq = seq;
+    ++r.checked;
+  }
+  if (get(meta_, "head_hash").value_or("") != prev)
+    broken(prev_seq, "", "the recorded head is not the last event (events removed from the end?)");
+  return r;
 }
 
 void store::scan(uint64_t from, const std::function<bool(const event&)>& f,

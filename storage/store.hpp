@@ -10,7 +10,8 @@
 //   meta               "secret" ...              → value
 //
 // Every append is one WriteBatch with the WAL synced: when append returns,
-// the event survives a crash.
+// the event survives a crash. Events form a hash chain (core/event.hpp); the
+// head's hash is kept in `meta` within the same batch.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +38,10 @@ public:
   /// process holds it.
   static result<std::unique_ptr<store>> open(const std::string& dir);
 
+  /// Opens an existing database for reading only; works beside a running
+  /// server (auditors, `sandboxd audit`).
+  static result<std::unique_ptr<store>> open_read_only(const std::string& dir);
+
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;
@@ -49,6 +54,24 @@ public:
 
   /// The sequence number of the newest event (0 for an empty log).
   uint64_t last_seq() const;
+
+  /// The chain's head: the newest sequence number and its hash, for an
+  /// auditor to pin.
+  struct chain_head {
+    uint64_t seq = 0;
+    std::string hash;
+  };
+  chain_head head() const;
+
+  /// Walks the whole chain and reports the first broken link, if any.
+  struct verify_report {
+    uint64_t checked = 0;
+    bool ok = true;
+    uint64_t broken_seq = 0;
+    std::string broken_id; // empty when the bytes do not even decode
+    std::string reason;
+  };
+  verify_report verify() const;
 
   /// Calls `f` for each event with seq ≥ `from`, in order, until it returns
   /// false. Undecodable entries are reported through `on_corrupt`.
@@ -106,8 +129,11 @@ private:
   rocksdb::ColumnFamilyHandle* orgs_ = nullptr;
   rocksdb::ColumnFamilyHandle* keys_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  static result<std::unique_ptr<store>> open_impl(const std::string& dir, bool read_only);
+
   mutable std::mutex append_mtx_; // serializes sequence assignment
   uint64_t last_seq_ = 0;
+  std::string last_hash_;
   std::string secret_;
 };
 

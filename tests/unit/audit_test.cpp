@@ -1,0 +1,180 @@
+// The hash chain: intact logs verify, and any change to a stored event is
+// named by `verify` — a flipped byte, a missing event, a truncated tail.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <rocksdb/db.h>
+
+#include "core/ids.hpp"
+#include "storage/store.hpp"
+
+using namespace sandboxd;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct chain : ::testing::Test {
+  std::string dir = (fs::temp_directory_path() / ("sandboxd-audit-" + random_hex(6))).string();
+  std::vector<event> appended;
+
+  void TearDown() override {
+    fs::remove_all(dir);
+  }
+
+  // Five events, the third carrying a recognisable metadata value.
+  void write_log() {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    for (int i = 0; i < 5; ++i) {
+      event e;
+      e.id = new_uuid();
+      e.type = i == 0 ? event_type::created : event_type::updated;
+      e.sandbox_id = "sbx";
+      e.team_id = "org";
+      e.timestamp_ms = 1000 + i;
+      if (i == 2)
+        e.metadata = {{"note", "MARKER-VALUE"}};
+      auto r = (*db)->append({e});
+      ASSERT_TRUE(r);
+      appended.push_back(r->front());
+    }
+  }
+
+  // Opens the raw database (the store closed) and hands `f` the events family.
+  template <class F>
+  void with_raw_events(F f) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (auto name : {rocksdb::kDefaultColumnFamilyName.c_str(), "events", "events_by_org",
+                      "events_by_sandbox", "orgs", "api_keys", "meta"})
+      descs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options{}, dir, descs, &handles, &raw).ok());
+    f(raw, handles[1]);
+    for (auto* h : handles)
+      raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+
+  static std::string key(uint64_t seq) {
+    std::string k(8, '\0');
+    for (int i = 7; i >= 0; --i, seq >>= 8)
+      k[i] = static_cast<char>(seq & 0xff);
+    return k;
+  }
+
+  store::verify_report verify() {
+    auto db = store::open_read_only(dir);
+    EXPECT_TRUE(db);
+    return (*db)->verify();
+  }
+};
+
+} // namespace
+
+TEST_F(chain, events_link_to_their_predecessor) {
+  write_log();
+  EXPECT_EQ(appended[0].prev_hash, "");
+  for (size_t i = 1; i < appended.size(); ++i)
+    EXPECT_EQ(appended[i].prev_hash, appended[i - 1].hash);
+  for (auto& e : appended) {
+    EXPECT_EQ(e.hash.size(), 64u);
+    EXPECT_EQ(chain_hash(e), e.hash);
+  }
+  auto r = verify();
+  EXPECT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(r.checked, 5u);
+  auto db = store::open_read_only(dir);
+  EXPECT_EQ((*db)->head().seq, 5u);
+  EXPECT_EQ((*db)->head().hash, appended.back().hash);
+}
+
+TEST_F(chain, a_flipped_byte_is_named) {
+  write_log();
+  with_raw_events([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, cf, key(3), &value).ok());
+    auto at = value.find("MARKER-VALUE");
+    ASSERT_NE(at, std::string::npos);
+    value[at] ^= 0x01; // 'M' → 'L': still decodes, no longer hashes
+    ASSERT_TRUE(db->Put({}, cf, key(3), value).ok());
+  });
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.broken_seq, 3u);
+  EXPECT_EQ(r.broken_id, appended[2].id);
+  EXPECT_EQ(r.reason, "its hash does not match its contents");
+  EXPECT_EQ(r.checked, 2u);
+}
+
+TEST_F(chain, undecodable_bytes_are_named_by_position) {
+  write_log();
+  with_raw_events([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    ASSERT_TRUE(db->Put({}, cf, key(4), "\x02garbage").ok());
+  });
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.broken_seq, 4u);
+  EXPECT_EQ(r.reason, "the stored bytes do not decode");
+}
+
+TEST_F(chain, a_removed_event_breaks_the_chain) {
+  write_log();
+  with_raw_events([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    ASSERT_TRUE(db->Delete({}, cf, key(2)).ok());
+  });
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.broken_seq, 3u);
+  EXPECT_EQ(r.reason, "events 2..2 are missing");
+}
+
+TEST_F(chain, a_truncated_tail_is_noticed) {
+  write_log();
+  with_raw_events([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+    ASSERT_TRUE(db->Delete({}, cf, key(5)).ok());
+  });
+  auto r = verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.reason.find("head"), std::string::npos);
+}
+
+TEST_F(chain, read_only_open_works_beside_the_writer) {
+  auto writer = store::open(dir);
+  ASSERT_TRUE(writer);
+  event e;
+  e.id = new_uuid();
+  e.sandbox_id = "s";
+  e.team_id = "o";
+  ASSERT_TRUE((*writer)->append({e}));
+  auto reader = store::open_read_only(dir);
+  ASSERT_TRUE(reader) << reader.error().message;
+  EXPECT_EQ((*reader)->last_seq(), 1u);
+  EXPECT_TRUE((*reader)->verify().ok);
+}
+
+TEST(event_hash, covers_every_field_but_itself) {
+  event e;
+  e.id = "x";
+  e.seq = 7;
+  e.prev_hash = "p";
+  auto h = chain_hash(e);
+  e.hash = h;
+  EXPECT_EQ(chain_hash(e), h); // the hash is not part of what it covers
+  auto changed = e;
+  changed.seq = 8;
+  EXPECT_NE(chain_hash(changed), h);
+  changed = e;
+  changed.prev_hash = "q";
+  EXPECT_NE(chain_hash(changed), h);
+  changed = e;
+  changed.metadata["k"] = "v";
+  EXPECT_NE(chain_hash(changed), h);
+  // Stored bytes round-trip with the chain fields; extra bytes are refused.
+  auto back = decode_event(encode(e));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->hash, h);
+  EXPECT_EQ(back->prev_hash, "p");
+  EXPECT_FALSE(decode_event(encode(e) + "x"));
+}
