@@ -28,6 +28,11 @@ void list_events(api_context& ctx, request& req, const std::string& sandbox_id) 
   if (asc != "true" && asc != "false")
     return req.out->send_error(bad_request("orderAsc must be true or false"));
   q.ascending = asc == "true";
+  if (auto c = req.query_param("cursor"); c && !c->empty()) {
+    if (c->size() > 16 || c->find_first_not_of("0123456789abcdef") != std::string::npos)
+      return req.out->send_error(bad_request("cursor is not one this server issued"));
+    q.after_seq = std::stoull(*c, nullptr, 16);
+  }
   if (auto types = req.query_param("types")) {
     std::istringstream in{*types};
     std::string t;
@@ -38,10 +43,19 @@ void list_events(api_context& ctx, request& req, const std::string& sandbox_id) 
       q.types.push_back(*parsed);
     }
   }
+  bool more = false;
+  auto events = ctx.db->query_events(q, &more);
   auto arr = json::array();
-  for (auto& e : ctx.db->query_events(q))
+  for (auto& e : events)
     arr.push_back(to_json(e));
-  req.out->send_json(200, arr);
+  // The cursor names the last event served (hex seq): appends never move it.
+  std::map<std::string, std::string> headers;
+  if (more && !events.empty()) {
+    std::ostringstream hex;
+    hex << std::hex << events.back().seq;
+    headers["X-Next-Token"] = hex.str();
+  }
+  req.out->send_json_with_headers(200, arr, headers);
 }
 
 } // namespace

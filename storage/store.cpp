@@ -228,19 +228,25 @@ std::vector<event> store::events_of_sandbox(const std::string& id) const {
   return out;
 }
 
-std::vector<event> store::query_events(const event_query& q) const {
+std::vector<event> store::query_events(const event_query& q, bool* more) const {
   std::vector<event> out;
+  if (more)
+    *more = false;
   // The narrowest index that answers the query.
   auto* index = q.sandbox_id.empty() ? by_org_ : by_sandbox_;
   auto prefix = (q.sandbox_id.empty() ? q.org_id : q.sandbox_id) + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{
     db_->NewIterator(rocksdb::ReadOptions{}, index)};
   if (q.ascending)
-    it->Seek(prefix);
+    it->Seek(q.after_seq ? index_key(prefix.substr(0, prefix.size() - 1), *q.after_seq + 1) : prefix);
+  else if (q.after_seq)
+    it->SeekForPrev(index_key(prefix.substr(0, prefix.size() - 1), *q.after_seq - 1));
   else
     it->SeekForPrev(prefix + std::string(8, '\xff'));
+  if (q.after_seq && !q.ascending && *q.after_seq == 0)
+    return out;
   size_t skipped = 0;
-  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < q.limit;
+  for (; it->Valid() && it->key().starts_with(prefix);
        q.ascending ? it->Next() : it->Prev()) {
     auto k = it->key();
     k.remove_prefix(prefix.size());
@@ -256,6 +262,11 @@ std::vector<event> store::query_events(const event_query& q) const {
     if (skipped < q.offset) {
       ++skipped;
       continue;
+    }
+    if (out.size() == q.limit) {
+      if (more)
+        *more = true;
+      break;
     }
     out.push_back(std::move(*e));
   }

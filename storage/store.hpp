@@ -91,8 +91,12 @@ public:
     size_t limit = 10;
     bool ascending = false;
     std::vector<event_type> types;
+    // Resume after this sequence number (in the query's order): a cursor
+    // that stays put while new events are appended.
+    std::optional<uint64_t> after_seq;
   };
-  std::vector<event> query_events(const event_query& q) const;
+  /// At most `limit` events; `more` tells whether others follow.
+  std::vector<event> query_events(const event_query& q, bool* more = nullptr) const;
 
   // -- orgs and API keys ----------------------------------------------------
 

@@ -119,3 +119,42 @@ TEST_F(temp_db, secret_is_stable_across_reopen) {
   EXPECT_EQ((*db)->secret(), first);
   EXPECT_EQ(first.size(), 64u);
 }
+
+TEST_F(temp_db, event_pages_are_stable_while_events_are_appended) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE((*db)->append({ev(event_type::created, "s" + std::to_string(i), "o1")}));
+  ASSERT_TRUE((*db)->append({ev(event_type::created, "x", "o2")})); // another org
+  store::event_query q;
+  q.org_id = "o1";
+  q.limit = 2;
+  bool more = false;
+  auto page1 = (*db)->query_events(q, &more);
+  ASSERT_EQ(page1.size(), 2u);
+  EXPECT_TRUE(more);
+  EXPECT_EQ(page1[0].seq, 5u); // newest first
+  // New events arrive between pages: the next page is unaffected.
+  ASSERT_TRUE((*db)->append({ev(event_type::paused, "s4", "o1")}));
+  q.after_seq = page1.back().seq;
+  auto page2 = (*db)->query_events(q, &more);
+  ASSERT_EQ(page2.size(), 2u);
+  EXPECT_EQ(page2[0].seq, 3u);
+  EXPECT_EQ(page2[1].seq, 2u);
+  EXPECT_TRUE(more);
+  q.after_seq = page2.back().seq;
+  auto page3 = (*db)->query_events(q, &more);
+  ASSERT_EQ(page3.size(), 1u);
+  EXPECT_FALSE(more);
+  // Ascending from a cursor, and a type filter.
+  q.ascending = true;
+  q.after_seq = 3;
+  q.limit = 10;
+  auto asc = (*db)->query_events(q, &more);
+  ASSERT_EQ(asc.size(), 3u);
+  EXPECT_EQ(asc[0].seq, 4u);
+  EXPECT_EQ(asc.back().type, event_type::paused);
+  q.after_seq.reset();
+  q.types = {event_type::paused};
+  EXPECT_EQ((*db)->query_events(q).size(), 1u);
+}
