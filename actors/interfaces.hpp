@@ -16,6 +16,7 @@
 #include "core/event.hpp"
 #include "core/result.hpp"
 #include "core/sandbox.hpp"
+#include "core/webhook.hpp"
 #include "runtime/containers.hpp"
 
 namespace sandboxd {
@@ -50,6 +51,10 @@ using endpoint = caf::atom_constant<caf::atom("endpoint")>;
 using relay = caf::atom_constant<caf::atom("relay")>;
 using frame = caf::atom_constant<caf::atom("frame")>;
 using ack = caf::atom_constant<caf::atom("ack")>;
+using wake = caf::atom_constant<caf::atom("wake")>;
+using retry = caf::atom_constant<caf::atom("retry")>;
+using redeliver = caf::atom_constant<caf::atom("redeliver")>;
+using remove = caf::atom_constant<caf::atom("remove")>;
 } // namespace atom
 
 /// The single writer of the event log.
@@ -112,6 +117,29 @@ using registry_actor = caf::typed_actor<
   // the runtime; replies with how many sandboxes are live.
   caf::replies_to<atom::recover>::with<uint64_t>>;
 
+/// One per webhook: tails the log from the webhook's durable cursor and
+/// delivers its events in order, at least once.
+using webhook_actor = caf::typed_actor<
+  // The log may have grown.
+  caf::reacts_to<atom::wake>,
+  // The backoff timer of `generation` fired; stale generations are ignored.
+  caf::reacts_to<atom::retry, uint64_t>,
+  // The webhook's configuration changed (url, events, secret, enabled).
+  caf::reacts_to<atom::update, webhook>,
+  // POST the event at `seq` once more (an operator's redelivery).
+  caf::reacts_to<atom::redeliver, uint64_t>>;
+
+/// Keeps one webhook actor per webhook and wakes them when the log grows.
+using webhook_dispatcher_actor = caf::typed_actor<
+  // The log grew (sent by the event log writer after each append).
+  caf::reacts_to<atom::wake>,
+  // A webhook was created or changed.
+  caf::reacts_to<atom::update, webhook>,
+  // A webhook was deleted.
+  caf::reacts_to<atom::remove, std::string>,
+  // Redeliver the event at `seq` to webhook `id`.
+  caf::reacts_to<atom::redeliver, std::string, uint64_t>>;
+
 /// Turns a failure into a CAF error that keeps its status and message.
 caf::error to_error(const failure& f);
 
@@ -128,3 +156,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::string>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::connect_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::container_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::kill_reason)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::webhook)

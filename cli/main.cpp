@@ -10,7 +10,7 @@ const char* usage = R"(sandboxd — a self-hosted, E2B-compatible sandbox server
 Usage:
   sandboxd serve [--data-dir DIR] [--api-listen HOST:PORT] [--envd-listen HOST:PORT]
                  [--oci-runtime crun|runc|PATH] [--templates FILE] [--template-cache DIR]
-                 [--max-sandboxes N] [--http-threads N]
+                 [--max-sandboxes N] [--http-threads N] [--allow-private-webhooks true|false]
   sandboxd keys create --org NAME [--data-dir DIR]
   sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
   sandboxd template list [--templates FILE] [--template-cache DIR]

@@ -23,6 +23,8 @@
 #include "runtime/containers.hpp"
 #include "runtime/templates.hpp"
 #include "storage/store.hpp"
+#include "webhooks/delivery.hpp"
+#include "webhooks/http_post.hpp"
 
 namespace fs = std::filesystem;
 
@@ -74,7 +76,7 @@ int serve(int argc, char** argv) {
   auto opts = parse(argc, argv, 2,
                     {"data-dir", "api-listen", "envd-listen", "oci-runtime",
                      "templates", "template-cache", "max-sandboxes",
-                     "http-threads", "agent"});
+                     "http-threads", "agent", "allow-private-webhooks"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -128,7 +130,12 @@ int serve(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto log = spawn_event_log(sys, db);
+  auto allow_private = opts->get("allow-private-webhooks", "false");
+  if (allow_private != "true" && allow_private != "false")
+    return fail("--allow-private-webhooks must be true or false");
+  webhooks::init_http_client();
+  auto hooks = spawn_webhook_dispatcher(sys, {db, allow_private == "true"});
+  auto log = spawn_event_log(sys, db, hooks);
   registry_config rcfg;
   rcfg.db = db;
   rcfg.runtime = runtime;
@@ -151,7 +158,7 @@ int serve(int argc, char** argv) {
     if (!ok)
       return 1;
   }
-  http::api_context ctx{sys, registry, db};
+  http::api_context ctx{sys, registry, db, hooks, allow_private == "true"};
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
     return fail(server.error().message);

@@ -34,6 +34,14 @@ std::string sha256_raw(const std::string& data) {
   return std::string(reinterpret_cast<char*>(md), sizeof md);
 }
 
+std::string hmac_sha256_raw(const std::string& key, const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
 std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

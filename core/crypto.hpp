@@ -11,6 +11,9 @@ std::string sha256_hex(const std::string& data);
 /// SHA-256 of `data`, the 32 raw bytes.
 std::string sha256_raw(const std::string& data);
 
+/// HMAC-SHA256(key, data), the 32 raw bytes.
+std::string hmac_sha256_raw(const std::string& key, const std::string& data);
+
 /// HMAC-SHA256(key, data) as lowercase hex.
 std::string hmac_sha256_hex(const std::string& key, const std::string& data);
 

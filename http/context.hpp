@@ -18,6 +18,8 @@ struct api_context {
   caf::actor_system& sys;
   registry_actor registry;
   std::shared_ptr<store> db;
+  webhook_dispatcher_actor webhooks;
+  bool allow_private_webhooks = false;
 };
 
 /// Replies with the error carried by a failed request.

@@ -4,7 +4,8 @@
 
 namespace sandboxd::http {
 
-// Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, events_routes.cpp.
+// Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, events_routes.cpp,
+// webhook_routes.cpp.
 void create_sandbox(api_context&, request&);
 void list_sandboxes(api_context&, request&);
 void list_sandboxes_v2(api_context&, request&);
@@ -25,6 +26,13 @@ void sandbox_metrics(api_context&, request&);
 void org_events(api_context&, request&);
 void sandbox_events(api_context&, request&);
 void audit_head(api_context&, request&);
+void create_webhook(api_context&, request&);
+void list_webhooks(api_context&, request&);
+void get_webhook(api_context&, request&);
+void patch_webhook(api_context&, request&);
+void delete_webhook(api_context&, request&);
+void list_deliveries(api_context&, request&);
+void redeliver(api_context&, request&);
 
 namespace {
 
@@ -60,6 +68,13 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/events/sandboxes", org_events},
     {"GET", "/events/sandboxes/:id", sandbox_events},
     {"GET", "/events/audit/head", audit_head},
+    {"POST", "/events/webhooks", create_webhook},
+    {"GET", "/events/webhooks", list_webhooks},
+    {"GET", "/events/webhooks/:id", get_webhook},
+    {"PATCH", "/events/webhooks/:id", patch_webhook},
+    {"DELETE", "/events/webhooks/:id", delete_webhook},
+    {"GET", "/events/webhooks/:id/deliveries", list_deliveries},
+    {"POST", "/events/webhooks/:id/deliveries/:eventId/redeliver", redeliver},
   };
   return routes;
 }

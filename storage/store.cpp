@@ -21,6 +21,9 @@ const std::vector<std::string> cf_names = {
   "orgs",
   "api_keys",
   "meta",
+  "webhooks",
+  "webhook_cursors",
+  "deliveries",
 };
 
 std::string be64(uint64_t x) {
@@ -79,6 +82,9 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   s->orgs_ = s->handles_[4];
   s->keys_ = s->handles_[5];
   s->meta_ = s->handles_[6];
+  s->webhooks_ = s->handles_[7];
+  s->cursors_ = s->handles_[8];
+  s->deliveries_ = s->handles_[9];
   // The newest sequence number is the last key of the events family.
   std::unique_ptr<rocksdb::Iterator> it{
     s->db_->NewIterator(rocksdb::ReadOptions{}, s->events_)};
@@ -269,6 +275,104 @@ std::vector<event> store::query_events(const event_query& q, bool* more) const {
       break;
     }
     out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+std::optional<event> store::event_at(uint64_t seq) const {
+  auto bytes = get(events_, be64(seq));
+  if (!bytes)
+    return std::nullopt;
+  return decode_event(*bytes);
+}
+
+status store::put(rocksdb::ColumnFamilyHandle* cf, const std::string& key,
+                  const std::string& value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto st = db_->Put(wo, cf, key, value);
+  if (!st.ok())
+    return failure{503, "cannot write the store: " + st.ToString()};
+  return success();
+}
+
+status store::put_webhook(const webhook& w) {
+  return put(webhooks_, w.id, encode(w));
+}
+
+std::optional<webhook> store::find_webhook(const std::string& id) const {
+  auto text = get(webhooks_, id);
+  if (!text)
+    return std::nullopt;
+  return decode_webhook(*text);
+}
+
+std::vector<webhook> store::webhooks(const std::string& org_id) const {
+  std::vector<webhook> out;
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, webhooks_)};
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    if (auto w = decode_webhook(it->value().ToString()); w && (org_id.empty() || w->org_id == org_id))
+      out.push_back(std::move(*w));
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.created_ms < b.created_ms; });
+  return out;
+}
+
+status store::delete_webhook(const std::string& id) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(webhooks_, id);
+  batch.Delete(cursors_, id);
+  auto prefix = id + std::string(1, '\0');
+  batch.DeleteRange(deliveries_, prefix, id + std::string(1, '\1'));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto st = db_->Write(wo, &batch);
+  if (!st.ok())
+    return failure{503, "cannot write the store: " + st.ToString()};
+  return success();
+}
+
+uint64_t store::webhook_cursor(const std::string& id) const {
+  auto v = get(cursors_, id);
+  return v ? from_be64(*v) : 0;
+}
+
+status store::set_webhook_cursor(const std::string& id, uint64_t seq) {
+  return put(cursors_, id, be64(seq));
+}
+
+status store::put_delivery(const delivery& d) {
+  return put(deliveries_, index_key(d.webhook_id, d.seq), encode(d));
+}
+
+std::optional<delivery> store::find_delivery(const std::string& webhook_id, uint64_t seq) const {
+  auto text = get(deliveries_, index_key(webhook_id, seq));
+  if (!text)
+    return std::nullopt;
+  return decode_delivery(*text);
+}
+
+std::vector<delivery> store::deliveries(const std::string& webhook_id,
+                                        std::optional<uint64_t> before_seq, size_t limit,
+                                        const std::function<bool(const delivery&)>& keep,
+                                        bool* more) const {
+  std::vector<delivery> out;
+  if (more)
+    *more = false;
+  auto prefix = webhook_id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, deliveries_)};
+  if (before_seq && *before_seq == 0)
+    return out;
+  it->SeekForPrev(before_seq ? index_key(webhook_id, *before_seq - 1) : prefix + std::string(8, '\xff'));
+  for (; it->Valid() && it->key().starts_with(prefix); it->Prev()) {
+    auto d = decode_delivery(it->value().ToString());
+    if (!d || (keep && !keep(*d)))
+      continue;
+    if (out.size() == limit) {
+      if (more)
+        *more = true;
+      break;
+    }
+    out.push_back(std::move(*d));
   }
   return out;
 }

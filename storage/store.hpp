@@ -7,7 +7,10 @@
 //   events_by_sandbox  sandbox | seq             → ∅
 //   orgs               name                      → org id
 //   api_keys           sha256(key)               → org id
-//   meta               "secret" ...              → value
+//   meta               "secret", "head_hash"     → value
+//   webhooks           webhook id                → webhook (JSON)
+//   webhook_cursors    webhook id                → last seq handled
+//   deliveries         webhook id | seq          → delivery (JSON)
 //
 // Every append is one WriteBatch with the WAL synced: when append returns,
 // the event survives a crash. Events form a hash chain (core/event.hpp); the
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "core/event.hpp"
+#include "core/webhook.hpp"
 #include "core/result.hpp"
 
 namespace rocksdb {
@@ -113,6 +117,32 @@ public:
   /// True once any key exists (first-start bootstrap).
   bool has_keys() const;
 
+  /// The event at `seq`, if stored and readable.
+  std::optional<event> event_at(uint64_t seq) const;
+
+  // -- webhooks -------------------------------------------------------------
+
+  status put_webhook(const webhook& w);
+  std::optional<webhook> find_webhook(const std::string& id) const;
+  /// The webhooks of `org_id`, or of every org when empty.
+  std::vector<webhook> webhooks(const std::string& org_id = "") const;
+  /// Removes the webhook with its cursor and deliveries.
+  status delete_webhook(const std::string& id);
+
+  /// The last sequence number a webhook is done with (delivered, given up
+  /// on, or not for it).
+  uint64_t webhook_cursor(const std::string& id) const;
+  status set_webhook_cursor(const std::string& id, uint64_t seq);
+
+  status put_delivery(const delivery& d);
+  std::optional<delivery> find_delivery(const std::string& webhook_id, uint64_t seq) const;
+  /// A webhook's deliveries, newest first, before `before_seq` when given;
+  /// `keep` filters; `more` tells whether others follow.
+  std::vector<delivery> deliveries(const std::string& webhook_id,
+                                   std::optional<uint64_t> before_seq, size_t limit,
+                                   const std::function<bool(const delivery&)>& keep,
+                                   bool* more) const;
+
   // -- server metadata ------------------------------------------------------
 
   /// A random secret created on first open; derives envd access tokens.
@@ -133,6 +163,10 @@ private:
   rocksdb::ColumnFamilyHandle* orgs_ = nullptr;
   rocksdb::ColumnFamilyHandle* keys_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* webhooks_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cursors_ = nullptr;
+  rocksdb::ColumnFamilyHandle* deliveries_ = nullptr;
+  status put(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const std::string& value);
   static result<std::unique_ptr<store>> open_impl(const std::string& dir, bool read_only);
 
   mutable std::mutex append_mtx_; // serializes sequence assignment

@@ -2,6 +2,7 @@
 // named by `verify` — a flipped byte, a missing event, a truncated tail.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include <rocksdb/db.h>
@@ -44,14 +45,15 @@ struct chain : ::testing::Test {
   // Opens the raw database (the store closed) and hands `f` the events family.
   template <class F>
   void with_raw_events(F f) {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &names).ok());
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto name : {rocksdb::kDefaultColumnFamilyName.c_str(), "events", "events_by_org",
-                      "events_by_sandbox", "orgs", "api_keys", "meta"})
+    for (auto& name : names)
       descs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options{}, dir, descs, &handles, &raw).ok());
-    f(raw, handles[1]);
+    f(raw, handles[std::find(names.begin(), names.end(), "events") - names.begin()]);
     for (auto* h : handles)
       raw->DestroyColumnFamilyHandle(h);
     delete raw;

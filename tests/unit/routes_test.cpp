@@ -12,9 +12,11 @@ using namespace sandboxd::http;
 
 namespace {
 
-// "/sandboxes/{sandboxID}/pause" → "/sandboxes/:id/pause"
+// "/sandboxes/{sandboxID}/pause" → "/sandboxes/:id/pause"; other
+// parameters keep their name ("{eventId}" → ":eventId").
 std::string normalize(std::string path) {
-  return std::regex_replace(path, std::regex{"\\{[^}]+\\}"}, ":id");
+  path = std::regex_replace(path, std::regex{"\\{[A-Za-z]*ID\\}"}, ":id");
+  return std::regex_replace(path, std::regex{"\\{([^}]+)\\}"}, ":$1");
 }
 
 std::set<std::string> documented() {
