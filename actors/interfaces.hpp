@@ -55,13 +55,17 @@ using wake = caf::atom_constant<caf::atom("wake")>;
 using retry = caf::atom_constant<caf::atom("retry")>;
 using redeliver = caf::atom_constant<caf::atom("redeliver")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
+using compact = caf::atom_constant<caf::atom("compact")>;
 } // namespace atom
 
 /// The single writer of the event log.
 using event_log_actor = caf::typed_actor<
   // Durably appends one event (WAL synced) and replies with it, its sequence
   // number assigned. The reply means the event survives a crash.
-  caf::replies_to<atom::append, event>::with<event>>;
+  caf::replies_to<atom::append, event>::with<event>,
+  // Drops events past the retention period into a signed checkpoint, then
+  // schedules the next round.
+  caf::reacts_to<atom::compact>>;
 
 /// One per sandbox; owns its record, its TTL timer and its container.
 using sandbox_actor = caf::typed_actor<

@@ -35,16 +35,7 @@ struct recovery_scan {
 result<recovery_scan> scan_for_recovery(const store& db,
                                         container_runtime& rt) {
   recovery_scan scan;
-  db.scan(
-    0,
-    [&](const event& e) {
-      auto& rec = scan.records[e.sandbox_id];
-      if (auto st = apply(rec, e); !st)
-        spdlog::error("replay: event {} (seq {}) skipped: {}", e.id, e.seq,
-                      st.error().message);
-      return true;
-    },
-    [](uint64_t seq) { spdlog::error("replay: event seq {} is unreadable", seq); });
+  scan.records = db.replay([](const std::string& why) { spdlog::error("replay: {}", why); });
   auto ids = rt.list();
   if (!ids)
     return ids.error();

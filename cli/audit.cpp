@@ -1,7 +1,6 @@
 // `sandboxd audit verify|replay`: what an auditor runs against a data dir,
 // read-only and beside a running server.
 #include <cstdio>
-#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -37,29 +36,24 @@ int verify(store& db) {
   return 1;
 }
 
-// Prints the events (JSON lines) and then the state each sandbox reaches.
+// Prints the retained events (JSON lines), then the state each sandbox
+// reaches: the retention checkpoint's snapshot with every later event folded
+// in, exactly as the server rebuilds itself on start.
 int replay(store& db, const std::string& only, std::optional<int64_t> since) {
-  std::map<std::string, sandbox_record> recs;
   int bad = 0;
-  db.scan(
-    0,
-    [&](const event& e) {
-      if (!only.empty() && e.sandbox_id != only)
-        return true;
-      if (auto st = apply(recs[e.sandbox_id], e); !st) {
-        std::fprintf(stderr, "event %s (seq %llu) does not apply: %s\n", e.id.c_str(),
-                     static_cast<unsigned long long>(e.seq), st.error().message.c_str());
-        ++bad;
-      }
-      if (!since || e.timestamp_ms >= *since)
-        std::printf("%s\n", nlohmann::json{{"event", to_json(e)}}.dump().c_str());
-      return true;
-    },
-    [&](uint64_t seq) {
-      std::fprintf(stderr, "event seq %llu is unreadable\n", static_cast<unsigned long long>(seq));
-      ++bad;
-    });
+  auto recs = db.replay([&](const std::string& why) {
+    std::fprintf(stderr, "%s\n", why.c_str());
+    ++bad;
+  });
+  auto cp = db.load_checkpoint();
+  db.scan(cp ? cp->seq + 1 : 1, [&](const event& e) {
+    if ((only.empty() || e.sandbox_id == only) && (!since || e.timestamp_ms >= *since))
+      std::printf("%s\n", nlohmann::json{{"event", to_json(e)}}.dump().c_str());
+    return true;
+  });
   for (auto& [id, r] : recs) {
+    if (!only.empty() && id != only)
+      continue;
     nlohmann::json s = {{"sandboxID", id},
                         {"teamID", r.org_id},
                         {"state", to_string(r.state)},

@@ -37,6 +37,14 @@ int fail(const std::string& what) {
   return 1;
 }
 
+// Once actors run, returning would wait for them forever: leave at once
+// (every event is already synced).
+int die(const std::string& what) {
+  fail(what);
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
 // First start of an empty data dir: org "default" and a key in DIR/api-key.
 result<std::string> bootstrap_key(store& db, const std::string& dir) {
   auto path = dir + "/api-key";
@@ -76,7 +84,8 @@ int serve(int argc, char** argv) {
   auto opts = parse(argc, argv, 2,
                     {"data-dir", "api-listen", "envd-listen", "oci-runtime",
                      "templates", "template-cache", "max-sandboxes",
-                     "http-threads", "agent", "allow-private-webhooks"});
+                     "http-threads", "agent", "allow-private-webhooks", "event-retention",
+                     "compaction-interval"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -93,6 +102,15 @@ int serve(int argc, char** argv) {
     return fail(max_sandboxes.error().message);
   if (!http_threads)
     return fail(http_threads.error().message);
+  auto allow_private = opts->get("allow-private-webhooks", "false");
+  if (allow_private != "true" && allow_private != "false")
+    return fail("--allow-private-webhooks must be true or false");
+  auto keep = parse_duration("event-retention", opts->get("event-retention", "7d"));
+  auto every = parse_duration("compaction-interval", opts->get("compaction-interval", "1h"));
+  if (!keep)
+    return fail(keep.error().message);
+  if (!every || every->count() == 0)
+    return fail("--compaction-interval must be a positive duration");
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -130,12 +148,9 @@ int serve(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto allow_private = opts->get("allow-private-webhooks", "false");
-  if (allow_private != "true" && allow_private != "false")
-    return fail("--allow-private-webhooks must be true or false");
   webhooks::init_http_client();
   auto hooks = spawn_webhook_dispatcher(sys, {db, allow_private == "true"});
-  auto log = spawn_event_log(sys, db, hooks);
+  auto log = spawn_event_log(sys, db, hooks, {*keep, *every});
   registry_config rcfg;
   rcfg.db = db;
   rcfg.runtime = runtime;
@@ -156,18 +171,18 @@ int serve(int argc, char** argv) {
           spdlog::error("recovery failed: {}", from_error(e).message);
         });
     if (!ok)
-      return 1;
+      return die("recovery failed");
   }
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true"};
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
-    return fail(server.error().message);
+    return die(server.error().message);
   auto envd = http::envd_server::start({sys, registry, db}, envd_listen);
   if (!envd)
-    return fail(envd.error().message);
+    return die(envd.error().message);
   auto admin = admin_channel::start(dir + "/admin.sock", db);
   if (!admin)
-    return fail(admin.error().message);
+    return die(admin.error().message);
   std::printf("sandboxd is serving\n"
               "  API:      http://%s\n"
               "  envd:     http://%s (E2B_SANDBOX_URL)\n"

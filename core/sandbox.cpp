@@ -103,6 +103,46 @@ status apply(sandbox_record& rec, const event& e) {
   return success();
 }
 
+nlohmann::json to_storage_json(const sandbox_record& r) {
+  nlohmann::json j = {
+    {"id", r.id}, {"org", r.org_id}, {"template", r.template_id}, {"alias", r.alias},
+    {"metadata", r.metadata}, {"env", r.env_vars}, {"cpu", r.cpu_count},
+    {"memory", r.memory_mb}, {"disk", r.disk_size_mb}, {"timeout", r.timeout_s},
+    {"startedAt", r.started_at_ms}, {"endAt", r.end_at_ms},
+    {"state", static_cast<int>(r.state)}, {"execution", r.execution_id},
+    {"executionStarted", r.execution_started_ms}, {"lastSeq", r.last_seq}};
+  if (r.end_reason)
+    j["endReason"] = static_cast<int>(*r.end_reason);
+  return j;
+}
+
+std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j) {
+  try {
+    sandbox_record r;
+    r.id = j.at("id");
+    r.org_id = j.at("org");
+    r.template_id = j.at("template");
+    r.alias = j.at("alias");
+    r.metadata = j.at("metadata").get<std::map<std::string, std::string>>();
+    r.env_vars = j.at("env").get<std::map<std::string, std::string>>();
+    r.cpu_count = j.at("cpu");
+    r.memory_mb = j.at("memory");
+    r.disk_size_mb = j.at("disk");
+    r.timeout_s = j.at("timeout");
+    r.started_at_ms = j.at("startedAt");
+    r.end_at_ms = j.at("endAt");
+    r.state = static_cast<sandbox_state>(j.at("state").get<int>());
+    r.execution_id = j.at("execution");
+    r.execution_started_ms = j.at("executionStarted");
+    r.last_seq = j.at("lastSeq");
+    if (j.contains("endReason"))
+      r.end_reason = static_cast<kill_reason>(j["endReason"].get<int>());
+    return r;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 execution_info current_execution(const sandbox_record& rec, int64_t now_ms) {
   execution_info x;
   x.started_at_ms = rec.execution_started_ms;

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "core/event.hpp"
 #include "core/result.hpp"
 
@@ -59,6 +61,10 @@ status check_transition(sandbox_state state, sandbox_op op);
 /// Folds one event into the record. Events of other sandboxes, or that make
 /// no sense in the current state, are rejected so replay can flag them.
 status apply(sandbox_record& rec, const event& e);
+
+/// Storage encoding of a record (JSON), for the log's checkpoint snapshot.
+nlohmann::json to_storage_json(const sandbox_record& rec);
+std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j);
 
 /// The running-time summary for a paused/killed event at `now_ms`.
 execution_info current_execution(const sandbox_record& rec, int64_t now_ms);

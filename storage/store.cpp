@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -152,6 +154,111 @@ uint64_t store::last_seq() const {
   return last_seq_;
 }
 
+namespace {
+
+nlohmann::json checkpoint_body(const store::checkpoint& c) {
+  auto recs = nlohmann::json::array();
+  for (auto& r : c.sandboxes)
+    recs.push_back(to_storage_json(r));
+  return {{"seq", c.seq}, {"hash", c.hash}, {"at", c.at_ms}, {"sandboxes", recs}};
+}
+
+} // namespace
+
+std::optional<store::checkpoint> store::load_checkpoint() const {
+  auto text = get(meta_, "checkpoint");
+  if (!text)
+    return std::nullopt;
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return checkpoint{0, "", 0, {}, "unreadable"};
+  checkpoint c;
+  try {
+    c.seq = j.at("seq");
+    c.hash = j.at("hash");
+    c.at_ms = j.at("at");
+    c.signature = j.at("signature");
+    for (auto& r : j.at("sandboxes"))
+      if (auto rec = record_from_storage_json(r))
+        c.sandboxes.push_back(std::move(*rec));
+  } catch (const std::exception&) {
+    c.signature = "unreadable";
+  }
+  return c;
+}
+
+std::map<std::string, sandbox_record>
+store::replay(const std::function<void(const std::string&)>& on_bad) const {
+  std::map<std::string, sandbox_record> recs;
+  uint64_t from = 1;
+  if (auto c = load_checkpoint()) {
+    for (auto& r : c->sandboxes)
+      recs[r.id] = r;
+    from = c->seq + 1;
+  }
+  scan(
+    from,
+    [&](const event& e) {
+      if (auto st = apply(recs[e.sandbox_id], e); !st && on_bad)
+        on_bad("event " + e.id + " (seq " + std::to_string(e.seq) + ") does not apply: "
+               + st.error().message);
+      return true;
+    },
+    [&](uint64_t seq) {
+      if (on_bad)
+        on_bad("event seq " + std::to_string(seq) + " is unreadable");
+    });
+  return recs;
+}
+
+result<uint64_t> store::compact(int64_t cutoff_ms) {
+  std::lock_guard<std::mutex> guard{append_mtx_};
+  auto previous = load_checkpoint();
+  std::map<std::string, sandbox_record> recs;
+  checkpoint next;
+  if (previous) {
+    for (auto& r : previous->sandboxes)
+      recs[r.id] = r;
+    next.seq = previous->seq;
+    next.hash = previous->hash;
+  }
+  rocksdb::WriteBatch batch;
+  uint64_t dropped = 0;
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, events_)};
+  for (it->Seek(be64(next.seq + 1)); it->Valid(); it->Next()) {
+    auto seq = from_be64(it->key());
+    if (seq >= last_seq_)
+      break; // the head stays: appends link to it
+    auto e = decode_event(it->value().ToString());
+    if (!e)
+      return internal_error("cannot compact: event seq " + std::to_string(seq) + " is unreadable");
+    if (e->timestamp_ms >= cutoff_ms)
+      break;
+    apply(recs[e->sandbox_id], *e);
+    batch.Delete(events_, it->key());
+    batch.Delete(by_org_, index_key(e->team_id, seq));
+    batch.Delete(by_sandbox_, index_key(e->sandbox_id, seq));
+    next.seq = seq;
+    next.hash = e->hash;
+    ++dropped;
+  }
+  if (dropped == 0)
+    return uint64_t{0};
+  next.at_ms = cutoff_ms;
+  for (auto& [id, r] : recs)
+    if (r.state != sandbox_state::stopped)
+      next.sandboxes.push_back(r);
+  auto body = checkpoint_body(next);
+  body["signature"] = hmac_sha256_hex(secret_, "checkpoint:" + checkpoint_body(next).dump());
+  batch.Put(meta_, "checkpoint", body.dump());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto st = db_->Write(wo, &batch);
+  if (!st.ok())
+    return failure{503, "compaction write failed: " + st.ToString()};
+  return dropped;
+}
+
 store::chain_head store::head() const {
   std::lock_guard<std::mutex> guard{append_mtx_};
   return {last_seq_, last_hash_};
@@ -167,6 +274,16 @@ store::verify_report store::verify() const {
   };
   std::string prev;
   uint64_t prev_seq = 0;
+  // A compacted log begins at its signed checkpoint.
+  if (auto c = load_checkpoint()) {
+    auto expected = hmac_sha256_hex(secret_, "checkpoint:" + checkpoint_body(*c).dump());
+    if (!secure_equals(c->signature, expected)) {
+      broken(c->seq, "", "the retention checkpoint's signature is invalid");
+      return r;
+    }
+    prev = c->hash;
+    prev_seq = c->seq;
+  }
   std::unique_ptr<rocksdb::Iterator> it{
     db_->NewIterator(rocksdb::ReadOptions{}, events_)};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "core/event.hpp"
+#include "core/sandbox.hpp"
 #include "core/webhook.hpp"
 #include "core/result.hpp"
 
@@ -66,6 +68,28 @@ public:
     std::string hash;
   };
   chain_head head() const;
+
+  /// Where the retained log begins: the last event compaction dropped (its
+  /// seq and hash, which the next event links to) and the sandboxes still
+  /// alive at that point. Signed with the install secret.
+  struct checkpoint {
+    uint64_t seq = 0;
+    std::string hash;
+    int64_t at_ms = 0;
+    std::vector<sandbox_record> sandboxes;
+    std::string signature;
+  };
+  std::optional<checkpoint> load_checkpoint() const;
+
+  /// Drops events older than `cutoff_ms` (never the newest one), folding
+  /// them into a new checkpoint. Returns how many were dropped.
+  result<uint64_t> compact(int64_t cutoff_ms);
+
+  /// The sandboxes as the retained log rebuilds them: the checkpoint's
+  /// snapshot with every later event folded in. `on_bad` hears of events
+  /// that do not apply or do not decode.
+  std::map<std::string, sandbox_record>
+  replay(const std::function<void(const std::string&)>& on_bad = {}) const;
 
   /// Walks the whole chain and reports the first broken link, if any.
   struct verify_report {

@@ -74,6 +74,10 @@ void init_http_client() {
 }
 
 status validate_url(const std::string& url, bool allow_private) {
+  // curl reads "http:///x" as host "x"; a URL must name its host itself.
+  auto sep = url.find("://");
+  if (sep == std::string::npos || sep + 3 >= url.size() || url[sep + 3] == '/')
+    return bad_request("url must be an absolute http(s) URL with a host");
   std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u{curl_url(), curl_url_cleanup};
   if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
     return bad_request("url is not a valid URL: " + url);

@@ -7,8 +7,6 @@ namespace sandboxd::webhooks {
 
 std::string e2b_signature(const std::string& secret, const std::string& body) {
   auto b64 = base64::encode(sha256_raw(secret + body));
-  for (auto& c : b64)
-    c = c == '+' ? '-' : c == '/' ? '_' : c;
   while (!b64.empty() && b64.back() == '=')
     b64.pop_back();
   return b64;

@@ -6,8 +6,9 @@
 
 namespace sandboxd::webhooks {
 
-/// E2B's documented scheme (not an HMAC): base64url, without padding, of
-/// SHA-256 over the secret followed by the raw body.
+/// E2B's documented scheme (not an HMAC): standard base64 of SHA-256 over
+/// the secret followed by the raw body, trailing '=' removed — what E2B's
+/// verification snippets compute (digest('base64').replace(/=+$/, '')).
 std::string e2b_signature(const std::string& secret, const std::string& body);
 
 /// Standard Webhooks: "v1," + base64 of HMAC-SHA256 over "id.timestamp.body".

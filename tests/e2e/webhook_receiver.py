@@ -73,6 +73,8 @@ class Request:
         self.body = body
         self.received = received      # time.time() when the body was read
         self.answered = None          # time.time() when the answer was sent
+        self.at = time.monotonic()    # the same two on the monotonic clock,
+        self.done_at = None           # for intervals
         self.status = None            # what we answered
         self.e2b_ok = False
         self.e2b_urlsafe_ok = False
@@ -98,7 +100,8 @@ class Request:
 
     def __repr__(self):
         return (f"<{self.method} {self.path} event={self.event_id} "
-                f"webhook-id={self.headers.get('webhook-id')} answered={self.status}>")
+                f"webhook-id={self.headers.get('webhook-id')} at={self.at:.3f} "
+                f"answered={self.status} at={self.done_at or 0:.3f}>")
 
 
 class Receiver:
@@ -266,6 +269,7 @@ class Receiver:
             pass  # the sender gave up (its timeout) before we answered
         with self.lock:
             req.answered = time.time()
+            req.done_at = time.monotonic()
             req.status = status
             self.changed.notify_all()
         if self.log:
