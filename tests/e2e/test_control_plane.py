@@ -119,6 +119,18 @@ class Lifecycle(ServerTest):
         self.assertEqual(killed[0]["eventData"]["kill_reason"], "request")
 
 
+class Capacity(ServerTest):
+    server_args = ("--max-sandboxes", "2")
+
+    def test_limit_refuses_with_429_and_frees_on_kill(self):
+        a = self.server.create()
+        self.server.create()
+        r = self.server.request("POST", "/sandboxes", {"templateID": "base"})
+        self.assertError(r, 429, "sandbox limit reached")
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{a}"), 204)
+        self.assertStatus(self.server.request("POST", "/sandboxes", {"templateID": "base"}), 201)
+
+
 class Listing(ServerTest):
     def test_v2_list_filters_orders_and_pages(self):
         ids = [self.server.create(metadata={"k y": "a b&c=d/é", "i": str(i)}) for i in range(5)]

@@ -98,6 +98,25 @@ class Keys(unittest.TestCase):
         self.assertEqual(oct(os.stat(os.path.join(s.dir, "api-key")).st_mode & 0o777), "0o600")
         self.assertEqual(s.request("GET", "/sandboxes").status, 200)
 
+    def test_serve_rejects_bad_flags(self):
+        import tempfile
+        d = tempfile.mkdtemp(prefix="sandboxd-flags-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        for args, why in [
+            (["--api-listen", "nohost"], "HOST:PORT"),
+            (["--envd-listen", "127.0.0.1:99999"], "bad port"),
+            (["--max-sandboxes", "0"], "positive integer"),
+            (["--http-threads", "x"], "positive integer"),
+            (["--event-retention", "5y"], "duration"),
+            (["--compaction-interval", "0"], "positive duration"),
+            (["--allow-private-webhooks", "maybe"], "true or false"),
+            (["--no-such-flag", "1"], "unknown flag"),
+        ]:
+            out = subprocess.run([BIN, "serve", "--data-dir", d, *args],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(out.returncode, 0, args)
+            self.assertIn(why, out.stderr, args)
+
     def test_keys_create_rejects_bad_usage(self):
         out = subprocess.run([BIN, "keys", "create"], capture_output=True, text=True)
         self.assertEqual(out.returncode, 2)
