@@ -133,14 +133,18 @@ using webhook_actor = caf::typed_actor<
   // POST the event at `seq` once more (an operator's redelivery).
   caf::reacts_to<atom::redeliver, uint64_t>>;
 
-/// Keeps one webhook actor per webhook and wakes them when the log grows.
+/// Owns the webhooks: stores their configuration, keeps one webhook actor
+/// per webhook, and wakes them when the log grows.
 using webhook_dispatcher_actor = caf::typed_actor<
   // The log grew (sent by the event log writer after each append).
   caf::reacts_to<atom::wake>,
-  // A webhook was created or changed.
-  caf::reacts_to<atom::update, webhook>,
-  // A webhook was deleted.
-  caf::reacts_to<atom::remove, std::string>,
+  // Stores a new (validated) webhook and starts delivering events appended
+  // from now on.
+  caf::replies_to<atom::create, webhook>::with<webhook>,
+  // Stores a changed webhook and hands it to its actor.
+  caf::replies_to<atom::update, webhook>::with<webhook>,
+  // Deletes webhook `id` with its cursor and deliveries.
+  caf::replies_to<atom::remove, std::string>::with<bool>,
   // Redeliver the event at `seq` to webhook `id`.
   caf::reacts_to<atom::redeliver, std::string, uint64_t>>;
 

@@ -72,6 +72,18 @@ result<webhook> own_webhook(api_context& ctx, const request& req) {
   return *w;
 }
 
+// The dispatcher owns webhook configuration: it stores `w` and replies.
+template <class Atom>
+void ask_dispatcher(api_context& ctx, request& req, int status, Atom verb, const webhook& w) {
+  auto out = req.out;
+  auto hooks = ctx.webhooks;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(hooks, caf::infinite, verb, w)
+      .then([=](webhook& stored) { out->send_json(status, to_json(stored)); },
+            reply_error_to(out));
+  });
+}
+
 } // namespace
 
 void create_webhook(api_context& ctx, request& req) {
@@ -84,13 +96,7 @@ void create_webhook(api_context& ctx, request& req) {
   w.created_ms = now_ms();
   if (auto st = apply_fields(w, *body, true, ctx.allow_private_webhooks); !st)
     return req.out->send_error(st.error());
-  // Only events from now on: the cursor starts at the log's head.
-  if (auto st = ctx.db->set_webhook_cursor(w.id, ctx.db->head().seq); !st)
-    return req.out->send_error(st.error());
-  if (auto st = ctx.db->put_webhook(w); !st)
-    return req.out->send_error(st.error());
-  caf::anon_send(ctx.webhooks, atom::update::value, w);
-  req.out->send_json(201, to_json(w));
+  ask_dispatcher(ctx, req, 201, atom::create::value, w);
 }
 
 void list_webhooks(api_context& ctx, request& req) {
@@ -116,20 +122,20 @@ void patch_webhook(api_context& ctx, request& req) {
     return req.out->send_error(body.error());
   if (auto st = apply_fields(*w, *body, false, ctx.allow_private_webhooks); !st)
     return req.out->send_error(st.error());
-  if (auto st = ctx.db->put_webhook(*w); !st)
-    return req.out->send_error(st.error());
-  caf::anon_send(ctx.webhooks, atom::update::value, *w);
-  req.out->send_json(200, to_json(*w));
+  ask_dispatcher(ctx, req, 200, atom::update::value, *w);
 }
 
 void delete_webhook(api_context& ctx, request& req) {
   auto w = own_webhook(ctx, req);
   if (!w)
     return req.out->send_error(w.error());
-  caf::anon_send(ctx.webhooks, atom::remove::value, w->id);
-  if (auto st = ctx.db->delete_webhook(w->id); !st)
-    return req.out->send_error(st.error());
-  req.out->send_empty(204);
+  auto out = req.out;
+  auto hooks = ctx.webhooks;
+  auto id = w->id;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(hooks, caf::infinite, atom::remove::value, id)
+      .then([=](bool) { out->send_empty(204); }, reply_error_to(out));
+  });
 }
 
 void list_deliveries(api_context& ctx, request& req) {

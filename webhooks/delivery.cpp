@@ -223,19 +223,31 @@ dispatcher_behavior(webhook_dispatcher_actor::stateful_pointer<dispatcher_state>
       for (auto& [id, h] : self->state.hooks)
         self->send(h, atom::wake::value);
     },
-    [=](atom::update, webhook& w) {
-      auto i = self->state.hooks.find(w.id);
-      if (i == self->state.hooks.end())
-        spawn_hook(w);
-      else
-        self->send(i->second, atom::update::value, w);
+    [=](atom::create, webhook& w) -> caf::result<webhook> {
+      auto& db = *self->state.cfg.db;
+      // Only events from now on: the cursor starts at the log's head.
+      if (auto st = db.set_webhook_cursor(w.id, db.head().seq); !st)
+        return to_error(st.error());
+      if (auto st = db.put_webhook(w); !st)
+        return to_error(st.error());
+      spawn_hook(w);
+      return w;
     },
-    [=](atom::remove, const std::string& id) {
-      auto i = self->state.hooks.find(id);
-      if (i == self->state.hooks.end())
-        return;
-      self->send_exit(i->second, caf::exit_reason::user_shutdown);
-      self->state.hooks.erase(i);
+    [=](atom::update, webhook& w) -> caf::result<webhook> {
+      if (auto st = self->state.cfg.db->put_webhook(w); !st)
+        return to_error(st.error());
+      if (auto i = self->state.hooks.find(w.id); i != self->state.hooks.end())
+        self->send(i->second, atom::update::value, w);
+      return w;
+    },
+    [=](atom::remove, const std::string& id) -> caf::result<bool> {
+      if (auto i = self->state.hooks.find(id); i != self->state.hooks.end()) {
+        self->send_exit(i->second, caf::exit_reason::user_shutdown);
+        self->state.hooks.erase(i);
+      }
+      if (auto st = self->state.cfg.db->delete_webhook(id); !st)
+        return to_error(st.error());
+      return true;
     },
     [=](atom::redeliver, const std::string& id, uint64_t seq) {
       if (auto i = self->state.hooks.find(id); i != self->state.hooks.end())
@@ -247,7 +259,8 @@ dispatcher_behavior(webhook_dispatcher_actor::stateful_pointer<dispatcher_state>
 } // namespace
 
 webhook_dispatcher_actor spawn_webhook_dispatcher(caf::actor_system& sys, webhook_config cfg) {
-  return sys.spawn(dispatcher_behavior, std::move(cfg));
+  // Detached: its synced writes block its own thread only.
+  return sys.spawn<caf::detached>(dispatcher_behavior, std::move(cfg));
 }
 
 } // namespace sandboxd
