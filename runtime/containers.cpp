@@ -105,6 +105,13 @@ std::string container_runtime::agent_socket(const std::string& id) const {
 }
 
 status container_runtime::check_host() {
+  // Unix socket paths hold at most 107 bytes; each sandbox's lives here.
+  auto longest = agent_socket(std::string(20, 'x'));
+  if (longest.size() >= sizeof(sockaddr_un::sun_path))
+    return bad_request("the data dir path is too long for the sandboxes' unix sockets ("
+                       + std::to_string(longest.size()) + " of at most "
+                       + std::to_string(sizeof(sockaddr_un::sun_path) - 1)
+                       + " bytes): choose a shorter --data-dir");
   if (!fs::exists(agent_bin_) || fs::file_size(agent_bin_) == 0)
     return internal_error("agent binary missing or empty: " + agent_source_);
   auto out = run_command({runtime_bin_, "--version"}, std::chrono::seconds(10));

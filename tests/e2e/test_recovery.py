@@ -117,6 +117,15 @@ class Keys(unittest.TestCase):
             self.assertNotEqual(out.returncode, 0, args)
             self.assertIn(why, out.stderr, args)
 
+    def test_serve_refuses_a_data_dir_too_long_for_unix_sockets(self):
+        import tempfile
+        base = tempfile.mkdtemp(prefix="sandboxd-long-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", base]))
+        d = os.path.join(base, "d" * 90)
+        out = subprocess.run([BIN, "serve", "--data-dir", d], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("shorter --data-dir", out.stderr)
+
     def test_keys_create_rejects_bad_usage(self):
         out = subprocess.run([BIN, "keys", "create"], capture_output=True, text=True)
         self.assertEqual(out.returncode, 2)
