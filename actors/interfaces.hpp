@@ -56,6 +56,7 @@ using retry = caf::atom_constant<caf::atom("retry")>;
 using redeliver = caf::atom_constant<caf::atom("redeliver")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
 using compact = caf::atom_constant<caf::atom("compact")>;
+using idle = caf::atom_constant<caf::atom("idle")>;
 } // namespace atom
 
 /// The single writer of the event log.
@@ -99,7 +100,10 @@ using sandbox_actor = caf::typed_actor<
   // a stream actor this sandbox supervises; replies with that actor.
   caf::replies_to<atom::relay, std::string, caf::actor>::with<caf::actor>,
   // The TTL timer of `generation` fired; stale generations are ignored.
-  caf::reacts_to<atom::expire, uint64_t>>;
+  caf::reacts_to<atom::expire, uint64_t>,
+  // The idle timer of `generation` fired: ends the sandbox if nothing used
+  // it for its idle timeout, else waits for the rest.
+  caf::reacts_to<atom::idle, uint64_t>>;
 
 /// Maps sandbox ids to sandbox actors, per org.
 using registry_actor = caf::typed_actor<

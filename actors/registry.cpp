@@ -45,7 +45,7 @@ result<recovery_scan> scan_for_recovery(const store& db,
 
 sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   auto& cfg = self->state.cfg;
-  sandbox_deps deps{cfg.runtime, cfg.log, self, ""};
+  sandbox_deps deps{cfg.runtime, cfg.db, cfg.log, self, ""};
   if (auto spec = cfg.templates->find(rec.template_id))
     deps.lower_rootfs = cfg.templates->rootfs(*spec);
   return deps;
@@ -68,11 +68,20 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         return to_error({429, "sandbox limit reached ("
                                 + std::to_string(cfg.max_sandboxes)
                                 + " running or paused sandboxes on this host)"});
+      size_t of_org = 0;
+      for (auto& [id, actor] : self->state.live)
+        of_org += self->state.records[id].org_id == spec.org_id;
+      if (of_org >= cfg.max_sandboxes_per_org)
+        return to_error({429, "sandbox limit reached ("
+                                + std::to_string(cfg.max_sandboxes_per_org)
+                                + " running or paused sandboxes per org)"});
       sandbox_record rec;
       rec.id = new_sandbox_id();
       rec.org_id = spec.org_id;
       rec.template_id = tpl->name;
-      rec.alias = tpl->name;
+      rec.alias = spec.alias.empty() ? tpl->name : spec.alias;
+      rec.idle_timeout_s = spec.idle_timeout_s;
+      rec.max_end_ms = spec.max_lifetime_s * 1000; // a duration until `start`
       rec.metadata = std::move(spec.metadata);
       rec.env_vars = tpl->env;
       for (auto& [k, v] : spec.env_vars)

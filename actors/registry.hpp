@@ -17,6 +17,7 @@ struct registry_config {
   std::shared_ptr<const template_catalog> templates;
   event_log_actor log;
   size_t max_sandboxes = 200;                // live sandboxes on this host
+  size_t max_sandboxes_per_org = 200;        // live sandboxes of one org
   int disk_size_mb = 10240;
 };
 

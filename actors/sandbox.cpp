@@ -11,6 +11,7 @@
 #include "core/ids.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/containers.hpp"
+#include "storage/store.hpp"
 
 namespace sandboxd {
 
@@ -21,6 +22,8 @@ struct sandbox_actor_state {
   sandbox_deps deps;
   uint64_t ttl_generation = 0;
   size_t open_streams = 0; // agent streams this sandbox supervises
+  int64_t last_activity_ms = 0;
+  uint64_t idle_generation = 0;
   static inline const char* name = "sandbox";
 };
 
@@ -53,6 +56,29 @@ void arm_ttl(self_ptr self) {
                      atom::expire::value, gen);
 }
 
+// Any use of the sandbox through the API counts against its idle timeout.
+void touch(self_ptr self) {
+  self->state.last_activity_ms = now_ms();
+}
+
+// Restarts the idle timer (sandboxes with an idle timeout only).
+void arm_idle(self_ptr self) {
+  auto gen = ++self->state.idle_generation;
+  auto& rec = self->state.rec;
+  if (rec.state != sandbox_state::running || rec.idle_timeout_s <= 0)
+    return;
+  touch(self);
+  self->delayed_send(self, std::chrono::seconds(rec.idle_timeout_s), atom::idle::value, gen);
+}
+
+// One line in the sandbox's own log for each lifecycle change.
+void log_transition(self_ptr self, const event& e) {
+  auto line = to_string(e.type);
+  if (e.reason)
+    line += " (" + to_string(*e.reason) + ")";
+  self->state.deps.db->append_logs(self->state.rec.id, {{e.timestamp_ms, "system", line}});
+}
+
 // Logs `e` (synced), folds it into the record, tells the registry and
 // re-arms the TTL; then continues with the new record. Serialized.
 void commit(self_ptr self, event e, record_cont k) {
@@ -65,7 +91,9 @@ void commit(self_ptr self, event e, record_cont k) {
         if (!st)
           spdlog::error("sandbox {}: logged event does not apply: {}",
                         self->state.rec.id, st.error().message);
+        log_transition(self, logged);
         arm_ttl(self);
+        arm_idle(self);
         self->send(self->state.deps.registry, atom::update::value,
                    self->state.rec);
         k(self->state.rec);
@@ -107,6 +135,23 @@ std::function<void(result<T>)> deliver_to(caf::typed_response_promise<T> rp) {
   };
 }
 
+// A finished process's output as log lines, one per line of output.
+std::vector<store::log_line> output_lines(const agent::exec_outcome& r) {
+  std::vector<store::log_line> lines;
+  auto ts = now_ms();
+  for (auto [stream, text] : {std::pair{"stdout", &r.stdout_data}, std::pair{"stderr", &r.stderr_data}}) {
+    size_t start = 0;
+    while (start < text->size()) {
+      auto end = text->find('\n', start);
+      if (end == std::string::npos)
+        end = text->size();
+      lines.push_back({ts, stream, text->substr(start, end - start)});
+      start = end + 1;
+    }
+  }
+  return lines;
+}
+
 // Runs `job(agent socket)` on a worker if the sandbox is running; agent
 // calls run concurrently, never serialized with lifecycle transitions.
 template <class Job>
@@ -114,6 +159,7 @@ caf::result<std::string> agent_job(self_ptr self, Job job) {
   auto chk = check_transition(self->state.rec.state, sandbox_op::use);
   if (!chk)
     return to_error(chk.error());
+  touch(self);
   auto rp = self->make_response_promise<std::string>();
   auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
   run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp));
@@ -143,7 +189,10 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
   self->state.deps = std::move(deps);
   self->set_down_handler([=](caf::down_msg&) { --self->state.open_streams; });
   return {
-    [=](atom::get) -> sandbox_record { return self->state.rec; },
+    [=](atom::get) -> sandbox_record {
+      touch(self);
+      return self->state.rec;
+    },
     [=](atom::start) -> caf::result<sandbox_record> {
       auto rp = self->make_response_promise<sandbox_record>();
       auto k = deliver_to(rp);
@@ -162,7 +211,11 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                      }
                      rec.execution_id = new_uuid();
                      auto e = make_event(rec, event_type::created);
-                     e.end_at_ms = e.timestamp_ms + rec.timeout_s * 1000;
+                     // Until now max_end_ms held the hard lifetime as a duration.
+                     e.max_end_ms = rec.max_end_ms > 0 ? e.timestamp_ms + rec.max_end_ms : 0;
+                     rec.max_end_ms = e.max_end_ms;
+                     e.idle_timeout_s = rec.idle_timeout_s;
+                     e.end_at_ms = capped_end(rec, e.timestamp_ms + rec.timeout_s * 1000);
                      e.env_vars = rec.env_vars;
                      e.alias = rec.alias;
                      e.cpu_count = rec.cpu_count;
@@ -216,6 +269,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
               spdlog::warn("sandbox {}: reconcile: {}", id,
                            orphaned.error().message);
             arm_ttl(self);
+            arm_idle(self);
             return k(self->state.rec);
           }
           spdlog::warn("sandbox {}: container gone, ending it as orphaned", id);
@@ -262,7 +316,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       };
       if (self->state.rec.state == sandbox_state::running) {
         // Connecting to a running sandbox only ever extends its life.
-        auto end_at = now_ms() + timeout_s * 1000;
+        auto end_at = capped_end(self->state.rec, now_ms() + timeout_s * 1000);
         if (end_at <= self->state.rec.end_at_ms) {
           reply(false)(self->state.rec);
           return rp;
@@ -281,7 +335,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                        return reply(true)(s.error());
                      auto e = make_event(self->state.rec, event_type::resumed);
                      e.execution_id = new_uuid();
-                     e.end_at_ms = e.timestamp_ms + timeout_s * 1000;
+                     e.end_at_ms = capped_end(self->state.rec, e.timestamp_ms + timeout_s * 1000);
                      commit(self, std::move(e), reply(true));
                    });
       return rp;
@@ -297,7 +351,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         return to_error(chk.error());
       auto rp = self->make_response_promise<sandbox_record>();
       auto e = make_event(self->state.rec, event_type::updated);
-      e.end_at_ms = now_ms() + timeout_s * 1000;
+      e.end_at_ms = capped_end(self->state.rec, now_ms() + timeout_s * 1000);
       e.timeout_s = timeout_s;
       commit(self, std::move(e), deliver_to(rp));
       return rp;
@@ -314,9 +368,13 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
     },
     [=](atom::exec, const std::string& request,
         int64_t timeout_ms) -> caf::result<std::string> {
-      return agent_job(self, [request, timeout_ms](const std::string& sock) -> result<std::string> {
+      auto db = self->state.deps.db;
+      auto id = self->state.rec.id;
+      return agent_job(self, [request, timeout_ms, db, id](const std::string& sock) -> result<std::string> {
         auto r = agent::run(sock, nlohmann::json::parse(request),
                             std::chrono::milliseconds(timeout_ms));
+        if (r)
+          db->append_logs(id, output_lines(*r));
         // Whatever stopped the process from running is the sandbox's
         // failure, not the caller's: 502 with the agent's reason.
         if (!r)
@@ -355,11 +413,24 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto chk = check_transition(self->state.rec.state, sandbox_op::use);
       if (!chk)
         return to_error(chk.error());
+      touch(self);
       auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
       auto stream = spawn_agent_stream(self->home_system(), sock, std::move(request), sink);
       self->monitor(stream);
       ++self->state.open_streams;
       return stream;
+    },
+    [=](atom::idle, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.idle_generation || st.rec.state != sandbox_state::running)
+        return;
+      auto left = st.last_activity_ms + st.rec.idle_timeout_s * 1000 - now_ms();
+      if (left > 0) {
+        self->delayed_send(self, std::chrono::milliseconds(left), atom::idle::value, generation);
+        return;
+      }
+      spdlog::info("sandbox {}: idle for {} s", st.rec.id, st.rec.idle_timeout_s);
+      kill_sandbox(self, kill_reason::idle, [](result<sandbox_record>) {});
     },
     [=](atom::expire, uint64_t generation) {
       if (generation != self->state.ttl_generation

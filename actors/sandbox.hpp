@@ -8,17 +8,21 @@
 namespace sandboxd {
 
 class container_runtime;
+class store;
 
 /// What a sandbox actor needs from the rest of the system.
 struct sandbox_deps {
   std::shared_ptr<container_runtime> runtime;
+  std::shared_ptr<store> db; // the sandbox's log lines
   event_log_actor log;
   registry_actor registry;
   std::string lower_rootfs; // the template's root filesystem
 };
 
 /// Spawns the actor for `rec`: a new sandbox (state creating, then `start`)
-/// or one rebuilt from the log (then `reconcile`).
+/// or one rebuilt from the log (then `reconcile`). While creating,
+/// `rec.max_end_ms` holds the hard lifetime as a duration; `start` turns it
+/// into the hard end.
 sandbox_actor spawn_sandbox(caf::actor_system& sys, sandbox_record rec,
                             sandbox_deps deps);
 

@@ -11,7 +11,7 @@ Usage:
   sandboxd serve [--data-dir DIR] [--api-listen HOST:PORT] [--envd-listen HOST:PORT]
                  [--oci-runtime crun|runc|PATH] [--templates FILE] [--template-cache DIR]
                  [--max-sandboxes N] [--http-threads N] [--allow-private-webhooks true|false]
-                 [--event-retention 7d] [--compaction-interval 1h]
+                 [--event-retention 7d] [--compaction-interval 1h] [--max-sandboxes-per-org N]
   sandboxd keys create --org NAME [--data-dir DIR]
   sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
   sandboxd template list [--templates FILE] [--template-cache DIR]

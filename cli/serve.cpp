@@ -85,7 +85,7 @@ int serve(int argc, char** argv) {
                     {"data-dir", "api-listen", "envd-listen", "oci-runtime",
                      "templates", "template-cache", "max-sandboxes",
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
-                     "compaction-interval"});
+                     "compaction-interval", "max-sandboxes-per-org"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -98,6 +98,9 @@ int serve(int argc, char** argv) {
       return fail(hp.error().message);
   auto max_sandboxes = positive_int("max-sandboxes", opts->get("max-sandboxes", "200"));
   auto http_threads = positive_int("http-threads", opts->get("http-threads", "4"));
+  auto per_org = positive_int("max-sandboxes-per-org", opts->get("max-sandboxes-per-org", "200"));
+  if (!per_org)
+    return fail(per_org.error().message);
   if (!max_sandboxes)
     return fail(max_sandboxes.error().message);
   if (!http_threads)
@@ -157,6 +160,7 @@ int serve(int argc, char** argv) {
   rcfg.templates = std::make_shared<const template_catalog>(std::move(*catalog));
   rcfg.log = log;
   rcfg.max_sandboxes = static_cast<size_t>(*max_sandboxes);
+  rcfg.max_sandboxes_per_org = static_cast<size_t>(*per_org);
   auto registry = spawn_registry(sys, rcfg);
   {
     caf::scoped_actor self{sys};
@@ -173,7 +177,9 @@ int serve(int argc, char** argv) {
     if (!ok)
       return die("recovery failed");
   }
-  http::api_context ctx{sys, registry, db, hooks, allow_private == "true"};
+  auto envd_hp = http::parse_listen(envd_listen);
+  http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
+                        "http://" + envd_listen, envd_hp->second};
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
     return die(server.error().message);

@@ -38,6 +38,7 @@ std::string to_string(kill_reason r) {
     case kill_reason::timeout: return "timeout";
     case kill_reason::orphaned: return "orphaned";
     case kill_reason::error: return "error";
+    case kill_reason::idle: return "idle";
   }
   return "unknown";
 }
@@ -92,8 +93,9 @@ namespace sandboxd {
 namespace {
 
 // Version byte first so the layout can evolve without breaking old logs:
-// 1 had no hash chain, 2 appends prev_hash and hash.
-constexpr uint8_t event_format_version = 2;
+// 1 had no hash chain, 2 appended prev_hash and hash, 3 adds the idle
+// timeout and the hard end after the body.
+constexpr uint8_t event_format_version = 3;
 
 template <class Archive>
 void serialize_body(Archive& ar, event& e) {
@@ -114,12 +116,16 @@ std::string write(const event& e, bool with_hash) {
   {
     cereal::BinaryOutputArchive ar(out);
     auto copy = e;
-    uint8_t version = event_format_version;
+    uint8_t version = e.format;
     ar(version);
     serialize_body(ar, copy);
-    ar(copy.prev_hash);
-    if (with_hash)
-      ar(copy.hash);
+    if (version >= 3)
+      ar(copy.idle_timeout_s, copy.max_end_ms);
+    if (version >= 2) {
+      ar(copy.prev_hash);
+      if (with_hash)
+        ar(copy.hash);
+    }
   }
   return out.str();
 }
@@ -144,16 +150,20 @@ std::optional<event> decode_event(const std::string& bytes) {
     cereal::BinaryInputArchive ar(in);
     uint8_t version = 0;
     ar(version);
-    if (version != 1 && version != event_format_version)
+    if (version < 1 || version > event_format_version)
       return std::nullopt;
     event e;
+    e.format = version;
     serialize_body(ar, e);
+    if (version >= 3)
+      ar(e.idle_timeout_s, e.max_end_ms);
     if (version >= 2)
       ar(e.prev_hash, e.hash);
     // Trailing bytes mean this is not what was written.
     if (in.peek() != std::char_traits<char>::eof())
       return std::nullopt;
-    if (static_cast<uint8_t>(e.type) > static_cast<uint8_t>(event_type::updated))
+    if (static_cast<uint8_t>(e.type) > static_cast<uint8_t>(event_type::updated)
+        || (e.reason && static_cast<uint8_t>(*e.reason) > static_cast<uint8_t>(kill_reason::idle)))
       return std::nullopt;
     return e;
   } catch (const std::exception&) {

@@ -19,7 +19,7 @@ std::string to_string(event_type t);
 std::optional<event_type> parse_event_type(const std::string& s);
 
 /// Why a sandbox ended, recorded in `killed` events.
-enum class kill_reason : uint8_t { request, timeout, orphaned, error };
+enum class kill_reason : uint8_t { request, timeout, orphaned, error, idle };
 std::string to_string(kill_reason r);
 
 /// One stretch of running time (created or resumed → paused or killed).
@@ -49,6 +49,8 @@ struct event {
   int32_t memory_mb = 0;
   int32_t disk_size_mb = 0;
   int64_t timeout_s = 0;
+  int64_t idle_timeout_s = 0; // no API activity this long ends it (0: never)
+  int64_t max_end_ms = 0;     // a hard end no timeout can extend (0: none)
   // `paused` and `killed`.
   std::optional<execution_info> execution;
   // `killed`.
@@ -56,6 +58,9 @@ struct event {
   // The hash chain: `hash` = SHA-256(prev_hash ‖ canonical_bytes), hex.
   std::string prev_hash;
   std::string hash;
+  // The storage layout this event was written in; re-encoding uses it so
+  // the hash of an old event is computed over its original bytes.
+  uint8_t format = 3;
 };
 
 /// E2B's public shape: {id, version, type, timestamp, sandboxId, ...,

@@ -1,5 +1,7 @@
 #include "core/sandbox.hpp"
 
+#include <algorithm>
+
 namespace sandboxd {
 
 std::string to_string(sandbox_state s) {
@@ -65,6 +67,8 @@ status apply(sandbox_record& rec, const event& e) {
       rec.memory_mb = e.memory_mb;
       rec.disk_size_mb = e.disk_size_mb;
       rec.timeout_s = e.timeout_s;
+      rec.idle_timeout_s = e.idle_timeout_s;
+      rec.max_end_ms = e.max_end_ms;
       rec.started_at_ms = e.timestamp_ms;
       rec.end_at_ms = e.end_at_ms;
       rec.state = sandbox_state::running;
@@ -108,6 +112,7 @@ nlohmann::json to_storage_json(const sandbox_record& r) {
     {"id", r.id}, {"org", r.org_id}, {"template", r.template_id}, {"alias", r.alias},
     {"metadata", r.metadata}, {"env", r.env_vars}, {"cpu", r.cpu_count},
     {"memory", r.memory_mb}, {"disk", r.disk_size_mb}, {"timeout", r.timeout_s},
+    {"idle", r.idle_timeout_s}, {"maxEnd", r.max_end_ms},
     {"startedAt", r.started_at_ms}, {"endAt", r.end_at_ms},
     {"state", static_cast<int>(r.state)}, {"execution", r.execution_id},
     {"executionStarted", r.execution_started_ms}, {"lastSeq", r.last_seq}};
@@ -129,6 +134,8 @@ std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j) 
     r.memory_mb = j.at("memory");
     r.disk_size_mb = j.at("disk");
     r.timeout_s = j.at("timeout");
+    r.idle_timeout_s = j.value("idle", int64_t{0});
+    r.max_end_ms = j.value("maxEnd", int64_t{0});
     r.started_at_ms = j.at("startedAt");
     r.end_at_ms = j.at("endAt");
     r.state = static_cast<sandbox_state>(j.at("state").get<int>());
@@ -141,6 +148,10 @@ std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j) 
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+int64_t capped_end(const sandbox_record& rec, int64_t requested_end_ms) {
+  return rec.max_end_ms > 0 ? std::min(requested_end_ms, rec.max_end_ms) : requested_end_ms;
 }
 
 execution_info current_execution(const sandbox_record& rec, int64_t now_ms) {

@@ -28,6 +28,9 @@ struct create_spec {
   int64_t timeout_s = 300;
   std::map<std::string, std::string> metadata;
   std::map<std::string, std::string> env_vars;
+  std::string alias;           // the name the client used (e2a: "standard")
+  int64_t idle_timeout_s = 0;  // 0: no idle timeout
+  int64_t max_lifetime_s = 0;  // 0: no hard end
 };
 
 /// Everything known about one sandbox; rebuilt by folding its events.
@@ -42,6 +45,8 @@ struct sandbox_record {
   int32_t memory_mb = 0;
   int32_t disk_size_mb = 0;
   int64_t timeout_s = 0;
+  int64_t idle_timeout_s = 0;     // no API activity this long ends it
+  int64_t max_end_ms = 0;         // the hard end (0: none)
   int64_t started_at_ms = 0;      // creation time
   int64_t end_at_ms = 0;          // when the TTL ends it (while running)
   sandbox_state state = sandbox_state::creating;
@@ -65,6 +70,9 @@ status apply(sandbox_record& rec, const event& e);
 /// Storage encoding of a record (JSON), for the log's checkpoint snapshot.
 nlohmann::json to_storage_json(const sandbox_record& rec);
 std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j);
+
+/// A requested end capped by the sandbox's hard end, if it has one.
+int64_t capped_end(const sandbox_record& rec, int64_t requested_end_ms);
 
 /// The running-time summary for a paused/killed event at `now_ms`.
 execution_info current_execution(const sandbox_record& rec, int64_t now_ms);

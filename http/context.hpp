@@ -20,6 +20,8 @@ struct api_context {
   std::shared_ptr<store> db;
   webhook_dispatcher_actor webhooks;
   bool allow_private_webhooks = false;
+  std::string envd_endpoint; // "http://HOST:PORT" of the envd listener
+  int envd_port = 0;
 };
 
 /// Replies with the error carried by a failed request.

@@ -5,7 +5,7 @@
 namespace sandboxd::http {
 
 // Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, events_routes.cpp,
-// webhook_routes.cpp.
+// webhook_routes.cpp, e2a_routes.cpp.
 void create_sandbox(api_context&, request&);
 void list_sandboxes(api_context&, request&);
 void list_sandboxes_v2(api_context&, request&);
@@ -33,6 +33,12 @@ void patch_webhook(api_context&, request&);
 void delete_webhook(api_context&, request&);
 void list_deliveries(api_context&, request&);
 void redeliver(api_context&, request&);
+void e2a_create(api_context&, request&);
+void e2a_list(api_context&, request&);
+void e2a_get(api_context&, request&);
+void e2a_exec(api_context&, request&);
+void e2a_delete(api_context&, request&);
+void e2a_logs(api_context&, request&);
 
 namespace {
 
@@ -75,6 +81,12 @@ const std::vector<route>& control_plane_routes() {
     {"DELETE", "/events/webhooks/:id", delete_webhook},
     {"GET", "/events/webhooks/:id/deliveries", list_deliveries},
     {"POST", "/events/webhooks/:id/deliveries/:eventId/redeliver", redeliver},
+    {"POST", "/v1/sandboxes", e2a_create},
+    {"GET", "/v1/sandboxes", e2a_list},
+    {"GET", "/v1/sandboxes/:id", e2a_get},
+    {"DELETE", "/v1/sandboxes/:id", e2a_delete},
+    {"POST", "/v1/sandboxes/:id/exec", e2a_exec},
+    {"GET", "/v1/sandboxes/:id/logs", e2a_logs},
   };
   return routes;
 }

@@ -1,6 +1,8 @@
 #include "storage/store.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +28,7 @@ const std::vector<std::string> cf_names = {
   "webhooks",
   "webhook_cursors",
   "deliveries",
+  "logs",
 };
 
 std::string be64(uint64_t x) {
@@ -87,6 +90,7 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   s->webhooks_ = s->handles_[7];
   s->cursors_ = s->handles_[8];
   s->deliveries_ = s->handles_[9];
+  s->logs_ = s->handles_[10];
   // The newest sequence number is the last key of the events family.
   std::unique_ptr<rocksdb::Iterator> it{
     s->db_->NewIterator(rocksdb::ReadOptions{}, s->events_)};
@@ -491,6 +495,61 @@ std::vector<delivery> store::deliveries(const std::string& webhook_id,
     }
     out.push_back(std::move(*d));
   }
+  return out;
+}
+
+status store::append_logs(const std::string& sandbox_id, const std::vector<log_line>& lines,
+                          size_t cap) {
+  if (lines.empty())
+    return success();
+  static std::atomic<uint64_t> counter{0};
+  std::lock_guard<std::mutex> guard{logs_mtx_};
+  auto count_key = "logcount:" + sandbox_id;
+  uint64_t count = 0;
+  if (auto v = get(meta_, count_key))
+    count = from_be64(*v);
+  rocksdb::WriteBatch batch;
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count();
+  for (auto& l : lines) {
+    auto key = index_key(sandbox_id, static_cast<uint64_t>(us)) + be64(counter++);
+    batch.Put(logs_, key,
+              nlohmann::json{{"t", l.timestamp_ms}, {"s", l.stream}, {"l", l.line}}.dump());
+  }
+  count += lines.size();
+  if (count > cap) {
+    // Drop the oldest beyond the cap (the new lines sort after them all).
+    auto prefix = sandbox_id + std::string(1, '\0');
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, logs_)};
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && count > cap; it->Next()) {
+      batch.Delete(logs_, it->key());
+      --count;
+    }
+  }
+  batch.Put(meta_, count_key, be64(count));
+  auto st = db_->Write(rocksdb::WriteOptions{}, &batch);
+  if (!st.ok())
+    return failure{503, "cannot write the store: " + st.ToString()};
+  return success();
+}
+
+std::vector<store::log_line> store::logs(const std::string& sandbox_id, size_t limit,
+                                         int64_t since_ms) const {
+  std::vector<log_line> out;
+  auto prefix = sandbox_id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, logs_)};
+  for (it->SeekForPrev(prefix + std::string(16, '\xff'));
+       it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Prev()) {
+    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    if (j.is_discarded())
+      continue;
+    log_line l{j.value("t", int64_t{0}), j.value("s", ""), j.value("l", "")};
+    if (l.timestamp_ms < since_ms)
+      break;
+    out.push_back(std::move(l));
+  }
+  std::reverse(out.begin(), out.end());
   return out;
 }
 

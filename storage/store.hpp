@@ -11,6 +11,7 @@
 //   webhooks           webhook id                → webhook (JSON)
 //   webhook_cursors    webhook id                → last seq handled
 //   deliveries         webhook id | seq          → delivery (JSON)
+//   logs               sandbox | time | n        → log line (JSON); not synced
 //
 // Every append is one WriteBatch with the WAL synced: when append returns,
 // the event survives a crash. Events form a hash chain (core/event.hpp); the
@@ -167,6 +168,20 @@ public:
                                    const std::function<bool(const delivery&)>& keep,
                                    bool* more) const;
 
+  // -- sandbox logs -----------------------------------------------------------
+
+  struct log_line {
+    int64_t timestamp_ms = 0;
+    std::string stream; // stdout, stderr, system
+    std::string line;
+  };
+  /// Appends to a sandbox's log, dropping its oldest lines beyond `cap`. Not
+  /// synced: logs are output, not audit records.
+  status append_logs(const std::string& sandbox_id, const std::vector<log_line>& lines,
+                     size_t cap = 10000);
+  /// The newest `limit` lines at or after `since_ms`, oldest first.
+  std::vector<log_line> logs(const std::string& sandbox_id, size_t limit, int64_t since_ms) const;
+
   // -- server metadata ------------------------------------------------------
 
   /// A random secret created on first open; derives envd access tokens.
@@ -190,6 +205,8 @@ private:
   rocksdb::ColumnFamilyHandle* webhooks_ = nullptr;
   rocksdb::ColumnFamilyHandle* cursors_ = nullptr;
   rocksdb::ColumnFamilyHandle* deliveries_ = nullptr;
+  rocksdb::ColumnFamilyHandle* logs_ = nullptr;
+  std::mutex logs_mtx_; // serializes a sandbox's line count
   status put(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const std::string& value);
   static result<std::unique_ptr<store>> open_impl(const std::string& dir, bool read_only);
 

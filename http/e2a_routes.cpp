@@ -1,0 +1,210 @@
+// The e2a dialect (/v1/sandboxes): a translation onto the same registry,
+// sandbox actors, event log and webhooks as the E2B API. Differences kept
+// here: Bearer auth, `vm_id`, capacity as 409, templates by e2a name.
+#include <set>
+
+#include "core/clock.hpp"
+#include "http/body.hpp"
+#include "http/context.hpp"
+#include "http/routes.hpp"
+#include "storage/store.hpp"
+
+namespace sandboxd::http {
+
+namespace {
+
+constexpr int64_t max_lifetime_cap_s = 7200;
+
+// e2a template names → our template catalogue. Only those built here run.
+const std::map<std::string, std::string> e2a_templates = {{"standard", "base"}};
+const std::set<std::string> e2a_template_names = {"standard", "browser", "cua", "canvas"};
+
+bool reserved_env(const std::string& k) {
+  static const std::set<std::string> names = {"PATH", "HOME", "ANTHROPIC_API_KEY",
+                                              "OPENAI_API_KEY"};
+  return names.count(k) || k.rfind("SANDBOXD_", 0) == 0 || k.rfind("E2B_", 0) == 0;
+}
+
+json summary(const sandbox_record& r) {
+  return {{"vm_id", r.id},
+          {"state", to_string(r.state)},
+          {"vcpu", r.cpu_count},
+          {"cpu_fraction", 1.0},
+          {"memory_mib", r.memory_mb},
+          {"metadata", r.metadata}};
+}
+
+// e2a answers capacity with 409 where E2B answers 429.
+auto e2a_error(std::shared_ptr<responder> out) {
+  return [out](caf::error& e) {
+    auto f = from_error(e);
+    if (f.status == 429)
+      f.status = 409;
+    out->send_error(f);
+  };
+}
+
+} // namespace
+
+void e2a_create(api_context& ctx, request& req) {
+  auto body = parse_object(req.body);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto tpl = nonempty_string_field(*body, "template");
+  if (!tpl)
+    return req.out->send_error(tpl.error());
+  for (auto field : {"agent", "llm_key", "task", "model"})
+    if (body->contains(field) && !(*body)[field].is_null() && !(*body)[field].is_string())
+      return req.out->send_error(bad_request(std::string{field} + " must be a string"));
+  auto agent = body->value("agent", json()).is_string() ? (*body)["agent"].get<std::string>() : "";
+  auto key = body->value("llm_key", json()).is_string() ? (*body)["llm_key"].get<std::string>() : "";
+  if (!agent.empty() && key.empty())
+    return req.out->send_error(bad_request("llm_key is required when an agent is given"));
+  auto idle = int_field(*body, "idle_timeout_seconds", 60, 1, max_lifetime_cap_s);
+  if (!idle)
+    return req.out->send_error(idle.error());
+  auto life = int_field(*body, "max_lifetime_seconds", max_lifetime_cap_s, 1, max_lifetime_cap_s);
+  if (!life)
+    return req.out->send_error(life.error());
+  auto env = string_map_field(*body, "env_vars");
+  if (!env)
+    return req.out->send_error(env.error());
+  for (auto& [k, v] : *env)
+    if (reserved_env(k) || k.empty() || k.find('=') != std::string::npos)
+      return req.out->send_error(bad_request("env_vars may not set " + k + " (reserved)"));
+  auto metadata = string_map_field(*body, "metadata");
+  if (!metadata)
+    return req.out->send_error(metadata.error());
+  if (!e2a_template_names.count(*tpl))
+    return req.out->send_error({501, "unknown template: " + *tpl});
+  auto mapped = e2a_templates.find(*tpl);
+  if (mapped == e2a_templates.end())
+    return req.out->send_error({501, "template " + *tpl + " is not available on this server yet"});
+  if (!agent.empty())
+    return req.out->send_error({501, "agent " + agent + " is not configured on this server"});
+  create_spec spec;
+  spec.org_id = req.org;
+  spec.template_id = mapped->second;
+  spec.alias = *tpl;
+  spec.timeout_s = *life;
+  spec.max_lifetime_s = *life;
+  spec.idle_timeout_s = *idle;
+  spec.metadata = std::move(*metadata);
+  spec.env_vars = std::move(*env);
+  auto out = req.out;
+  auto reg = ctx.registry;
+  auto endpoint = ctx.envd_endpoint;
+  auto port = ctx.envd_port;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::create::value, spec)
+      .then(
+        [=](sandbox_record& r) {
+          out->send_json(201, {{"vm_id", r.id},
+                               {"state", "running"},
+                               {"host_port", port},
+                               {"endpoint", endpoint}});
+        },
+        e2a_error(out));
+  });
+}
+
+void e2a_list(api_context& ctx, request& req) {
+  auto out = req.out;
+  auto reg = ctx.registry;
+  auto org = req.org;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::list::value, org)
+      .then(
+        [=](std::vector<sandbox_record>& recs) {
+          auto arr = json::array();
+          for (auto& r : recs)
+            if (r.state == sandbox_state::running || r.state == sandbox_state::paused)
+              arr.push_back(summary(r));
+          out->send_json(200, arr);
+        },
+        e2a_error(out));
+  });
+}
+
+void e2a_get(api_context& ctx, request& req) {
+  auto out = req.out;
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::get::value)
+      .then(
+        [=](sandbox_record& r) {
+          auto j = summary(r);
+          j["rootfs"] = r.alias;
+          out->send_json(200, j);
+        },
+        e2a_error(out));
+  });
+}
+
+void e2a_exec(api_context& ctx, request& req) {
+  auto body = parse_object(req.body);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto command = nonempty_string_field(*body, "command");
+  if (!command)
+    return req.out->send_error(command.error());
+  // One pipe for both streams keeps them interleaved as produced.
+  json op = {{"op", "exec"},
+             {"cmd", "/bin/sh"},
+             {"args", {"-c", "exec 2>&1\n" + *command}},
+             {"user", "user"},
+             {"timeout_ms", 600000},
+             {"stdin", false}};
+  auto out = req.out;
+  auto text = op.dump();
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::exec::value, text, int64_t{610000})
+      .then(
+        [=](std::string& reply) {
+          auto r = json::parse(reply);
+          out->send_json(200, {{"output", r.value("stdout", "")},
+                               {"exit_code", r.value("exitCode", -1)}});
+        },
+        e2a_error(out));
+  });
+}
+
+void e2a_delete(api_context& ctx, request& req) {
+  auto out = req.out;
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::kill::value, kill_reason::request)
+      .then(
+        [=](sandbox_record& r) { out->send_json(200, {{"vm_id", r.id}, {"state", "destroyed"}}); },
+        e2a_error(out));
+  });
+}
+
+void e2a_logs(api_context& ctx, request& req) {
+  auto limit = int_param(req.query_param("limit"), "limit", 100, 1, 1000);
+  if (!limit)
+    return req.out->send_error(limit.error());
+  int64_t since = 0;
+  if (auto s = req.query_param("since"); s && !s->empty()) {
+    auto parsed = parse_rfc3339(*s);
+    if (!parsed)
+      return req.out->send_error(bad_request("since must be an ISO 8601 timestamp"));
+    since = *parsed;
+  }
+  auto out = req.out;
+  auto db = ctx.db;
+  auto n = static_cast<size_t>(*limit);
+  // Through the sandbox's actor: the org check, and it counts as activity.
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::get::value)
+      .then(
+        [=](sandbox_record& r) {
+          auto lines = json::array();
+          for (auto& l : db->logs(r.id, n, since))
+            lines.push_back(
+              {{"timestamp", to_rfc3339(l.timestamp_ms)}, {"stream", l.stream}, {"line", l.line}});
+          out->send_json(200, {{"vm_id", r.id}, {"lines", lines}});
+        },
+        e2a_error(out));
+  });
+}
+
+} // namespace sandboxd::http
