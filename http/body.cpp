@@ -107,6 +107,16 @@ std::map<std::string, std::string> parse_metadata_filter(const std::string& s) {
   return out;
 }
 
+result<std::map<std::string, std::string>> env_field(const json& obj, const std::string& name) {
+  auto env = string_map_field(obj, name);
+  if (!env)
+    return env;
+  for (auto& [k, v] : *env)
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
+      return bad_request(name + " has an invalid name: '" + k + "'");
+  return env;
+}
+
 result<int64_t> int_param(const std::optional<std::string>& raw,
                           const std::string& name, int64_t fallback, int64_t lo,
                           int64_t hi) {

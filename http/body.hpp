@@ -40,6 +40,10 @@ std::string url_decode(const std::string& s);
 /// once more inside) → pairs that must all match.
 std::map<std::string, std::string> parse_metadata_filter(const std::string& s);
 
+/// An object of environment variables: string values, and names a process
+/// environment can hold (not empty, no '=' or NUL).
+result<std::map<std::string, std::string>> env_field(const json& obj, const std::string& name);
+
 /// An integer query parameter within [lo, hi].
 result<int64_t> int_param(const std::optional<std::string>& raw,
                           const std::string& name, int64_t fallback, int64_t lo,

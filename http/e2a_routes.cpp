@@ -66,11 +66,11 @@ void e2a_create(api_context& ctx, request& req) {
   auto life = int_field(*body, "max_lifetime_seconds", max_lifetime_cap_s, 1, max_lifetime_cap_s);
   if (!life)
     return req.out->send_error(life.error());
-  auto env = string_map_field(*body, "env_vars");
+  auto env = env_field(*body, "env_vars");
   if (!env)
     return req.out->send_error(env.error());
   for (auto& [k, v] : *env)
-    if (reserved_env(k) || k.empty() || k.find('=') != std::string::npos)
+    if (reserved_env(k))
       return req.out->send_error(bad_request("env_vars may not set " + k + " (reserved)"));
   auto metadata = string_map_field(*body, "metadata");
   if (!metadata)

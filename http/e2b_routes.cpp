@@ -32,14 +32,9 @@ void create_sandbox(api_context& ctx, request& req) {
   auto metadata = string_map_field(*body, "metadata");
   if (!metadata)
     return req.out->send_error(metadata.error());
-  auto env = string_map_field(*body, "envVars");
+  auto env = env_field(*body, "envVars");
   if (!env)
     return req.out->send_error(env.error());
-  for (auto& [k, v] : *env)
-    if (k.empty() || k.find('=') != std::string::npos
-        || k.find('\0') != std::string::npos)
-      return req.out->send_error(
-        bad_request("envVars has an invalid name: '" + k + "'"));
   create_spec spec{req.org, *tpl, *timeout, std::move(*metadata),
                    std::move(*env)};
   auto out = req.out;

@@ -70,7 +70,7 @@ void run_process(api_context& ctx, request& req) {
       args.push_back(x);
     }
   }
-  auto env = string_map_field(*body, "envVars");
+  auto env = env_field(*body, "envVars");
   if (!env)
     return req.out->send_error(env.error());
   auto cwd = string_field(*body, "cwd", std::string{});

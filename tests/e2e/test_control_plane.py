@@ -252,6 +252,8 @@ class Processes(ServerTest):
         self.assertError(self.server.request("POST", p, {"cmd": "ls", "args": "x"}), 400, "args")
         self.assertError(self.server.request("POST", p, {"cmd": "ls", "timeout": 0}), 400, "timeout")
         self.assertError(self.server.request("POST", p, {"cmd": "ls", "envVars": {"A": 1}}), 400, "envVars.A")
+        self.assertError(self.server.request("POST", p, {"cmd": "ls", "envVars": {"A=B": "1"}}), 400,
+                         "envVars has an invalid name")
 
 
 class Files(ServerTest):

@@ -198,6 +198,7 @@ class BadInput(V1Test):
             ({**base, "max_lifetime_seconds": "7200"}, "max_lifetime_seconds"),
             ({**base, "env_vars": ["A=1"]}, "env_vars"),
             ({**base, "env_vars": {"A": 1}}, "env_vars"),
+            ({**base, "env_vars": {"A=B": "1"}}, "env_vars has an invalid name"),
             ({**base, "metadata": [1]}, "metadata"),
             ({**base, "metadata": {"a": 1}}, "metadata"),
         ]

@@ -34,3 +34,13 @@ TEST(body, int_params) {
   EXPECT_FALSE(int_param(std::string{"5x"}, "limit", 10, 1, 100));
   EXPECT_FALSE(int_param(std::string{"0"}, "limit", 10, 1, 100));
 }
+
+TEST(body, env_names_must_fit_a_process_environment) {
+  auto j = *parse_object(R"({"ok":{"A":"1"},"eq":{"A=B":"1"},"empty":{"":"1"},"num":{"A":1}})");
+  EXPECT_EQ(env_field(j, "ok")->at("A"), "1");
+  EXPECT_EQ(env_field(j, "eq").error().message, "eq has an invalid name: 'A=B'");
+  EXPECT_EQ(env_field(j, "empty").error().message, "empty has an invalid name: ''");
+  EXPECT_EQ(env_field(j, "num").error().message, "num.A must be a string");
+  json nul = {{"env", {{std::string("A\0B", 3), "1"}}}};
+  EXPECT_FALSE(env_field(nul, "env"));
+}
