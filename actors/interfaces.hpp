@@ -57,6 +57,9 @@ using redeliver = caf::atom_constant<caf::atom("redeliver")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
 using compact = caf::atom_constant<caf::atom("compact")>;
 using idle = caf::atom_constant<caf::atom("idle")>;
+using cancel = caf::atom_constant<caf::atom("cancel")>;
+using agent_up = caf::atom_constant<caf::atom("agentup")>;
+using agent_end = caf::atom_constant<caf::atom("agentend")>;
 } // namespace atom
 
 /// The single writer of the event log.
@@ -103,7 +106,17 @@ using sandbox_actor = caf::typed_actor<
   caf::reacts_to<atom::expire, uint64_t>,
   // The idle timer of `generation` fired: ends the sandbox if nothing used
   // it for its idle timeout, else waits for the rest.
-  caf::reacts_to<atom::idle, uint64_t>>;
+  caf::reacts_to<atom::idle, uint64_t>,
+  // Asks the one-shot agent to stop (SIGTERM, SIGKILL after its grace
+  // period) and logs the cancel; 409 when no agent is running.
+  caf::replies_to<atom::cancel>::with<sandbox_record>,
+  // The grace period after a cancel of agent process `pid` is over.
+  caf::reacts_to<atom::cancel, int64_t>,
+  // The agent task saw the agent process `pid` start (logged once).
+  caf::reacts_to<atom::agent_up, int64_t>,
+  // The agent process ended with `exit_code` (128 + N: killed by signal N), or
+  // the task lost it (`lost`: the sandbox stopped under it).
+  caf::reacts_to<atom::agent_end, int64_t, bool>>;
 
 /// Maps sandbox ids to sandbox actors, per org.
 using registry_actor = caf::typed_actor<

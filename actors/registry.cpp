@@ -45,7 +45,7 @@ result<recovery_scan> scan_for_recovery(const store& db,
 
 sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   auto& cfg = self->state.cfg;
-  sandbox_deps deps{cfg.runtime, cfg.db, cfg.log, self, ""};
+  sandbox_deps deps{cfg.runtime, cfg.db, cfg.log, self, "", std::nullopt};
   if (auto spec = cfg.templates->find(rec.template_id))
     deps.lower_rootfs = cfg.templates->rootfs(*spec);
   return deps;
@@ -91,7 +91,9 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       rec.disk_size_mb = cfg.disk_size_mb;
       rec.timeout_s = spec.timeout_s;
       rec.state = sandbox_state::creating;
-      auto actor = spawn_sandbox(self->home_system(), rec, deps_for(self, rec));
+      auto deps = deps_for(self, rec);
+      deps.launch = std::move(spec.agent);
+      auto actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
       self->state.records[rec.id] = rec;
       self->state.live[rec.id] = actor;
       auto rp = self->make_response_promise<sandbox_record>();

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/agent_stream.hpp"
+#include "actors/agent_task.hpp"
 #include "actors/blocking.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -24,6 +25,7 @@ struct sandbox_actor_state {
   size_t open_streams = 0; // agent streams this sandbox supervises
   int64_t last_activity_ms = 0;
   uint64_t idle_generation = 0;
+  bool stopping = false;   // a kill is under way: a lost agent is expected
   static inline const char* name = "sandbox";
 };
 
@@ -107,8 +109,10 @@ void kill_sandbox(self_ptr self, kill_reason reason, record_cont k) {
     return k(chk.error());
   auto rt = self->state.deps.runtime;
   auto id = self->state.rec.id;
+  self->state.stopping = true;
   run_blocking(self, true, [rt, id] { return rt->destroy(id); },
                [=](status s) {
+                 self->state.stopping = false;
                  if (!s) {
                    spdlog::error("sandbox {}: kill failed: {}", id,
                                  s.error().message);
@@ -164,6 +168,53 @@ caf::result<std::string> agent_job(self_ptr self, Job job) {
   auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
   run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp));
   return rp;
+}
+
+// The tag that finds the one-shot agent's process again after a restart.
+constexpr const char* agent_process_tag = "e2a-agent";
+
+// Starts the one-shot agent of a new sandbox. The key travels as a secret
+// variable: the in-sandbox agent never lists it and redacts it from output.
+void start_agent(self_ptr self, create_spec::agent_launch launch) {
+  nlohmann::json env = {{"TASK", launch.task}, {"MODEL", launch.model}};
+  nlohmann::json req = {{"op", "exec"},
+                        {"cmd", "/bin/sh"},
+                        {"args", {"-c", launch.command}},
+                        {"env", env},
+                        {"secret_env", {{launch.key_env, launch.key}}},
+                        {"user", "user"},
+                        {"tag", agent_process_tag},
+                        {"stdin", false}};
+  auto& st = self->state;
+  spawn_agent_task(self->home_system(), st.deps.runtime->agent_socket(st.rec.id), req.dump(),
+                   st.deps.db, st.rec.id, self);
+}
+
+// Follows an agent that was running when sandboxd stopped.
+void reattach_agent(self_ptr self) {
+  auto a = agent_of(self->state.rec);
+  if (a.name.empty() || a.status == "completed" || a.status == "failed")
+    return;
+  nlohmann::json req = {{"op", "connect"}};
+  if (a.pid > 0)
+    req["pid"] = a.pid;
+  else
+    req["tag"] = agent_process_tag;
+  auto& st = self->state;
+  spawn_agent_task(self->home_system(), st.deps.runtime->agent_socket(st.rec.id), req.dump(),
+                   st.deps.db, st.rec.id, self);
+}
+
+// An `updated` event carrying only named facts (the TTL is unchanged).
+void commit_ext(self_ptr self, std::map<std::string, std::string> ext, record_cont k) {
+  auto e = make_event(self->state.rec, event_type::updated);
+  e.ext = std::move(ext);
+  commit(self, std::move(e), std::move(k));
+}
+
+bool agent_running(const sandbox_record& rec) {
+  auto a = agent_of(rec);
+  return !a.name.empty() && a.status != "completed" && a.status != "failed";
 }
 
 container_spec spec_of(const sandbox_record& rec, const std::string& lower) {
@@ -222,9 +273,20 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                      e.memory_mb = rec.memory_mb;
                      e.disk_size_mb = rec.disk_size_mb;
                      e.timeout_s = rec.timeout_s;
+                     if (auto& launch = self->state.deps.launch) {
+                       e.ext[event_ext::agent] = launch->name;
+                       if (!launch->model.empty())
+                         e.ext[event_ext::agent_model] = launch->model;
+                       e.ext[event_ext::agent_grace] = std::to_string(launch->cancel_grace_s);
+                     }
                      commit(self, std::move(e), [=](result<sandbox_record> r) {
-                       if (r)
+                       if (r) {
+                         if (auto& launch = self->state.deps.launch) {
+                           start_agent(self, *launch);
+                           launch.reset(); // the key stays in memory no longer than needed
+                         }
                          return k(r);
+                       }
                        // Not logged means not created: take the container back.
                        auto id = self->state.rec.id;
                        run_blocking(self, true, [rt, id] { return rt->destroy(id); },
@@ -270,6 +332,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                            orphaned.error().message);
             arm_ttl(self);
             arm_idle(self);
+            if (orphaned && !*orphaned)
+              reattach_agent(self);
             return k(self->state.rec);
           }
           spdlog::warn("sandbox {}: container gone, ending it as orphaned", id);
@@ -424,6 +488,9 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto& st = self->state;
       if (generation != st.idle_generation || st.rec.state != sandbox_state::running)
         return;
+      // A one-shot agent at work is activity: idleness counts from its end.
+      if (agent_running(st.rec))
+        touch(self);
       auto left = st.last_activity_ms + st.rec.idle_timeout_s * 1000 - now_ms();
       if (left > 0) {
         self->delayed_send(self, std::chrono::milliseconds(left), atom::idle::value, generation);
@@ -431,6 +498,73 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       }
       spdlog::info("sandbox {}: idle for {} s", st.rec.id, st.rec.idle_timeout_s);
       kill_sandbox(self, kill_reason::idle, [](result<sandbox_record>) {});
+    },
+    [=](atom::cancel) -> caf::result<sandbox_record> {
+      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
+      if (!chk)
+        return to_error(chk.error());
+      touch(self);
+      auto a = agent_of(self->state.rec);
+      if (a.name.empty())
+        return to_error(conflict("this sandbox has no agent"));
+      if (!agent_running(self->state.rec) || a.pid <= 0)
+        return to_error(conflict("the agent is not running (" + (a.status.empty() ? std::string{"starting"} : a.status) + ")"));
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto k = deliver_to(rp);
+      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+      auto pid = a.pid;
+      run_blocking(
+        self, false,
+        [sock, pid]() -> status {
+          auto r = agent::call(sock, {{"op", "signal"}, {"pid", pid}, {"signal", "SIGTERM"}});
+          // Gone already is fine: it ended on its own meanwhile.
+          if (!r && r.error().status != 404)
+            return r.error();
+          return success();
+        },
+        [=](status s) {
+          if (!s)
+            return k(s.error());
+          commit_ext(self, {{event_ext::agent_cancel, "user_request"}}, k);
+          auto grace = agent_of(self->state.rec).cancel_grace_s;
+          self->delayed_send(self, std::chrono::seconds(grace), atom::cancel::value, pid);
+        });
+      return rp;
+    },
+    [=](atom::cancel, int64_t pid) {
+      auto a = agent_of(self->state.rec);
+      if (self->state.rec.state != sandbox_state::running || !agent_running(self->state.rec)
+          || a.pid != pid)
+        return;
+      spdlog::info("sandbox {}: agent {} ignored SIGTERM; killing it", self->state.rec.id, pid);
+      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+      run_blocking(
+        self, false,
+        [sock, pid]() -> status {
+          auto r = agent::call(sock, {{"op", "signal"}, {"pid", pid}, {"signal", "SIGKILL"}});
+          return r ? success() : status{r.error()};
+        },
+        [](status) {});
+    },
+    [=](atom::agent_up, int64_t pid) {
+      auto& rec = self->state.rec;
+      if ((rec.state != sandbox_state::running && rec.state != sandbox_state::paused)
+          || agent_of(rec).pid == pid)
+        return;
+      commit_ext(self, {{event_ext::agent_status, "running"}, {event_ext::agent_pid, std::to_string(pid)}},
+                 [](result<sandbox_record>) {});
+    },
+    [=](atom::agent_end, int64_t exit_code, bool lost) {
+      auto& rec = self->state.rec;
+      if ((rec.state != sandbox_state::running && rec.state != sandbox_state::paused)
+          || !agent_running(rec) || (lost && self->state.stopping))
+        return;
+      std::map<std::string, std::string> ext = {
+        {event_ext::agent_status, !lost && exit_code == 0 ? "completed" : "failed"}};
+      if (!lost)
+        ext[event_ext::agent_exit_code] = std::to_string(exit_code);
+      spdlog::info("sandbox {}: agent ended ({})", rec.id, lost ? "lost" : "exit " + std::to_string(exit_code));
+      commit_ext(self, std::move(ext), [](result<sandbox_record>) {});
     },
     [=](atom::expire, uint64_t generation) {
       if (generation != self->state.ttl_generation

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "actors/interfaces.hpp"
 
@@ -17,6 +18,8 @@ struct sandbox_deps {
   event_log_actor log;
   registry_actor registry;
   std::string lower_rootfs; // the template's root filesystem
+  // A new sandbox's one-shot agent, started once `created` is logged.
+  std::optional<create_spec::agent_launch> launch;
 };
 
 /// Spawns the actor for `rec`: a new sandbox (state creating, then `start`)

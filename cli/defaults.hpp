@@ -12,4 +12,8 @@ inline std::string default_templates_file() {
   return SANDBOXD_SOURCE_DIR "/ops/templates.json";
 }
 
+inline std::string default_agents_file() {
+  return SANDBOXD_SOURCE_DIR "/ops/agents.json";
+}
+
 } // namespace sandboxd::cli

@@ -12,6 +12,7 @@ Usage:
                  [--oci-runtime crun|runc|PATH] [--templates FILE] [--template-cache DIR]
                  [--max-sandboxes N] [--http-threads N] [--allow-private-webhooks true|false]
                  [--event-retention 7d] [--compaction-interval 1h] [--max-sandboxes-per-org N]
+                 [--agents FILE] [--webhook-give-up 24h]
   sandboxd keys create --org NAME [--data-dir DIR]
   sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
   sandboxd template list [--templates FILE] [--template-cache DIR]
@@ -22,7 +23,8 @@ Usage:
 
 Defaults: --data-dir ./data, --api-listen 127.0.0.1:3000,
 --envd-listen 127.0.0.1:49983, --oci-runtime crun,
---templates <repo>/ops/templates.json, --template-cache /var/cache/sandboxd/templates.
+--templates <repo>/ops/templates.json, --template-cache /var/cache/sandboxd/templates,
+--agents <repo>/ops/agents.json.
 )";
 
 } // namespace

@@ -21,6 +21,7 @@
 #include "http/envd.hpp"
 #include "http/server.hpp"
 #include "runtime/containers.hpp"
+#include "runtime/agent_catalog.hpp"
 #include "runtime/templates.hpp"
 #include "storage/store.hpp"
 #include "webhooks/delivery.hpp"
@@ -85,7 +86,7 @@ int serve(int argc, char** argv) {
                     {"data-dir", "api-listen", "envd-listen", "oci-runtime",
                      "templates", "template-cache", "max-sandboxes",
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
-                     "compaction-interval", "max-sandboxes-per-org"});
+                     "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -114,6 +115,9 @@ int serve(int argc, char** argv) {
     return fail(keep.error().message);
   if (!every || every->count() == 0)
     return fail("--compaction-interval must be a positive duration");
+  auto give_up = parse_duration("webhook-give-up", opts->get("webhook-give-up", "24h"));
+  if (!give_up || give_up->count() == 0)
+    return fail("--webhook-give-up must be a positive duration");
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -135,6 +139,9 @@ int serve(int argc, char** argv) {
   for (auto& t : catalog->all())
     if (!catalog->is_built(t))
       spdlog::warn("template {} is not built (sandboxd template build {})", t.name, t.name);
+  auto agents = agent_catalog::load(opts->get("agents", default_agents_file()));
+  if (!agents)
+    return fail(agents.error().message);
   auto runtime = std::make_shared<container_runtime>(
     opts->get("oci-runtime", "crun"), dir,
     opts->get("agent", self_dir() + "/sandboxd-agent"));
@@ -152,12 +159,15 @@ int serve(int argc, char** argv) {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   webhooks::init_http_client();
-  auto hooks = spawn_webhook_dispatcher(sys, {db, allow_private == "true"});
+  auto hooks = spawn_webhook_dispatcher(
+    sys, {db, allow_private == "true",
+          std::chrono::duration_cast<std::chrono::milliseconds>(*give_up).count()});
   auto log = spawn_event_log(sys, db, hooks, {*keep, *every});
   registry_config rcfg;
   rcfg.db = db;
   rcfg.runtime = runtime;
-  rcfg.templates = std::make_shared<const template_catalog>(std::move(*catalog));
+  auto templates = std::make_shared<const template_catalog>(std::move(*catalog));
+  rcfg.templates = templates;
   rcfg.log = log;
   rcfg.max_sandboxes = static_cast<size_t>(*max_sandboxes);
   rcfg.max_sandboxes_per_org = static_cast<size_t>(*per_org);
@@ -180,6 +190,8 @@ int serve(int argc, char** argv) {
   auto envd_hp = http::parse_listen(envd_listen);
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
                         "http://" + envd_listen, envd_hp->second};
+  ctx.templates = templates;
+  ctx.agents = std::make_shared<const agent_catalog>(std::move(*agents));
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
     return die(server.error().message);

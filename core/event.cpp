@@ -1,5 +1,6 @@
 #include "core/event.hpp"
 
+#include <cstdlib>
 #include <sstream>
 
 #include <cereal/archives/binary.hpp>
@@ -58,6 +59,21 @@ nlohmann::json to_json(const event& e) {
   }
   if (e.reason)
     data["kill_reason"] = to_string(*e.reason);
+  // Beyond E2B: a one-shot agent's life (e2a), keys without the prefix.
+  for (auto& [k, v] : e.ext) {
+    if (k == event_ext::agent)
+      data["agent"]["name"] = v;
+    else if (k.rfind("agent.", 0) == 0) {
+      auto name = k.substr(6);
+      char* end = nullptr;
+      auto n = std::strtoll(v.c_str(), &end, 10);
+      if ((name == "pid" || name == "exit_code" || name == "grace_s") && !v.empty()
+          && *end == '\0')
+        data["agent"][name] = n;
+      else
+        data["agent"][name] = v;
+    }
+  }
   nlohmann::json out = {
     {"id", e.id},
     {"version", "v1"},
@@ -94,8 +110,8 @@ namespace {
 
 // Version byte first so the layout can evolve without breaking old logs:
 // 1 had no hash chain, 2 appended prev_hash and hash, 3 adds the idle
-// timeout and the hard end after the body.
-constexpr uint8_t event_format_version = 3;
+// timeout and the hard end after the body, 4 the named extensions.
+constexpr uint8_t event_format_version = 4;
 
 template <class Archive>
 void serialize_body(Archive& ar, event& e) {
@@ -121,6 +137,8 @@ std::string write(const event& e, bool with_hash) {
     serialize_body(ar, copy);
     if (version >= 3)
       ar(copy.idle_timeout_s, copy.max_end_ms);
+    if (version >= 4)
+      ar(copy.ext);
     if (version >= 2) {
       ar(copy.prev_hash);
       if (with_hash)
@@ -157,6 +175,8 @@ std::optional<event> decode_event(const std::string& bytes) {
     serialize_body(ar, e);
     if (version >= 3)
       ar(e.idle_timeout_s, e.max_end_ms);
+    if (version >= 4)
+      ar(e.ext);
     if (version >= 2)
       ar(e.prev_hash, e.hash);
     // Trailing bytes mean this is not what was written.

@@ -55,16 +55,34 @@ struct event {
   std::optional<execution_info> execution;
   // `killed`.
   std::optional<kill_reason> reason;
+  // Named facts that only some events carry (format 4 on), so new kinds of
+  // change need no new layout: "agent", "agent.model" on `created`;
+  // "agent.grace_s" on `created`; "agent.status", "agent.pid",
+// "agent.exit_code", "agent.cancel" on
+  // `updated`. Keys listed in `event_ext` below.
+  std::map<std::string, std::string> ext;
   // The hash chain: `hash` = SHA-256(prev_hash ‖ canonical_bytes), hex.
   std::string prev_hash;
   std::string hash;
   // The storage layout this event was written in; re-encoding uses it so
   // the hash of an old event is computed over its original bytes.
-  uint8_t format = 3;
+  uint8_t format = 4;
 };
 
+/// The keys of event::ext.
+namespace event_ext {
+inline constexpr const char* agent = "agent";                 // agent type
+inline constexpr const char* agent_model = "agent.model";
+inline constexpr const char* agent_status = "agent.status";   // running|completed|failed
+inline constexpr const char* agent_pid = "agent.pid";
+inline constexpr const char* agent_exit_code = "agent.exit_code";
+inline constexpr const char* agent_cancel = "agent.cancel";   // why: user_request
+inline constexpr const char* agent_grace = "agent.grace_s";   // SIGTERM→SIGKILL seconds
+} // namespace event_ext
+
 /// E2B's public shape: {id, version, type, timestamp, sandboxId, ...,
-/// eventData{sandbox_metadata, set_timeout?, execution?, kill_reason?}}.
+/// eventData{sandbox_metadata, set_timeout?, execution?, kill_reason?,
+/// agent?}}.
 /// Internal fields (env vars, resources) are never rendered.
 nlohmann::json to_json(const event& e);
 

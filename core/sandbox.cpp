@@ -1,5 +1,7 @@
 #include "core/sandbox.hpp"
 
+#include <cstdlib>
+
 #include <algorithm>
 
 namespace sandboxd {
@@ -103,8 +105,33 @@ status apply(sandbox_record& rec, const event& e) {
       rec.end_reason = e.reason;
       break;
   }
+  for (auto& [k, v] : e.ext)
+    rec.ext[k] = v;
   rec.last_seq = e.seq;
   return success();
+}
+
+agent_view agent_of(const sandbox_record& rec) {
+  agent_view a;
+  auto get = [&](const char* key) {
+    auto it = rec.ext.find(key);
+    return it == rec.ext.end() ? std::string{} : it->second;
+  };
+  auto number = [](const std::string& v) -> std::optional<int64_t> {
+    char* end = nullptr;
+    auto n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0')
+      return std::nullopt;
+    return n;
+  };
+  a.name = get(event_ext::agent);
+  a.model = get(event_ext::agent_model);
+  a.status = get(event_ext::agent_status);
+  a.pid = number(get(event_ext::agent_pid)).value_or(0);
+  a.exit_code = number(get(event_ext::agent_exit_code));
+  a.cancel_reason = get(event_ext::agent_cancel);
+  a.cancel_grace_s = number(get(event_ext::agent_grace)).value_or(10);
+  return a;
 }
 
 nlohmann::json to_storage_json(const sandbox_record& r) {
@@ -118,6 +145,8 @@ nlohmann::json to_storage_json(const sandbox_record& r) {
     {"executionStarted", r.execution_started_ms}, {"lastSeq", r.last_seq}};
   if (r.end_reason)
     j["endReason"] = static_cast<int>(*r.end_reason);
+  if (!r.ext.empty())
+    j["ext"] = r.ext;
   return j;
 }
 
@@ -144,6 +173,8 @@ std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j) 
     r.last_seq = j.at("lastSeq");
     if (j.contains("endReason"))
       r.end_reason = static_cast<kill_reason>(j["endReason"].get<int>());
+    if (j.contains("ext"))
+      r.ext = j["ext"].get<std::map<std::string, std::string>>();
     return r;
   } catch (const std::exception&) {
     return std::nullopt;

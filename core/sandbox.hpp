@@ -31,6 +31,15 @@ struct create_spec {
   std::string alias;           // the name the client used (e2a: "standard")
   int64_t idle_timeout_s = 0;  // 0: no idle timeout
   int64_t max_lifetime_s = 0;  // 0: no hard end
+  // A one-shot agent started once the sandbox runs (e2a). The key is never
+  // logged: it reaches the agent process as a secret variable only.
+  struct agent_launch {
+    std::string name, model, task;
+    std::string command;        // run with sh -c
+    std::string key_env, key;
+    int cancel_grace_s = 10;
+  };
+  std::optional<agent_launch> agent;
 };
 
 /// Everything known about one sandbox; rebuilt by folding its events.
@@ -54,7 +63,22 @@ struct sandbox_record {
   int64_t execution_started_ms = 0;
   std::optional<kill_reason> end_reason;
   uint64_t last_seq = 0;          // the last event folded in
+  // Every event's named extensions folded in, later values winning (see
+  // event_ext): e.g. the agent's status.
+  std::map<std::string, std::string> ext;
 };
+
+/// The one-shot agent of an e2a sandbox, read from the record's extensions.
+struct agent_view {
+  std::string name;               // empty: the sandbox has no agent
+  std::string model;
+  std::string status;             // running|completed|failed, or "" before it starts
+  int64_t pid = 0;
+  std::optional<int64_t> exit_code;
+  std::string cancel_reason;      // set once a cancel was asked
+  int64_t cancel_grace_s = 10;
+};
+agent_view agent_of(const sandbox_record& rec);
 
 /// Operations a client (or a timer) can ask of a sandbox.
 enum class sandbox_op : uint8_t { pause, resume, kill, set_timeout, use };

@@ -10,6 +10,8 @@
 
 namespace sandboxd {
 class store;
+class template_catalog;
+class agent_catalog;
 } // namespace sandboxd
 
 namespace sandboxd::http {
@@ -22,6 +24,8 @@ struct api_context {
   bool allow_private_webhooks = false;
   std::string envd_endpoint; // "http://HOST:PORT" of the envd listener
   int envd_port = 0;
+  std::shared_ptr<const template_catalog> templates;
+  std::shared_ptr<const agent_catalog> agents;
 };
 
 /// Replies with the error carried by a failed request.

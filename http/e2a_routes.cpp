@@ -1,12 +1,15 @@
 // The e2a dialect (/v1/sandboxes): a translation onto the same registry,
 // sandbox actors, event log and webhooks as the E2B API. Differences kept
-// here: Bearer auth, `vm_id`, capacity as 409, templates by e2a name.
+// here: Bearer auth, `vm_id`, capacity as 409, templates by e2a name, and
+// one-shot agents from the agent catalogue (ops/agents.json).
 #include <set>
 
 #include "core/clock.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
 #include "http/routes.hpp"
+#include "runtime/agent_catalog.hpp"
+#include "runtime/templates.hpp"
 #include "storage/store.hpp"
 
 namespace sandboxd::http {
@@ -15,14 +18,20 @@ namespace {
 
 constexpr int64_t max_lifetime_cap_s = 7200;
 
-// e2a template names → our template catalogue. Only those built here run.
-const std::map<std::string, std::string> e2a_templates = {{"standard", "base"}};
+// The template names e2a defines; each is a name or alias in our catalogue
+// (ops/templates.json), where `standard` is an alias of `base`.
 const std::set<std::string> e2a_template_names = {"standard", "browser", "cua", "canvas"};
 
-bool reserved_env(const std::string& k) {
-  static const std::set<std::string> names = {"PATH", "HOME", "ANTHROPIC_API_KEY",
-                                              "OPENAI_API_KEY"};
-  return names.count(k) || k.rfind("SANDBOXD_", 0) == 0 || k.rfind("E2B_", 0) == 0;
+// Variables a sandbox's env_vars may not set: the basics every process
+// relies on, our own, and every agent's key variable.
+bool reserved_env(const api_context& ctx, const std::string& k) {
+  static const std::set<std::string> names = {"PATH", "HOME"};
+  if (names.count(k) || k.rfind("SANDBOXD_", 0) == 0 || k.rfind("E2B_", 0) == 0)
+    return true;
+  for (auto& key_env : ctx.agents->key_envs())
+    if (k == key_env)
+      return true;
+  return false;
 }
 
 json summary(const sandbox_record& r) {
@@ -56,10 +65,14 @@ void e2a_create(api_context& ctx, request& req) {
   for (auto field : {"agent", "llm_key", "task", "model"})
     if (body->contains(field) && !(*body)[field].is_null() && !(*body)[field].is_string())
       return req.out->send_error(bad_request(std::string{field} + " must be a string"));
-  auto agent = body->value("agent", json()).is_string() ? (*body)["agent"].get<std::string>() : "";
-  auto key = body->value("llm_key", json()).is_string() ? (*body)["llm_key"].get<std::string>() : "";
+  auto text = [&](const char* field) {
+    return body->value(field, json()).is_string() ? (*body)[field].get<std::string>() : "";
+  };
+  auto agent = text("agent"), key = text("llm_key"), model = text("model"), task = text("task");
   if (!agent.empty() && key.empty())
     return req.out->send_error(bad_request("llm_key is required when an agent is given"));
+  if (agent.empty() && (!key.empty() || !model.empty() || !task.empty()))
+    return req.out->send_error(bad_request("llm_key, model and task need an agent"));
   auto idle = int_field(*body, "idle_timeout_seconds", 60, 1, max_lifetime_cap_s);
   if (!idle)
     return req.out->send_error(idle.error());
@@ -70,21 +83,33 @@ void e2a_create(api_context& ctx, request& req) {
   if (!env)
     return req.out->send_error(env.error());
   for (auto& [k, v] : *env)
-    if (reserved_env(k))
+    if (reserved_env(ctx, k))
       return req.out->send_error(bad_request("env_vars may not set " + k + " (reserved)"));
   auto metadata = string_map_field(*body, "metadata");
   if (!metadata)
     return req.out->send_error(metadata.error());
   if (!e2a_template_names.count(*tpl))
     return req.out->send_error({501, "unknown template: " + *tpl});
-  auto mapped = e2a_templates.find(*tpl);
-  if (mapped == e2a_templates.end())
-    return req.out->send_error({501, "template " + *tpl + " is not available on this server yet"});
-  if (!agent.empty())
-    return req.out->send_error({501, "agent " + agent + " is not configured on this server"});
+  std::string catalogue_name = *tpl;
   create_spec spec;
+  if (!agent.empty()) {
+    auto a = ctx.agents->find(agent);
+    if (!a)
+      return req.out->send_error(a.error());
+    if (auto st = agent_catalog::check_model(*a, model); !st)
+      return req.out->send_error(st.error());
+    if (a->command.empty())
+      return req.out->send_error({501, "agent " + agent + " is not available: " + a->unavailable_reason});
+    if (auto t = a->templates.find(*tpl); t != a->templates.end())
+      catalogue_name = t->second;
+    spec.agent = create_spec::agent_launch{agent, model, task, a->command, a->key_env, key,
+                                           a->cancel_grace_s};
+  }
+  auto entry = ctx.templates->find(catalogue_name);
+  if (!entry)
+    return req.out->send_error({501, "template " + catalogue_name + " is not available on this server"});
   spec.org_id = req.org;
-  spec.template_id = mapped->second;
+  spec.template_id = entry->name;
   spec.alias = *tpl;
   spec.timeout_s = *life;
   spec.max_lifetime_s = *life;
@@ -134,6 +159,13 @@ void e2a_get(api_context& ctx, request& req) {
         [=](sandbox_record& r) {
           auto j = summary(r);
           j["rootfs"] = r.alias;
+          if (auto a = agent_of(r); !a.name.empty()) {
+            j["agent"] = a.name;
+            // Starting counts as running: the process is on its way.
+            j["agent_status"] = a.status.empty() ? "running" : a.status;
+            if (a.exit_code)
+              j["agent_exit_code"] = *a.exit_code;
+          }
           out->send_json(200, j);
         },
         e2a_error(out));
@@ -174,6 +206,18 @@ void e2a_delete(api_context& ctx, request& req) {
     self->request(sb, caf::infinite, atom::kill::value, kill_reason::request)
       .then(
         [=](sandbox_record& r) { out->send_json(200, {{"vm_id", r.id}, {"state", "destroyed"}}); },
+        e2a_error(out));
+  });
+}
+
+void e2a_cancel(api_context& ctx, request& req) {
+  auto out = req.out;
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::cancel::value)
+      .then(
+        [=](sandbox_record& r) {
+          out->send_json(200, {{"vm_id", r.id}, {"cancelled", true}, {"reason", "user_request"}});
+        },
         e2a_error(out));
   });
 }

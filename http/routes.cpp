@@ -39,6 +39,7 @@ void e2a_get(api_context&, request&);
 void e2a_exec(api_context&, request&);
 void e2a_delete(api_context&, request&);
 void e2a_logs(api_context&, request&);
+void e2a_cancel(api_context&, request&);
 
 namespace {
 
@@ -87,6 +88,7 @@ const std::vector<route>& control_plane_routes() {
     {"DELETE", "/v1/sandboxes/:id", e2a_delete},
     {"POST", "/v1/sandboxes/:id/exec", e2a_exec},
     {"GET", "/v1/sandboxes/:id/logs", e2a_logs},
+    {"POST", "/v1/sandboxes/:id/cancel", e2a_cancel},
   };
   return routes;
 }

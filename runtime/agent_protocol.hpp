@@ -8,7 +8,9 @@
 // Ops (requests may carry "user", default "user"; relative paths resolve
 // against that user's home):
 //   ping                       -> result{pid, version}
-//   exec{cmd,args,env,cwd,timeout_ms,stdin,tag,pty{cols,rows}}
+//   exec{cmd,args,env,secret_env,cwd,timeout_ms,stdin,tag,pty{cols,rows}}
+//                              (secret_env: set for the process, never listed, and its
+//                              values are redacted from every process's output)
 //                              -> start{pid}, stdout|stderr|pty{data:b64}*, end{exit_code,
 //                                 signal,exited,status,timed_out}  (exit_code -1 when signalled)
 //   connect{pid|tag}           -> like exec: start, undelivered backlog, live output, end

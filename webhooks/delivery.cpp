@@ -20,7 +20,6 @@ namespace {
 using namespace std::chrono;
 
 constexpr auto attempt_timeout = seconds(10);
-constexpr int64_t give_up_after_ms = 24 * 3600 * 1000;
 constexpr int64_t max_delay_ms = 3600 * 1000;
 constexpr size_t scan_step = 1000; // events looked at per turn
 
@@ -106,10 +105,11 @@ void attempt(self_ptr self, delivery d, bool redelivery) {
           d = *stored;
       d.attempts.push_back(a);
       auto done = a.success || redelivery;
-      if (!done && now_ms() - d.first_attempt_ms() >= give_up_after_ms) {
+      if (!done && now_ms() - d.first_attempt_ms() >= st.cfg.give_up_after_ms) {
         d.gave_up = true;
         done = true;
-        spdlog::warn("webhook {}: giving up on event {} after 24 h", st.hook.id, d.event_id);
+        spdlog::warn("webhook {}: giving up on event {} after {} s", st.hook.id, d.event_id,
+                     st.cfg.give_up_after_ms / 1000);
       }
       st.cfg.db->put_delivery(d);
       if (redelivery)

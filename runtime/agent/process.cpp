@@ -1,4 +1,5 @@
 #include "runtime/agent/process_table.hpp"
+#include "runtime/agent/secrets.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -226,9 +227,10 @@ bool process::backpressured() {
 }
 
 void process::emit(const char* type, const char* data, size_t size) {
-  frame_ptr f = encode(json{{"type", type}, {"data", base64::encode(std::string_view(data, size))}});
+  auto clean = redact(std::string(data, size));
+  frame_ptr f = encode(json{{"type", type}, {"data", base64::encode(clean)}});
   std::lock_guard<std::mutex> lock(mu_);
-  publish_locked(f, size);
+  publish_locked(f, clean.size());
 }
 
 void process::on_exit(int wait_status) {

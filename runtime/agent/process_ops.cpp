@@ -1,4 +1,5 @@
 #include "runtime/agent/process_ops.hpp"
+#include "runtime/agent/secrets.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -193,7 +194,13 @@ void handle_exec(int fd, const json& req) {
     o.cols = dimension(*pty, "cols", 80);
     o.rows = dimension(*pty, "rows", 24);
   }
-  o.env = build_env(o.user, o.request_env, o.pty);
+  // Secret variables reach the process but never its listing or output.
+  auto with_secrets = o.request_env;
+  for (auto& [k, v] : string_map(req, "secret_env")) {
+    add_secret(v);
+    with_secrets[k] = v;
+  }
+  o.env = build_env(o.user, with_secrets, o.pty);
 
   std::shared_ptr<subscriber> sub;
   auto proc = process_table::instance().spawn(o, &sub);

@@ -383,6 +383,31 @@ TEST_F(AgentTest, ListProcesses) {
   for (const auto& p : (*after)["processes"]) EXPECT_NE(p["pid"], pid);
 }
 
+TEST_F(AgentTest, SecretEnvIsSetButNeverListedOrEchoed) {
+  const std::string key = "sk-test-0123456789abcdef";
+  // The process sees the secret; its output shows it redacted.
+  auto r = run({{"cmd", "/bin/sh"},
+                {"args", {"-c", "echo \"key=$LLM_KEY\"; echo \"$LLM_KEY\" >&2"}},
+                {"secret_env", {{"LLM_KEY", key}}}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->stdout_data, "key=[redacted]\n");
+  EXPECT_EQ(r->stderr_data, "[redacted]\n");
+  // Another process printing the same value is redacted too.
+  auto other = run({{"cmd", "/bin/echo"}, {"args", {"x" + key + "y"}}});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->stdout_data, "x[redacted]y\n");
+  // Listings show the plain env only.
+  int pid = start_detached({{"cmd", "/bin/sleep"}, {"args", {"30"}}, {"env", {{"A", "B"}}},
+                            {"secret_env", {{"LLM_KEY", key}}}});
+  ASSERT_GT(pid, 0);
+  auto list = call({{"op", "list_processes"}});
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->dump().find(key), std::string::npos) << list->dump();
+  ASSERT_TRUE(call({{"op", "signal"}, {"pid", pid}, {"signal", "SIGKILL"}}).ok());
+  json end;
+  read_until({{"pid", pid}}, "", &end);
+}
+
 TEST_F(AgentTest, SignalTerm) {
   json end;
   auto st = agent::stream(

@@ -1,11 +1,17 @@
 """The e2a-style /v1 dialect (Bearer auth, vm_id, exec, logs, idle timeout,
 hard lifetime) against real crun sandboxes, and how it shows in the E2B API."""
 import http.client
+import json
+import os
 import time
 from datetime import datetime, timezone
 from urllib.parse import quote
 
 from harness import ServerTest, main
+
+SCRIPTED_AGENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures",
+                               "scripted-agents.json")
+KEY = "sk-ant-test-" + os.urandom(8).hex()
 
 RESERVED_ENV = ["PATH", "HOME", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
                 "SANDBOXD_DEBUG", "E2B_API_KEY"]
@@ -157,21 +163,28 @@ class Lifecycle(V1Test):
         self.assertEqual(types[:1], ["sandbox.lifecycle.created"], types)
 
     def test_templates(self):
+        # Each e2a template is a template of the catalogue (ops/templates.json).
+        for name, probe in [("browser", "chromium --version"),
+                            ("cua", "command -v Xvfb fluxbox chromium"),
+                            ("canvas", "command -v Xvfb fluxbox chromium")]:
+            with self.subTest(template=name):
+                vm = self.make(template=name)["vm_id"]
+                got = self.v1("GET", f"/sandboxes/{vm}").json
+                self.assertEqual(got["rootfs"], name)
+                self.assertGreaterEqual(got["memory_mib"], 1024)
+                r = self.ok_exec(vm, probe)
+                self.assertEqual(r["exit_code"], 0, r)
+                self.assertStatus(self.v1("DELETE", f"/sandboxes/{vm}"), 200)
         before = self.v1("GET", "/sandboxes").json
-        for name in ["browser", "cua", "canvas"]:
-            r = self.v1("POST", "/sandboxes", {"template": name})
-            self.assertError(r, 501)
         self.assertError(self.v1("POST", "/sandboxes", {"template": "nope"}), 501, "unknown template")
+        self.assertError(self.v1("POST", "/sandboxes", {"template": "base"}), 501, "unknown template")
         self.assertEqual(self.v1("GET", "/sandboxes").json, before)
 
-    def test_agents(self):
+    def test_agents_need_a_key(self):
         before = self.v1("GET", "/sandboxes").json
         r = self.v1("POST", "/sandboxes", {"template": "standard", "agent": "claude-code",
                                             "task": "say hi"})
         self.assertError(r, 400, "llm_key")
-        r = self.v1("POST", "/sandboxes", {"template": "standard", "agent": "claude-code",
-                                            "llm_key": "sk-test", "task": "say hi", "model": "m"})
-        self.assertError(r, 501, "claude-code")
         self.assertEqual(self.v1("GET", "/sandboxes").json, before)
 
 
@@ -424,6 +437,162 @@ class OrgCapacity(V1Test):
         self.assertError(self.v1("POST", "/sandboxes", {"template": "standard"}, key=other), 409)
         self.assertStatus(self.v1("DELETE", f"/sandboxes/{a}"), 200)
         self.make()
+
+
+class AgentTest(V1Test):
+    """One-shot agents, configured like the real ones (ops/agents.json) but
+    running a scripted command: no LLM is reachable here."""
+    server_args = ("--agents", SCRIPTED_AGENTS)
+
+    def agent_sandbox(self, task, agent="claude-code", model="claude-sonnet-4-5", **fields):
+        return self.make(agent=agent, llm_key=KEY, task=task, model=model, **fields)["vm_id"]
+
+    def wait_agent(self, vm, statuses, within=20.0):
+        deadline = time.time() + within
+        while True:
+            r = self.v1("GET", f"/sandboxes/{vm}")
+            self.assertStatus(r, 200)
+            if r.json.get("agent_status") in statuses or time.time() >= deadline:
+                return r.json
+            time.sleep(0.1)
+
+    def wait_pid_logged(self, vm, within=10.0):
+        deadline = time.time() + within
+        while time.time() < deadline:
+            for e in self.server.events(vm):
+                if e["eventData"].get("agent", {}).get("pid"):
+                    return
+            time.sleep(0.1)
+        self.fail("the agent's start was never logged")
+
+    def assertNoKey(self, what, text):
+        self.assertNotIn(KEY, text, what)
+
+
+class Agents(AgentTest):
+    def test_completes_with_output_in_logs_and_the_key_nowhere(self):
+        vm = self.agent_sandbox("summarize README.md")
+        got = self.wait_agent(vm, {"completed", "failed"})
+        self.assertEqual((got["agent_status"], got["agent_exit_code"], got["agent"]),
+                         ("completed", 0, "claude-code"), got)
+        lines = [l["line"] for l in self.ok_logs(vm)]
+        self.assertIn("agent starting: task=summarize README.md model=claude-sonnet-4-5", lines)
+        self.assertIn("done: summarize README.md", lines)
+        # The agent saw its key (it printed it), but it left the sandbox redacted.
+        self.assertIn("key=[redacted]", lines)
+        self.assertNoKey("logs", json.dumps(self.ok_logs(vm)))
+        self.assertNoKey("get", self.v1("GET", f"/sandboxes/{vm}").raw.decode())
+        self.assertNoKey("list", self.v1("GET", "/sandboxes").raw.decode())
+        self.assertNoKey("e2b get", self.server.request("GET", f"/sandboxes/{vm}").raw.decode())
+        events = self.server.events(vm)
+        self.assertNoKey("events (the webhook payloads)", json.dumps(events))
+        agent = [e["eventData"]["agent"] for e in events if "agent" in e["eventData"]]
+        self.assertEqual(agent[0]["name"], "claude-code")
+        self.assertEqual(agent[0]["model"], "claude-sonnet-4-5")
+        self.assertIn({"status": "completed", "exit_code": 0}, agent[1:], agent)
+        # Nor does it show through exec, process listings or the server's own log.
+        out = self.ok_exec(vm, 'echo "env=$ANTHROPIC_API_KEY"; cat /proc/*/environ 2>/dev/null | tr "\\0" "\\n" | grep -c ANTHROPIC || true')
+        self.assertNoKey("exec", out["output"])
+        self.assertIn("env=\n", out["output"])
+        procs = self.server.request("GET", f"/sandboxes/{vm}/processes")
+        self.assertNoKey("processes", procs.raw.decode())
+        self.assertNoKey("server log", self.server.log())
+
+    def test_failure_reports_the_exit_code_and_stderr(self):
+        vm = self.agent_sandbox("fail please")
+        got = self.wait_agent(vm, {"completed", "failed"})
+        self.assertEqual((got["agent_status"], got["agent_exit_code"]), ("failed", 3), got)
+        lines = self.ok_logs(vm)
+        self.assertIn(("stderr", "failing as asked"), [(l["stream"], l["line"]) for l in lines])
+
+    def test_cancel_sends_sigterm_and_is_an_event(self):
+        vm = self.agent_sandbox("wait for cancel")
+        self.assertEqual(self.wait_agent(vm, {"running"})["agent_status"], "running")
+        self.wait_pid_logged(vm)
+        r = self.v1("POST", f"/sandboxes/{vm}/cancel")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"vm_id": vm, "cancelled": True, "reason": "user_request"})
+        got = self.wait_agent(vm, {"completed", "failed"})
+        self.assertEqual((got["agent_status"], got["agent_exit_code"]), ("failed", 143), got)
+        self.assertIn("got SIGTERM", [l["line"] for l in self.ok_logs(vm)])
+        agent = [e["eventData"].get("agent", {}) for e in self.server.events(vm)]
+        self.assertIn({"cancel": "user_request"}, agent, agent)
+        # Nothing left to cancel; the sandbox itself keeps running.
+        self.assertError(self.v1("POST", f"/sandboxes/{vm}/cancel"), 409, "not running")
+        self.assertEqual(self.ok_exec(vm, "echo alive")["output"], "alive\n")
+
+    def test_cancel_kills_an_agent_that_ignores_sigterm_after_the_grace_period(self):
+        vm = self.agent_sandbox("stubborn")
+        self.wait_agent(vm, {"running"})
+        self.wait_pid_logged(vm)
+        t0 = time.time()
+        self.assertStatus(self.v1("POST", f"/sandboxes/{vm}/cancel"), 200)
+        self.assertEqual(self.wait_agent(vm, {"failed"}, within=1.0).get("agent_status"), "running")
+        got = self.wait_agent(vm, {"completed", "failed"}, within=15)
+        self.assertEqual((got["agent_status"], got["agent_exit_code"]), ("failed", 137), got)
+        self.assertGreaterEqual(time.time() - t0, 1.8)
+
+    def test_a_working_agent_is_not_idle(self):
+        vm = self.agent_sandbox("wait a while", idle_timeout_seconds=2)
+        self.wait_pid_logged(vm)
+        deadline = time.time() + 4
+        while time.time() < deadline:  # no API activity meanwhile
+            time.sleep(0.5)
+        _, killed = self.killed_events(vm)
+        self.assertEqual(killed, [], "killed as idle while its agent worked")
+        self.assertStatus(self.v1("POST", f"/sandboxes/{vm}/cancel"), 200)
+        # Once the agent is done, idleness counts again.
+        evs, killed = self.killed_events(vm, within=10)
+        self.assertEqual([k["eventData"]["kill_reason"] for k in killed], ["idle"], evs)
+
+    def test_codex_with_an_o_series_model(self):
+        vm = self.agent_sandbox("list files", agent="codex", model="o3-mini")
+        got = self.wait_agent(vm, {"completed", "failed"})
+        self.assertEqual(got["agent_status"], "completed", got)
+        self.assertIn("codex: list files (o3-mini) key=[redacted]", [l["line"] for l in self.ok_logs(vm)])
+
+    def test_validation(self):
+        before = self.v1("GET", "/sandboxes").json
+        base = {"template": "standard", "llm_key": KEY, "task": "t"}
+        cases = [
+            ({**base, "agent": "claude-code", "model": "gpt-4o"}, 400, "claude-"),
+            ({**base, "agent": "codex", "model": "claude-sonnet-4-5"}, 400, "gpt-"),
+            ({**base, "agent": "deictic"}, 400, "model is required"),
+            ({**base, "agent": "deictic", "model": "any-model"}, 501, "deictic"),
+            ({**base, "agent": "nope"}, 501, "unknown agent"),
+            ({"template": "standard", "agent": "codex", "task": "t"}, 400, "llm_key"),
+            ({"template": "standard", "llm_key": KEY}, 400, "agent"),
+            ({"template": "standard", "model": "claude-x"}, 400, "agent"),
+            ({**base, "agent": "claude-code", "env_vars": {"ANTHROPIC_API_KEY": "x"}}, 400, "ANTHROPIC_API_KEY"),
+            ({**base, "agent": "claude-code", "env_vars": {"LLM_API_KEY": "x"}}, 400, "LLM_API_KEY"),
+            ({**base, "agent": "claude-code", "template": "nope"}, 501, "unknown template"),
+        ]
+        for body, status, word in cases:
+            with self.subTest(body=body):
+                r = self.v1("POST", "/sandboxes", body)
+                self.assertError(r, status, word)
+                self.assertNoKey("error", r.raw.decode())
+        self.assertEqual(self.v1("GET", "/sandboxes").json, before)
+        # Cancel needs an agent, and the caller's sandbox.
+        vm = self.make()["vm_id"]
+        self.assertError(self.v1("POST", f"/sandboxes/{vm}/cancel"), 409, "no agent")
+        self.assertError(self.v1("POST", "/sandboxes/doesnotexist/cancel"), 404)
+        other = self.server.new_key("agents-other")
+        self.assertError(self.v1("POST", f"/sandboxes/{vm}/cancel", key=other), 404)
+
+
+class AgentAcrossRestart(AgentTest):
+    """A server of its own, killed with -9 while an agent works."""
+    def test_the_agent_is_followed_again_after_a_crash(self):
+        vm = self.agent_sandbox("wait across the crash")
+        self.wait_pid_logged(vm)
+        self.server.crash()
+        self.server.start()
+        self.assertEqual(self.wait_agent(vm, {"running"})["agent_status"], "running")
+        self.assertStatus(self.v1("POST", f"/sandboxes/{vm}/cancel"), 200)
+        got = self.wait_agent(vm, {"completed", "failed"})
+        self.assertEqual((got["agent_status"], got["agent_exit_code"]), ("failed", 143), got)
+        self.assertIn("got SIGTERM", [l["line"] for l in self.ok_logs(vm)])
 
 
 if __name__ == "__main__":

@@ -636,6 +636,44 @@ class Delivery(Helpers, ServerTest):
         self.assertEqual(len({a["id"] for a in d[eid]["attempts"]}), 2)
 
 
+class GiveUp(Helpers, unittest.TestCase):
+    """A server of its own whose give-up period is seconds, not 24 h: the
+    same code path, on a clock a test can wait for."""
+
+    def setUp(self):
+        self.server = Server(["--webhook-give-up", "4s"])
+        self.addCleanup(self.server.cleanup)
+
+    def test_a_delivery_that_never_succeeds_is_marked_failed_then_the_webhook_moves_on(self):
+        s = self.server
+        r = self.receiver()
+        wid = self.hook(r, [T + "created", T + "killed"])
+        r.fail(500, seconds=3600)
+        sid = self.sandbox()
+        created = self.events(sid)[0]
+        # Pending while retried, then failed for good once 4 s have passed.
+        d = self.wait_deliveries(wid, lambda d: d.get(created["id"], {}).get("status") == "failed",
+                                 timeout=20)[created["id"]]
+        attempts = d["attempts"]
+        self.assertGreaterEqual(len(attempts), 2, attempts)
+        self.assertTrue(all(a["status"] == "failed" and a["responseHttpStatusCode"] == 500
+                            for a in attempts), attempts)
+        spread = when(attempts[-1]["timestamp"]) - when(attempts[0]["timestamp"])
+        self.assertGreaterEqual(spread, 3.5, attempts)
+        self.assertIn(created["id"], [x["eventId"] for x in self.all_deliveries(wid, deliveryStatus="failed")])
+        # The webhook moved on: the next event is attempted, and once the
+        # receiver heals it arrives; the given-up one can still be redelivered.
+        r.healthy()
+        self.op("DELETE", f"/sandboxes/{sid}")
+        killed = [e for e in self.events(sid) if e["type"] == T + "killed"][0]
+        self.assertTrue(r.wait_events([killed["id"]], 15), r.snapshot())
+        self.assertStatus(s.request("POST", f"/events/webhooks/{wid}/deliveries/{created['id']}/redeliver"), 202)
+        self.assertTrue(r.wait_for(lambda reqs: any(x.event_id == created["id"] and x.status == 200
+                                                    for x in reqs), 15), r.snapshot())
+        d = self.wait_deliveries(wid, lambda d: d[created["id"]]["status"] == "success")
+        self.assertEqual(d[created["id"]]["attempts"][-1]["status"], "success")
+
+
 class DeliveryAcrossCrash(Helpers, unittest.TestCase):
     """A server of its own: this test kills it with -9."""
 

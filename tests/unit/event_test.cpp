@@ -75,6 +75,40 @@ TEST(event, killed_json_carries_reason_and_execution) {
   EXPECT_EQ(j["eventData"]["execution"]["vcpu_count"], 2);
 }
 
+TEST(event, extensions_round_trip_and_render_as_agent_data) {
+  event e;
+  e.type = event_type::updated;
+  e.ext = {{event_ext::agent_status, "failed"}, {event_ext::agent_exit_code, "143"},
+           {event_ext::agent_cancel, "user_request"}};
+  auto back = decode_event(encode(e));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->ext, e.ext);
+  EXPECT_EQ(back->format, 4);
+  auto agent = to_json(*back)["eventData"]["agent"];
+  EXPECT_EQ(agent, nlohmann::json({{"status", "failed"}, {"exit_code", 143},
+                                   {"cancel", "user_request"}}));
+  // Without extensions there is no agent object.
+  EXPECT_FALSE(to_json(event{})["eventData"].contains("agent"));
+}
+
+TEST(event, older_formats_keep_their_bytes_and_hash) {
+  // An event written before extensions existed decodes, re-encodes to the
+  // same bytes, and so keeps its place in the hash chain.
+  event e;
+  e.format = 3;
+  e.id = "old";
+  e.idle_timeout_s = 60;
+  e.prev_hash = std::string(64, '0');
+  e.hash = chain_hash(e);
+  auto bytes = encode(e);
+  auto back = decode_event(bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->format, 3);
+  EXPECT_TRUE(back->ext.empty());
+  EXPECT_EQ(encode(*back), bytes);
+  EXPECT_EQ(chain_hash(*back), e.hash);
+}
+
 TEST(clock, rfc3339_round_trip) {
   EXPECT_EQ(to_rfc3339(1700000000123), "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20.123Z"), 1700000000123);

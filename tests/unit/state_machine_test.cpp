@@ -82,3 +82,31 @@ TEST(state_machine, execution_time_counts_running_time) {
   EXPECT_EQ(x.vcpu_count, 2);
   EXPECT_EQ(x.memory_mb, 512);
 }
+
+TEST(state_machine, agent_facts_fold_in_and_survive_the_checkpoint) {
+  sandbox_record rec;
+  auto created = ev(event_type::created, 1);
+  created.ext = {{event_ext::agent, "claude-code"}, {event_ext::agent_model, "claude-x"},
+                 {event_ext::agent_grace, "2"}};
+  ASSERT_TRUE(apply(rec, created).ok());
+  auto a = agent_of(rec);
+  EXPECT_EQ(a.name, "claude-code");
+  EXPECT_EQ(a.status, "");
+  EXPECT_EQ(a.cancel_grace_s, 2);
+  auto up = ev(event_type::updated, 2);
+  up.end_at_ms = rec.end_at_ms;
+  up.ext = {{event_ext::agent_status, "running"}, {event_ext::agent_pid, "42"}};
+  ASSERT_TRUE(apply(rec, up).ok());
+  auto end = ev(event_type::updated, 3);
+  end.end_at_ms = rec.end_at_ms;
+  end.ext = {{event_ext::agent_status, "failed"}, {event_ext::agent_exit_code, "3"}};
+  ASSERT_TRUE(apply(rec, end).ok());
+  a = agent_of(rec);
+  EXPECT_EQ(a.status, "failed");
+  EXPECT_EQ(a.pid, 42);
+  EXPECT_EQ(a.exit_code, 3);
+  EXPECT_EQ(rec.end_at_ms, 6000) << "agent facts leave the TTL alone";
+  auto back = record_from_storage_json(to_storage_json(rec));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->ext, rec.ext);
+}

@@ -1,0 +1,98 @@
+#include "actors/agent_task.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+#include "runtime/agent_client.hpp"
+#include "runtime/base64.hpp"
+#include "storage/store.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono;
+
+// Output arrives in arbitrary chunks; log lines are whole lines.
+struct line_splitter {
+  std::string pending;
+
+  void feed(const std::string& data, const std::string& stream, int64_t ts,
+            std::vector<store::log_line>& out) {
+    pending += data;
+    size_t start = 0;
+    for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n', start)) {
+      out.push_back({ts, stream, pending.substr(start, nl - start)});
+      start = nl + 1;
+    }
+    pending.erase(0, start);
+  }
+
+  void flush(const std::string& stream, int64_t ts, std::vector<store::log_line>& out) {
+    if (!pending.empty())
+      out.push_back({ts, stream, pending});
+    pending.clear();
+  }
+};
+
+} // namespace
+
+void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string request,
+                      std::shared_ptr<store> db, std::string sandbox_id, sandbox_actor parent) {
+  sys.spawn<caf::detached>([=](caf::blocking_actor* self) {
+    self->monitor(parent);
+    bool parent_gone = false;
+    auto conn = agent::connection::open(socket, json::parse(request));
+    if (!conn) {
+      self->send(parent, atom::agent_end::value, int64_t{-1}, true);
+      return;
+    }
+    std::map<std::string, line_splitter> splitters;
+    auto flush_all = [&] {
+      std::vector<store::log_line> lines;
+      for (auto& [stream, s] : splitters)
+        s.flush(stream, now_ms(), lines);
+      if (!lines.empty())
+        db->append_logs(sandbox_id, lines);
+    };
+    for (;;) {
+      self->receive([&](caf::down_msg&) { parent_gone = true; }, caf::after(milliseconds(0)) >> [] {});
+      if (parent_gone)
+        return;
+      json f;
+      auto st = (*conn)->next(f, milliseconds(500));
+      if (st == agent::connection::next_status::timeout)
+        continue;
+      if (st == agent::connection::next_status::closed) {
+        flush_all();
+        self->send(parent, atom::agent_end::value, int64_t{-1}, true);
+        return;
+      }
+      auto type = f.value("type", "");
+      if (type == "start") {
+        self->send(parent, atom::agent_up::value, f.value("pid", int64_t{0}));
+      } else if (type == "stdout" || type == "stderr" || type == "pty") {
+        auto data = base64::decode(f.value("data", ""));
+        std::vector<store::log_line> lines;
+        auto stream = type == "stderr" ? "stderr" : "stdout";
+        splitters[stream].feed(data.value_or(""), stream, now_ms(), lines);
+        if (!lines.empty())
+          db->append_logs(sandbox_id, lines);
+      } else if (type == "end") {
+        flush_all();
+        // A signalled process reports 128 + the signal, as a shell does.
+        int64_t code = f.value("exited", false) ? f.value("exit_code", int64_t{-1})
+                                                : 128 + f.value("signal", int64_t{0});
+        self->send(parent, atom::agent_end::value, code, false);
+        return;
+      } else if (type == "error") {
+        flush_all();
+        self->send(parent, atom::agent_end::value, int64_t{-1}, true);
+        return;
+      }
+    }
+  });
+}
+
+} // namespace sandboxd
