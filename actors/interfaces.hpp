@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,16 @@ namespace sandboxd {
 struct connect_result {
   sandbox_record sandbox;
   bool resumed = false;
+};
+
+/// What the registry counts for operators (the Prometheus endpoint).
+struct registry_stats {
+  std::map<std::string, uint64_t> by_state;   // live sandboxes: running, paused
+  std::vector<double> latency_bounds_s;       // create latency histogram buckets
+  std::vector<uint64_t> latency_counts;       // cumulative, one per bound
+  double latency_sum_s = 0;
+  uint64_t creates = 0;                       // successful creates observed
+  uint64_t create_failures = 0;
 };
 
 namespace atom {
@@ -58,6 +69,8 @@ using remove = caf::atom_constant<caf::atom("remove")>;
 using compact = caf::atom_constant<caf::atom("compact")>;
 using idle = caf::atom_constant<caf::atom("idle")>;
 using cancel = caf::atom_constant<caf::atom("cancel")>;
+using sample = caf::atom_constant<caf::atom("sample")>;
+using stats = caf::atom_constant<caf::atom("stats")>;
 using agent_up = caf::atom_constant<caf::atom("agentup")>;
 using agent_end = caf::atom_constant<caf::atom("agentend")>;
 } // namespace atom
@@ -104,6 +117,9 @@ using sandbox_actor = caf::typed_actor<
   caf::replies_to<atom::relay, std::string, caf::actor>::with<caf::actor>,
   // The TTL timer of `generation` fired; stale generations are ignored.
   caf::reacts_to<atom::expire, uint64_t>,
+  // The metrics timer of `generation` fired: sample the cgroup into the
+  // sandbox's metrics history (while running).
+  caf::reacts_to<atom::sample, uint64_t>,
   // The idle timer of `generation` fired: ends the sandbox if nothing used
   // it for its idle timeout, else waits for the rest.
   caf::reacts_to<atom::idle, uint64_t>,
@@ -122,6 +138,9 @@ using sandbox_actor = caf::typed_actor<
 using registry_actor = caf::typed_actor<
   // Creates a sandbox; replies when it runs and `created` is logged.
   caf::replies_to<atom::create, create_spec>::with<sandbox_record>,
+  // The record of sandbox `id` of `org`, also once it stopped (its logs and
+  // metrics outlive it).
+  caf::replies_to<atom::get, std::string, std::string>::with<sandbox_record>,
   // The actor of sandbox `id` if it belongs to `org` and is not stopped.
   caf::replies_to<atom::lookup, std::string, std::string>::with<sandbox_actor>,
   // The actor of sandbox `id` whatever its org: only for the data plane,
@@ -136,7 +155,9 @@ using registry_actor = caf::typed_actor<
   caf::reacts_to<atom::update, sandbox_record>,
   // Replays the log, respawns the live sandboxes and reconciles them with
   // the runtime; replies with how many sandboxes are live.
-  caf::replies_to<atom::recover>::with<uint64_t>>;
+  caf::replies_to<atom::recover>::with<uint64_t>,
+  // Counts by state and the create latency histogram.
+  caf::replies_to<atom::stats>::with<registry_stats>>;
 
 /// One per webhook: tails the log from the webhook's durable cursor and
 /// delivers its events in order, at least once.
@@ -182,3 +203,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::connect_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::container_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::kill_reason)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::webhook)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::registry_stats)

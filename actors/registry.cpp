@@ -21,6 +21,7 @@ struct registry_state {
   registry_config cfg;
   std::map<std::string, sandbox_record> records; // every sandbox, ever
   std::map<std::string, sandbox_actor> live;     // those not yet stopped
+  registry_stats stats{{}, {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, {}, 0, 0, 0};
   static inline const char* name = "registry";
 };
 
@@ -45,7 +46,7 @@ result<recovery_scan> scan_for_recovery(const store& db,
 
 sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   auto& cfg = self->state.cfg;
-  sandbox_deps deps{cfg.runtime, cfg.db, cfg.log, self, "", std::nullopt};
+  sandbox_deps deps{cfg.runtime, cfg.db, cfg.log, self, "", std::nullopt, cfg.metrics_interval};
   if (auto spec = cfg.templates->find(rec.template_id))
     deps.lower_rootfs = cfg.templates->rootfs(*spec);
   return deps;
@@ -91,15 +92,36 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       rec.disk_size_mb = cfg.disk_size_mb;
       rec.timeout_s = spec.timeout_s;
       rec.state = sandbox_state::creating;
+      // Lifecycle options travel in `created` as named facts.
+      if (spec.auto_pause)
+        rec.ext[event_ext::on_timeout] = "pause";
+      if (spec.auto_pause && !spec.auto_pause_memory)
+        rec.ext[event_ext::keep_memory] = "false";
+      if (spec.auto_resume)
+        rec.ext[event_ext::auto_resume] = "true";
       auto deps = deps_for(self, rec);
       deps.launch = std::move(spec.agent);
       auto actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
       self->state.records[rec.id] = rec;
       self->state.live[rec.id] = actor;
       auto rp = self->make_response_promise<sandbox_record>();
+      auto t0 = std::chrono::steady_clock::now();
       self->request(actor, caf::infinite, atom::start::value)
-        .then([rp](sandbox_record& r) mutable { rp.deliver(std::move(r)); },
-              [rp](caf::error& e) mutable { rp.deliver(e); });
+        .then(
+          [=](sandbox_record& r) mutable {
+            auto& s = self->state.stats;
+            auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            s.latency_counts.resize(s.latency_bounds_s.size());
+            for (size_t i = 0; i < s.latency_bounds_s.size(); ++i)
+              s.latency_counts[i] += secs <= s.latency_bounds_s[i];
+            s.latency_sum_s += secs;
+            ++s.creates;
+            rp.deliver(std::move(r));
+          },
+          [=](caf::error& e) mutable {
+            ++self->state.stats.create_failures;
+            rp.deliver(e);
+          });
       return rp;
     },
     [=](atom::lookup, const std::string& org,
@@ -110,6 +132,12 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
           || live == self->state.live.end())
         return to_error(not_found("sandbox not found"));
       return live->second;
+    },
+    [=](atom::get, const std::string& org, const std::string& id) -> caf::result<sandbox_record> {
+      auto rec = self->state.records.find(id);
+      if (rec == self->state.records.end() || rec->second.org_id != org)
+        return to_error(not_found("sandbox not found"));
+      return rec->second;
     },
     [=](atom::lookup, const std::string& id) -> caf::result<sandbox_actor> {
       auto live = self->state.live.find(id);
@@ -144,6 +172,14 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       if (rec.state == sandbox_state::stopped)
         self->state.live.erase(id);
       self->state.records[id] = std::move(rec);
+    },
+    [=](atom::stats) {
+      auto s = self->state.stats;
+      s.latency_counts.resize(s.latency_bounds_s.size());
+      s.by_state = {{"running", 0}, {"paused", 0}};
+      for (auto& [id, _] : self->state.live)
+        ++s.by_state[to_string(self->state.records[id].state)];
+      return s;
     },
     [=](atom::recover) -> caf::result<uint64_t> {
       auto rp = self->make_response_promise<uint64_t>();

@@ -1,6 +1,7 @@
 // The registry actor: sandbox ids → sandbox actors, per org.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "actors/interfaces.hpp"
@@ -19,6 +20,7 @@ struct registry_config {
   size_t max_sandboxes = 200;                // live sandboxes on this host
   size_t max_sandboxes_per_org = 200;        // live sandboxes of one org
   int disk_size_mb = 10240;
+  std::chrono::milliseconds metrics_interval{5000}; // each sandbox samples its cgroup
 };
 
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg);

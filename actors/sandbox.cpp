@@ -26,6 +26,7 @@ struct sandbox_actor_state {
   int64_t last_activity_ms = 0;
   uint64_t idle_generation = 0;
   bool stopping = false;   // a kill is under way: a lost agent is expected
+  uint64_t sample_generation = 0;
   static inline const char* name = "sandbox";
 };
 
@@ -56,6 +57,14 @@ void arm_ttl(self_ptr self) {
   auto delay = std::max<int64_t>(0, rec.end_at_ms - now_ms());
   self->delayed_send(self, std::chrono::milliseconds(delay),
                      atom::expire::value, gen);
+}
+
+// Samples the cgroup now and then every metrics interval while running; a
+// new generation (each transition) replaces the earlier timer.
+void arm_sampler(self_ptr self) {
+  auto gen = ++self->state.sample_generation;
+  if (self->state.rec.state == sandbox_state::running)
+    self->send(self, atom::sample::value, gen);
 }
 
 // Any use of the sandbox through the API counts against its idle timeout.
@@ -96,11 +105,28 @@ void commit(self_ptr self, event e, record_cont k) {
         log_transition(self, logged);
         arm_ttl(self);
         arm_idle(self);
+        // Sampling runs while running; pausing ends the chain by itself.
+        if (logged.type == event_type::created || logged.type == event_type::resumed)
+          arm_sampler(self);
         self->send(self->state.deps.registry, atom::update::value,
                    self->state.rec);
         k(self->state.rec);
       },
       [=](caf::error& err) { k(from_error(err)); });
+}
+
+// Freezes the container (memory kept) and logs `paused`.
+void pause_sandbox(self_ptr self, record_cont k) {
+  auto rt = self->state.deps.runtime;
+  auto id = self->state.rec.id;
+  run_blocking(self, true, [rt, id] { return rt->pause(id); },
+               [=](status s) {
+                 if (!s)
+                   return k(s.error());
+                 auto e = make_event(self->state.rec, event_type::paused);
+                 e.execution = current_execution(self->state.rec, now_ms());
+                 commit(self, std::move(e), k);
+               });
 }
 
 void kill_sandbox(self_ptr self, kill_reason reason, record_cont k) {
@@ -156,17 +182,51 @@ std::vector<store::log_line> output_lines(const agent::exec_outcome& r) {
   return lines;
 }
 
-// Runs `job(agent socket)` on a worker if the sandbox is running; agent
+// Thaws a paused sandbox and logs `resumed`, its TTL restarting at
+// `timeout_s` from now. Serialized: requests that arrive meanwhile find it
+// running.
+void resume_sandbox(self_ptr self, int64_t timeout_s, record_cont k) {
+  auto rt = self->state.deps.runtime;
+  auto id = self->state.rec.id;
+  run_blocking(self, true, [rt, id] { return rt->resume(id); },
+               [=](status s) {
+                 if (!s)
+                   return k(s.error());
+                 auto e = make_event(self->state.rec, event_type::resumed);
+                 e.execution_id = new_uuid();
+                 e.end_at_ms = capped_end(self->state.rec, e.timestamp_ms + timeout_s * 1000);
+                 commit(self, std::move(e), k);
+               });
+}
+
+// Continues with `k` once the sandbox can be used: at once when running,
+// after a resume when it is paused with auto-resume on (E2B's autoResume:
+// the data plane wakes it), else with the reason it can't be used.
+void when_usable(self_ptr self, std::function<void(status)> k) {
+  auto& rec = self->state.rec;
+  if (rec.state == sandbox_state::paused && lifecycle_of(rec).auto_resume) {
+    spdlog::info("sandbox {}: resumed on use (autoResume)", rec.id);
+    return resume_sandbox(self, rec.timeout_s, [k](result<sandbox_record> r) {
+      k(r ? success() : status{r.error()});
+    });
+  }
+  k(check_transition(rec.state, sandbox_op::use));
+}
+
+// Runs `job(agent socket)` on a worker once the sandbox is usable; agent
 // calls run concurrently, never serialized with lifecycle transitions.
 template <class Job>
 caf::result<std::string> agent_job(self_ptr self, Job job) {
-  auto chk = check_transition(self->state.rec.state, sandbox_op::use);
-  if (!chk)
-    return to_error(chk.error());
-  touch(self);
   auto rp = self->make_response_promise<std::string>();
-  auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
-  run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp));
+  when_usable(self, [=](status st) mutable {
+    if (!st) {
+      rp.deliver(to_error(st.error()));
+      return;
+    }
+    touch(self);
+    auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+    run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp));
+  });
   return rp;
 }
 
@@ -273,6 +333,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                      e.memory_mb = rec.memory_mb;
                      e.disk_size_mb = rec.disk_size_mb;
                      e.timeout_s = rec.timeout_s;
+                     e.ext = rec.ext;
                      if (auto& launch = self->state.deps.launch) {
                        e.ext[event_ext::agent] = launch->name;
                        if (!launch->model.empty())
@@ -332,6 +393,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                            orphaned.error().message);
             arm_ttl(self);
             arm_idle(self);
+            arm_sampler(self);
             if (orphaned && !*orphaned)
               reattach_agent(self);
             return k(self->state.rec);
@@ -352,17 +414,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       if (!chk)
         return to_error(chk.error());
       auto rp = self->make_response_promise<sandbox_record>();
-      auto k = deliver_to(rp);
-      auto rt = self->state.deps.runtime;
-      auto id = self->state.rec.id;
-      run_blocking(self, true, [rt, id] { return rt->pause(id); },
-                   [=](status s) {
-                     if (!s)
-                       return k(s.error());
-                     auto e = make_event(self->state.rec, event_type::paused);
-                     e.execution = current_execution(self->state.rec, now_ms());
-                     commit(self, std::move(e), k);
-                   });
+      pause_sandbox(self, deliver_to(rp));
       return rp;
     },
     [=](atom::connect, int64_t timeout_s) -> caf::result<connect_result> {
@@ -391,17 +443,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         commit(self, std::move(e), reply(false));
         return rp;
       }
-      auto rt = self->state.deps.runtime;
-      auto id = self->state.rec.id;
-      run_blocking(self, true, [rt, id] { return rt->resume(id); },
-                   [=](status s) mutable {
-                     if (!s)
-                       return reply(true)(s.error());
-                     auto e = make_event(self->state.rec, event_type::resumed);
-                     e.execution_id = new_uuid();
-                     e.end_at_ms = capped_end(self->state.rec, e.timestamp_ms + timeout_s * 1000);
-                     commit(self, std::move(e), reply(true));
-                   });
+      resume_sandbox(self, timeout_s, reply(true));
       return rp;
     },
     [=](atom::kill, kill_reason reason) -> caf::result<sandbox_record> {
@@ -468,21 +510,31 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       return rp;
     },
     [=](atom::endpoint) -> caf::result<std::string> {
-      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
-      if (!chk)
-        return to_error(chk.error());
-      return self->state.deps.runtime->agent_socket(self->state.rec.id);
+      auto rp = self->make_response_promise<std::string>();
+      when_usable(self, [=](status st) mutable {
+        if (!st) {
+          rp.deliver(to_error(st.error()));
+          return;
+        }
+        rp.deliver(self->state.deps.runtime->agent_socket(self->state.rec.id));
+      });
+      return rp;
     },
     [=](atom::relay, std::string& request, caf::actor& sink) -> caf::result<caf::actor> {
-      auto chk = check_transition(self->state.rec.state, sandbox_op::use);
-      if (!chk)
-        return to_error(chk.error());
-      touch(self);
-      auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
-      auto stream = spawn_agent_stream(self->home_system(), sock, std::move(request), sink);
-      self->monitor(stream);
-      ++self->state.open_streams;
-      return stream;
+      auto rp = self->make_response_promise<caf::actor>();
+      when_usable(self, [=](status st) mutable {
+        if (!st) {
+          rp.deliver(to_error(st.error()));
+          return;
+        }
+        touch(self);
+        auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
+        auto stream = spawn_agent_stream(self->home_system(), sock, request, sink);
+        self->monitor(stream);
+        ++self->state.open_streams;
+        rp.deliver(stream);
+      });
+      return rp;
     },
     [=](atom::idle, uint64_t generation) {
       auto& st = self->state;
@@ -566,11 +618,38 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       spdlog::info("sandbox {}: agent ended ({})", rec.id, lost ? "lost" : "exit " + std::to_string(exit_code));
       commit_ext(self, std::move(ext), [](result<sandbox_record>) {});
     },
+    [=](atom::sample, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.sample_generation || st.rec.state != sandbox_state::running)
+        return;
+      auto rt = st.deps.runtime;
+      auto db = st.deps.db;
+      auto& r = st.rec;
+      auto id = r.id;
+      auto cpu = r.cpu_count, mem = r.memory_mb, disk = r.disk_size_mb;
+      run_blocking(
+        self, false,
+        [=]() -> status {
+          auto s = rt->sample(id, cpu, mem, disk);
+          if (!s)
+            return s.error();
+          return db->append_metric(id, *s);
+        },
+        [=](status s) {
+          if (!s)
+            spdlog::debug("sandbox {}: no sample: {}", id, s.error().message);
+          if (generation == self->state.sample_generation)
+            self->delayed_send(self, self->state.deps.metrics_interval, atom::sample::value,
+                               generation);
+        });
+    },
     [=](atom::expire, uint64_t generation) {
       if (generation != self->state.ttl_generation
           || self->state.rec.state != sandbox_state::running)
         return;
       spdlog::info("sandbox {}: timeout reached", self->state.rec.id);
+      if (lifecycle_of(self->state.rec).pause_on_timeout)
+        return pause_sandbox(self, [](result<sandbox_record>) {});
       kill_sandbox(self, kill_reason::timeout, [](result<sandbox_record>) {});
     },
   };

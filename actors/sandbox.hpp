@@ -1,6 +1,7 @@
 // The sandbox actor: owns one sandbox's record, TTL timer and container.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 
@@ -20,6 +21,7 @@ struct sandbox_deps {
   std::string lower_rootfs; // the template's root filesystem
   // A new sandbox's one-shot agent, started once `created` is logged.
   std::optional<create_spec::agent_launch> launch;
+  std::chrono::milliseconds metrics_interval{5000}; // between cgroup samples
 };
 
 /// Spawns the actor for `rec`: a new sandbox (state creating, then `start`)

@@ -86,7 +86,8 @@ int serve(int argc, char** argv) {
                     {"data-dir", "api-listen", "envd-listen", "oci-runtime",
                      "templates", "template-cache", "max-sandboxes",
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
-                     "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up"});
+                     "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up",
+                     "metrics-interval"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -115,6 +116,9 @@ int serve(int argc, char** argv) {
     return fail(keep.error().message);
   if (!every || every->count() == 0)
     return fail("--compaction-interval must be a positive duration");
+  auto sample_every = parse_duration("metrics-interval", opts->get("metrics-interval", "5s"));
+  if (!sample_every || sample_every->count() < 100)
+    return fail("--metrics-interval must be a duration of at least 100ms");
   auto give_up = parse_duration("webhook-give-up", opts->get("webhook-give-up", "24h"));
   if (!give_up || give_up->count() == 0)
     return fail("--webhook-give-up must be a positive duration");
@@ -171,6 +175,7 @@ int serve(int argc, char** argv) {
   rcfg.log = log;
   rcfg.max_sandboxes = static_cast<size_t>(*max_sandboxes);
   rcfg.max_sandboxes_per_org = static_cast<size_t>(*per_org);
+  rcfg.metrics_interval = *sample_every;
   auto registry = spawn_registry(sys, rcfg);
   {
     caf::scoped_actor self{sys};
@@ -189,9 +194,8 @@ int serve(int argc, char** argv) {
   }
   auto envd_hp = http::parse_listen(envd_listen);
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
-                        "http://" + envd_listen, envd_hp->second};
-  ctx.templates = templates;
-  ctx.agents = std::make_shared<const agent_catalog>(std::move(*agents));
+                        "http://" + envd_listen, envd_hp->second, templates,
+                        std::make_shared<const agent_catalog>(std::move(*agents))};
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
     return die(server.error().message);

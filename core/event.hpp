@@ -78,6 +78,9 @@ inline constexpr const char* agent_pid = "agent.pid";
 inline constexpr const char* agent_exit_code = "agent.exit_code";
 inline constexpr const char* agent_cancel = "agent.cancel";   // why: user_request
 inline constexpr const char* agent_grace = "agent.grace_s";   // SIGTERM→SIGKILL seconds
+inline constexpr const char* on_timeout = "lifecycle.on_timeout";    // kill|pause
+inline constexpr const char* keep_memory = "lifecycle.keep_memory";  // "false": cold pause
+inline constexpr const char* auto_resume = "lifecycle.auto_resume";  // "true"|"false"
 } // namespace event_ext
 
 /// E2B's public shape: {id, version, type, timestamp, sandboxId, ...,

@@ -134,6 +134,18 @@ agent_view agent_of(const sandbox_record& rec) {
   return a;
 }
 
+lifecycle_view lifecycle_of(const sandbox_record& rec) {
+  auto is = [&](const char* key, const char* value) {
+    auto it = rec.ext.find(key);
+    return it != rec.ext.end() && it->second == value;
+  };
+  lifecycle_view l;
+  l.pause_on_timeout = is(event_ext::on_timeout, "pause");
+  l.keep_memory = !is(event_ext::keep_memory, "false");
+  l.auto_resume = is(event_ext::auto_resume, "true");
+  return l;
+}
+
 nlohmann::json to_storage_json(const sandbox_record& r) {
   nlohmann::json j = {
     {"id", r.id}, {"org", r.org_id}, {"template", r.template_id}, {"alias", r.alias},

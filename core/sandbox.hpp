@@ -40,6 +40,11 @@ struct create_spec {
     int cancel_grace_s = 10;
   };
   std::optional<agent_launch> agent;
+  // E2B's lifecycle: on timeout pause (keeping memory or not) instead of
+  // kill, and resume a paused sandbox when the data plane is used.
+  bool auto_pause = false;
+  bool auto_pause_memory = true;
+  bool auto_resume = false;
 };
 
 /// Everything known about one sandbox; rebuilt by folding its events.
@@ -79,6 +84,14 @@ struct agent_view {
   int64_t cancel_grace_s = 10;
 };
 agent_view agent_of(const sandbox_record& rec);
+
+/// E2B's lifecycle policy of a sandbox, from its record's extensions.
+struct lifecycle_view {
+  bool pause_on_timeout = false;
+  bool keep_memory = true;
+  bool auto_resume = false;
+};
+lifecycle_view lifecycle_of(const sandbox_record& rec);
 
 /// Operations a client (or a timer) can ask of a sandbox.
 enum class sandbox_op : uint8_t { pause, resume, kill, set_timeout, use };

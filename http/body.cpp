@@ -58,6 +58,15 @@ result<int64_t> int_field(const json& obj, const std::string& name,
   return v;
 }
 
+result<bool> bool_field(const json& obj, const std::string& name, bool fallback) {
+  auto i = obj.find(name);
+  if (i == obj.end() || i->is_null())
+    return fallback;
+  if (!i->is_boolean())
+    return bad_request(name + " must be true or false");
+  return i->get<bool>();
+}
+
 result<std::map<std::string, std::string>>
 string_map_field(const json& obj, const std::string& name) {
   std::map<std::string, std::string> out;

@@ -29,6 +29,9 @@ result<int64_t> int_field(const json& obj, const std::string& name,
                           std::optional<int64_t> fallback, int64_t lo,
                           int64_t hi);
 
+/// A boolean field; absent or null → `fallback`.
+result<bool> bool_field(const json& obj, const std::string& name, bool fallback);
+
 /// An object of string values (metadata, envVars); absent or null → {}.
 result<std::map<std::string, std::string>>
 string_map_field(const json& obj, const std::string& name);

@@ -47,4 +47,18 @@ void with_sandbox(api_context& ctx, const request& req, F f) {
   });
 }
 
+/// Hands the record of the caller's sandbox `:id` to `f(record)`, also
+/// after the sandbox stopped; 404 when it is not the caller's.
+template <class F>
+void with_record(api_context& ctx, const request& req, F f) {
+  auto out = req.out;
+  auto org = req.org;
+  auto id = req.params.at("id");
+  auto reg = ctx.registry;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::get::value, org, id)
+      .then([=](sandbox_record& r) { f(r); }, reply_error_to(out));
+  });
+}
+
 } // namespace sandboxd::http

@@ -23,6 +23,8 @@ nlohmann::json sandbox_json(const sandbox_record& rec, const std::string& secret
     {"cpuCount", rec.cpu_count},
     {"memoryMB", rec.memory_mb},
     {"diskSizeMB", rec.disk_size_mb},
+    {"lifecycle", {{"onTimeout", lifecycle_of(rec).pause_on_timeout ? "pause" : "kill"},
+                   {"autoResume", lifecycle_of(rec).auto_resume}}},
   };
 }
 

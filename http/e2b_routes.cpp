@@ -35,8 +35,34 @@ void create_sandbox(api_context& ctx, request& req) {
   auto env = env_field(*body, "envVars");
   if (!env)
     return req.out->send_error(env.error());
-  create_spec spec{req.org, *tpl, *timeout, std::move(*metadata),
-                   std::move(*env)};
+  auto auto_pause = bool_field(*body, "autoPause", false);
+  if (!auto_pause)
+    return req.out->send_error(auto_pause.error());
+  auto keep_memory = bool_field(*body, "autoPauseMemory", true);
+  if (!keep_memory)
+    return req.out->send_error(keep_memory.error());
+  bool auto_resume = false;
+  if (auto ar = body->find("autoResume"); ar != body->end() && !ar->is_null()) {
+    if (!ar->is_object())
+      return req.out->send_error(bad_request("autoResume must be an object {enabled}"));
+    auto enabled = bool_field(*ar, "enabled", false);
+    if (!enabled)
+      return req.out->send_error(bad_request("autoResume.enabled must be true or false"));
+    auto_resume = *enabled;
+  }
+  if (auto_resume && !*auto_pause)
+    return req.out->send_error(bad_request("autoResume needs autoPause: only a sandbox paused on timeout can resume on use"));
+  if (auto_resume && !*keep_memory)
+    return req.out->send_error(bad_request("autoResume cannot be combined with autoPauseMemory false: a sandbox paused without its memory is resumed explicitly"));
+  create_spec spec;
+  spec.org_id = req.org;
+  spec.template_id = *tpl;
+  spec.timeout_s = *timeout;
+  spec.metadata = std::move(*metadata);
+  spec.env_vars = std::move(*env);
+  spec.auto_pause = *auto_pause;
+  spec.auto_pause_memory = *keep_memory;
+  spec.auto_resume = auto_resume;
   auto out = req.out;
   auto secret = ctx.db->secret();
   auto reg = ctx.registry;

@@ -4,8 +4,8 @@
 
 namespace sandboxd::http {
 
-// Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, events_routes.cpp,
-// webhook_routes.cpp, e2a_routes.cpp.
+// Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, metrics_routes.cpp,
+// logs_routes.cpp, events_routes.cpp, webhook_routes.cpp, e2a_routes.cpp.
 void create_sandbox(api_context&, request&);
 void list_sandboxes(api_context&, request&);
 void list_sandboxes_v2(api_context&, request&);
@@ -23,6 +23,10 @@ void remove_file(api_context&, request&);
 void sandbox_health(api_context&, request&);
 void sandbox_envs(api_context&, request&);
 void sandbox_metrics(api_context&, request&);
+void sandboxes_metrics(api_context&, request&);
+void prometheus_metrics(api_context&, request&);
+void sandbox_logs(api_context&, request&);
+void sandbox_logs_v2(api_context&, request&);
 void org_events(api_context&, request&);
 void sandbox_events(api_context&, request&);
 void audit_head(api_context&, request&);
@@ -52,6 +56,8 @@ void server_health(api_context&, request& req) {
 const std::vector<route>& control_plane_routes() {
   static const std::vector<route> routes = {
     {"GET", "/health", server_health, false},
+    {"GET", "/metrics", prometheus_metrics, false},
+    {"GET", "/sandboxes/metrics", sandboxes_metrics},
     {"POST", "/sandboxes", create_sandbox},
     {"POST", "/v2/sandboxes", create_sandbox},
     {"GET", "/sandboxes", list_sandboxes},
@@ -72,6 +78,8 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/sandboxes/:id/health", sandbox_health},
     {"GET", "/sandboxes/:id/metrics", sandbox_metrics},
     {"GET", "/sandboxes/:id/envs", sandbox_envs},
+    {"GET", "/sandboxes/:id/logs", sandbox_logs},
+    {"GET", "/v2/sandboxes/:id/logs", sandbox_logs_v2},
     {"GET", "/events/sandboxes", org_events},
     {"GET", "/events/sandboxes/:id", sandbox_events},
     {"GET", "/events/audit/head", audit_head},

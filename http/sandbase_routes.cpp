@@ -186,16 +186,4 @@ void sandbox_envs(api_context& ctx, request& req) {
              [](auto out, const json& r) { out->send_json(200, r.at("env")); });
 }
 
-void sandbox_metrics(api_context& ctx, request& req) {
-  auto out = req.out;
-  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
-    self->request(sb, caf::infinite, atom::metrics::value)
-      .then(
-        [=](container_sample& s) {
-          out->send_json(200, json::array({metric_json(s)}));
-        },
-        reply_error_to(out));
-  });
-}
-
 } // namespace sandboxd::http

@@ -84,6 +84,14 @@ void responder::send_json_with_headers(int status, const json& body,
   impl_->w.send(static_cast<Http::Code>(status), body.dump());
 }
 
+void responder::send_text(int status, const std::string& body,
+                          const std::string& content_type) {
+  if (impl_->sent.exchange(true))
+    return;
+  impl_->w.headers().add(std::make_shared<named_header>("Content-Type", content_type));
+  impl_->w.send(static_cast<Http::Code>(status), body);
+}
+
 void responder::send_empty(int status) {
   if (impl_->sent.exchange(true))
     return;

@@ -29,6 +29,7 @@ const std::vector<std::string> cf_names = {
   "webhook_cursors",
   "deliveries",
   "logs",
+  "metrics",
 };
 
 std::string be64(uint64_t x) {
@@ -70,17 +71,36 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   opts.create_if_missing = !read_only;
   opts.create_missing_column_families = !read_only;
   opts.max_open_files = 256;
+  // Read-only (an auditor) opens what exists: a store written by an older
+  // version lacks the newer families, which auditing never reads.
+  std::vector<std::string> names = cf_names;
+  if (read_only) {
+    std::vector<std::string> existing;
+    if (rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &existing).ok())
+      names.erase(std::remove_if(names.begin(), names.end(),
+                                 [&](auto& n) {
+                                   return std::find(existing.begin(), existing.end(), n)
+                                          == existing.end();
+                                 }),
+                  names.end());
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (auto& name : cf_names)
+  for (auto& name : names)
     descs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
   std::unique_ptr<store> s{new store};
   rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> opened;
   auto st = read_only
-              ? rocksdb::DB::OpenForReadOnly(opts, dir, descs, &s->handles_, &raw)
-              : rocksdb::DB::Open(opts, dir, descs, &s->handles_, &raw);
+              ? rocksdb::DB::OpenForReadOnly(opts, dir, descs, &opened, &raw)
+              : rocksdb::DB::Open(opts, dir, descs, &opened, &raw);
   if (!st.ok())
     return failure{503, "cannot open the store in " + dir + ": " + st.ToString()};
   s->db_.reset(raw);
+  // handles_ follows cf_names; a family not opened stays null.
+  s->handles_.assign(cf_names.size(), nullptr);
+  for (size_t i = 0; i < names.size(); ++i)
+    s->handles_[static_cast<size_t>(std::find(cf_names.begin(), cf_names.end(), names[i])
+                                    - cf_names.begin())] = opened[i];
   s->events_ = s->handles_[1];
   s->by_org_ = s->handles_[2];
   s->by_sandbox_ = s->handles_[3];
@@ -91,6 +111,7 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   s->cursors_ = s->handles_[8];
   s->deliveries_ = s->handles_[9];
   s->logs_ = s->handles_[10];
+  s->metrics_ = s->handles_[11];
   // The newest sequence number is the last key of the events family.
   std::unique_ptr<rocksdb::Iterator> it{
     s->db_->NewIterator(rocksdb::ReadOptions{}, s->events_)};
@@ -114,7 +135,8 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
 store::~store() {
   if (db_) {
     for (auto* h : handles_)
-      db_->DestroyColumnFamilyHandle(h);
+      if (h)
+        db_->DestroyColumnFamilyHandle(h);
     db_->Close();
   }
 }
@@ -551,6 +573,118 @@ std::vector<store::log_line> store::logs(const std::string& sandbox_id, size_t l
   }
   std::reverse(out.begin(), out.end());
   return out;
+}
+
+uint64_t store::event_log_bytes() const {
+  uint64_t total = 0;
+  for (auto* cf : {events_, by_org_, by_sandbox_}) {
+    uint64_t v = 0;
+    if (cf && db_->GetIntProperty(cf, "rocksdb.estimate-live-data-size", &v))
+      total += v;
+    if (cf && db_->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &v))
+      total += v;
+  }
+  return total;
+}
+
+std::vector<store::log_line> store::logs_page(const std::string& sandbox_id,
+                                              std::optional<int64_t> cursor_ms, bool forward,
+                                              size_t limit,
+                                              const std::function<bool(const log_line&)>& keep) const {
+  std::vector<log_line> out;
+  auto prefix = sandbox_id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, logs_)};
+  // Keys sort by append time in microseconds, never before the line's own
+  // timestamp: walking forward can seek to the cursor; walking backward
+  // starts at the newest and skips what lies after it.
+  if (forward)
+    it->Seek(cursor_ms ? index_key(sandbox_id, static_cast<uint64_t>(std::max<int64_t>(0, *cursor_ms - 1) * 1000))
+                       : prefix);
+  else
+    it->SeekForPrev(prefix + std::string(16, '\xff'));
+  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
+       forward ? it->Next() : it->Prev()) {
+    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    if (j.is_discarded())
+      continue;
+    log_line l{j.value("t", int64_t{0}), j.value("s", ""), j.value("l", "")};
+    if (cursor_ms && (forward ? l.timestamp_ms < *cursor_ms : l.timestamp_ms > *cursor_ms))
+      continue;
+    if (keep(l))
+      out.push_back(std::move(l));
+  }
+  return out;
+}
+
+namespace {
+
+nlohmann::json sample_json(const container_sample& s) {
+  return {{"t", s.timestamp_ms}, {"c", s.cpu_count}, {"p", s.cpu_used_pct},
+          {"mu", s.mem_used},    {"mt", s.mem_total}, {"mc", s.mem_cache},
+          {"du", s.disk_used},   {"dt", s.disk_total}};
+}
+
+std::optional<container_sample> sample_from(const rocksdb::Slice& v) {
+  auto j = nlohmann::json::parse(v.ToString(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return std::nullopt;
+  container_sample s;
+  s.timestamp_ms = j.value("t", int64_t{0});
+  s.cpu_count = j.value("c", 0);
+  s.cpu_used_pct = j.value("p", 0.0);
+  s.mem_used = j.value("mu", int64_t{0});
+  s.mem_total = j.value("mt", int64_t{0});
+  s.mem_cache = j.value("mc", int64_t{0});
+  s.disk_used = j.value("du", int64_t{0});
+  s.disk_total = j.value("dt", int64_t{0});
+  return s;
+}
+
+} // namespace
+
+status store::append_metric(const std::string& sandbox_id, const container_sample& s,
+                            size_t cap) {
+  rocksdb::WriteBatch batch;
+  batch.Put(metrics_, index_key(sandbox_id, static_cast<uint64_t>(s.timestamp_ms)),
+            sample_json(s).dump());
+  // The ring: count back from the newest and drop what lies beyond `cap`.
+  auto prefix = sandbox_id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
+  size_t seen = 1; // the one being added
+  for (it->SeekForPrev(prefix + std::string(8, '\xff')); it->Valid() && it->key().starts_with(prefix);
+       it->Prev())
+    if (++seen > cap)
+      batch.Delete(metrics_, it->key());
+  auto st = db_->Write(rocksdb::WriteOptions{}, &batch);
+  if (!st.ok())
+    return failure{503, "cannot write the store: " + st.ToString()};
+  return success();
+}
+
+std::vector<container_sample> store::metrics(const std::string& sandbox_id, int64_t start_ms,
+                                             int64_t end_ms) const {
+  std::vector<container_sample> out;
+  auto prefix = sandbox_id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
+  for (it->Seek(index_key(sandbox_id, static_cast<uint64_t>(std::max<int64_t>(0, start_ms))));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto s = sample_from(it->value());
+    if (!s)
+      continue;
+    if (s->timestamp_ms > end_ms)
+      break;
+    out.push_back(*s);
+  }
+  return out;
+}
+
+std::optional<container_sample> store::latest_metric(const std::string& sandbox_id) const {
+  auto prefix = sandbox_id + std::string(1, '\0');
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
+  it->SeekForPrev(prefix + std::string(8, '\xff'));
+  if (it->Valid() && it->key().starts_with(prefix))
+    return sample_from(it->value());
+  return std::nullopt;
 }
 
 result<std::string> store::ensure_org(const std::string& name) {

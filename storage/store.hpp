@@ -31,6 +31,7 @@
 #include "core/sandbox.hpp"
 #include "core/webhook.hpp"
 #include "core/result.hpp"
+#include "core/sample.hpp"
 
 namespace rocksdb {
 class DB;
@@ -61,6 +62,8 @@ public:
 
   /// The sequence number of the newest event (0 for an empty log).
   uint64_t last_seq() const;
+  /// RocksDB's estimate of the event log's live bytes (events and indexes).
+  uint64_t event_log_bytes() const;
 
   /// The chain's head: the newest sequence number and its hash, for an
   /// auditor to pin.
@@ -181,6 +184,24 @@ public:
                      size_t cap = 10000);
   /// The newest `limit` lines at or after `since_ms`, oldest first.
   std::vector<log_line> logs(const std::string& sandbox_id, size_t limit, int64_t since_ms) const;
+  /// Up to `limit` lines that `keep` accepts, walking from `cursor_ms` (the
+  /// oldest line when forward, the newest when backward, if not given)
+  /// in that direction; returned in walking order.
+  std::vector<log_line> logs_page(const std::string& sandbox_id, std::optional<int64_t> cursor_ms,
+                                  bool forward, size_t limit,
+                                  const std::function<bool(const log_line&)>& keep) const;
+
+  // -- sandbox metrics --------------------------------------------------------
+
+  /// Appends one sample to a sandbox's history, keeping the newest `cap`.
+  /// Not synced: a lost sample is a gap in a graph.
+  status append_metric(const std::string& sandbox_id, const container_sample& s,
+                       size_t cap = 720);
+  /// Samples taken in [start_ms, end_ms], oldest first.
+  std::vector<container_sample> metrics(const std::string& sandbox_id, int64_t start_ms,
+                                        int64_t end_ms) const;
+  /// The newest sample, if any.
+  std::optional<container_sample> latest_metric(const std::string& sandbox_id) const;
 
   // -- server metadata ------------------------------------------------------
 
@@ -206,6 +227,7 @@ private:
   rocksdb::ColumnFamilyHandle* cursors_ = nullptr;
   rocksdb::ColumnFamilyHandle* deliveries_ = nullptr;
   rocksdb::ColumnFamilyHandle* logs_ = nullptr;
+  rocksdb::ColumnFamilyHandle* metrics_ = nullptr;
   std::mutex logs_mtx_; // serializes a sandbox's line count
   status put(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const std::string& value);
   static result<std::unique_ptr<store>> open_impl(const std::string& dir, bool read_only);

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <filesystem>
+
+#include <rocksdb/db.h>
 
 #include "core/ids.hpp"
 #include "core/sandbox.hpp"
@@ -157,4 +160,79 @@ TEST_F(temp_db, event_pages_are_stable_while_events_are_appended) {
   q.after_seq.reset();
   q.types = {event_type::paused};
   EXPECT_EQ((*db)->query_events(q).size(), 1u);
+}
+
+TEST_F(temp_db, metrics_history_is_a_ring_filtered_by_time) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  for (int i = 1; i <= 10; ++i) {
+    container_sample s;
+    s.timestamp_ms = i * 1000;
+    s.mem_used = i;
+    ASSERT_TRUE((*db)->append_metric("sbx", s, 4));
+  }
+  container_sample other;
+  other.timestamp_ms = 5000;
+  ASSERT_TRUE((*db)->append_metric("sbx2", other, 4));
+  auto all = (*db)->metrics("sbx", 0, INT64_MAX);
+  ASSERT_EQ(all.size(), 4u) << "only the newest 4 are kept";
+  EXPECT_EQ(all.front().mem_used, 7);
+  EXPECT_EQ(all.back().mem_used, 10);
+  auto some = (*db)->metrics("sbx", 8000, 9000);
+  ASSERT_EQ(some.size(), 2u);
+  EXPECT_EQ(some[0].timestamp_ms, 8000);
+  EXPECT_EQ((*db)->latest_metric("sbx")->mem_used, 10);
+  EXPECT_FALSE((*db)->latest_metric("nope"));
+  EXPECT_EQ((*db)->metrics("sbx2", 0, INT64_MAX).size(), 1u);
+}
+
+TEST_F(temp_db, log_pages_walk_both_ways_from_a_cursor) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE((*db)->append_logs("sbx", {{1000 + i, i % 2 ? "stderr" : "stdout", "l" + std::to_string(i)}}));
+  auto all = [](auto&) { return true; };
+  auto text = [](const std::vector<store::log_line>& v) {
+    std::string s;
+    for (auto& l : v)
+      s += l.line + " ";
+    return s;
+  };
+  EXPECT_EQ(text((*db)->logs_page("sbx", std::nullopt, true, 10, all)), "l0 l1 l2 l3 l4 ");
+  EXPECT_EQ(text((*db)->logs_page("sbx", std::nullopt, false, 2, all)), "l4 l3 ");
+  EXPECT_EQ(text((*db)->logs_page("sbx", int64_t{1002}, true, 10, all)), "l2 l3 l4 ");
+  EXPECT_EQ(text((*db)->logs_page("sbx", int64_t{1002}, false, 10, all)), "l2 l1 l0 ");
+  auto errors = [](const store::log_line& l) { return l.stream == "stderr"; };
+  EXPECT_EQ(text((*db)->logs_page("sbx", std::nullopt, true, 10, errors)), "l1 l3 ");
+  EXPECT_TRUE((*db)->logs_page("other", std::nullopt, true, 10, all).empty());
+}
+
+TEST_F(temp_db, auditors_open_a_store_from_before_the_newer_families) {
+  {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE((*db)->append({ev(event_type::created, "s1", "o1")}));
+  }
+  // Drop the newest family as an older sandboxd never made it.
+  {
+    rocksdb::Options opts;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (auto& n : names)
+      descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(opts, dir, descs, &handles, &raw).ok());
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == "metrics")
+        ASSERT_TRUE(raw->DropColumnFamily(handles[i]).ok());
+    for (auto* h : handles)
+      raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  auto ro = store::open_read_only(dir);
+  ASSERT_TRUE(ro) << ro.error().message;
+  EXPECT_EQ((*ro)->last_seq(), 1u);
+  EXPECT_TRUE((*ro)->verify().ok);
 }

@@ -1,0 +1,95 @@
+"""E2B's lifecycle options: autoPause (on timeout pause instead of kill),
+autoResume (the data plane wakes a paused sandbox), how they show in
+SandboxDetail.lifecycle, and every way to ask for them wrongly."""
+import time
+
+from harness import Envd, ServerTest, main
+
+T = "sandbox.lifecycle."
+
+
+class Lifecycle(ServerTest):
+    def make(self, **fields):
+        r = self.server.request("POST", "/sandboxes", {"templateID": "base", **fields})
+        self.assertStatus(r, 201)
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{r.json['sandboxID']}")
+        return r.json
+
+    def detail(self, sid):
+        r = self.server.request("GET", f"/sandboxes/{sid}")
+        self.assertStatus(r, 200)
+        return r.json
+
+    def wait_state(self, sid, state, within=10.0):
+        deadline = time.time() + within
+        while True:
+            got = self.detail(sid)
+            if got["state"] == state or time.time() >= deadline:
+                return got
+            time.sleep(0.2)
+
+    def types(self, sid):
+        return [e["type"][len(T):] for e in self.server.events(sid)]
+
+    def test_default_is_kill_on_timeout(self):
+        sb = self.make(timeout=1)
+        self.assertEqual(self.detail(sb["sandboxID"])["lifecycle"], {"onTimeout": "kill", "autoResume": False})
+        time.sleep(2.5)
+        self.assertEqual(self.server.request("GET", f"/sandboxes/{sb['sandboxID']}").status, 404)
+        self.assertEqual(self.types(sb["sandboxID"]), ["created", "killed"])
+
+    def test_auto_pause_pauses_on_timeout_and_connect_resumes(self):
+        sid = self.make(timeout=1, autoPause=True)["sandboxID"]
+        self.assertEqual(self.detail(sid)["lifecycle"], {"onTimeout": "pause", "autoResume": False})
+        self.assertEqual(self.wait_state(sid, "paused")["state"], "paused")
+        self.assertEqual(self.types(sid), ["created", "paused"])
+        # No autoResume: the data plane finds it not running.
+        envd = Envd(self.server, self.detail(sid))
+        r = envd.unary("filesystem.Filesystem/Stat", {"path": "/"})
+        self.assertIn(r.status, (502, 503), r)  # Connect's "unavailable"
+        self.assertIn("paused", r.json["message"])
+        self.assertEqual(self.detail(sid)["state"], "paused")
+        r = self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 60})
+        self.assertStatus(r, 201)
+        self.assertEqual(self.detail(sid)["state"], "running")
+        self.assertEqual(self.types(sid), ["created", "paused", "resumed"])
+
+    def test_auto_resume_wakes_a_paused_sandbox_on_use(self):
+        sid = self.make(timeout=1, autoPause=True, autoResume={"enabled": True})["sandboxID"]
+        self.assertEqual(self.detail(sid)["lifecycle"], {"onTimeout": "pause", "autoResume": True})
+        # A file written before the pause is still there after the wake-up.
+        envd = Envd(self.server, self.detail(sid))
+        self.assertEqual(envd.unary("filesystem.Filesystem/MakeDir", {"path": "/home/user/kept"}).status, 200)
+        self.wait_state(sid, "paused")
+        r = envd.unary("filesystem.Filesystem/Stat", {"path": "/home/user/kept"})
+        self.assertEqual(r.status, 200, r)
+        got = self.detail(sid)
+        self.assertEqual(got["state"], "running")
+        self.assertEqual(self.types(sid), ["created", "paused", "resumed"])
+        # And when its timeout passes again it pauses again, not dies.
+        self.wait_state(sid, "paused", within=5)
+        self.assertEqual(self.types(sid), ["created", "paused", "resumed", "paused"])
+        # An explicit pause is woken the same way.
+        r = envd.unary("filesystem.Filesystem/Stat", {"path": "/"})
+        self.assertEqual(r.status, 200, r)
+
+    def test_bad_lifecycle_requests(self):
+        before = self.server.request("GET", "/sandboxes").json
+        cases = [
+            ({"autoPause": "yes"}, "autoPause"),
+            ({"autoPause": 1}, "autoPause"),
+            ({"autoPauseMemory": "no"}, "autoPauseMemory"),
+            ({"autoResume": True}, "autoResume"),
+            ({"autoResume": {"enabled": "true"}}, "autoResume"),
+            ({"autoResume": {"enabled": True}}, "autoPause"),
+            ({"autoPause": True, "autoPauseMemory": False, "autoResume": {"enabled": True}}, "autoPauseMemory"),
+        ]
+        for fields, word in cases:
+            with self.subTest(fields=fields):
+                r = self.server.request("POST", "/sandboxes", {"templateID": "base", **fields})
+                self.assertError(r, 400, word)
+        self.assertEqual(self.server.request("GET", "/sandboxes").json, before)
+
+
+if __name__ == "__main__":
+    main()
