@@ -2,6 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/output_lines.hpp"
+#include "core/clock.hpp"
+#include "runtime/base64.hpp"
+
 #include "runtime/agent_client.hpp"
 #include "runtime/agent_protocol.hpp"
 
@@ -18,8 +22,51 @@ json error_frame(const failure& f) {
 
 } // namespace
 
+// The log side of a process stream: whole lines, a bounded amount.
+class process_log {
+public:
+  explicit process_log(stream_log to) : to_(std::move(to)) {}
+
+  void frame(const json& f) {
+    auto type = f.value("type", "");
+    if (type == "stdout" || type == "pty" || type == "stderr") {
+      auto& s = type == "stderr" ? err_ : out_;
+      auto& budget = type == "stderr" ? err_budget_ : out_budget_;
+      auto data = base64::decode(f.value("data", "")).value_or("");
+      std::vector<store::log_line> lines;
+      if (budget > 0) {
+        if (data.size() > budget)
+          data.resize(budget);
+        budget -= data.size();
+        s.feed(data, now_ms(), lines);
+        if (budget == 0)
+          lines.push_back({now_ms(), type == "stderr" ? "stderr" : "stdout",
+                           "[further output of this process is not logged]"});
+      }
+      write(lines);
+    } else if (agent::is_terminal(f)) {
+      std::vector<store::log_line> lines;
+      out_.flush(now_ms(), lines);
+      err_.flush(now_ms(), lines);
+      write(lines);
+    }
+  }
+
+private:
+  void write(const std::vector<store::log_line>& lines) {
+    if (!lines.empty())
+      to_.db->append_logs(to_.sandbox_id, lines);
+  }
+
+  static constexpr size_t limit = 1 << 20;
+  stream_log to_;
+  output_lines out_{"stdout"}, err_{"stderr"};
+  size_t out_budget_ = limit, err_budget_ = limit;
+};
+
 caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
-                              std::string request, caf::actor sink, uint32_t window) {
+                              std::string request, caf::actor sink,
+                              std::optional<stream_log> log_to, uint32_t window) {
   // Detached: reading the agent socket blocks this actor's own thread only.
   return sys.spawn<caf::detached>([=](caf::blocking_actor* self) {
     self->monitor(sink);
@@ -32,6 +79,10 @@ caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
       ++in_flight;
     };
     auto parsed = json::parse(request, nullptr, false);
+    std::optional<process_log> plog;
+    auto op = parsed.is_object() ? parsed.value("op", "") : "";
+    if (log_to && (op == "exec" || op == "connect"))
+      plog.emplace(*log_to);
     auto conn = agent::connection::open(socket, parsed);
     if (!conn) {
       deliver(error_frame(conn.error()));
@@ -57,6 +108,8 @@ caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
       }
       if (f.value("type", "") == "error" && !f.contains("status"))
         f["status"] = agent::failure_from_error_frame(f).status;
+      if (plog)
+        plog->frame(f);
       deliver(f);
       if (agent::is_terminal(f))
         return;

@@ -3,11 +3,15 @@
 // subscriber. Spawned and monitored by the sandbox actor.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "actors/interfaces.hpp"
 
 namespace sandboxd {
+
+class store;
 
 /// Opens the agent stream for `request` on `socket` and sends each frame to
 /// `sink` as (atom::frame, json text), the last one terminal ("result",
@@ -15,8 +19,15 @@ namespace sandboxd {
 /// flight: the sink returns credit with (atom::ack, n). Ends with the
 /// agent's stream or when `sink` goes away; a process keeps running in the
 /// sandbox either way.
+/// With `log_to`, the output of a process stream (exec, connect) also goes
+/// to that sandbox's log, up to 1 MiB per stream and process.
+struct stream_log {
+  std::shared_ptr<store> db;
+  std::string sandbox_id;
+};
 caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
                               std::string request, caf::actor sink,
+                              std::optional<stream_log> log_to = std::nullopt,
                               uint32_t window = 64);
 
 } // namespace sandboxd

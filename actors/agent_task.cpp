@@ -1,5 +1,7 @@
 #include "actors/agent_task.hpp"
 
+#include "actors/output_lines.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include "core/clock.hpp"
@@ -14,28 +16,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono;
 
-// Output arrives in arbitrary chunks; log lines are whole lines.
-struct line_splitter {
-  std::string pending;
-
-  void feed(const std::string& data, const std::string& stream, int64_t ts,
-            std::vector<store::log_line>& out) {
-    pending += data;
-    size_t start = 0;
-    for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n', start)) {
-      out.push_back({ts, stream, pending.substr(start, nl - start)});
-      start = nl + 1;
-    }
-    pending.erase(0, start);
-  }
-
-  void flush(const std::string& stream, int64_t ts, std::vector<store::log_line>& out) {
-    if (!pending.empty())
-      out.push_back({ts, stream, pending});
-    pending.clear();
-  }
-};
-
 } // namespace
 
 void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string request,
@@ -48,11 +28,11 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
       self->send(parent, atom::agent_end::value, int64_t{-1}, true);
       return;
     }
-    std::map<std::string, line_splitter> splitters;
+    output_lines out{"stdout"}, err{"stderr"};
     auto flush_all = [&] {
       std::vector<store::log_line> lines;
-      for (auto& [stream, s] : splitters)
-        s.flush(stream, now_ms(), lines);
+      out.flush(now_ms(), lines);
+      err.flush(now_ms(), lines);
       if (!lines.empty())
         db->append_logs(sandbox_id, lines);
     };
@@ -75,8 +55,7 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
       } else if (type == "stdout" || type == "stderr" || type == "pty") {
         auto data = base64::decode(f.value("data", ""));
         std::vector<store::log_line> lines;
-        auto stream = type == "stderr" ? "stderr" : "stdout";
-        splitters[stream].feed(data.value_or(""), stream, now_ms(), lines);
+        (type == "stderr" ? err : out).feed(data.value_or(""), now_ms(), lines);
         if (!lines.empty())
           db->append_logs(sandbox_id, lines);
       } else if (type == "end") {

@@ -529,7 +529,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         }
         touch(self);
         auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
-        auto stream = spawn_agent_stream(self->home_system(), sock, request, sink);
+        auto stream = spawn_agent_stream(self->home_system(), sock, request, sink,
+                                         stream_log{self->state.deps.db, self->state.rec.id});
         self->monitor(stream);
         ++self->state.open_streams;
         rp.deliver(stream);

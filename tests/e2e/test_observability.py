@@ -3,7 +3,7 @@ the latest metrics of several sandboxes, the Prometheus endpoint, and the
 sandbox logs (E2B v1 and v2) over the same store as the e2a logs."""
 import time
 
-from harness import ServerTest, main
+from harness import Envd, ServerTest, main
 
 
 class ObsTest(ServerTest):
@@ -177,6 +177,24 @@ class Logs(ObsTest):
         other = self.server.new_key("logs-other")
         self.assertError(self.server.request("GET", f"/v2/sandboxes/{sid}/logs", key=other), 404)
         self.assertError(self.server.request("GET", f"/sandboxes/{sid}/logs", key=other), 404)
+
+    def test_envd_process_output_is_logged_up_to_a_bound(self):
+        sid = self.sandbox()
+        envd = Envd(self.server, self.get(f"/sandboxes/{sid}"))
+        out, err, _, _ = envd.run("echo from-envd; echo envd-err >&2; printf no-newline")
+        self.assertEqual(out, "from-envd\nno-newline")
+        msgs = [(e["fields"]["stream"], e["message"])
+                for e in self.get(f"/v2/sandboxes/{sid}/logs")["logs"]]
+        for want in [("stdout", "from-envd"), ("stderr", "envd-err"), ("stdout", "no-newline")]:
+            self.assertIn(want, msgs)
+        # A flood reaches the client whole; the log keeps its first MiB.
+        out, _, _, _ = envd.run("head -c 3000000 /dev/zero | tr '\\0' 'x' | fold -w 1000")
+        self.assertEqual(len(out), 3000000 + 2999)  # fold adds a newline between lines
+        logged = [e["message"] for e in self.get(f"/v2/sandboxes/{sid}/logs?search=xxx&limit=10000")["logs"]]
+        self.assertLessEqual(sum(len(m) for m in logged), 1 << 20)
+        self.assertGreater(len(logged), 900)
+        self.assertIn("[further output of this process is not logged]",
+                      [e["message"] for e in self.get(f"/v2/sandboxes/{sid}/logs?direction=backward&limit=5")["logs"]])
 
     @staticmethod
     def server_time_ms(rfc3339):
