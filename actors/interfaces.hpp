@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,25 @@ namespace sandboxd {
 struct connect_result {
   sandbox_record sandbox;
   bool resumed = false;
+};
+
+/// A page of the v2 listing: the org's running or paused sandboxes matching
+/// the filters, by start time then id, after the cursor.
+struct list_query {
+  std::string org;
+  std::set<sandbox_state> states;               // of running, paused
+  std::map<std::string, std::string> metadata;  // all must match
+  std::string template_id;                      // name or alias; empty: any
+  std::optional<int64_t> started_after_ms;
+  bool ascending = false;
+  size_t limit = 100;
+  std::optional<std::pair<int64_t, std::string>> after; // the cursor
+};
+
+struct list_page {
+  std::vector<sandbox_record> items;
+  bool more = false;          // another page follows
+  uint64_t total_running = 0; // the org's running sandboxes, all filters aside
 };
 
 /// What the registry counts for operators (the Prometheus endpoint).
@@ -148,6 +169,9 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::lookup, std::string>::with<sandbox_actor>,
   // Every sandbox of `org` known since the log began, newest first.
   caf::replies_to<atom::list, std::string>::with<std::vector<sandbox_record>>,
+  // One page of the org's live sandboxes, from an index ordered by start
+  // time: the cost is the page, not the number of sandboxes ever made.
+  caf::replies_to<atom::list, list_query>::with<list_page>,
   // The ids of every live sandbox, whatever its org: only for finding the
   // sandbox a signed /files URL was made for.
   caf::replies_to<atom::list>::with<std::vector<std::string>>,
@@ -204,3 +228,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::container_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::kill_reason)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::webhook)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::registry_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::list_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::list_page)

@@ -21,6 +21,8 @@ struct registry_state {
   registry_config cfg;
   std::map<std::string, sandbox_record> records; // every sandbox, ever
   std::map<std::string, sandbox_actor> live;     // those not yet stopped
+  // Per org, the running and paused sandboxes by (start time, id).
+  std::map<std::string, std::set<std::pair<int64_t, std::string>>> listed;
   registry_stats stats{{}, {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, {}, 0, 0, 0};
   static inline const char* name = "registry";
 };
@@ -42,6 +44,31 @@ result<recovery_scan> scan_for_recovery(const store& db,
     return ids.error();
   scan.containers = std::move(*ids);
   return scan;
+}
+
+// Stores the newest record of a sandbox and keeps the listing index in step.
+void put_record(self_ptr self, sandbox_record rec) {
+  auto& st = self->state;
+  if (auto old = st.records.find(rec.id); old != st.records.end())
+    st.listed[old->second.org_id].erase({old->second.started_at_ms, rec.id});
+  if (rec.state == sandbox_state::running || rec.state == sandbox_state::paused)
+    st.listed[rec.org_id].insert({rec.started_at_ms, rec.id});
+  st.records[rec.id] = std::move(rec);
+}
+
+bool matches(const sandbox_record& r, const list_query& q) {
+  if (!q.states.count(r.state))
+    return false;
+  if (!q.template_id.empty() && r.template_id != q.template_id && r.alias != q.template_id)
+    return false;
+  if (q.started_after_ms && r.started_at_ms <= *q.started_after_ms)
+    return false;
+  for (auto& [k, v] : q.metadata) {
+    auto i = r.metadata.find(k);
+    if (i == r.metadata.end() || i->second != v)
+      return false;
+  }
+  return true;
 }
 
 sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
@@ -102,7 +129,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       auto deps = deps_for(self, rec);
       deps.launch = std::move(spec.agent);
       auto actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
-      self->state.records[rec.id] = rec;
+      put_record(self, rec);
       self->state.live[rec.id] = actor;
       auto rp = self->make_response_promise<sandbox_record>();
       auto t0 = std::chrono::steady_clock::now();
@@ -155,6 +182,31 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       });
       return out;
     },
+    [=](atom::list, const list_query& q) {
+      list_page page;
+      auto& st = self->state;
+      auto& idx = st.listed[q.org];
+      for (auto& [_, id] : idx)
+        page.total_running += st.records[id].state == sandbox_state::running;
+      auto take = [&](auto first, auto last) {
+        for (auto it = first; it != last; ++it) {
+          auto& r = st.records[it->second];
+          if (!matches(r, q))
+            continue;
+          if (page.items.size() == q.limit) {
+            page.more = true;
+            return;
+          }
+          page.items.push_back(r);
+        }
+      };
+      if (q.ascending)
+        take(q.after ? idx.upper_bound(*q.after) : idx.begin(), idx.end());
+      else
+        take(std::make_reverse_iterator(q.after ? idx.lower_bound(*q.after) : idx.end()),
+             idx.rend());
+      return page;
+    },
     [=](atom::list) {
       std::vector<std::string> ids;
       for (auto& [id, actor] : self->state.live)
@@ -171,7 +223,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       }
       if (rec.state == sandbox_state::stopped)
         self->state.live.erase(id);
-      self->state.records[id] = std::move(rec);
+      put_record(self, std::move(rec));
     },
     [=](atom::stats) {
       auto s = self->state.stats;
@@ -195,7 +247,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
           std::set<std::string> owned;
           std::vector<sandbox_actor> to_reconcile;
           for (auto& [id, rec] : scan->records) {
-            self->state.records[id] = rec;
+            put_record(self, rec);
             if (rec.state == sandbox_state::stopped)
               continue;
             owned.insert(id);

@@ -143,77 +143,57 @@ void list_sandboxes(api_context& ctx, request& req) {
 }
 
 
-// GET /v2/sandboxes: filters, ordering and a stable cursor (X-Next-Token).
+// GET /v2/sandboxes: filters, ordering and a stable cursor (X-Next-Token),
+// one page at a time from the registry's index of live sandboxes.
 void list_sandboxes_v2(api_context& ctx, request& req) {
   auto states = state_filter(req.query_param("state"),
                              {sandbox_state::running, sandbox_state::paused});
   if (!states)
     return req.out->send_error(states.error());
+  for (auto st : *states)
+    if (st != sandbox_state::running && st != sandbox_state::paused)
+      return req.out->send_error(bad_request("state must be running, paused or both"));
   auto limit = int_param(req.query_param("limit"), "limit", 100, 1, 100);
   if (!limit)
     return req.out->send_error(limit.error());
   auto order = req.query_param("order").value_or("desc");
   if (order != "asc" && order != "desc")
     return req.out->send_error(bad_request("order must be asc or desc"));
-  std::optional<int64_t> after;
+  list_query q;
+  q.org = req.org;
+  q.states = *states;
+  q.limit = static_cast<size_t>(*limit);
+  q.ascending = order == "asc";
   if (auto s = req.query_param("startedAfter"); s && !s->empty()) {
-    after = parse_rfc3339(*s);
-    if (!after)
+    q.started_after_ms = parse_rfc3339(*s);
+    if (!q.started_after_ms)
       return req.out->send_error(bad_request("startedAfter must be an RFC 3339 timestamp"));
   }
-  auto tpl = req.query_param("template").value_or("");
-  auto md = parse_metadata_filter(req.query_param("metadata").value_or(""));
-  auto token = req.query_param("nextToken").value_or("");
+  q.template_id = req.query_param("template").value_or("");
+  q.metadata = parse_metadata_filter(req.query_param("metadata").value_or(""));
+  if (auto token = req.query_param("nextToken"); token && !token->empty()) {
+    auto sep = token->find('_');
+    char* end = nullptr;
+    auto started = std::strtoll(token->c_str(), &end, 10);
+    if (sep == std::string::npos || end != token->c_str() + sep || sep + 1 >= token->size())
+      return req.out->send_error(bad_request("nextToken is not a token this server gave out"));
+    q.after = std::make_pair(static_cast<int64_t>(started), token->substr(sep + 1));
+  }
   auto out = req.out;
   auto secret = ctx.db->secret();
   auto reg = ctx.registry;
-  auto org = req.org;
-  auto wanted = *states;
-  auto n = static_cast<size_t>(*limit);
-  bool asc = order == "asc";
   ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(reg, caf::infinite, atom::list::value, org)
+    self->request(reg, caf::infinite, atom::list::value, q)
       .then(
-        [=](std::vector<sandbox_record>& recs) {
-          size_t running = 0;
-          for (auto& r : recs)
-            running += r.state == sandbox_state::running;
-          auto key_less = [](const sandbox_record& a, const sandbox_record& b) {
-            return std::make_pair(a.started_at_ms, a.id) < std::make_pair(b.started_at_ms, b.id);
-          };
-          std::sort(recs.begin(), recs.end(), [&](auto& a, auto& b) {
-            return asc ? key_less(a, b) : key_less(b, a);
-          });
-          std::optional<sandbox_record> resume_after;
-          if (auto sep = token.find('_'); !token.empty() && sep != std::string::npos) {
-            resume_after.emplace();
-            resume_after->started_at_ms = std::atoll(token.substr(0, sep).c_str());
-            resume_after->id = token.substr(sep + 1);
-          }
+        [=](list_page& page) {
           auto arr = json::array();
-          const sandbox_record* last = nullptr;
-          bool more = false;
-          for (auto& r : recs) {
-            if (!wanted.count(r.state) || (!tpl.empty() && r.template_id != tpl)
-                || (after && r.started_at_ms <= *after) || !metadata_matches(r, md))
-              continue;
-            if (resume_after
-                && !(asc ? key_less(*resume_after, r) : key_less(r, *resume_after)))
-              continue;
-            if (arr.size() == n) {
-              more = true;
-              break;
-            }
+          for (auto& r : page.items)
             arr.push_back(sandbox_json(r, secret));
-            last = &r;
-          }
-          auto next = more && last ? cursor_of(*last) : std::string{};
-          json body = arr;
           std::map<std::string, std::string> headers{
-            {"X-Total-Running", std::to_string(running)}};
-          if (!next.empty())
-            headers["X-Next-Token"] = next;
-          out->send_json_with_headers(200, body, headers);
+            {"X-Total-Running", std::to_string(page.total_running)}};
+          if (page.more && !page.items.empty())
+            headers["X-Next-Token"] = cursor_of(page.items.back());
+          out->send_json_with_headers(200, arr, headers);
         },
         reply_error_to(out));
   });

@@ -148,9 +148,12 @@ class Listing(ServerTest):
             token = r.headers.get("X-Next-Token")
             if not token:
                 break
-            # A sandbox created between pages does not disturb the walk.
+            # A sandbox created, or one of a later page killed, between pages
+            # does not disturb the walk.
             if pages == 1:
                 self.server.create(metadata={"i": "late"})
+                extra = self.server.create(metadata={"i": "doomed"})
+                self.assertStatus(self.server.request("DELETE", f"/sandboxes/{extra}"), 204)
         # Other tests' sandboxes share this server: look at ours only.
         self.assertEqual(len(seen), len(set(seen)))
         self.assertEqual([x for x in seen if x in ids], list(reversed(ids)))
@@ -165,6 +168,16 @@ class Listing(ServerTest):
         self.assertError(self.server.request("GET", "/v2/sandboxes?limit=101"), 400, "limit")
         self.assertError(self.server.request("GET", "/v2/sandboxes?order=up"), 400, "order")
         self.assertError(self.server.request("GET", "/v2/sandboxes?state=gone"), 400, "unknown state")
+        self.assertError(self.server.request("GET", "/v2/sandboxes?state=stopped"), 400, "running, paused")
+        self.assertError(self.server.request("GET", "/v2/sandboxes?nextToken=garbage"), 400, "nextToken")
+        # Template (name or alias) and start time filters.
+        base = [s["sandboxID"] for s in self.server.request("GET", "/v2/sandboxes?template=base").json]
+        self.assertTrue(set(ids) <= set(base))
+        self.assertEqual(self.server.request("GET", "/v2/sandboxes?template=code_interpreter").json, [])
+        third = self.server.request("GET", f"/sandboxes/{ids[2]}").json["startedAt"]
+        after = [s["sandboxID"] for s in self.server.request(
+            "GET", f"/v2/sandboxes?order=asc&startedAfter={third}").json]
+        self.assertEqual([x for x in after if x in ids], ids[3:])
         self.assertError(self.server.request("GET", "/v2/sandboxes?startedAfter=yesterday"), 400, "startedAfter")
 
     def test_connect_only_extends_a_running_sandbox(self):
