@@ -1,5 +1,6 @@
 // `sandboxd template build|list`: the template catalogue from the command line.
 #include <cstdio>
+#include <string>
 
 #include "cli/commands.hpp"
 #include "cli/defaults.hpp"
@@ -22,9 +23,15 @@ int templates(int argc, char** argv) {
   }
   auto& verb = opts->positional[0];
   if (verb == "list") {
-    for (auto& t : cat->all())
-      std::printf("%-20s %-8s %s\n", t.name.c_str(),
-                  cat->is_built(t) ? "built" : "missing", cat->rootfs(t).c_str());
+    for (auto& t : cat->all()) {
+      std::string aliases;
+      for (auto& a : t.aliases)
+        aliases += (aliases.empty() ? "" : ",") + a;
+      std::printf("%-18s %-8s %-10s cpu=%d mem=%dMB %s\n", t.name.c_str(),
+                  cat->is_built(t) ? "built" : "missing",
+                  aliases.empty() ? "-" : aliases.c_str(), t.cpu_count, t.memory_mb,
+                  cat->rootfs(t).c_str());
+    }
     return 0;
   }
   if (verb != "build" || opts->positional.size() != 2) {

@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
   libmicrohttpd-dev zlib1g-dev
   crun mmdebstrap python3 curl ca-certificates
+  nftables iproute2
 )
 
 install_packages() {
@@ -50,6 +51,12 @@ prepare_host() {
       fi
     done
   fi
+  # Sandboxes reach the network through the host (veth + NAT): forwarding
+  # on, for the running system only (nothing written to /etc/sysctl.d).
+  if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != 1 ]; then
+    say "host change: net.ipv4.ip_forward=1 (sandbox egress is routed and NATed by this host; until reboot)"
+    echo 1 > /proc/sys/net/ipv4/ip_forward
+  fi
   mkdir -p /var/cache/sandboxd/templates
 }
 
@@ -75,6 +82,17 @@ build() {
 
 build_templates() {
   say "building default templates (cached in /var/cache/sandboxd/templates)"
+  # Run steps (npm install -g) reach the npm registry as this host does: its
+  # npm registry, proxy and CA settings go to the build explicitly.
+  if command -v npm >/dev/null; then
+    local key value
+    for key in registry proxy https-proxy cafile strict-ssl; do
+      value="$(npm config get "$key" 2>/dev/null || true)"
+      if [ -n "$value" ] && [ "$value" != null ] && [ "$value" != undefined ]; then
+        export "npm_config_${key//-/_}=$value"
+      fi
+    done
+  fi
   "$BUILD_DIR/sandboxd" template build all
 }
 

@@ -1,17 +1,29 @@
 #include "runtime/templates.hpp"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -26,7 +38,228 @@ const char* setup_recipe
     " && mkdir -p \"$1/workspace\" && chown 1000:1000 \"$1/workspace\""
     " && rm -f \"$1/etc/hostname\"";
 
+// dpkg options for every template (they stay in the image, so packages a
+// sandbox installs later are slim too): no manuals, documentation (except
+// the copyright files) or translations; no fsync per file while building
+// (a build that dies is thrown away). Part of the spec hash.
+const std::vector<std::string> dpkg_options = {
+  "path-exclude=/usr/share/man/*",    "path-exclude=/usr/share/doc/*",
+  "path-include=/usr/share/doc/*/copyright", "path-exclude=/usr/share/info/*",
+  "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias",
+  "force-unsafe-io",
+};
+
+// Where run steps find the build's CA bundle, removed before the image is done.
+const char* build_tmp = "/tmp/sandboxd-build";
+
+// What a completed build leaves beside its rootfs; is_built looks for it.
+const char* marker_file = "template.json";
+
+// Variables that carry how the host reaches the network, handed to run steps
+// unchanged when the builder has them.
+const std::vector<std::string> network_variables = {
+  "http_proxy",       "https_proxy",       "no_proxy",           "HTTP_PROXY",
+  "HTTPS_PROXY",      "NO_PROXY",          "npm_config_proxy",   "npm_config_https_proxy",
+  "npm_config_noproxy", "npm_config_strict_ssl",
+};
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+// Length-prefixed, so no item can fake a boundary (run steps hold newlines).
+void canon_add(std::string& canon, const std::string& item) {
+  canon += std::to_string(item.size()) + ":" + item + "\n";
+}
+
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || !(std::islower(static_cast<unsigned char>(s[0]))
+                                      || std::isdigit(static_cast<unsigned char>(s[0]))))
+    return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c))
+           || std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+// Debian package names (optionally with :arch or =version), nothing that
+// could end the --include list or reach the shell.
+bool valid_package(const std::string& s) {
+  if (s.empty() || !std::isalnum(static_cast<unsigned char>(s[0])))
+    return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c))
+           || std::isdigit(static_cast<unsigned char>(c))
+           || std::string{"+-.:=~"}.find(c) != std::string::npos;
+  });
+}
+
+std::vector<std::string> string_list(const nlohmann::json& t, const char* key,
+                                     const std::string& where) {
+  std::vector<std::string> out;
+  if (!t.contains(key))
+    return out;
+  auto& v = t.at(key);
+  if (!v.is_array())
+    throw std::runtime_error(where + ": " + key + " must be a list of strings");
+  for (auto& x : v) {
+    if (!x.is_string() || x.get<std::string>().empty())
+      throw std::runtime_error(where + ": " + key + " must be a list of non-empty strings");
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+int bounded_int(const nlohmann::json& t, const char* key, int fallback, int lo, int hi,
+                const std::string& where) {
+  if (!t.contains(key))
+    return fallback;
+  auto& v = t.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+    throw std::runtime_error(where + ": " + key + " must be an integer from "
+                             + std::to_string(lo) + " to " + std::to_string(hi));
+  return v.get<int>();
+}
+
+// Runs argv with stdout and stderr going line by line to `progress`; the
+// exit status as waitpid reports it, or -1 when it could not start.
+int run_streaming(const std::vector<std::string>& argv,
+                  const std::function<void(const std::string&)>& progress) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    progress("cannot run " + argv[0] + ": " + std::strerror(rc));
+    return -1;
+  }
+  FILE* in = ::fdopen(fds[0], "r");
+  char line[4096];
+  while (in && std::fgets(line, sizeof line, in)) {
+    std::string s{line};
+    if (!s.empty() && s.back() == '\n')
+      s.pop_back();
+    progress(s);
+  }
+  if (in)
+    std::fclose(in);
+  else
+    ::close(fds[0]);
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return st;
+}
+
+std::string describe_exit(int st) {
+  if (st < 0)
+    return "could not start";
+  if (WIFEXITED(st))
+    return "exit " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st))
+    return "signal " + std::to_string(WTERMSIG(st));
+  return "status " + std::to_string(st);
+}
+
+// An exclusive flock held for the lifetime of the object.
+class file_lock {
+public:
+  explicit file_lock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  }
+  ~file_lock() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+  file_lock(const file_lock&) = delete;
+  file_lock& operator=(const file_lock&) = delete;
+  bool try_lock() { return fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) == 0; }
+  bool lock() {
+    while (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR)
+        return false;
+    return fd_ >= 0;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+// Removes a directory a build left, after unmounting whatever an interrupted
+// mmdebstrap left mounted inside it (/proc, /sys, device nodes), so removal
+// never walks into a mount.
+void remove_build_dir(const std::string& dir, std::error_code& ec) {
+  std::vector<std::string> inside;
+  std::ifstream mounts{"/proc/self/mounts"};
+  std::string dev, target, rest;
+  while (mounts >> dev >> target && std::getline(mounts, rest)) {
+    std::string path; // octal escapes: \040 for a space and so on
+    for (size_t i = 0; i < target.size(); ++i) {
+      if (target[i] == '\\' && i + 3 < target.size()
+          && std::all_of(target.begin() + i + 1, target.begin() + i + 4,
+                         [](char c) { return c >= '0' && c <= '7'; })) {
+        path += static_cast<char>(std::stoi(target.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        path += target[i];
+      }
+    }
+    if (path.rfind(dir + "/", 0) == 0)
+      inside.push_back(path);
+  }
+  // Deepest first.
+  std::sort(inside.begin(), inside.end(),
+            [](auto& a, auto& b) { return a.size() > b.size(); });
+  for (auto& m : inside)
+    ::umount2(m.c_str(), MNT_DETACH);
+  fs::remove_all(dir, ec);
+}
+
 } // namespace
+
+build_network build_network::from_environment() {
+  build_network net;
+  auto env = [](const char* k) -> std::string {
+    const char* v = std::getenv(k);
+    return v ? v : "";
+  };
+  for (auto k : {"npm_config_registry", "NPM_CONFIG_REGISTRY"})
+    if (!env(k).empty()) {
+      net.npm_registry = env(k);
+      break;
+    }
+  for (auto& k : network_variables)
+    if (!env(k.c_str()).empty())
+      net.settings[k] = env(k.c_str());
+  for (auto k : {"npm_config_cafile", "NPM_CONFIG_CAFILE", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE"}) {
+    std::error_code ec;
+    if (!env(k).empty() && fs::is_regular_file(env(k), ec)) {
+      net.ca_file = env(k);
+      break;
+    }
+  }
+  return net;
+}
 
 result<template_catalog> template_catalog::load(const std::string& spec_file,
                                                 const std::string& cache_dir) {
@@ -41,36 +274,92 @@ result<template_catalog> template_catalog::load(const std::string& spec_file,
   }
   template_catalog cat;
   cat.cache_dir_ = cache_dir;
-  cat.suite_ = doc.value("suite", "bookworm");
-  cat.mirror_ = doc.value("mirror", "http://deb.debian.org/debian");
-  for (auto& t : doc.at("templates")) {
-    template_spec s;
-    s.name = t.at("name").get<std::string>();
-    s.description = t.value("description", "");
-    if (t.contains("extends")) {
-      auto parent = cat.find(t["extends"].get<std::string>());
-      if (!parent)
-        return internal_error("template " + s.name + " extends unknown "
-                              + t["extends"].get<std::string>());
-      s.packages = parent->packages;
-      s.env = parent->env;
+  static const std::set<std::string> known_keys = {
+    "name", "description", "aliases", "extends", "packages",
+    "run",  "env",         "cpu_count", "memory_mb"};
+  try {
+    if (!doc.is_object() || !doc.contains("templates") || !doc["templates"].is_array())
+      throw std::runtime_error("needs a \"templates\" list");
+    cat.suite_ = doc.value("suite", "bookworm");
+    cat.mirror_ = doc.value("mirror", "http://deb.debian.org/debian");
+    std::set<std::string> taken; // names and aliases
+    for (auto& t : doc["templates"]) {
+      if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
+        throw std::runtime_error("every template needs a \"name\"");
+      template_spec s;
+      s.name = t["name"].get<std::string>();
+      auto where = "template " + s.name;
+      if (!valid_name(s.name))
+        throw std::runtime_error(where + ": names are lower case letters, digits, _ and -");
+      for (auto& [k, v] : t.items())
+        if (!known_keys.count(k))
+          throw std::runtime_error(where + ": unknown key \"" + k + "\"");
+      s.description = t.value("description", "");
+      s.aliases = string_list(t, "aliases", where);
+      std::vector<std::string> names{s.name};
+      names.insert(names.end(), s.aliases.begin(), s.aliases.end());
+      for (auto& n : names) {
+        if (!valid_name(n))
+          throw std::runtime_error(where + ": alias \"" + n
+                                   + "\" is not lower case letters, digits, _ and -");
+        if (!taken.insert(n).second)
+          throw std::runtime_error(where + ": the name \"" + n + "\" is already taken");
+      }
+      int cpu = 2, mem = 512;
+      if (t.contains("extends")) {
+        if (!t["extends"].is_string())
+          throw std::runtime_error(where + ": extends must be a template name");
+        auto parent = cat.find(t["extends"].get<std::string>());
+        if (!parent)
+          return internal_error("template " + s.name + " extends unknown "
+                                + t["extends"].get<std::string>());
+        s.extends = parent->name;
+        s.packages = parent->packages;
+        s.run = parent->run;
+        s.env = parent->env;
+        cpu = parent->cpu_count;
+        mem = parent->memory_mb;
+      }
+      for (auto& p : string_list(t, "packages", where)) {
+        if (!valid_package(p))
+          throw std::runtime_error(where + ": \"" + p + "\" is not a Debian package name");
+        s.packages.push_back(p);
+      }
+      for (auto& r : string_list(t, "run", where))
+        s.run.push_back(r);
+      if (t.contains("env")) {
+        if (!t["env"].is_object())
+          throw std::runtime_error(where + ": env must be an object of strings");
+        for (auto& [k, v] : t["env"].items()) {
+          if (!v.is_string())
+            throw std::runtime_error(where + ": env " + k + " must be a string");
+          s.env[k] = v.get<std::string>();
+        }
+      }
+      s.cpu_count = bounded_int(t, "cpu_count", cpu, 1, 256, where);
+      s.memory_mb = bounded_int(t, "memory_mb", mem, 64, 1 << 20, where);
+      std::sort(s.packages.begin(), s.packages.end());
+      s.packages.erase(std::unique(s.packages.begin(), s.packages.end()), s.packages.end());
+      if (s.packages.empty())
+        throw std::runtime_error(where + ": no packages");
+      // What the root filesystem is made of; resources and env are applied
+      // when a sandbox starts, so they are not in it.
+      std::string canon;
+      canon_add(canon, cat.suite_);
+      canon_add(canon, cat.mirror_);
+      canon_add(canon, "minbase");
+      canon_add(canon, setup_recipe);
+      for (auto& o : dpkg_options)
+        canon_add(canon, "dpkg:" + o);
+      for (auto& p : s.packages)
+        canon_add(canon, "package:" + p);
+      for (auto& r : s.run)
+        canon_add(canon, "run:" + r);
+      s.hash = sha256_hex(canon).substr(0, 16);
+      cat.specs_.push_back(std::move(s));
     }
-    for (auto& p : t.value("packages", nlohmann::json::array()))
-      s.packages.push_back(p.get<std::string>());
-    auto env = t.value("env", nlohmann::json::object());
-    for (auto& [k, v] : env.items())
-      s.env[k] = v.get<std::string>();
-    s.cpu_count = t.value("cpu_count", 2);
-    s.memory_mb = t.value("memory_mb", 512);
-    auto pkgs = s.packages;
-    std::sort(pkgs.begin(), pkgs.end());
-    pkgs.erase(std::unique(pkgs.begin(), pkgs.end()), pkgs.end());
-    s.packages = pkgs;
-    std::string canon = cat.suite_ + "\n" + cat.mirror_ + "\n" + setup_recipe;
-    for (auto& p : pkgs)
-      canon += "\n" + p;
-    s.hash = sha256_hex(canon).substr(0, 16);
-    cat.specs_.push_back(std::move(s));
+  } catch (const std::exception& e) {
+    return internal_error("template catalogue " + spec_file + ": " + e.what());
   }
   return cat;
 }
@@ -79,6 +368,9 @@ result<template_spec> template_catalog::find(const std::string& name) const {
   for (auto& s : specs_)
     if (s.name == name)
       return s;
+  for (auto& s : specs_)
+    if (std::find(s.aliases.begin(), s.aliases.end(), name) != s.aliases.end())
+      return s;
   return bad_request("unknown template: " + name);
 }
 
@@ -86,12 +378,66 @@ std::vector<template_spec> template_catalog::all() const {
   return specs_;
 }
 
+std::string template_catalog::dir_of(const template_spec& spec) const {
+  return cache_dir_ + "/" + spec.name + "-" + spec.hash;
+}
+
 std::string template_catalog::rootfs(const template_spec& spec) const {
-  return cache_dir_ + "/" + spec.name + "-" + spec.hash + "/rootfs";
+  return dir_of(spec) + "/rootfs";
 }
 
 bool template_catalog::is_built(const template_spec& spec) const {
-  return fs::exists(rootfs(spec) + "/usr/bin/python3");
+  std::error_code ec;
+  return fs::is_regular_file(dir_of(spec) + "/" + marker_file, ec)
+         && fs::is_directory(rootfs(spec), ec);
+}
+
+std::vector<std::string> template_catalog::build_command(const template_spec& spec,
+                                                         const std::string& target,
+                                                         const build_network& net) const {
+  std::string include;
+  for (auto& p : spec.packages)
+    include += (include.empty() ? "" : ",") + p;
+  std::vector<std::string> argv{"mmdebstrap", "--variant=minbase", "--include=" + include};
+  for (auto& o : dpkg_options)
+    argv.push_back("--dpkgopt=" + o);
+  argv.push_back("--aptopt=Acquire::Retries \"3\"");
+  // The .debs of every build stay in <cache>/apt-archives for the next one
+  // (apt checks each against the index before using it).
+  auto archives = cache_dir_ + "/apt-archives";
+  if (archives.find_first_of(" \t\n'\"") == std::string::npos) {
+    argv.push_back("--skip=essential/unlink");
+    argv.push_back("--setup-hook=mkdir -p \"$1/var/cache/apt/archives\"");
+    argv.push_back("--setup-hook=sync-in " + archives + "/ /var/cache/apt/archives/");
+    argv.push_back("--customize-hook=sync-out /var/cache/apt/archives/ " + archives + "/");
+  }
+  argv.push_back(std::string{"--customize-hook="} + setup_recipe);
+  if (!spec.run.empty()) {
+    // Run steps see a fixed environment, plus how to reach the registries.
+    std::string env = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                      " HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive"
+                      " npm_config_update_notifier=false npm_config_fund=false"
+                      " npm_config_audit=false";
+    env += " " + quote("npm_config_registry=" + net.npm_registry);
+    for (auto& [k, v] : net.settings)
+      env += " " + quote(k + "=" + v);
+    std::string prepare = std::string{"mkdir -p \"$1"} + build_tmp + "\"";
+    if (!net.ca_file.empty()) {
+      auto ca = std::string{build_tmp} + "/ca.crt";
+      prepare += " && cp " + quote(net.ca_file) + " \"$1" + ca + "\"";
+      env += " npm_config_cafile=" + ca + " NODE_EXTRA_CA_CERTS=" + ca + " SSL_CERT_FILE=" + ca;
+    }
+    argv.push_back("--customize-hook=" + prepare);
+    for (auto& step : spec.run)
+      argv.push_back("--customize-hook=chroot \"$1\" /usr/bin/env -i " + env
+                     + " /bin/sh -ec " + quote(step));
+    argv.push_back(std::string{"--customize-hook=rm -rf \"$1"} + build_tmp
+                   + "\" \"$1/root/.npm\" \"$1/root/.cache\"");
+  }
+  argv.push_back(suite_);
+  argv.push_back(target);
+  argv.push_back(mirror_);
+  return argv;
 }
 
 status template_catalog::build(
@@ -101,41 +447,75 @@ status template_catalog::build(
     progress("template " + spec.name + " is cached at " + rootfs(spec));
     return success();
   }
-  auto final_dir = fs::path{rootfs(spec)}.parent_path();
-  auto tmp_dir = final_dir.string() + ".building";
   std::error_code ec;
-  fs::remove_all(tmp_dir, ec);
+  fs::create_directories(cache_dir_ + "/apt-archives", ec);
+  if (ec)
+    return internal_error("cannot create " + cache_dir_ + ": " + ec.message());
+  file_lock lock{cache_dir_ + "/.build.lock"};
+  if (!lock.try_lock()) {
+    progress("waiting for another template build to finish");
+    if (!lock.lock())
+      return internal_error("cannot lock " + cache_dir_ + "/.build.lock");
+  }
+  if (is_built(spec)) {
+    progress("template " + spec.name + " is cached at " + rootfs(spec));
+    return success();
+  }
+  auto started = std::chrono::steady_clock::now();
+  auto final_dir = dir_of(spec);
+  auto tmp_dir = final_dir + ".building";
+  remove_build_dir(tmp_dir, ec);
   fs::create_directories(tmp_dir, ec);
   if (ec)
     return internal_error("cannot create " + tmp_dir + ": " + ec.message());
-  std::string include;
-  for (auto& p : spec.packages)
-    include += (include.empty() ? "" : ",") + p;
-  std::string cmd = "mmdebstrap --variant=minbase --include=" + include
-                    + " --customize-hook='" + setup_recipe + "' " + suite_
-                    + " " + tmp_dir + "/rootfs " + mirror_ + " 2>&1";
-  progress("building template " + spec.name + " (" + include + ")");
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p)
-    return internal_error("cannot run mmdebstrap");
-  char line[1024];
-  while (fgets(line, sizeof line, p)) {
-    std::string s{line};
-    if (!s.empty() && s.back() == '\n')
-      s.pop_back();
-    progress(s);
+  auto fail = [&](const std::string& why) -> status {
+    remove_build_dir(tmp_dir, ec);
+    return internal_error(why);
+  };
+  // A template with the same spec under another name: hard links to it.
+  const template_spec* twin = nullptr;
+  for (auto& s : specs_)
+    if (s.hash == spec.hash && s.name != spec.name && is_built(s))
+      twin = &s;
+  if (twin) {
+    progress("template " + spec.name + " has the spec of " + twin->name
+             + ": linking its files");
+    int st = run_streaming({"cp", "-a", "-l", rootfs(*twin), tmp_dir + "/rootfs"}, progress);
+    if (st != 0)
+      return fail("cannot link template " + twin->name + " (" + describe_exit(st) + ")");
+  } else {
+    auto net = build_network::from_environment();
+    progress("building template " + spec.name + " (" + std::to_string(spec.packages.size())
+             + " packages, " + std::to_string(spec.run.size()) + " run steps, npm registry "
+             + net.npm_registry + ")");
+    int st = run_streaming(build_command(spec, tmp_dir + "/rootfs", net), progress);
+    if (st != 0 || !fs::exists(tmp_dir + "/rootfs/etc/os-release"))
+      return fail("mmdebstrap failed for template " + spec.name + " ("
+                  + describe_exit(st) + ")");
   }
-  int rc = pclose(p);
-  if (rc != 0 || !fs::exists(tmp_dir + "/rootfs/usr/bin/python3")) {
-    fs::remove_all(tmp_dir, ec);
-    return internal_error("mmdebstrap failed for template " + spec.name
-                          + " (exit " + std::to_string(WEXITSTATUS(rc)) + ")");
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::steady_clock::now() - started)
+                   .count();
+  nlohmann::json marker = {{"name", spec.name},     {"hash", spec.hash},
+                           {"packages", spec.packages}, {"run", spec.run},
+                           {"build_seconds", seconds}};
+  {
+    std::ofstream out{tmp_dir + "/" + marker_file};
+    out << marker.dump(2) << "\n";
+    if (!out)
+      return fail("cannot write " + tmp_dir + "/" + marker_file);
+  }
+  // On disk before it is named as built.
+  if (int fd = ::open(tmp_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+    ::syncfs(fd);
+    ::close(fd);
   }
   fs::remove_all(final_dir, ec);
   fs::rename(tmp_dir, final_dir, ec);
   if (ec)
-    return internal_error("cannot move template into place: " + ec.message());
-  progress("template " + spec.name + " built at " + rootfs(spec));
+    return fail("cannot move template into place: " + ec.message());
+  progress("template " + spec.name + " built at " + rootfs(spec) + " in "
+           + std::to_string(seconds) + " s");
   return success();
 }
 

@@ -1,6 +1,12 @@
 // The template catalogue: root filesystems built from Debian packages by
 // mmdebstrap, described declaratively in ops/templates.json and cached per
 // machine under a directory named after a hash of their spec.
+//
+// A template may extend an earlier one: it inherits the parent's packages,
+// run steps (the parent's first), environment and default resources, and
+// adds its own. Run steps are shell commands run as root inside the new root
+// after the packages are installed (e.g. `npm install -g ...`); they are part
+// of the spec hash, so changing one rebuilds the template.
 #pragma once
 
 #include <functional>
@@ -15,11 +21,27 @@ namespace sandboxd {
 struct template_spec {
   std::string name;
   std::string description;
-  std::vector<std::string> packages; // including those of the parent
+  std::vector<std::string> aliases;  // other names `find` accepts (not inherited)
+  std::string extends;               // the parent's name, empty for a root template
+  std::vector<std::string> packages; // including those of the parent, sorted
+  std::vector<std::string> run;      // build steps, the parent's first
   std::map<std::string, std::string> env;
   int cpu_count = 2;
   int memory_mb = 512;
-  std::string hash; // sha256 over suite, mirror, packages and setup recipe
+  std::string hash; // sha256 over suite, mirror, build recipe, packages, run steps
+};
+
+/// How a build reaches the package registries its run steps use (npm):
+/// passed explicitly into the new root, never part of the spec hash. Read
+/// from the builder's environment (ops/lib.sh exports the host's npm config).
+struct build_network {
+  std::string npm_registry = "https://registry.npmjs.org/";
+  std::map<std::string, std::string> settings; // http_proxy, npm_config_proxy, ...
+  std::string ca_file; // a CA bundle on the host the build trusts (TLS proxies)
+
+  /// npm_config_registry, the proxy variables and the first existing file of
+  /// npm_config_cafile, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE.
+  static build_network from_environment();
 };
 
 class template_catalog {
@@ -28,7 +50,8 @@ public:
   static result<template_catalog> load(const std::string& spec_file,
                                        const std::string& cache_dir);
 
-  /// The spec of `name`, or 400 "unknown template: NAME".
+  /// The spec whose name or one of whose aliases is `name`, or 400
+  /// "unknown template: NAME".
   result<template_spec> find(const std::string& name) const;
 
   std::vector<template_spec> all() const;
@@ -36,14 +59,25 @@ public:
   /// Where the read-only root filesystem of `spec` lives once built.
   std::string rootfs(const template_spec& spec) const;
 
+  /// True only for a completed build: a build happens in a `.building`
+  /// directory that is renamed into place after its marker file is written.
   bool is_built(const template_spec& spec) const;
 
+  /// The mmdebstrap command line that builds `spec` into `target`.
+  std::vector<std::string> build_command(const template_spec& spec,
+                                         const std::string& target,
+                                         const build_network& net) const;
+
   /// Builds the template (no-op when cached). Progress lines from mmdebstrap
-  /// go to `progress`; blocking, takes tens of seconds.
+  /// go to `progress`; blocking, takes minutes. One build at a time per
+  /// cache directory (a lock file); downloaded .debs are shared between
+  /// builds in `<cache>/apt-archives`.
   status build(const template_spec& spec,
                const std::function<void(const std::string&)>& progress) const;
 
 private:
+  std::string dir_of(const template_spec& spec) const;
+
   std::string suite_;
   std::string mirror_;
   std::string cache_dir_;
