@@ -19,13 +19,18 @@ using namespace std::chrono;
 } // namespace
 
 void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string request,
-                      std::shared_ptr<store> db, std::string sandbox_id, sandbox_actor parent) {
+                      std::shared_ptr<store> db, std::string sandbox_id, sandbox_actor parent,
+                      bool report) {
   sys.spawn<caf::detached>([=](caf::blocking_actor* self) {
+    auto send = [&](auto... xs) {
+      if (report)
+        self->send(parent, xs...);
+    };
     self->monitor(parent);
     bool parent_gone = false;
     auto conn = agent::connection::open(socket, json::parse(request));
     if (!conn) {
-      self->send(parent, atom::agent_end::value, int64_t{-1}, true);
+      send(atom::agent_end::value, int64_t{-1}, true);
       return;
     }
     output_lines out{"stdout"}, err{"stderr"};
@@ -46,12 +51,12 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
         continue;
       if (st == agent::connection::next_status::closed) {
         flush_all();
-        self->send(parent, atom::agent_end::value, int64_t{-1}, true);
+        send(atom::agent_end::value, int64_t{-1}, true);
         return;
       }
       auto type = f.value("type", "");
       if (type == "start") {
-        self->send(parent, atom::agent_up::value, f.value("pid", int64_t{0}));
+        send(atom::agent_up::value, f.value("pid", int64_t{0}));
       } else if (type == "stdout" || type == "stderr" || type == "pty") {
         auto data = base64::decode(f.value("data", ""));
         std::vector<store::log_line> lines;
@@ -63,11 +68,11 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
         // A signalled process reports 128 + the signal, as a shell does.
         int64_t code = f.value("exited", false) ? f.value("exit_code", int64_t{-1})
                                                 : 128 + f.value("signal", int64_t{0});
-        self->send(parent, atom::agent_end::value, code, false);
+        send(atom::agent_end::value, code, false);
         return;
       } else if (type == "error") {
         flush_all();
-        self->send(parent, atom::agent_end::value, int64_t{-1}, true);
+        send(atom::agent_end::value, int64_t{-1}, true);
         return;
       }
     }

@@ -15,8 +15,10 @@ class store;
 
 /// Sends `request` (an exec, or a connect{pid} to re-attach after a
 /// restart) to the agent at `socket`. Reports (atom::agent_up, pid) and then
-/// (atom::agent_end, exit_code, lost) to `parent`; stops when `parent` does.
+/// (atom::agent_end, exit_code, lost) to `parent` unless `report` is false
+/// (a template's start command: output only); stops when `parent` does.
 void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string request,
-                      std::shared_ptr<store> db, std::string sandbox_id, sandbox_actor parent);
+                      std::shared_ptr<store> db, std::string sandbox_id, sandbox_actor parent,
+                      bool report = true);
 
 } // namespace sandboxd

@@ -19,6 +19,8 @@
 #include "core/event.hpp"
 #include "core/result.hpp"
 #include "core/sandbox.hpp"
+#include "core/snapshot.hpp"
+#include "core/user_template.hpp"
 #include "core/webhook.hpp"
 #include "runtime/containers.hpp"
 
@@ -92,6 +94,8 @@ using idle = caf::atom_constant<caf::atom("idle")>;
 using cancel = caf::atom_constant<caf::atom("cancel")>;
 using sample = caf::atom_constant<caf::atom("sample")>;
 using stats = caf::atom_constant<caf::atom("stats")>;
+using snapshot = caf::atom_constant<caf::atom("snapshot")>;
+using network = caf::atom_constant<caf::atom("network")>;
 using agent_up = caf::atom_constant<caf::atom("agentup")>;
 using agent_end = caf::atom_constant<caf::atom("agentend")>;
 } // namespace atom
@@ -115,7 +119,9 @@ using sandbox_actor = caf::typed_actor<
   // sandbox as orphaned when its container is gone.
   caf::replies_to<atom::reconcile>::with<sandbox_record>,
   // Freezes the container, memory kept; 409 when already paused.
-  caf::replies_to<atom::pause>::with<sandbox_record>,
+  // With `keep_memory` false the container is stopped and only its files
+  // kept (memory freed; resuming boots it fresh on them).
+  caf::replies_to<atom::pause, bool>::with<sandbox_record>,
   // Resumes if paused and restarts the TTL at `timeout_s` from now.
   caf::replies_to<atom::connect, int64_t>::with<connect_result>,
   // Removes the container and ends the sandbox for `reason`.
@@ -144,6 +150,13 @@ using sandbox_actor = caf::typed_actor<
   // The idle timer of `generation` fired: ends the sandbox if nothing used
   // it for its idle timeout, else waits for the rest.
   caf::reacts_to<atom::idle, uint64_t>,
+  // Freezes the sandbox if running, copies its writable layer into a new
+  // snapshot named `name` (may be empty; `hidden` ones are not listed),
+  // thaws it; replies with the stored snapshot.
+  caf::replies_to<atom::snapshot, std::string, bool>::with<snapshot_info>,
+  // Replaces the egress policy (running or paused) and logs it as an
+  // `updated` event; a sandbox paused without memory gets it at resume.
+  caf::replies_to<atom::network, network_view>::with<sandbox_record>,
   // Asks the one-shot agent to stop (SIGTERM, SIGKILL after its grace
   // period) and logs the cancel; 409 when no agent is running.
   caf::replies_to<atom::cancel>::with<sandbox_record>,
@@ -210,6 +223,20 @@ using webhook_dispatcher_actor = caf::typed_actor<
   // Redeliver the event at `seq` to webhook `id`.
   caf::reacts_to<atom::redeliver, std::string, uint64_t>>;
 
+/// Builds the orgs' own templates (POST /templates), one at a time on a
+/// detached worker under the catalogue's build lock; the one writer of their
+/// records (reads go to the store directly).
+using template_builder_actor = caf::typed_actor<
+  // Checks `request` against the catalogue and the org's templates, stores
+  // the template (new, or the org's same-named one: a rebuild) with a new
+  // waiting build and queues it; replies with the stored template, whose
+  // `latest_build` is the new build. 409 while that template builds.
+  caf::replies_to<atom::create, template_request>::with<user_template>,
+  // Deletes template `ref` (id or name) of `org` with its builds, their
+  // logs and its root filesystems; 409 while it builds or while a live
+  // sandbox or a snapshot rests on it.
+  caf::replies_to<atom::remove, std::string, std::string>::with<bool>>;
+
 /// Turns a failure into a CAF error that keeps its status and message.
 caf::error to_error(const failure& f);
 
@@ -230,3 +257,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::webhook)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::registry_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::list_query)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::list_page)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::snapshot_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::network_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::template_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::user_template)

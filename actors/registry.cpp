@@ -8,6 +8,7 @@
 
 #include "actors/blocking.hpp"
 #include "actors/sandbox.hpp"
+#include "actors/template_builder.hpp"
 #include "core/ids.hpp"
 #include "runtime/containers.hpp"
 #include "runtime/templates.hpp"
@@ -71,11 +72,53 @@ bool matches(const sandbox_record& r, const list_query& q) {
   return true;
 }
 
+// What a sandbox is made from: a catalogue template, or one of the org's
+// snapshots (its layers on the template it was taken from).
+struct origin {
+  template_spec base;
+  std::optional<snapshot_info> snapshot;
+};
+
+result<origin> resolve_origin(const registry_config& cfg, const std::string& org,
+                              const std::string& template_id) {
+  auto tpl = cfg.templates->find(template_id);
+  if (tpl)
+    return origin{*tpl, std::nullopt};
+  // The org's own templates (POST /templates), by id or name: 409 while
+  // the first build of one is under way.
+  if (auto own = find_user_template_spec(*cfg.db, org, template_id)) {
+    if (!*own)
+      return own->error();
+    return origin{**own, std::nullopt};
+  }
+  auto snap = cfg.db->find_snapshot(org, template_id);
+  if (!snap)
+    return tpl.error();
+  auto base = cfg.templates->find(snap->template_id);
+  if (!base)
+    if (auto own = find_user_template_spec(*cfg.db, org, snap->template_id); own && *own)
+      base = **own;
+  if (!base)
+    return internal_error("snapshot " + snap->id + " rests on template " + snap->template_id
+                          + ", which this server no longer has");
+  return origin{*base, snap};
+}
+
 sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   auto& cfg = self->state.cfg;
-  sandbox_deps deps{cfg.runtime, cfg.db, cfg.log, self, "", std::nullopt, cfg.metrics_interval};
-  if (auto spec = cfg.templates->find(rec.template_id))
-    deps.lower_rootfs = cfg.templates->rootfs(*spec);
+  sandbox_deps deps;
+  deps.runtime = cfg.runtime;
+  deps.db = cfg.db;
+  deps.log = cfg.log;
+  deps.registry = self;
+  deps.metrics_interval = cfg.metrics_interval;
+  if (auto o = resolve_origin(cfg, rec.org_id, rec.template_id)) {
+    deps.lower_rootfs = cfg.templates->rootfs(o->base);
+    deps.base_template = o->base.name;
+    deps.start_cmd = o->base.start_cmd;
+    if (o->snapshot)
+      deps.layers = o->snapshot->layers;
+  }
   return deps;
 }
 
@@ -85,9 +128,10 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
   return {
     [=](atom::create, create_spec& spec) -> caf::result<sandbox_record> {
       auto& cfg = self->state.cfg;
-      auto tpl = cfg.templates->find(spec.template_id);
-      if (!tpl)
-        return to_error(tpl.error());
+      auto from = resolve_origin(cfg, spec.org_id, spec.template_id);
+      if (!from)
+        return to_error(from.error());
+      auto tpl = std::optional<template_spec>{from->base};
       if (!cfg.templates->is_built(*tpl))
         return to_error({503, "template " + tpl->name
                                 + " is not built yet; run: sandboxd template build "
@@ -106,8 +150,12 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       sandbox_record rec;
       rec.id = new_sandbox_id();
       rec.org_id = spec.org_id;
-      rec.template_id = tpl->name;
-      rec.alias = spec.alias.empty() ? tpl->name : spec.alias;
+      rec.template_id = from->snapshot ? from->snapshot->id : tpl->name;
+      rec.alias = !spec.alias.empty() ? spec.alias
+                  : from->snapshot    ? public_id(*from->snapshot)
+                                      : tpl->name;
+      if (spec.alias.empty() && !from->snapshot && tpl->user && !tpl->aliases.empty())
+        rec.alias = tpl->aliases.front(); // an org's own template: its name
       rec.idle_timeout_s = spec.idle_timeout_s;
       rec.max_end_ms = spec.max_lifetime_s * 1000; // a duration until `start`
       rec.metadata = std::move(spec.metadata);
@@ -126,6 +174,8 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         rec.ext[event_ext::keep_memory] = "false";
       if (spec.auto_resume)
         rec.ext[event_ext::auto_resume] = "true";
+      for (auto& [k, v] : network_ext(spec.network))
+        rec.ext[k] = v;
       auto deps = deps_for(self, rec);
       deps.launch = std::move(spec.agent);
       auto actor = spawn_sandbox(self->home_system(), rec, std::move(deps));

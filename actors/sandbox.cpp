@@ -115,16 +115,19 @@ void commit(self_ptr self, event e, record_cont k) {
       [=](caf::error& err) { k(from_error(err)); });
 }
 
-// Freezes the container (memory kept) and logs `paused`.
-void pause_sandbox(self_ptr self, record_cont k) {
+// Freezes the container (memory kept), or stops it keeping only its files
+// (memory freed), and logs `paused`.
+void pause_sandbox(self_ptr self, bool keep_memory, record_cont k) {
   auto rt = self->state.deps.runtime;
   auto id = self->state.rec.id;
-  run_blocking(self, true, [rt, id] { return rt->pause(id); },
+  run_blocking(self, true,
+               [rt, id, keep_memory] { return keep_memory ? rt->pause(id) : rt->stop(id); },
                [=](status s) {
                  if (!s)
                    return k(s.error());
                  auto e = make_event(self->state.rec, event_type::paused);
                  e.execution = current_execution(self->state.rec, now_ms());
+                 e.ext[event_ext::cold] = keep_memory ? "false" : "true";
                  commit(self, std::move(e), k);
                });
 }
@@ -182,13 +185,20 @@ std::vector<store::log_line> output_lines(const agent::exec_outcome& r) {
   return lines;
 }
 
+container_spec spec_of(const sandbox_record& rec, const std::string& lower,
+                       const std::vector<std::string>& layers);
+
 // Thaws a paused sandbox and logs `resumed`, its TTL restarting at
 // `timeout_s` from now. Serialized: requests that arrive meanwhile find it
 // running.
 void resume_sandbox(self_ptr self, int64_t timeout_s, record_cont k) {
   auto rt = self->state.deps.runtime;
   auto id = self->state.rec.id;
-  run_blocking(self, true, [rt, id] { return rt->resume(id); },
+  // A cold pause kept only the files: boot the container again on them.
+  auto cold = lifecycle_of(self->state.rec).cold;
+  auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
+  run_blocking(self, true,
+               [rt, id, cold, spec] { return cold ? rt->create(spec, false) : rt->resume(id); },
                [=](status s) {
                  if (!s)
                    return k(s.error());
@@ -204,7 +214,7 @@ void resume_sandbox(self_ptr self, int64_t timeout_s, record_cont k) {
 // the data plane wakes it), else with the reason it can't be used.
 void when_usable(self_ptr self, std::function<void(status)> k) {
   auto& rec = self->state.rec;
-  if (rec.state == sandbox_state::paused && lifecycle_of(rec).auto_resume) {
+  if (auto l = lifecycle_of(rec); rec.state == sandbox_state::paused && l.auto_resume && !l.cold) {
     spdlog::info("sandbox {}: resumed on use (autoResume)", rec.id);
     return resume_sandbox(self, rec.timeout_s, [k](result<sandbox_record> r) {
       k(r ? success() : status{r.error()});
@@ -250,6 +260,17 @@ void start_agent(self_ptr self, create_spec::agent_launch launch) {
                    st.deps.db, st.rec.id, self);
 }
 
+// Starts the template's start command (an org's own template): the agent
+// mechanism without the agent's status, its output in the sandbox's log.
+void start_template_cmd(self_ptr self, const std::string& cmd) {
+  nlohmann::json req = {{"op", "exec"},   {"cmd", "/bin/sh"},       {"args", {"-c", cmd}},
+                        {"user", "user"}, {"cwd", "/workspace"},   {"tag", "start-cmd"},
+                        {"stdin", false}};
+  auto& st = self->state;
+  spawn_agent_task(self->home_system(), st.deps.runtime->agent_socket(st.rec.id), req.dump(),
+                   st.deps.db, st.rec.id, self, false);
+}
+
 // Follows an agent that was running when sandboxd stopped.
 void reattach_agent(self_ptr self) {
   auto a = agent_of(self->state.rec);
@@ -277,10 +298,18 @@ bool agent_running(const sandbox_record& rec) {
   return !a.name.empty() && a.status != "completed" && a.status != "failed";
 }
 
-container_spec spec_of(const sandbox_record& rec, const std::string& lower) {
+network_policy policy_of(const sandbox_record& rec) {
+  auto n = network_of(rec);
+  return network_policy{n.internet, n.allow_out, n.deny_out};
+}
+
+container_spec spec_of(const sandbox_record& rec, const std::string& lower,
+                       const std::vector<std::string>& layers) {
   container_spec spec;
+  spec.network = policy_of(rec);
   spec.id = rec.id;
   spec.lower_rootfs = lower;
+  spec.layers = layers;
   spec.cpu_count = rec.cpu_count;
   spec.memory_mb = rec.memory_mb;
   spec.env = {
@@ -308,7 +337,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto rp = self->make_response_promise<sandbox_record>();
       auto k = deliver_to(rp);
       auto rt = self->state.deps.runtime;
-      auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs);
+      auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
       run_blocking(self, true, [rt, spec] { return rt->create(spec); },
                    [=](status s) {
                      auto& rec = self->state.rec;
@@ -346,6 +375,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                            start_agent(self, *launch);
                            launch.reset(); // the key stays in memory no longer than needed
                          }
+                         if (!self->state.deps.start_cmd.empty())
+                           start_template_cmd(self, self->state.deps.start_cmd);
                          return k(r);
                        }
                        // Not logged means not created: take the container back.
@@ -369,11 +400,19 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto rt = self->state.deps.runtime;
       auto id = self->state.rec.id;
       auto logged = self->state.rec.state;
+      auto cold = lifecycle_of(self->state.rec).cold;
+      auto policy = policy_of(self->state.rec);
       // Returns true when the container is gone and the sandbox is orphaned.
       run_blocking(
         self, true,
-        [rt, id, logged]() -> result<bool> {
+        [rt, id, logged, cold, policy]() -> result<bool> {
           auto st = rt->state(id);
+          // Paused without memory: the files are all there is.
+          if (cold) {
+            if (st)
+              rt->stop(id);
+            return false;
+          }
           if (!st || *st == "stopped" || *st == "created") {
             rt->destroy(id);
             return true;
@@ -384,6 +423,9 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
           if (*st == "paused" && logged == sandbox_state::running)
             if (auto s = rt->resume(id); !s)
               return s.error();
+          // Rules again, in case the host's ruleset was flushed meanwhile.
+          if (auto s = rt->update_network(id, policy); !s)
+            spdlog::warn("sandbox {}: network not re-applied: {}", id, s.error().message);
           return false;
         },
         [=](result<bool> orphaned) {
@@ -409,12 +451,12 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         });
       return rp;
     },
-    [=](atom::pause) -> caf::result<sandbox_record> {
+    [=](atom::pause, bool keep_memory) -> caf::result<sandbox_record> {
       auto chk = check_transition(self->state.rec.state, sandbox_op::pause);
       if (!chk)
         return to_error(chk.error());
       auto rp = self->make_response_promise<sandbox_record>();
-      pause_sandbox(self, deliver_to(rp));
+      pause_sandbox(self, keep_memory, deliver_to(rp));
       return rp;
     },
     [=](atom::connect, int64_t timeout_s) -> caf::result<connect_result> {
@@ -552,6 +594,77 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       spdlog::info("sandbox {}: idle for {} s", st.rec.id, st.rec.idle_timeout_s);
       kill_sandbox(self, kill_reason::idle, [](result<sandbox_record>) {});
     },
+    [=](atom::snapshot, const std::string& name, bool hidden) -> caf::result<snapshot_info> {
+      auto& rec = self->state.rec;
+      if (rec.state != sandbox_state::running && rec.state != sandbox_state::paused)
+        return to_error(check_transition(rec.state, sandbox_op::use).error());
+      auto rp = self->make_response_promise<snapshot_info>();
+      snapshot_info snap;
+      snap.id = new_sandbox_id();
+      snap.org_id = rec.org_id;
+      snap.name = name;
+      snap.sandbox_id = rec.id;
+      snap.template_id = self->state.deps.base_template;
+      snap.hidden = hidden;
+      auto rt = self->state.deps.runtime;
+      auto dest = rt->layer_dir(snap.id);
+      snap.layers = {dest};
+      for (auto& l : self->state.deps.layers)
+        snap.layers.push_back(l);
+      auto id = rec.id;
+      bool thaw = rec.state == sandbox_state::running;
+      // Serialized: nothing else happens to the sandbox while it is frozen.
+      run_blocking(
+        self, true,
+        [rt, id, dest, thaw]() -> status {
+          if (thaw)
+            if (auto s = rt->pause(id); !s)
+              return s;
+          auto copied = rt->copy_layer(id, dest);
+          if (thaw)
+            if (auto s = rt->resume(id); !s)
+              return s;
+          return copied;
+        },
+        [=](status s) mutable {
+          if (!s) {
+            rp.deliver(to_error(s.error()));
+            return;
+          }
+          auto done = snap;
+          done.created_ms = now_ms();
+          if (auto st = self->state.deps.db->put_snapshot(done); !st) {
+            rp.deliver(to_error(st.error()));
+            return;
+          }
+          spdlog::info("sandbox {}: snapshot {} taken", id, done.id);
+          rp.deliver(done);
+        });
+      return rp;
+    },
+    [=](atom::network, network_view& n) -> caf::result<sandbox_record> {
+      auto& rec = self->state.rec;
+      if (rec.state != sandbox_state::running && rec.state != sandbox_state::paused)
+        return to_error(check_transition(rec.state, sandbox_op::use).error());
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto k = deliver_to(rp);
+      auto ext = network_ext(n);
+      auto log_it = [=](status s) {
+        if (!s)
+          return k(s.error());
+        commit_ext(self, ext, k);
+      };
+      if (lifecycle_of(rec).cold) {
+        log_it(success()); // no container: applied when it boots again
+        return rp;
+      }
+      auto rt = self->state.deps.runtime;
+      auto id = rec.id;
+      auto policy = network_policy{n.internet, n.allow_out, n.deny_out};
+      run_blocking(self, true, [rt, id, policy] { return rt->update_network(id, policy); },
+                   log_it);
+      return rp;
+    },
     [=](atom::cancel) -> caf::result<sandbox_record> {
       auto chk = check_transition(self->state.rec.state, sandbox_op::use);
       if (!chk)
@@ -649,8 +762,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
           || self->state.rec.state != sandbox_state::running)
         return;
       spdlog::info("sandbox {}: timeout reached", self->state.rec.id);
-      if (lifecycle_of(self->state.rec).pause_on_timeout)
-        return pause_sandbox(self, [](result<sandbox_record>) {});
+      if (auto l = lifecycle_of(self->state.rec); l.pause_on_timeout)
+        return pause_sandbox(self, l.keep_memory, [](result<sandbox_record>) {});
       kill_sandbox(self, kill_reason::timeout, [](result<sandbox_record>) {});
     },
   };

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "actors/interfaces.hpp"
 
@@ -19,8 +21,13 @@ struct sandbox_deps {
   event_log_actor log;
   registry_actor registry;
   std::string lower_rootfs; // the template's root filesystem
+  std::string base_template; // its name in the catalogue
+  std::vector<std::string> layers; // snapshot layers above it, topmost first
   // A new sandbox's one-shot agent, started once `created` is logged.
   std::optional<create_spec::agent_launch> launch;
+  // The template's start command (an org's own template), run once `created`
+  // is logged: sh -c as `user` in /workspace, its output in the sandbox's log.
+  std::string start_cmd;
   std::chrono::milliseconds metrics_interval{5000}; // between cgroup samples
 };
 

@@ -13,6 +13,7 @@
 
 #include "actors/event_log.hpp"
 #include "actors/registry.hpp"
+#include "actors/template_builder.hpp"
 #include "cli/commands.hpp"
 #include "cli/defaults.hpp"
 #include "cli/options.hpp"
@@ -140,6 +141,8 @@ int serve(int argc, char** argv) {
                                         opts->get("template-cache", default_template_cache));
   if (!catalog)
     return fail(catalog.error().message);
+  // The orgs' own templates (POST /templates) are this server's data.
+  catalog->set_user_dir(dir + "/templates");
   for (auto& t : catalog->all())
     if (!catalog->is_built(t))
       spdlog::warn("template {} is not built (sandboxd template build {})", t.name, t.name);
@@ -192,10 +195,14 @@ int serve(int argc, char** argv) {
     if (!ok)
       return die("recovery failed");
   }
+  std::vector<template_spec> leftovers;
+  if (auto n = fail_interrupted_builds(*db, *templates, &leftovers))
+    spdlog::warn("{} template builds were interrupted by the restart", n);
+  auto builder = spawn_template_builder(sys, {db, templates, registry, leftovers});
   auto envd_hp = http::parse_listen(envd_listen);
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
                         "http://" + envd_listen, envd_hp->second, templates,
-                        std::make_shared<const agent_catalog>(std::move(*agents))};
+                        std::make_shared<const agent_catalog>(std::move(*agents)), builder};
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
     return die(server.error().message);

@@ -81,6 +81,10 @@ inline constexpr const char* agent_grace = "agent.grace_s";   // SIGTERM→SIGKI
 inline constexpr const char* on_timeout = "lifecycle.on_timeout";    // kill|pause
 inline constexpr const char* keep_memory = "lifecycle.keep_memory";  // "false": cold pause
 inline constexpr const char* auto_resume = "lifecycle.auto_resume";  // "true"|"false"
+inline constexpr const char* cold = "paused.cold";  // on `paused`: "true" memory freed, else "false"
+inline constexpr const char* net_internet = "network.internet";   // "true"|"false"; absent: default
+inline constexpr const char* net_allow = "network.allow_out";     // JSON array of strings
+inline constexpr const char* net_deny = "network.deny_out";       // JSON array of strings
 } // namespace event_ext
 
 /// E2B's public shape: {id, version, type, timestamp, sandboxId, ...,

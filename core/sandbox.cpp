@@ -143,7 +143,40 @@ lifecycle_view lifecycle_of(const sandbox_record& rec) {
   l.pause_on_timeout = is(event_ext::on_timeout, "pause");
   l.keep_memory = !is(event_ext::keep_memory, "false");
   l.auto_resume = is(event_ext::auto_resume, "true");
+  l.cold = rec.state == sandbox_state::paused && is(event_ext::cold, "true");
   return l;
+}
+
+network_view network_of(const sandbox_record& rec) {
+  network_view n;
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = rec.ext.find(key);
+    return it == rec.ext.end() ? nullptr : &it->second;
+  };
+  if (auto v = get(event_ext::net_internet); v && !v->empty()) {
+    n.internet_set = true;
+    n.internet = *v == "true";
+  }
+  auto list = [](const std::string* v) {
+    std::vector<std::string> out;
+    if (!v)
+      return out;
+    auto j = nlohmann::json::parse(*v, nullptr, false);
+    if (j.is_array())
+      for (auto& x : j)
+        if (x.is_string())
+          out.push_back(x.get<std::string>());
+    return out;
+  };
+  n.allow_out = list(get(event_ext::net_allow));
+  n.deny_out = list(get(event_ext::net_deny));
+  return n;
+}
+
+std::map<std::string, std::string> network_ext(const network_view& n) {
+  return {{event_ext::net_internet, n.internet_set ? (n.internet ? "true" : "false") : ""},
+          {event_ext::net_allow, nlohmann::json(n.allow_out).dump()},
+          {event_ext::net_deny, nlohmann::json(n.deny_out).dump()}};
 }
 
 nlohmann::json to_storage_json(const sandbox_record& r) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,13 @@ enum class sandbox_state : uint8_t { creating, running, paused, stopped, error }
 
 std::string to_string(sandbox_state s);
 std::optional<sandbox_state> parse_sandbox_state(const std::string& s);
+
+/// E2B's egress settings: allowInternetAccess and network{allowOut, denyOut}.
+struct network_view {
+  bool internet = true;
+  bool internet_set = false; // allowInternetAccess was given (else reported as null)
+  std::vector<std::string> allow_out, deny_out;
+};
 
 /// What a client asked for when creating a sandbox (already validated).
 struct create_spec {
@@ -45,6 +53,7 @@ struct create_spec {
   bool auto_pause = false;
   bool auto_pause_memory = true;
   bool auto_resume = false;
+  network_view network;
 };
 
 /// Everything known about one sandbox; rebuilt by folding its events.
@@ -90,8 +99,14 @@ struct lifecycle_view {
   bool pause_on_timeout = false;
   bool keep_memory = true;
   bool auto_resume = false;
+  bool cold = false; // paused without its memory: the container is stopped
 };
 lifecycle_view lifecycle_of(const sandbox_record& rec);
+
+network_view network_of(const sandbox_record& rec);
+/// The named facts (event::ext) that record `n`; every key, so an update
+/// replaces the whole policy.
+std::map<std::string, std::string> network_ext(const network_view& n);
 
 /// Operations a client (or a timer) can ask of a sandbox.
 enum class sandbox_op : uint8_t { pause, resume, kill, set_timeout, use };

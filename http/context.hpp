@@ -26,6 +26,7 @@ struct api_context {
   int envd_port = 0;
   std::shared_ptr<const template_catalog> templates;
   std::shared_ptr<const agent_catalog> agents;
+  template_builder_actor template_builder; // the orgs' own templates
 };
 
 /// Replies with the error carried by a failed request.

@@ -25,6 +25,10 @@ nlohmann::json sandbox_json(const sandbox_record& rec, const std::string& secret
     {"diskSizeMB", rec.disk_size_mb},
     {"lifecycle", {{"onTimeout", lifecycle_of(rec).pause_on_timeout ? "pause" : "kill"},
                    {"autoResume", lifecycle_of(rec).auto_resume}}},
+    {"allowInternetAccess", network_of(rec).internet_set
+                              ? nlohmann::json(network_of(rec).internet)
+                              : nlohmann::json(nullptr)},
+    {"network", {{"allowOut", network_of(rec).allow_out}, {"denyOut", network_of(rec).deny_out}}},
   };
 }
 

@@ -9,6 +9,7 @@
 #include "http/context.hpp"
 #include "http/e2b_json.hpp"
 #include "http/routes.hpp"
+#include "runtime/network.hpp"
 #include "storage/store.hpp"
 
 namespace sandboxd::http {
@@ -16,6 +17,61 @@ namespace sandboxd::http {
 namespace {
 
 constexpr int64_t max_timeout_s = 24 * 3600;
+
+} // namespace
+
+namespace {
+
+result<std::vector<std::string>> string_list(const json& obj, const std::string& name) {
+  std::vector<std::string> out;
+  auto i = obj.find(name);
+  if (i == obj.end() || i->is_null())
+    return out;
+  if (!i->is_array())
+    return bad_request(name + " must be an array of strings");
+  for (auto& x : *i) {
+    if (!x.is_string())
+      return bad_request(name + " must be an array of strings");
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+// E2B's egress settings: `allow_internet_access` (the SDK's spelling) or
+// `allowInternetAccess`, and allowOut/denyOut found in `rules` (the create's
+// `network` object, or the PUT body itself). Features this server has no
+// proxy for are refused rather than silently ignored.
+result<network_view> parse_network(const json& top, const json& rules) {
+  network_view n;
+  for (auto name : {"allow_internet_access", "allowInternetAccess"}) {
+    auto v = bool_field(top, name, true);
+    if (!v)
+      return v.error();
+    if (top.contains(name) && !top[name].is_null()) {
+      n.internet = *v;
+      n.internet_set = true;
+    }
+  }
+  if (!rules.is_object())
+    return bad_request("network must be an object");
+  auto allow = string_list(rules, "allowOut");
+  if (!allow)
+    return allow.error();
+  auto deny = string_list(rules, "denyOut");
+  if (!deny)
+    return deny.error();
+  n.allow_out = std::move(*allow);
+  n.deny_out = std::move(*deny);
+  for (auto name : {"egressProxy", "rules", "httpsPorts"}) {
+    auto v = rules.find(name);
+    if (v != rules.end() && !v->is_null() && !v->empty())
+      return bad_request(std::string{"network."} + name
+                         + " is not supported by this server (it has no egress proxy)");
+  }
+  if (auto st = validate(network_policy{n.internet, n.allow_out, n.deny_out}); !st)
+    return st.error();
+  return n;
+}
 
 } // namespace
 
@@ -54,9 +110,15 @@ void create_sandbox(api_context& ctx, request& req) {
     return req.out->send_error(bad_request("autoResume needs autoPause: only a sandbox paused on timeout can resume on use"));
   if (auto_resume && !*keep_memory)
     return req.out->send_error(bad_request("autoResume cannot be combined with autoPauseMemory false: a sandbox paused without its memory is resumed explicitly"));
+  auto network = parse_network(*body, body->value("network", json::object()).is_null()
+                                         ? json::object()
+                                         : body->value("network", json::object()));
+  if (!network)
+    return req.out->send_error(network.error());
   create_spec spec;
   spec.org_id = req.org;
   spec.template_id = *tpl;
+  spec.network = std::move(*network);
   spec.timeout_s = *timeout;
   spec.metadata = std::move(*metadata);
   spec.env_vars = std::move(*env);
@@ -217,10 +279,19 @@ void kill_sandbox(api_context& ctx, request& req) {
   });
 }
 
+// POST /sandboxes/:id/pause {memory=true}: memory false frees the memory,
+// keeping the files; resuming then boots the sandbox fresh on them.
 void pause_sandbox(api_context& ctx, request& req) {
+  auto body = parse_object(req.body, true);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto memory = bool_field(*body, "memory", true);
+  if (!memory)
+    return req.out->send_error(memory.error());
   auto out = req.out;
+  auto keep = *memory;
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
-    self->request(sb, caf::infinite, atom::pause::value)
+    self->request(sb, caf::infinite, atom::pause::value, keep)
       .then([=](sandbox_record&) { out->send_empty(204); }, reply_error_to(out));
   });
 }
@@ -280,6 +351,24 @@ void refresh_sandbox(api_context& ctx, request& req) {
   if (!d)
     return req.out->send_error(d.error());
   set_timeout(ctx, req, "duration", 60);
+}
+
+// PUT /sandboxes/:id/network: replaces the whole egress policy (omitted
+// fields are cleared), live: open connections that the new rules refuse
+// are cut too.
+void update_network(api_context& ctx, request& req) {
+  auto body = parse_object(req.body, true);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto n = parse_network(*body, *body);
+  if (!n)
+    return req.out->send_error(n.error());
+  auto out = req.out;
+  auto policy = *n;
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::network::value, policy)
+      .then([=](sandbox_record&) { out->send_empty(204); }, reply_error_to(out));
+  });
 }
 
 } // namespace sandboxd::http

@@ -5,7 +5,8 @@
 namespace sandboxd::http {
 
 // Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, metrics_routes.cpp,
-// logs_routes.cpp, events_routes.cpp, webhook_routes.cpp, e2a_routes.cpp.
+// logs_routes.cpp, snapshot_routes.cpp, events_routes.cpp, webhook_routes.cpp,
+// e2a_routes.cpp.
 void create_sandbox(api_context&, request&);
 void list_sandboxes(api_context&, request&);
 void list_sandboxes_v2(api_context&, request&);
@@ -27,6 +28,10 @@ void sandboxes_metrics(api_context&, request&);
 void prometheus_metrics(api_context&, request&);
 void sandbox_logs(api_context&, request&);
 void sandbox_logs_v2(api_context&, request&);
+void create_snapshot(api_context&, request&);
+void list_snapshots(api_context&, request&);
+void fork_sandbox(api_context&, request&);
+void update_network(api_context&, request&);
 void org_events(api_context&, request&);
 void sandbox_events(api_context&, request&);
 void audit_head(api_context&, request&);
@@ -44,6 +49,14 @@ void e2a_exec(api_context&, request&);
 void e2a_delete(api_context&, request&);
 void e2a_logs(api_context&, request&);
 void e2a_cancel(api_context&, request&);
+// template_routes.cpp
+void list_templates(api_context&, request&);
+void list_templates_v2(api_context&, request&);
+void create_template(api_context&, request&);
+void get_template(api_context&, request&);
+void delete_template(api_context&, request&);
+void template_alias(api_context&, request&);
+void template_build_status(api_context&, request&);
 
 namespace {
 
@@ -80,6 +93,10 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/sandboxes/:id/envs", sandbox_envs},
     {"GET", "/sandboxes/:id/logs", sandbox_logs},
     {"GET", "/v2/sandboxes/:id/logs", sandbox_logs_v2},
+    {"POST", "/sandboxes/:id/snapshots", create_snapshot},
+    {"GET", "/snapshots", list_snapshots},
+    {"POST", "/sandboxes/:id/fork", fork_sandbox},
+    {"PUT", "/sandboxes/:id/network", update_network},
     {"GET", "/events/sandboxes", org_events},
     {"GET", "/events/sandboxes/:id", sandbox_events},
     {"GET", "/events/audit/head", audit_head},
@@ -97,6 +114,13 @@ const std::vector<route>& control_plane_routes() {
     {"POST", "/v1/sandboxes/:id/exec", e2a_exec},
     {"GET", "/v1/sandboxes/:id/logs", e2a_logs},
     {"POST", "/v1/sandboxes/:id/cancel", e2a_cancel},
+    {"GET", "/templates", list_templates},
+    {"POST", "/templates", create_template},
+    {"GET", "/v2/templates", list_templates_v2},
+    {"GET", "/templates/aliases/:alias", template_alias},
+    {"GET", "/templates/:id", get_template},
+    {"DELETE", "/templates/:id", delete_template},
+    {"GET", "/templates/:id/builds/:buildId/status", template_build_status},
   };
   return routes;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -62,15 +63,22 @@ std::string bind_source_error(const std::string& what, const std::string& p) {
   return what + " " + p + ": " + strerror(errno);
 }
 
+network_config in_data_dir(network_config cfg, const std::string& data_dir) {
+  cfg.work_dir = data_dir + "/runtime";
+  return cfg;
+}
+
 } // namespace
 
 container_runtime::container_runtime(std::string runtime_bin,
                                      std::string data_dir,
-                                     std::string agent_bin)
+                                     std::string agent_bin,
+                                     network_config network)
   : runtime_bin_(std::move(runtime_bin)),
     data_dir_(std::move(data_dir)),
     state_root_(data_dir_ + "/runtime/state"),
-    agent_source_(std::move(agent_bin)) {
+    agent_source_(std::move(agent_bin)),
+    net_(in_data_dir(std::move(network), data_dir_)) {
   std::error_code ec;
   fs::create_directories(state_root_, ec);
   fs::create_directories(data_dir_ + "/sandboxes", ec);
@@ -118,6 +126,11 @@ status container_runtime::check_host() {
   if (!out || out->exit_code != 0)
     return internal_error("OCI runtime '" + runtime_bin_
                           + "' is not usable; install crun (apt-get install crun)");
+  if (auto st = net_.check_host(); !st)
+    return st;
+  // Policy chains left by sandboxes that are gone (crashes, killed netns).
+  if (auto swept = net_.sweep(); !swept)
+    return swept.error();
   return success();
 }
 
@@ -218,9 +231,13 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
   return cfg.dump(2);
 }
 
-status container_runtime::create(const container_spec& spec) {
+status container_runtime::create(const container_spec& spec, bool fresh) {
   if (!is_valid_sandbox_id(spec.id))
     return internal_error("invalid sandbox id " + spec.id);
+  // A failed start takes back what it made; a restart keeps the files.
+  auto undo = [&](const std::string& id) { return fresh ? destroy(id) : stop(id); };
+  if (auto st = validate(spec.network); !st)
+    return st;
   auto dir = sandbox_dir(spec.id);
   std::error_code ec;
   for (auto sub : {"/upper", "/work", "/rootfs", "/run"})
@@ -228,24 +245,38 @@ status container_runtime::create(const container_spec& spec) {
   if (ec)
     return internal_error("cannot create " + dir + ": " + ec.message());
   ::chmod(dir.c_str(), 0711);
-  auto opts = "lowerdir=" + spec.lower_rootfs + ",upperdir=" + dir
+  std::string lowers;
+  for (auto& layer : spec.layers)
+    lowers += layer + ":";
+  auto opts = "lowerdir=" + lowers + spec.lower_rootfs + ",upperdir=" + dir
               + "/upper,workdir=" + dir + "/work";
   if (::mount("overlay", (dir + "/rootfs").c_str(), "overlay", 0, opts.c_str())
       != 0) {
     auto err = bind_source_error("mount overlay on", dir + "/rootfs");
-    destroy(spec.id);
+    undo(spec.id);
     return internal_error(err);
   }
   {
     std::ofstream out{dir + "/config.json"};
     out << bundle_config(spec);
   }
-  auto out = run_command(runtime_cmd({"run", "--detach", "--bundle", dir, spec.id}),
+  if (auto st = net_.write_resolv_conf(dir + "/rootfs", spec.network); !st) {
+    undo(spec.id);
+    return st;
+  }
+  auto out = run_command(runtime_cmd({"run", "--detach", "--pid-file", dir + "/init.pid",
+                                      "--bundle", dir, spec.id}),
                          std::chrono::seconds(30), dir + "/console.log");
   if (!out || out->exit_code != 0) {
     auto why = out ? read_file(dir + "/console.log") : out.error().message;
-    destroy(spec.id);
+    undo(spec.id);
     return internal_error("container start failed: " + why);
+  }
+  // The network, while the agent starts: veth, address, NAT, policy.
+  int pid = std::atoi(read_file(dir + "/init.pid").c_str());
+  if (auto st = net_.setup(spec.id, pid, spec.network); !st) {
+    undo(spec.id);
+    return st;
   }
   // The agent is up when its socket accepts a connection.
   auto sock = agent_socket(spec.id);
@@ -261,7 +292,7 @@ status container_runtime::create(const container_spec& spec) {
       return success();
     if (std::chrono::steady_clock::now() > deadline) {
       auto log = read_file(dir + "/console.log");
-      destroy(spec.id);
+      undo(spec.id);
       return internal_error("sandbox agent did not start: " + log);
     }
     std::this_thread::sleep_for(std::chrono::microseconds(500));
@@ -286,13 +317,16 @@ status container_runtime::resume(const std::string& id) {
   return success();
 }
 
-status container_runtime::destroy(const std::string& id) {
+status container_runtime::stop(const std::string& id) {
   if (!is_valid_sandbox_id(id))
     return internal_error("invalid sandbox id " + id);
   auto out = run_command(runtime_cmd({"delete", "--force", id}));
   std::string failures;
   if (out && out->exit_code != 0 && state(id).ok())
     failures = "delete failed: " + out->output;
+  // After the container: its processes are gone before its rules are.
+  if (auto st = net_.teardown(id); !st)
+    failures += (failures.empty() ? "" : "; ") + st.error().message;
   auto dir = sandbox_dir(id);
   auto merged = dir + "/rootfs";
   if (::umount2(merged.c_str(), MNT_DETACH) != 0 && errno != EINVAL
@@ -304,11 +338,27 @@ status container_runtime::destroy(const std::string& id) {
   }
   if (!failures.empty())
     return internal_error(failures);
+  return success();
+}
+
+status container_runtime::destroy(const std::string& id) {
+  if (auto st = stop(id); !st)
+    return st;
+  auto dir = sandbox_dir(id);
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (ec)
     return internal_error("cannot remove " + dir + ": " + ec.message());
   return success();
+}
+
+status container_runtime::update_network(const std::string& id,
+                                         const network_policy& policy) {
+  if (!is_valid_sandbox_id(id))
+    return internal_error("invalid sandbox id " + id);
+  if (auto st = net_.update(id, policy); !st)
+    return st;
+  return net_.write_resolv_conf(sandbox_dir(id) + "/rootfs", policy);
 }
 
 result<std::string> container_runtime::state(const std::string& id) {
@@ -392,6 +442,28 @@ result<container_sample> container_runtime::sample(const std::string& id,
   s.disk_used = disk;
   s.disk_total = static_cast<int64_t>(disk_size_mb) * 1024 * 1024;
   return s;
+}
+
+status container_runtime::copy_layer(const std::string& id, const std::string& dest) {
+  std::error_code ec;
+  if (fs::exists(dest, ec))
+    return conflict("snapshot layer " + dest + " exists already");
+  fs::create_directories(fs::path{dest}.parent_path(), ec);
+  auto tmp = dest + ".copying";
+  fs::remove_all(tmp, ec);
+  // cp -a keeps owners, modes, xattrs (overlay's opaque markers) and the
+  // whiteout device nodes that record deletions; reflinks where possible.
+  auto r = run_command({"cp", "-a", "--reflink=auto", sandbox_dir(id) + "/upper", tmp},
+                       std::chrono::minutes(10));
+  if (!r || r->exit_code != 0) {
+    fs::remove_all(tmp, ec);
+    return internal_error("cannot copy the sandbox's files: "
+                          + (r ? r->output : r.error().message));
+  }
+  fs::rename(tmp, dest, ec);
+  if (ec)
+    return internal_error("cannot move the snapshot layer into place: " + ec.message());
+  return success();
 }
 
 } // namespace sandboxd

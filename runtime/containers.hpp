@@ -15,46 +15,49 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "core/sample.hpp"
+#include "runtime/network.hpp"
 
 namespace sandboxd {
 
 struct container_spec {
   std::string id;
   std::string lower_rootfs; // the template, never written
+  // Snapshot layers stacked on the template, topmost first (a sandbox made
+  // from a snapshot); read-only like the template.
+  std::vector<std::string> layers;
   int cpu_count = 2;
   int memory_mb = 512;
   int pids_max = 1024;
   std::map<std::string, std::string> env;
+  network_policy network; // allowInternetAccess + network{allowOut, denyOut}
 };
 
-/// A point-in-time reading of a sandbox's cgroup and overlay.
-struct container_sample {
-  int64_t timestamp_ms = 0;
-  int cpu_count = 0;
-  double cpu_used_pct = 0;
-  int64_t mem_used = 0;
-  int64_t mem_total = 0;
-  int64_t mem_cache = 0;
-  int64_t disk_used = 0;
-  int64_t disk_total = 0;
-};
 
 class container_runtime {
 public:
   /// `runtime_bin`: crun, runc or a path. `agent_bin`: our agent, copied into
   /// the data dir so rebuilding the repo never changes a live sandbox's init.
   container_runtime(std::string runtime_bin, std::string data_dir,
-                    std::string agent_bin);
+                    std::string agent_bin, network_config network = {});
 
   /// Checks the runtime works on this host; the failure explains the fix.
   status check_host();
 
   /// Creates and starts the container and waits until its agent answers.
-  status create(const container_spec& spec);
+  /// Not `fresh`: starts a stopped sandbox again on its kept files (a cold
+  /// resume); a failure then stops it without removing them.
+  status create(const container_spec& spec, bool fresh = true);
+  /// Removes the container and its mounts but keeps its files (a pause
+  /// that frees memory). `create(spec, false)` starts it again.
+  status stop(const std::string& id);
   status pause(const std::string& id);
   status resume(const std::string& id);
-  /// Removes the container, its cgroup, mounts and files. Idempotent.
+  /// Removes the container, its network, cgroup, mounts and files. Idempotent.
   status destroy(const std::string& id);
+  /// Replaces a live sandbox's egress policy (PUT /sandboxes/:id/network):
+  /// 400 for a bad policy, 404 when the sandbox has no network.
+  status update_network(const std::string& id, const network_policy& policy);
 
   /// "running", "paused", "stopped", or 404 when the runtime has no such
   /// container.
@@ -62,6 +65,16 @@ public:
 
   /// Ids of every container in our own runtime state root.
   result<std::vector<std::string>> list();
+
+  /// Copies the sandbox's writable layer into `dest` (which must not exist)
+  /// as a read-only layer for new sandboxes. The caller freezes the sandbox
+  /// first so the copy is consistent.
+  status copy_layer(const std::string& id, const std::string& dest);
+
+  /// Where the layer of snapshot `snapshot_id` lives.
+  std::string layer_dir(const std::string& snapshot_id) const {
+    return data_dir_ + "/snapshots/" + snapshot_id;
+  }
 
   /// The host path of the agent's unix socket for sandbox `id`.
   std::string agent_socket(const std::string& id) const;
@@ -81,6 +94,7 @@ private:
   std::string agent_bin_;
   std::mutex cpu_mtx_; // previous cpu readings, for usage between samples
   std::map<std::string, std::pair<int64_t, int64_t>> last_cpu_;
+  sandbox_network net_;
 };
 
 } // namespace sandboxd

@@ -1,7 +1,11 @@
 #include "runtime/templates.hpp"
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -128,29 +132,72 @@ int bounded_int(const nlohmann::json& t, const char* key, int fallback, int lo, 
   return v.get<int>();
 }
 
+// The executable `name` names: itself when it holds a '/', else the first
+// match on PATH.
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos)
+    return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    auto end = dirs.find(':', start);
+    if (end == std::string::npos)
+      end = dirs.size();
+    auto dir = dirs.substr(start, end - start);
+    auto candidate = (dir.empty() ? std::string{"."} : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
 // Runs argv with stdout and stderr going line by line to `progress`; the
-// exit status as waitpid reports it, or -1 when it could not start.
+// exit status as waitpid reports it, or -1 when it could not start. The
+// child gets SIGTERM when the calling thread ends (sandboxd exits mid-build):
+// mmdebstrap then unmounts what it mounted and stops.
 int run_streaming(const std::vector<std::string>& argv,
                   const std::function<void(const std::string&)>& progress) {
+  auto exe = find_program(argv[0]);
+  if (exe.empty()) {
+    progress("cannot run " + argv[0] + ": not found on PATH");
+    return -1;
+  }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
     return -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   std::vector<char*> args;
   for (auto& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  auto parent = ::getpid();
+  struct rlimit files {};
+  int max_fd = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                 ? static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 20))
+                 : 1 << 16;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent)
+      ::_exit(127);
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(fds[1], 1) < 0 || ::dup2(fds[1], 2) < 0)
+      ::_exit(127);
+    // Nothing else of the server's (its listening sockets, the store's
+    // files) reaches the build, which may outlive the server for a moment.
+    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+      for (int fd = 3; fd < max_fd; ++fd)
+        ::close(fd);
+    ::execve(exe.c_str(), args.data(), environ);
+    ::_exit(127);
+  }
+  int err = errno;
   ::close(fds[1]);
-  if (rc != 0) {
+  if (pid < 0) {
     ::close(fds[0]);
-    progress("cannot run " + argv[0] + ": " + std::strerror(rc));
+    progress("cannot run " + argv[0] + ": " + std::strerror(err));
     return -1;
   }
   FILE* in = ::fdopen(fds[0], "r");
@@ -205,6 +252,63 @@ private:
   int fd_ = -1;
 };
 
+// Failures of remove_one_fs's walk (nftw's callback takes no context).
+thread_local int removal_failures = 0;
+
+int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
+  int rc = type == FTW_DP ? ::rmdir(path) : ::unlink(path);
+  if (rc != 0 && errno != ENOENT)
+    ++removal_failures;
+  return 0;
+}
+
+// Removes `dir` without ever leaving its filesystem: whatever is mounted
+// inside (even a mount that appeared after the caller looked) is neither
+// entered nor removed, so the directory holding it stays and the removal
+// reports an error instead of emptying the host's /dev or /proc.
+void remove_one_fs(const std::string& dir, std::error_code& ec) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0)
+    return;
+  removal_failures = 0;
+  ::nftw(dir.c_str(), remove_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (removal_failures > 0 || ::lstat(dir.c_str(), &st) == 0)
+    ec = std::make_error_code(std::errc::device_or_resource_busy);
+}
+
+// Whether a process names `dir` on its command line: mmdebstrap (and its
+// forks) building into it.
+bool being_built(const std::string& dir) {
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator("/proc", ec)) {
+    auto pid = e.path().filename().string();
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+      continue;
+    std::ifstream in{e.path() / "cmdline"};
+    std::string cmdline{std::istreambuf_iterator<char>{in}, {}};
+    if (cmdline.find(dir + "/") != std::string::npos || cmdline.find(dir + std::string(1, '\0')) != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+// Waits (at most `wait`) until no process builds into `dir`, telling
+// `progress` once; false when one still does.
+bool wait_until_unused(const std::string& dir, std::chrono::seconds wait,
+                       const std::function<void(const std::string&)>& progress) {
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  bool told = false;
+  while (being_built(dir)) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    if (!told)
+      progress("waiting for an earlier build into " + dir + " to stop");
+    told = true;
+    ::usleep(200 * 1000);
+  }
+  return true;
+}
+
 // Removes a directory a build left, after unmounting whatever an interrupted
 // mmdebstrap left mounted inside it (/proc, /sys, device nodes), so removal
 // never walks into a mount.
@@ -232,7 +336,7 @@ void remove_build_dir(const std::string& dir, std::error_code& ec) {
             [](auto& a, auto& b) { return a.size() > b.size(); });
   for (auto& m : inside)
     ::umount2(m.c_str(), MNT_DETACH);
-  fs::remove_all(dir, ec);
+  remove_one_fs(dir, ec);
 }
 
 } // namespace
@@ -342,20 +446,7 @@ result<template_catalog> template_catalog::load(const std::string& spec_file,
       s.packages.erase(std::unique(s.packages.begin(), s.packages.end()), s.packages.end());
       if (s.packages.empty())
         throw std::runtime_error(where + ": no packages");
-      // What the root filesystem is made of; resources and env are applied
-      // when a sandbox starts, so they are not in it.
-      std::string canon;
-      canon_add(canon, cat.suite_);
-      canon_add(canon, cat.mirror_);
-      canon_add(canon, "minbase");
-      canon_add(canon, setup_recipe);
-      for (auto& o : dpkg_options)
-        canon_add(canon, "dpkg:" + o);
-      for (auto& p : s.packages)
-        canon_add(canon, "package:" + p);
-      for (auto& r : s.run)
-        canon_add(canon, "run:" + r);
-      s.hash = sha256_hex(canon).substr(0, 16);
+      s.hash = cat.hash_of(s.packages, s.run);
       cat.specs_.push_back(std::move(s));
     }
   } catch (const std::exception& e) {
@@ -378,8 +469,122 @@ std::vector<template_spec> template_catalog::all() const {
   return specs_;
 }
 
+// What the root filesystem is made of; resources and env are applied when a
+// sandbox starts, so they are not in it.
+std::string template_catalog::hash_of(const std::vector<std::string>& packages,
+                                      const std::vector<std::string>& run) const {
+  std::string canon;
+  canon_add(canon, suite_);
+  canon_add(canon, mirror_);
+  canon_add(canon, "minbase");
+  canon_add(canon, setup_recipe);
+  for (auto& o : dpkg_options)
+    canon_add(canon, "dpkg:" + o);
+  for (auto& p : packages)
+    canon_add(canon, "package:" + p);
+  for (auto& r : run)
+    canon_add(canon, "run:" + r);
+  return sha256_hex(canon).substr(0, 16);
+}
+
 std::string template_catalog::dir_of(const template_spec& spec) const {
-  return cache_dir_ + "/" + spec.name + "-" + spec.hash;
+  auto& base = spec.user && !user_dir_.empty() ? user_dir_ : cache_dir_;
+  return base + "/" + spec.name + "-" + spec.hash;
+}
+
+void template_catalog::set_user_dir(const std::string& dir) {
+  user_dir_ = dir;
+}
+
+result<template_build> template_catalog::recipe(const template_request& req) const {
+  for (auto& s : specs_)
+    if (s.name == req.name
+        || std::find(s.aliases.begin(), s.aliases.end(), req.name) != s.aliases.end())
+      return conflict("the name " + req.name + " is taken by the catalogue template " + s.name);
+  auto parent = find(req.extends);
+  if (!parent) {
+    std::string known;
+    for (auto& s : specs_)
+      known += (known.empty() ? "" : ", ") + s.name;
+    return bad_request("extends: unknown template " + req.extends
+                       + " (the catalogue's templates: " + known + ")");
+  }
+  template_build b;
+  b.parent = parent->name;
+  b.packages = parent->packages;
+  b.packages.insert(b.packages.end(), req.packages.begin(), req.packages.end());
+  std::sort(b.packages.begin(), b.packages.end());
+  b.packages.erase(std::unique(b.packages.begin(), b.packages.end()), b.packages.end());
+  b.run = parent->run;
+  b.env = parent->env;
+  for (auto& [k, v] : req.env)
+    b.env[k] = v;
+  b.start_cmd = req.start_cmd;
+  b.cpu_count = req.cpu_count.value_or(parent->cpu_count);
+  b.memory_mb = req.memory_mb.value_or(parent->memory_mb);
+  b.hash = hash_of(b.packages, b.run);
+  return b;
+}
+
+template_spec template_catalog::user_spec(const user_template& t, const template_build& b) {
+  template_spec s;
+  s.name = t.id;
+  s.description = "template " + t.name + " of its org, build " + b.id;
+  s.aliases = {t.name};
+  s.extends = b.parent;
+  s.packages = b.packages;
+  s.run = b.run;
+  s.env = b.env;
+  s.cpu_count = b.cpu_count;
+  s.memory_mb = b.memory_mb;
+  s.hash = b.hash;
+  s.user = true;
+  s.start_cmd = b.start_cmd;
+  return s;
+}
+
+int64_t template_catalog::built_at_ms(const template_spec& spec) const {
+  if (!is_built(spec))
+    return 0;
+  struct stat st {};
+  if (::stat((dir_of(spec) + "/" + marker_file).c_str(), &st) != 0)
+    return 0;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+status template_catalog::discard_partial(const template_spec& spec,
+                                         std::chrono::seconds wait) const {
+  auto dir = dir_of(spec) + ".building";
+  if (!wait_until_unused(dir, wait, [](const std::string&) {}))
+    return conflict("a process still builds into " + dir);
+  std::error_code ec;
+  remove_build_dir(dir, ec);
+  if (ec)
+    return internal_error("cannot remove " + dir + ": " + ec.message());
+  return success();
+}
+
+status template_catalog::remove_user_template(const std::string& template_id) const {
+  // Only ever names made by user_spec: "<20 of [a-z0-9]>-<hash>[.building]".
+  if (template_id.size() != 20
+      || !std::all_of(template_id.begin(), template_id.end(), [](char c) {
+           return std::islower(static_cast<unsigned char>(c))
+                  || std::isdigit(static_cast<unsigned char>(c));
+         }))
+    return bad_request("not a template id: " + template_id);
+  auto base = user_dir_.empty() ? cache_dir_ : user_dir_;
+  std::error_code ec;
+  std::vector<std::string> doomed;
+  for (auto& e : fs::directory_iterator(base, ec))
+    if (e.path().filename().string().rfind(template_id + "-", 0) == 0)
+      doomed.push_back(e.path().string());
+  for (auto& d : doomed) {
+    std::error_code rc;
+    remove_build_dir(d, rc);
+    if (rc)
+      return internal_error("cannot remove " + d + ": " + rc.message());
+  }
+  return success();
 }
 
 std::string template_catalog::rootfs(const template_spec& spec) const {
@@ -464,7 +669,13 @@ status template_catalog::build(
   auto started = std::chrono::steady_clock::now();
   auto final_dir = dir_of(spec);
   auto tmp_dir = final_dir + ".building";
+  // A server that died mid-build leaves its mmdebstrap finishing a step.
+  if (!wait_until_unused(tmp_dir, std::chrono::seconds(600), progress))
+    return internal_error("an earlier build into " + tmp_dir + " does not stop");
   remove_build_dir(tmp_dir, ec);
+  if (ec)
+    return internal_error("cannot remove what an earlier build left in " + tmp_dir + ": "
+                          + ec.message());
   fs::create_directories(tmp_dir, ec);
   if (ec)
     return internal_error("cannot create " + tmp_dir + ": " + ec.message());
@@ -477,13 +688,23 @@ status template_catalog::build(
   for (auto& s : specs_)
     if (s.hash == spec.hash && s.name != spec.name && is_built(s))
       twin = &s;
+  bool linked = false;
   if (twin) {
     progress("template " + spec.name + " has the spec of " + twin->name
              + ": linking its files");
     int st = run_streaming({"cp", "-a", "-l", rootfs(*twin), tmp_dir + "/rootfs"}, progress);
-    if (st != 0)
-      return fail("cannot link template " + twin->name + " (" + describe_exit(st) + ")");
-  } else {
+    linked = st == 0;
+    if (!linked) {
+      // E.g. another filesystem: build it instead.
+      progress("cannot link template " + twin->name + " (" + describe_exit(st)
+               + "): building instead");
+      remove_build_dir(tmp_dir, ec);
+      fs::create_directories(tmp_dir, ec);
+      if (ec)
+        return internal_error("cannot create " + tmp_dir + ": " + ec.message());
+    }
+  }
+  if (!linked) {
     auto net = build_network::from_environment();
     progress("building template " + spec.name + " (" + std::to_string(spec.packages.size())
              + " packages, " + std::to_string(spec.run.size()) + " run steps, npm registry "

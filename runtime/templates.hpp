@@ -9,12 +9,14 @@
 // of the spec hash, so changing one rebuilds the template.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/result.hpp"
+#include "core/user_template.hpp"
 
 namespace sandboxd {
 
@@ -29,6 +31,11 @@ struct template_spec {
   int cpu_count = 2;
   int memory_mb = 512;
   std::string hash; // sha256 over suite, mirror, build recipe, packages, run steps
+  // An org's own template (POST /templates): `name` is its template id, its
+  // one alias the org's name for it; built under the catalogue's user
+  // directory rather than the shared cache.
+  bool user = false;
+  std::string start_cmd; // run as `user` in /workspace when a sandbox starts
 };
 
 /// How a build reaches the package registries its run steps use (npm):
@@ -56,6 +63,32 @@ public:
 
   std::vector<template_spec> all() const;
 
+  /// Where the orgs' own templates are built (default: the cache directory).
+  /// Set once, before the catalogue is shared.
+  void set_user_dir(const std::string& dir);
+
+  /// The recipe of an org's template as `req` asks for it: the parent's
+  /// packages, run steps, environment and resources with the request's on
+  /// top, and the spec hash. 400 when `extends` is not a catalogue template,
+  /// 409 when the name is a catalogue template's name or alias. The build's
+  /// id, template, org and times are left for the caller.
+  result<template_build> recipe(const template_request& req) const;
+
+  /// The spec that builds and runs build `b` of template `t`.
+  static template_spec user_spec(const user_template& t, const template_build& b);
+
+  /// When `spec` was built (its marker file's time), 0 when it is not.
+  int64_t built_at_ms(const template_spec& spec) const;
+
+  /// Removes what an interrupted build of `spec` left (unmounting first),
+  /// once no process builds into it any more (a server that died mid-build
+  /// leaves mmdebstrap finishing its step), waiting at most `wait`.
+  status discard_partial(const template_spec& spec,
+                         std::chrono::seconds wait = std::chrono::seconds(600)) const;
+
+  /// Removes every root filesystem built for the org template `template_id`.
+  status remove_user_template(const std::string& template_id) const;
+
   /// Where the read-only root filesystem of `spec` lives once built.
   std::string rootfs(const template_spec& spec) const;
 
@@ -77,10 +110,13 @@ public:
 
 private:
   std::string dir_of(const template_spec& spec) const;
+  std::string hash_of(const std::vector<std::string>& packages,
+                      const std::vector<std::string>& run) const;
 
   std::string suite_;
   std::string mirror_;
   std::string cache_dir_;
+  std::string user_dir_; // empty: cache_dir_
   std::vector<template_spec> specs_;
 };
 

@@ -32,6 +32,8 @@
 #include "core/webhook.hpp"
 #include "core/result.hpp"
 #include "core/sample.hpp"
+#include "core/snapshot.hpp"
+#include "core/user_template.hpp"
 
 namespace rocksdb {
 class DB;
@@ -203,6 +205,51 @@ public:
   /// The newest sample, if any.
   std::optional<container_sample> latest_metric(const std::string& sandbox_id) const;
 
+  // -- snapshots --------------------------------------------------------------
+
+  status put_snapshot(const snapshot_info& s);
+  /// The org's snapshots, newest first, with `keep` deciding; `more` tells
+  /// whether others follow after `limit`. `before` resumes after a cursor.
+  std::vector<snapshot_info> snapshots(const std::string& org_id, size_t limit,
+                                       const std::function<bool(const snapshot_info&)>& keep,
+                                       const std::optional<std::string>& before, bool* more) const;
+  /// The org's newest snapshot that `ref` names (id or name, tagged or not).
+  std::optional<snapshot_info> find_snapshot(const std::string& org_id, const std::string& ref) const;
+  /// A snapshot's cursor for `snapshots(before=...)`.
+  static std::string snapshot_cursor(const snapshot_info& s);
+
+  // -- an org's own templates (POST /templates) ------------------------------
+  //   templates            org | template id       → template (JSON)
+  //   template_builds      template id | build id  → build (JSON)
+  //   template_build_logs  build id | n (u64 BE)   → progress line (JSON); not synced
+
+  /// Stores the template, and with it `build` when given, in one synced batch.
+  status put_user_template(const user_template& t,
+                           const std::optional<template_build>& build = std::nullopt);
+  /// The org's templates, oldest first.
+  std::vector<user_template> user_templates(const std::string& org_id) const;
+  /// Every org's templates (recovery after a restart).
+  std::vector<user_template> all_user_templates() const;
+  /// The org's template whose id or name is `ref`.
+  std::optional<user_template> find_user_template(const std::string& org_id,
+                                                  const std::string& ref) const;
+  /// Removes the template with its builds and their progress lines.
+  status delete_user_template(const user_template& t);
+  status put_template_build(const template_build& b);
+  std::optional<template_build> find_template_build(const std::string& template_id,
+                                                    const std::string& build_id) const;
+  /// A template's builds, newest first.
+  std::vector<template_build> template_builds(const std::string& template_id) const;
+  /// Appends progress lines to a build's log. Past `cap` lines only error
+  /// lines are kept. Not synced: progress, not records.
+  status append_build_logs(const std::string& build_id, const std::vector<build_log_entry>& lines,
+                           size_t cap = 10000);
+  /// The build's lines that `keep` accepts (all when empty), skipping the
+  /// first `offset` of them, at most `limit`, oldest first.
+  std::vector<build_log_entry>
+  build_logs(const std::string& build_id, size_t offset, size_t limit,
+             const std::function<bool(const build_log_entry&)>& keep = {}) const;
+
   // -- server metadata ------------------------------------------------------
 
   /// A random secret created on first open; derives envd access tokens.
@@ -228,6 +275,11 @@ private:
   rocksdb::ColumnFamilyHandle* deliveries_ = nullptr;
   rocksdb::ColumnFamilyHandle* logs_ = nullptr;
   rocksdb::ColumnFamilyHandle* metrics_ = nullptr;
+  rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
+  rocksdb::ColumnFamilyHandle* templates_ = nullptr;
+  rocksdb::ColumnFamilyHandle* template_builds_ = nullptr;
+  rocksdb::ColumnFamilyHandle* build_logs_ = nullptr;
+  std::mutex build_logs_mtx_; // serializes a build's line count
   std::mutex logs_mtx_; // serializes a sandbox's line count
   status put(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const std::string& value);
   static result<std::unique_ptr<store>> open_impl(const std::string& dir, bool read_only);

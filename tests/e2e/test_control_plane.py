@@ -230,9 +230,9 @@ class Processes(ServerTest):
         # The host's own paths are not there.
         self.assertNotIn("work", lines[2:])
         self.assertEqual(self.server.sh(self.sid, "test -e /work; echo $?")["stdout"], "1\n")
-        # Only loopback in its network namespace.
+        # Its own network namespace: loopback and its end of its veth pair.
         nets = self.server.sh(self.sid, "ls /sys/class/net")["stdout"].split()
-        self.assertEqual(nets, ["lo"])
+        self.assertEqual(nets, ["eth0", "lo"])  # its own veth end, nothing of the host's
         # Root inside holds no dangerous capability and cannot mount.
         out = self.server.sh(self.sid, "grep CapEff /proc/self/status; mount -t tmpfs x /mnt 2>&1; echo rc=$?", user="root")
         self.assertNotIn("rc=0", out["stdout"])

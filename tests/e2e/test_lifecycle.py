@@ -73,6 +73,43 @@ class Lifecycle(ServerTest):
         r = envd.unary("filesystem.Filesystem/Stat", {"path": "/"})
         self.assertEqual(r.status, 200, r)
 
+    def cgroup_exists(self, sid):
+        import os
+        return os.path.exists(f"/sys/fs/cgroup/memory/sandboxd/{sid}")
+
+    def sh(self, sid, script):
+        r = self.server.request("POST", f"/sandboxes/{sid}/processes", {"cmd": "sh", "args": ["-c", script]})
+        self.assertStatus(r, 200)
+        return r.json["stdout"]
+
+    def test_pause_without_memory_frees_it_and_resume_boots_on_the_files(self):
+        sid = self.make(timeout=300)["sandboxID"]
+        self.sh(sid, "echo kept > /home/user/file; setsid sleep 1000 >/dev/null 2>&1 < /dev/null &")
+        self.assertIn("sleep 1000", self.sh(sid, "ps -eo args"))
+        self.assertTrue(self.cgroup_exists(sid))
+        r = self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": False})
+        self.assertStatus(r, 204)
+        self.assertEqual(self.detail(sid)["state"], "paused")
+        self.assertFalse(self.cgroup_exists(sid), "a cold pause keeps no container")
+        self.assertError(self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": False}), 409)
+        r = self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 300})
+        self.assertStatus(r, 201)
+        self.assertEqual(self.sh(sid, "cat /home/user/file"), "kept\n")
+        self.assertNotIn("sleep 1000", self.sh(sid, "ps -eo args"), "booted fresh")
+        self.assertEqual(self.types(sid), ["created", "paused", "resumed"])
+        self.assertError(self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": "no"}), 400, "memory")
+
+    def test_auto_pause_without_memory_and_a_restart_in_between(self):
+        sid = self.make(timeout=1, autoPause=True, autoPauseMemory=False)["sandboxID"]
+        self.sh(sid, "echo kept > /home/user/file")
+        self.assertEqual(self.wait_state(sid, "paused")["state"], "paused")
+        self.assertFalse(self.cgroup_exists(sid))
+        self.server.crash()
+        self.server.start()
+        self.assertEqual(self.detail(sid)["state"], "paused", "still paused after a restart, not orphaned")
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 300}), 201)
+        self.assertEqual(self.sh(sid, "cat /home/user/file"), "kept\n")
+
     def test_bad_lifecycle_requests(self):
         before = self.server.request("GET", "/sandboxes").json
         cases = [

@@ -224,9 +224,11 @@ TEST_F(temp_db, auditors_open_a_store_from_before_the_newer_families) {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(opts, dir, descs, &handles, &raw).ok());
-    for (size_t i = 0; i < names.size(); ++i)
-      if (names[i] == "metrics")
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == "metrics") {
         ASSERT_TRUE(raw->DropColumnFamily(handles[i]).ok());
+      }
+    }
     for (auto* h : handles)
       raw->DestroyColumnFamilyHandle(h);
     delete raw;

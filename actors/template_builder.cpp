@@ -1,0 +1,316 @@
+#include "actors/template_builder.hpp"
+
+#include <deque>
+#include <mutex>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/blocking.hpp"
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "storage/store.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+struct builder_state {
+  template_builder_config cfg;
+  std::deque<std::pair<std::string, std::string>> queue; // (org, build id) in order
+  std::map<std::string, std::string> template_of;        // build id → template id
+  bool busy = false;                                     // a worker is building
+  static inline const char* name = "template_builder";
+};
+
+using self_ptr = template_builder_actor::stateful_pointer<builder_state>;
+
+bool in_progress(build_status s) {
+  return s == build_status::waiting || s == build_status::building;
+}
+
+// mmdebstrap (and apt) mark their lines "E: ", "W: ", "I: ".
+std::string level_of(const std::string& line) {
+  if (line.rfind("E: ", 0) == 0 || line.rfind("Error", 0) == 0)
+    return "error";
+  if (line.rfind("W: ", 0) == 0)
+    return "warn";
+  return "info";
+}
+
+void log_line(store& db, const std::string& build_id, const std::string& level,
+              const std::string& step, const std::string& message) {
+  db.append_build_logs(build_id, {{now_ms(), level, step, message}});
+}
+
+// The build is over: record how it ended, on the build and its template.
+void finish(self_ptr self, const std::string& org, const std::string& build_id,
+            const status& outcome) {
+  auto& db = *self->state.cfg.db;
+  auto tid = self->state.template_of[build_id];
+  self->state.template_of.erase(build_id);
+  auto b = db.find_template_build(tid, build_id);
+  auto t = db.find_user_template(org, tid);
+  if (!b || !t) {
+    spdlog::warn("template build {} ended, but its records are gone", build_id);
+    return;
+  }
+  auto now = now_ms();
+  b->status = outcome ? build_status::ready : build_status::error;
+  b->reason = outcome ? "" : outcome.error().message;
+  b->updated_ms = b->finished_ms = now;
+  if (t->latest_build == b->id)
+    t->latest_status = b->status;
+  if (outcome)
+    t->ready = *b;
+  t->updated_ms = now;
+  if (outcome)
+    log_line(db, b->id, "info", "finalize", "template " + t->name + " is ready (build " + b->id + ")");
+  else
+    log_line(db, b->id, "error", "finalize", "build failed: " + b->reason);
+  if (auto st = db.put_user_template(*t, *b); !st)
+    spdlog::error("template {}: cannot store the end of build {}: {}", t->id, b->id,
+                  st.error().message);
+  spdlog::info("template {} ({}) build {}: {}", t->id, t->name, b->id, to_string(b->status));
+}
+
+// Starts the next waiting build unless one runs.
+void pump(self_ptr self) {
+  auto& st = self->state;
+  while (!st.busy && !st.queue.empty()) {
+    auto org = st.queue.front().first;
+    auto build_id = st.queue.front().second;
+    st.queue.pop_front();
+    auto& db = *st.cfg.db;
+    auto tid = st.template_of[build_id];
+    auto b = db.find_template_build(tid, build_id);
+    auto t = db.find_user_template(org, tid);
+    if (!b || !t || b->status != build_status::waiting) {
+      st.template_of.erase(build_id);
+      continue;
+    }
+    b->status = build_status::building;
+    b->updated_ms = now_ms();
+    if (t->latest_build == b->id)
+      t->latest_status = build_status::building;
+    if (auto s = db.put_user_template(*t, *b); !s) {
+      finish(self, org, build_id, s.error());
+      continue;
+    }
+    st.busy = true;
+    auto spec = template_catalog::user_spec(*t, *b);
+    auto cat = st.cfg.templates;
+    auto dbp = st.cfg.db;
+    run_blocking(
+      self, false,
+      [cat, dbp, spec, build_id]() -> status {
+        log_line(*dbp, build_id, "info", "base",
+                 "building: " + std::to_string(spec.packages.size()) + " packages on "
+                   + spec.extends + " (" + spec.hash + ")");
+        // The first error line (apt's "E: Unable to locate package x") is
+        // the reason a failed build gives.
+        std::string first_error;
+        auto st = cat->build(spec, [&](const std::string& line) {
+          auto level = level_of(line);
+          if (level == "error" && first_error.empty())
+            first_error = line.size() > 300 ? line.substr(0, 300) + "..." : line;
+          dbp->append_build_logs(build_id, {{now_ms(), level, "base", line}});
+        });
+        if (st || first_error.empty())
+          return st;
+        return failure{st.error().status, first_error + " (" + st.error().message + ")"};
+      },
+      [=](status s) {
+        finish(self, org, build_id, s);
+        self->state.busy = false;
+        pump(self);
+      });
+  }
+}
+
+template_builder_actor::behavior_type builder_behavior(self_ptr self,
+                                                       template_builder_config cfg) {
+  self->state.cfg = std::move(cfg);
+  if (!self->state.cfg.leftovers.empty()) {
+    // Before any build: what interrupted builds left, once their mmdebstrap
+    // (which outlives the server for a moment) has stopped.
+    self->state.busy = true;
+    auto cat = self->state.cfg.templates;
+    auto specs = std::move(self->state.cfg.leftovers);
+    run_blocking(
+      self, false,
+      [cat, specs]() -> status {
+        for (auto& s : specs)
+          if (auto st = cat->discard_partial(s); !st)
+            spdlog::warn("template {}: {}", s.name, st.error().message);
+        return success();
+      },
+      [=](status) {
+        self->state.busy = false;
+        pump(self);
+      });
+  }
+  return {
+    [=](atom::create, template_request& req) -> caf::result<user_template> {
+      auto& st = self->state;
+      auto& db = *st.cfg.db;
+      auto recipe = st.cfg.templates->recipe(req);
+      if (!recipe)
+        return to_error(recipe.error());
+      auto existing = db.find_user_template(req.org_id, req.name);
+      if (existing && existing->name != req.name)
+        return to_error(conflict("the name " + req.name + " is the id of another template"));
+      auto now = now_ms();
+      user_template t;
+      if (existing) {
+        t = *existing;
+        if (in_progress(t.latest_status))
+          return to_error(conflict("template " + t.name + " is already building (build "
+                                   + t.latest_build + ", " + to_string(t.latest_status)
+                                   + "); rebuild it once that build has ended"));
+      } else {
+        t.id = new_sandbox_id();
+        t.org_id = req.org_id;
+        t.name = req.name;
+        t.created_ms = now;
+      }
+      auto b = std::move(*recipe);
+      b.id = new_uuid();
+      b.template_id = t.id;
+      b.org_id = t.org_id;
+      b.status = build_status::waiting;
+      b.created_ms = b.updated_ms = now;
+      t.updated_ms = now;
+      ++t.build_count;
+      t.latest_build = b.id;
+      t.latest_status = build_status::waiting;
+      if (auto s = db.put_user_template(t, b); !s)
+        return to_error(s.error());
+      log_line(db, b.id, "info", "",
+               std::string{existing ? "rebuild" : "build"} + " of template " + t.name
+                 + " queued (extends " + b.parent + ", "
+                 + std::to_string(req.packages.size()) + " packages of its own)");
+      st.template_of[b.id] = t.id;
+      st.queue.emplace_back(t.org_id, b.id);
+      if (st.busy)
+        log_line(db, b.id, "info", "", "waiting for the build before it to end");
+      pump(self);
+      return t;
+    },
+    [=](atom::remove, const std::string& org,
+        const std::string& ref) -> caf::result<bool> {
+      auto db = self->state.cfg.db;
+      auto t = db->find_user_template(org, ref);
+      if (!t)
+        return to_error(not_found("template not found"));
+      if (in_progress(t->latest_status))
+        return to_error(conflict("template " + t->name + " is building (build "
+                                 + t->latest_build + "); delete it once that build has ended"));
+      auto snaps = db->snapshots(
+        org, 1, [&](const snapshot_info& s) { return s.template_id == t->id; }, std::nullopt,
+        nullptr);
+      if (!snaps.empty())
+        return to_error(conflict("template " + t->name + " is in use: snapshot "
+                                 + public_id(snaps.front()) + " rests on it"));
+      auto rp = self->make_response_promise<bool>();
+      auto id = t->id;
+      auto tpl = *t;
+      self->request(self->state.cfg.registry, caf::infinite, atom::list::value, org)
+        .then(
+          [=](std::vector<sandbox_record>& recs) mutable {
+            for (auto& r : recs)
+              if (r.template_id == id && r.state != sandbox_state::stopped
+                  && r.state != sandbox_state::error) {
+                rp.deliver(to_error(conflict("template " + tpl.name + " is in use by sandbox "
+                                             + r.id + " (" + to_string(r.state) + ")")));
+                return;
+              }
+            // Still idle? A build may have been queued meanwhile.
+            auto now = self->state.cfg.db->find_user_template(org, id);
+            if (!now) {
+              rp.deliver(to_error(not_found("template not found")));
+              return;
+            }
+            if (in_progress(now->latest_status)) {
+              rp.deliver(to_error(conflict("template " + tpl.name + " is building")));
+              return;
+            }
+            if (auto s = self->state.cfg.db->delete_user_template(*now); !s) {
+              rp.deliver(to_error(s.error()));
+              return;
+            }
+            auto cat = self->state.cfg.templates;
+            run_blocking(
+              self, false, [cat, id] { return cat->remove_user_template(id); },
+              [=](status s) mutable {
+                if (!s)
+                  spdlog::warn("template {}: {}", id, s.error().message);
+                spdlog::info("template {} ({}) deleted", id, tpl.name);
+                rp.deliver(true);
+              });
+          },
+          [=](caf::error& e) mutable { rp.deliver(e); });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+size_t fail_interrupted_builds(store& db, const template_catalog& cat,
+                               std::vector<template_spec>* leftovers) {
+  size_t n = 0;
+  for (auto& t : db.all_user_templates()) {
+    auto changed = t;
+    for (auto& b : db.template_builds(t.id)) {
+      if (!in_progress(b.status))
+        continue;
+      auto was = b.status;
+      b.status = build_status::error;
+      b.reason = "interrupted by a restart (it was " + to_string(was)
+                 + "); POST the template again to rebuild it";
+      b.updated_ms = b.finished_ms = now_ms();
+      if (was == build_status::building) {
+        auto spec = template_catalog::user_spec(t, b);
+        if (leftovers)
+          leftovers->push_back(spec);
+        else if (auto s = cat.discard_partial(spec); !s)
+          spdlog::warn("template {}: {}", t.id, s.error().message);
+      }
+      log_line(db, b.id, "error", "finalize", "build failed: " + b.reason);
+      if (changed.latest_build == b.id)
+        changed.latest_status = build_status::error;
+      changed.updated_ms = b.updated_ms;
+      if (auto s = db.put_user_template(changed, b); !s)
+        spdlog::error("template {}: cannot mark build {} failed: {}", t.id, b.id,
+                      s.error().message);
+      spdlog::warn("template {} ({}): build {} was interrupted by a restart", t.id, t.name, b.id);
+      ++n;
+    }
+  }
+  return n;
+}
+
+template_builder_actor spawn_template_builder(caf::actor_system& sys,
+                                              template_builder_config cfg) {
+  return sys.spawn(builder_behavior, std::move(cfg));
+}
+
+std::optional<result<template_spec>>
+find_user_template_spec(const store& db, const std::string& org, const std::string& ref) {
+  auto t = db.find_user_template(org, ref);
+  if (!t)
+    return std::nullopt;
+  if (t->ready)
+    return result<template_spec>{template_catalog::user_spec(*t, *t->ready)};
+  if (in_progress(t->latest_status))
+    return result<template_spec>{conflict(
+      "template " + t->name + " is still building (build " + t->latest_build + " is "
+      + to_string(t->latest_status) + "); create sandboxes from it once GET /templates/"
+      + t->id + "/builds/" + t->latest_build + "/status says ready")};
+  auto b = db.find_template_build(t->id, t->latest_build);
+  return result<template_spec>{
+    conflict("template " + t->name + " has no successful build: build " + t->latest_build
+             + " failed" + (b && !b->reason.empty() ? ": " + b->reason : std::string{}))};
+}
+
+} // namespace sandboxd

@@ -1,0 +1,35 @@
+// A filesystem snapshot of a sandbox: its writable layer frozen into a
+// read-only layer that new sandboxes (created with the snapshot as their
+// template, or forked) stack on the template it came from.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sandboxd {
+
+struct snapshot_info {
+  std::string id;                  // 20 chars, like sandbox ids
+  std::string org_id;
+  std::string name;                // optional; the newest of a name wins
+  std::string sandbox_id;          // taken from
+  std::string template_id;         // the catalogue template underneath
+  std::vector<std::string> layers; // host paths, topmost first
+  int64_t created_ms = 0;
+  bool hidden = false;             // made for a fork, not listed
+};
+
+/// E2B's snapshot id: "<name>:default", or "<id>:default" without a name.
+std::string public_id(const snapshot_info& s);
+
+/// Whether `ref` (an id or name, with or without ":default") names `s`.
+bool refers_to(const std::string& ref, const snapshot_info& s);
+
+nlohmann::json to_storage_json(const snapshot_info& s);
+std::optional<snapshot_info> snapshot_from_storage_json(const nlohmann::json& j);
+
+} // namespace sandboxd

@@ -1,0 +1,103 @@
+// An org's own templates (POST /templates): what was asked for, each build
+// with its status and resolved recipe, and the build's progress lines. Plain
+// data and their storage encoding; the catalogue (runtime/templates) turns a
+// request into a recipe, the template builder actor runs the builds.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.hpp"
+
+namespace sandboxd {
+
+/// E2B's TemplateBuildStatus.
+enum class build_status : uint8_t { waiting, building, ready, error };
+
+std::string to_string(build_status s);
+std::optional<build_status> parse_build_status(const std::string& s);
+
+/// What an org asks for (POST /templates), syntactically valid. Only Debian
+/// packages: their maintainer scripts are the only code a build runs as root.
+struct template_request {
+  std::string org_id;
+  std::string name;                       // [a-z0-9][a-z0-9._-]{0,62}
+  std::string extends = "base";           // a catalogue template (name or alias)
+  std::vector<std::string> packages;      // on top of the parent's
+  std::map<std::string, std::string> env; // on top of the parent's
+  std::string start_cmd;                  // sh -c as `user` in /workspace at sandbox start
+  std::optional<int> cpu_count;           // 1..8, default the parent's
+  std::optional<int> memory_mb;           // 128..16384, default the parent's
+};
+
+/// Parses and checks a POST /templates body; every problem is a 400 naming
+/// the field. Unknown fields are refused (notably `run`/`steps`: the API
+/// builds from Debian packages only).
+result<template_request> parse_template_request(const nlohmann::json& body,
+                                                const std::string& org_id);
+
+/// Whether `name` may name an org's template: [a-z0-9][a-z0-9._-]{0,62}.
+bool valid_template_name(const std::string& name);
+
+/// One build of an org's template: its status and the recipe it builds
+/// (resolved against the catalogue when it was asked for, so a later change
+/// of the catalogue does not change what this build is).
+struct template_build {
+  std::string id;            // uuid
+  std::string template_id;
+  std::string org_id;
+  build_status status = build_status::waiting;
+  std::string reason;        // why it failed (status error)
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  int64_t finished_ms = 0;   // 0 until ready or error
+  // The recipe: the catalogue template it extends, every package (the
+  // parent's too, sorted), the parent's run steps, the environment and
+  // resources sandboxes get, their start command and the root filesystem's
+  // spec hash.
+  std::string parent;
+  std::vector<std::string> packages;
+  std::vector<std::string> run;
+  std::map<std::string, std::string> env;
+  std::string start_cmd;
+  int cpu_count = 2;
+  int memory_mb = 512;
+  std::string hash;
+};
+
+/// An org's template: private to the org, rebuilt by POSTing its name again.
+struct user_template {
+  std::string id;            // 20 characters [a-z0-9], like sandbox ids
+  std::string org_id;
+  std::string name;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  uint64_t build_count = 0;
+  std::string latest_build;  // the newest build's id
+  build_status latest_status = build_status::waiting;
+  // The newest successful build: what sandboxes start from (also while a
+  // rebuild is under way).
+  std::optional<template_build> ready;
+};
+
+/// One progress line of a build (E2B's BuildLogEntry).
+struct build_log_entry {
+  int64_t timestamp_ms = 0;
+  std::string level;   // debug|info|warn|error
+  std::string step;    // may be empty
+  std::string message;
+};
+
+nlohmann::json to_storage_json(const template_build& b);
+std::optional<template_build> build_from_storage_json(const nlohmann::json& j);
+nlohmann::json to_storage_json(const user_template& t);
+std::optional<user_template> user_template_from_storage_json(const nlohmann::json& j);
+nlohmann::json to_storage_json(const build_log_entry& e);
+std::optional<build_log_entry> build_log_from_storage_json(const nlohmann::json& j);
+
+} // namespace sandboxd

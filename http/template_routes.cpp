@@ -1,0 +1,417 @@
+// Templates (E2B's shapes): the catalogue's templates (public, every org sees
+// them) and each org's own, built from a declarative spec of Debian packages
+// by the template builder actor. Reads come from the catalogue and the store;
+// the one write path (create, delete) goes through the builder actor. An
+// org's template is invisible to every other org: 404, never listed.
+#include <algorithm>
+#include <cstdlib>
+
+#include "actors/registry.hpp"
+#include "core/clock.hpp"
+#include "http/body.hpp"
+#include "http/context.hpp"
+#include "http/e2b_json.hpp"
+#include "http/routes.hpp"
+#include "runtime/templates.hpp"
+#include "storage/store.hpp"
+
+namespace sandboxd::http {
+
+namespace {
+
+// What the registry knows of an org's use of each template (by template
+// id): how many sandboxes were made from it and when the last one was.
+struct spawn_stats {
+  uint64_t count = 0;
+  int64_t last_ms = 0;
+};
+using usage = std::map<std::string, spawn_stats>;
+
+usage usage_of(const std::vector<sandbox_record>& recs) {
+  usage u;
+  for (auto& r : recs) {
+    auto& s = u[r.template_id];
+    ++s.count;
+    s.last_ms = std::max(s.last_ms, r.started_at_ms);
+  }
+  return u;
+}
+
+int disk_size_mb() {
+  return registry_config{}.disk_size_mb;
+}
+
+// spawnCount and lastSpawnedAt of template `id`.
+json spawned(const usage& u, const std::string& id, json out) {
+  auto i = u.find(id);
+  out["spawnCount"] = i == u.end() ? 0 : i->second.count;
+  out["lastSpawnedAt"] = i == u.end() || i->second.last_ms == 0
+                           ? json(nullptr)
+                           : json(to_rfc3339(i->second.last_ms));
+  return out;
+}
+
+// When the server started: the creation time of a catalogue template that
+// is not built yet.
+int64_t server_start_ms() {
+  static const int64_t at = now_ms();
+  return at;
+}
+
+// A catalogue template as E2B's Template: public, its name as its id.
+json catalog_json(const template_catalog& cat, const template_spec& s, const usage& u) {
+  auto built = cat.is_built(s);
+  auto at = built ? cat.built_at_ms(s) : server_start_ms();
+  auto names = json::array({s.name});
+  for (auto& a : s.aliases)
+    names.push_back(a);
+  json j = {{"templateID", s.name},
+            {"buildID", s.hash},
+            {"cpuCount", s.cpu_count},
+            {"memoryMB", s.memory_mb},
+            {"diskSizeMB", disk_size_mb()},
+            {"public", true},
+            {"aliases", s.aliases},
+            {"names", names},
+            {"createdAt", to_rfc3339(at)},
+            {"updatedAt", to_rfc3339(at)},
+            {"createdBy", nullptr},
+            {"buildCount", built ? 1 : 0},
+            {"buildStatus", built ? "ready" : "waiting"},
+            {"envdVersion", envd_version}};
+  return spawned(u, s.name, j);
+}
+
+// The build whose resources a template shows: its newest successful one,
+// else its newest.
+std::optional<template_build> shown_build(const store& db, const user_template& t) {
+  if (t.ready)
+    return t.ready;
+  return db.find_template_build(t.id, t.latest_build);
+}
+
+// An org's own template as E2B's Template.
+json own_json(const store& db, const user_template& t, const usage& u) {
+  auto b = shown_build(db, t);
+  json j = {{"templateID", t.id},
+            {"buildID", b ? b->id : t.latest_build},
+            {"cpuCount", b ? b->cpu_count : 0},
+            {"memoryMB", b ? b->memory_mb : 0},
+            {"diskSizeMB", disk_size_mb()},
+            {"public", false},
+            {"aliases", {t.name}},
+            {"names", {t.name}},
+            {"createdAt", to_rfc3339(t.created_ms)},
+            {"updatedAt", to_rfc3339(t.updated_ms)},
+            {"createdBy", nullptr},
+            {"buildCount", t.build_count},
+            {"buildStatus", to_string(t.latest_status)},
+            {"envdVersion", envd_version}};
+  return spawned(u, t.id, j);
+}
+
+// E2B's TemplateBuild.
+json build_json(const template_build& b) {
+  json j = {{"buildID", b.id},
+            {"status", to_string(b.status)},
+            {"createdAt", to_rfc3339(b.created_ms)},
+            {"updatedAt", to_rfc3339(b.updated_ms)},
+            {"cpuCount", b.cpu_count},
+            {"memoryMB", b.memory_mb},
+            {"diskSizeMB", disk_size_mb()},
+            {"envdVersion", envd_version}};
+  if (b.finished_ms)
+    j["finishedAt"] = to_rfc3339(b.finished_ms);
+  return j;
+}
+
+// E2B's BuildLogEntry.
+json log_json(const build_log_entry& e) {
+  json j = {{"timestamp", to_rfc3339(e.timestamp_ms)}, {"level", e.level}, {"message", e.message}};
+  if (!e.step.empty())
+    j["step"] = e.step;
+  return j;
+}
+
+int level_rank(const std::string& level) {
+  static const std::vector<std::string> order = {"debug", "info", "warn", "error"};
+  auto i = std::find(order.begin(), order.end(), level);
+  return i == order.end() ? 1 : static_cast<int>(i - order.begin());
+}
+
+// Asks the registry for the org's sandboxes, then answers with `f(usage)`.
+template <class F>
+void with_usage(api_context& ctx, const request& req, F f) {
+  auto out = req.out;
+  auto org = req.org;
+  auto reg = ctx.registry;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::list::value, org)
+      .then([=](std::vector<sandbox_record>& recs) { f(usage_of(recs)); }, reply_error_to(out));
+  });
+}
+
+// Every template the org sees, in listing order: the catalogue's, then the
+// org's own, oldest first; each with its cursor.
+std::vector<std::pair<std::string, json>> visible(const template_catalog& cat, const store& db,
+                                                  const std::string& org, const usage& u) {
+  std::vector<std::pair<std::string, json>> all;
+  auto specs = cat.all();
+  for (size_t i = 0; i < specs.size(); ++i)
+    all.emplace_back("c" + std::to_string(i), catalog_json(cat, specs[i], u));
+  for (auto& t : db.user_templates(org))
+    all.emplace_back("u" + std::to_string(t.created_ms) + "_" + t.id, own_json(db, t, u));
+  return all;
+}
+
+// Whether cursor `a` sorts after `b` in listing order (catalogue first).
+bool cursor_after(const std::string& a, const std::string& b) {
+  if (a[0] != b[0])
+    return a[0] == 'u';
+  if (a[0] == 'c')
+    return std::stoll(a.substr(1)) > std::stoll(b.substr(1));
+  auto sa = a.find('_'), sb = b.find('_');
+  auto ta = std::stoll(a.substr(1, sa - 1)), tb = std::stoll(b.substr(1, sb - 1));
+  return ta != tb ? ta > tb : a.substr(sa + 1) > b.substr(sb + 1);
+}
+
+bool valid_cursor(const std::string& c) {
+  if (c.size() < 2 || (c[0] != 'c' && c[0] != 'u'))
+    return false;
+  auto digits = c[0] == 'c' ? c.substr(1) : c.substr(1, c.find('_') - 1);
+  if (digits.empty() || digits.size() > 19
+      || !std::all_of(digits.begin(), digits.end(), [](char x) { return x >= '0' && x <= '9'; }))
+    return false;
+  if (c[0] == 'u') {
+    auto sep = c.find('_');
+    return sep != std::string::npos && sep + 1 < c.size();
+  }
+  return true;
+}
+
+} // namespace
+
+// GET /templates (deprecated in E2B, still used): every template the org sees.
+void list_templates(api_context& ctx, request& req) {
+  auto out = req.out;
+  auto org = req.org;
+  auto cat = ctx.templates;
+  auto db = ctx.db;
+  with_usage(ctx, req, [=](const usage& u) {
+    auto arr = json::array();
+    for (auto& [cursor, j] : visible(*cat, *db, org, u))
+      arr.push_back(j);
+    out->send_json(200, arr);
+  });
+}
+
+// GET /v2/templates?limit&nextToken: the same list in pages, X-Next-Token
+// when more follow; the cursor stays put while templates are added.
+void list_templates_v2(api_context& ctx, request& req) {
+  auto limit = int_param(req.query_param("limit"), "limit", 100, 1, 100);
+  if (!limit)
+    return req.out->send_error(limit.error());
+  auto token = req.query_param("nextToken").value_or("");
+  if (!token.empty() && !valid_cursor(token))
+    return req.out->send_error(bad_request("nextToken is not a token this server gave out"));
+  auto out = req.out;
+  auto org = req.org;
+  auto n = static_cast<size_t>(*limit);
+  auto cat = ctx.templates;
+  auto db = ctx.db;
+  with_usage(ctx, req, [=](const usage& u) {
+    auto arr = json::array();
+    std::string last;
+    bool more = false;
+    for (auto& [cursor, j] : visible(*cat, *db, org, u)) {
+      if (!token.empty() && !cursor_after(cursor, token))
+        continue;
+      if (arr.size() == n) {
+        more = true;
+        break;
+      }
+      arr.push_back(j);
+      last = cursor;
+    }
+    std::map<std::string, std::string> headers;
+    if (more)
+      headers["X-Next-Token"] = last;
+    out->send_json_with_headers(200, arr, headers);
+  });
+}
+
+// POST /templates {name, extends, packages, env, startCmd, cpuCount, memoryMB}
+// → 202 E2B's TemplateRequestResponseV3 {templateID, buildID, names,
+// aliases, public, tags}; the build runs on; poll its status route.
+void create_template(api_context& ctx, request& req) {
+  auto body = parse_object(req.body);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto spec = parse_template_request(*body, req.org);
+  if (!spec)
+    return req.out->send_error(spec.error());
+  if (!ctx.template_builder)
+    return req.out->send_error({503, "this server builds no templates"});
+  auto out = req.out;
+  auto builder = ctx.template_builder;
+  auto r = *spec;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(builder, caf::infinite, atom::create::value, r)
+      .then(
+        [=](user_template& t) {
+          out->send_json(202, {{"templateID", t.id},
+                               {"buildID", t.latest_build},
+                               {"names", {t.name}},
+                               {"aliases", {t.name}},
+                               {"public", false},
+                               {"tags", json::array()}});
+        },
+        reply_error_to(out));
+  });
+}
+
+// GET /templates/:id → E2B's TemplateWithBuilds (builds newest first;
+// limit, nextToken = the last build id of the previous page).
+void get_template(api_context& ctx, request& req) {
+  auto limit = int_param(req.query_param("limit"), "limit", 100, 1, 100);
+  if (!limit)
+    return req.out->send_error(limit.error());
+  auto token = req.query_param("nextToken").value_or("");
+  auto ref = req.params.at("id");
+  auto out = req.out;
+  auto org = req.org;
+  auto n = static_cast<size_t>(*limit);
+  auto cat = ctx.templates;
+  auto db = ctx.db;
+  with_usage(ctx, req, [=](const usage& u) {
+    json j;
+    std::vector<json> builds;
+    if (auto s = cat->find(ref)) {
+      j = catalog_json(*cat, *s, u);
+      builds.push_back({{"buildID", s->hash},
+                        {"status", j["buildStatus"]},
+                        {"createdAt", j["createdAt"]},
+                        {"updatedAt", j["updatedAt"]},
+                        {"cpuCount", s->cpu_count},
+                        {"memoryMB", s->memory_mb},
+                        {"diskSizeMB", disk_size_mb()},
+                        {"envdVersion", envd_version}});
+      if (cat->is_built(*s))
+        builds.back()["finishedAt"] = j["updatedAt"];
+    } else if (auto t = db->find_user_template(org, ref)) {
+      j = own_json(*db, *t, u);
+      for (auto& b : db->template_builds(t->id))
+        builds.push_back(build_json(b));
+    } else {
+      return out->send_error(not_found("template not found"));
+    }
+    auto page = json::array();
+    bool started = token.empty(), more = false;
+    for (auto& b : builds) {
+      if (!started) {
+        started = b["buildID"] == token;
+        continue;
+      }
+      if (page.size() == n) {
+        more = true;
+        break;
+      }
+      page.push_back(b);
+    }
+    json body = {{"templateID", j["templateID"]}, {"aliases", j["aliases"]},
+                 {"names", j["names"]},           {"public", j["public"]},
+                 {"createdAt", j["createdAt"]},   {"updatedAt", j["updatedAt"]},
+                 {"lastSpawnedAt", j["lastSpawnedAt"]}, {"spawnCount", j["spawnCount"]},
+                 {"builds", page}};
+    std::map<std::string, std::string> headers;
+    if (more && !page.empty())
+      headers["X-Next-Token"] = page.back()["buildID"].get<std::string>();
+    out->send_json_with_headers(200, body, headers);
+  });
+}
+
+// DELETE /templates/:id: the org's own template with its builds, logs and
+// root filesystems → 204; 409 while it builds or sandboxes or snapshots use
+// it. Catalogue templates are the operator's: 403.
+void delete_template(api_context& ctx, request& req) {
+  auto ref = req.params.at("id");
+  if (ctx.templates->find(ref))
+    return req.out->send_error({403, "template " + ref + " belongs to the server's catalogue"});
+  if (!ctx.template_builder)
+    return req.out->send_error({503, "this server builds no templates"});
+  auto out = req.out;
+  auto org = req.org;
+  auto builder = ctx.template_builder;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(builder, caf::infinite, atom::remove::value, org, ref)
+      .then([=](bool) { out->send_empty(204); }, reply_error_to(out));
+  });
+}
+
+// GET /templates/aliases/:alias → E2B's TemplateAliasResponse {templateID,
+// public}: a catalogue name or alias, or a name (or id) of the org's own.
+void template_alias(api_context& ctx, request& req) {
+  auto alias = req.params.at("alias");
+  if (auto s = ctx.templates->find(alias))
+    return req.out->send_json(200, {{"templateID", s->name}, {"public", true}});
+  if (auto t = ctx.db->find_user_template(req.org, alias))
+    return req.out->send_json(200, {{"templateID", t->id}, {"public", false}});
+  req.out->send_error(not_found("template alias " + alias + " not found"));
+}
+
+// GET /templates/:id/builds/:buildId/status?logsOffset&limit&level → E2B's
+// TemplateBuildInfo: the status and the build's progress lines from
+// `logsOffset` on (of those at `level` or above), `reason` when it failed.
+void template_build_status(api_context& ctx, request& req) {
+  auto offset = int_param(req.query_param("logsOffset"), "logsOffset", 0, 0, int64_t{1} << 40);
+  if (!offset)
+    return req.out->send_error(offset.error());
+  auto limit = int_param(req.query_param("limit"), "limit", 100, 1, 1000);
+  if (!limit)
+    return req.out->send_error(limit.error());
+  auto level = req.query_param("level").value_or("");
+  if (!level.empty() && level != "debug" && level != "info" && level != "warn" && level != "error")
+    return req.out->send_error(bad_request("level must be debug, info, warn or error"));
+  auto ref = req.params.at("id");
+  auto build_id = req.params.at("buildId");
+  if (auto s = ctx.templates->find(ref)) {
+    if (build_id != s->hash)
+      return req.out->send_error(not_found("build not found"));
+    return req.out->send_json(200, {{"templateID", s->name},
+                                    {"buildID", s->hash},
+                                    {"status", ctx.templates->is_built(*s) ? "ready" : "waiting"},
+                                    {"logEntries", json::array()},
+                                    {"logs", json::array()}});
+  }
+  auto t = ctx.db->find_user_template(req.org, ref);
+  if (!t)
+    return req.out->send_error(not_found("template not found"));
+  auto b = ctx.db->find_template_build(t->id, build_id);
+  if (!b)
+    return req.out->send_error(not_found("build not found"));
+  std::function<bool(const build_log_entry&)> keep;
+  if (!level.empty()) {
+    auto min = level_rank(level);
+    keep = [min](const build_log_entry& e) { return level_rank(e.level) >= min; };
+  }
+  auto entries = json::array();
+  for (auto& e : ctx.db->build_logs(b->id, static_cast<size_t>(*offset),
+                                    static_cast<size_t>(*limit), keep))
+    entries.push_back(log_json(e));
+  json body = {{"templateID", t->id},
+               {"buildID", b->id},
+               {"status", to_string(b->status)},
+               {"logEntries", entries},
+               {"logs", json::array()}};
+  if (b->status == build_status::error) {
+    auto errors = json::array();
+    for (auto& e : ctx.db->build_logs(b->id, 0, 20, [](const build_log_entry& e) {
+           return e.level == "error";
+         }))
+      errors.push_back(log_json(e));
+    body["reason"] = {{"message", b->reason}, {"step", "base"}, {"logEntries", errors}};
+  }
+  req.out->send_json(200, body);
+}
+
+} // namespace sandboxd::http

@@ -1,0 +1,822 @@
+#include "runtime/network.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include "core/ids.hpp"
+#include "runtime/command.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+constexpr const char* table = "inet sandboxd";
+constexpr int prefix_len = 30; // per sandbox: network, gateway, sandbox, broadcast
+constexpr size_t max_entries = 1024;
+constexpr auto tool_timeout = std::chrono::seconds(20);
+
+std::string read_text(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r'))
+    s.pop_back();
+  return s;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+uint32_t mask_of(int len) {
+  return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+}
+
+// Strict dotted quad: four decimal octets 0-255, no leading zeros, no signs.
+bool parse_ipv4(const std::string& s, uint32_t& out) {
+  uint32_t addr = 0;
+  size_t i = 0;
+  for (int octet = 0; octet < 4; ++octet) {
+    if (octet > 0) {
+      if (i >= s.size() || s[i] != '.')
+        return false;
+      ++i;
+    }
+    size_t start = i;
+    uint32_t v = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+      v = v * 10 + static_cast<uint32_t>(s[i++] - '0');
+    size_t digits = i - start;
+    if (digits == 0 || v > 255 || (digits > 1 && s[start] == '0'))
+      return false;
+    addr = (addr << 8) | v;
+  }
+  if (i != s.size())
+    return false;
+  out = addr;
+  return true;
+}
+
+bool is_label(const std::string& l) {
+  if (l.empty() || l.size() > 63 || l.front() == '-' || l.back() == '-')
+    return false;
+  for (char c : l)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+          || c == '-'))
+      return false;
+  return true;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    auto end = s.find(sep, start);
+    parts.push_back(s.substr(start, end == std::string::npos ? std::string::npos
+                                                             : end - start));
+    if (end == std::string::npos)
+      return parts;
+    start = end + 1;
+  }
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty()
+         && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string set_of(const std::vector<ipv4_net>& nets) {
+  std::string s = "{ ";
+  for (size_t i = 0; i < nets.size(); ++i)
+    s += (i ? ", " : "") + to_string(nets[i]);
+  return s + " }";
+}
+
+bool in_any(const std::vector<ipv4_net>& nets, uint32_t addr) {
+  for (auto& n : nets)
+    if (contains(n, addr))
+      return true;
+  return false;
+}
+
+} // namespace
+
+std::string render_skeleton() {
+  std::string t = table;
+  return "add table " + t + "\n"
+         "add set " + t + " ifaces { type ifname; }\n"
+         "add map " + t + " egress { type ifname : verdict; }\n"
+         "add chain " + t + " forward { type filter hook forward priority filter; policy accept; }\n"
+         "add chain " + t + " input { type filter hook input priority filter; policy accept; }\n"
+         "add chain " + t + " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n"
+         "flush chain " + t + " forward\n"
+         // Nothing new enters a sandbox: not from outside, not from another sandbox.
+         "add rule " + t + " forward oifname @ifaces ct state established,related accept\n"
+         "add rule " + t + " forward oifname @ifaces drop\n"
+         // Out of a sandbox: its own policy chain; a veth without one is dropped.
+         "add rule " + t + " forward iifname vmap @egress\n"
+         "add rule " + t + " forward iifname @ifaces drop\n"
+         "flush chain " + t + " input\n"
+         // The host accepts replies from sandboxes, nothing they initiate.
+         "add rule " + t + " input iifname @ifaces ct state established,related accept\n"
+         "add rule " + t + " input iifname @ifaces drop\n"
+         "flush chain " + t + " postrouting\n"
+         "add rule " + t + " postrouting iifname @ifaces oifname != @ifaces masquerade\n";
+}
+
+namespace {
+
+// flock on a host-wide file: allocation is serialized across sandboxd processes.
+class host_lock {
+public:
+  explicit host_lock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ >= 0)
+      while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~host_lock() {
+    if (fd_ >= 0)
+      ::close(fd_); // releases the lock
+  }
+  bool ok() const { return fd_ >= 0; }
+  host_lock(const host_lock&) = delete;
+  host_lock& operator=(const host_lock&) = delete;
+
+private:
+  int fd_ = -1;
+};
+
+// Every IPv4 address on the host's interfaces (this netns).
+std::vector<uint32_t> host_addresses() {
+  std::vector<uint32_t> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0)
+    return out;
+  for (auto* i = list; i; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+      out.push_back(ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr));
+  ::freeifaddrs(list);
+  return out;
+}
+
+bool link_exists(const std::string& name) {
+  return ::if_nametoindex(name.c_str()) != 0;
+}
+
+std::string netns_of(const std::string& pid) {
+  char buf[64] = {};
+  auto n = ::readlink(("/proc/" + pid + "/ns/net").c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+} // namespace
+
+// ---- pure helpers ---------------------------------------------------------------
+
+result<ipv4_net> parse_ipv4_net(const std::string& text) {
+  auto slash = text.find('/');
+  ipv4_net net;
+  if (!parse_ipv4(text.substr(0, slash), net.addr))
+    return bad_request("'" + text + "' is not an IPv4 address or CIDR");
+  if (slash != std::string::npos) {
+    auto len = text.substr(slash + 1);
+    if (!all_digits(len) || len.size() > 2 || (len.size() > 1 && len[0] == '0')
+        || std::stoi(len) > 32)
+      return bad_request("'" + text + "' has an invalid prefix length (0-32)");
+    net.len = std::stoi(len);
+  }
+  net.addr &= mask_of(net.len);
+  return net;
+}
+
+std::string ipv4_to_string(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "."
+         + std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
+}
+
+std::string to_string(const ipv4_net& net) {
+  auto s = ipv4_to_string(net.addr);
+  return net.len == 32 ? s : s + "/" + std::to_string(net.len);
+}
+
+bool contains(const ipv4_net& net, uint32_t addr) {
+  return (addr & mask_of(net.len)) == net.addr;
+}
+
+std::vector<ipv4_net> merge_nets(std::vector<ipv4_net> nets) {
+  // As [first, last+1) ranges, merged, then cut back into aligned CIDRs.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto& n : nets)
+    ranges.push_back({n.addr, uint64_t{n.addr} + (uint64_t{1} << (32 - n.len))});
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (auto& r : ranges) {
+    if (!merged.empty() && r.first <= merged.back().second)
+      merged.back().second = std::max(merged.back().second, r.second);
+    else
+      merged.push_back(r);
+  }
+  std::vector<ipv4_net> out;
+  for (auto [lo, hi] : merged) {
+    while (lo < hi) {
+      int len = 32;
+      // The largest aligned block starting at lo that fits in [lo, hi).
+      while (len > 0) {
+        uint64_t size = uint64_t{1} << (32 - (len - 1));
+        if (lo % size != 0 || lo + size > hi)
+          break;
+        --len;
+      }
+      out.push_back({static_cast<uint32_t>(lo), len});
+      lo += uint64_t{1} << (32 - len);
+    }
+  }
+  return out;
+}
+
+bool is_domain(const std::string& text) {
+  if (text.empty() || text.size() > 253)
+    return false;
+  auto labels = split(text, '.');
+  if (labels.size() < 2 || all_digits(labels.back()))
+    return false;
+  return std::all_of(labels.begin(), labels.end(), is_label);
+}
+
+bool is_wildcard_domain(const std::string& text) {
+  return text.size() > 2 && text.compare(0, 2, "*.") == 0 && is_domain(text.substr(2));
+}
+
+std::string veth_name(const std::string& sandbox_id) {
+  return "sbx" + sandbox_id.substr(0, 12);
+}
+
+std::string chain_name(const std::string& sandbox_id) {
+  return "sbx_" + sandbox_id;
+}
+
+result<sandbox_addresses> slot_addresses(const ipv4_net& pool, uint32_t slot) {
+  if (pool.len > prefix_len)
+    return bad_request("the sandbox network pool " + to_string(pool)
+                       + " is smaller than one /30");
+  uint64_t slots = uint64_t{1} << (prefix_len - pool.len);
+  if (slot >= slots)
+    return bad_request("slot out of range");
+  sandbox_addresses a;
+  a.subnet = {pool.addr + (slot << (32 - prefix_len)), prefix_len};
+  a.host = a.subnet.addr + 1;
+  a.sandbox = a.subnet.addr + 2;
+  return a;
+}
+
+uint32_t preferred_slot(const std::string& sandbox_id, uint32_t slots) {
+  uint32_t h = 2166136261u; // FNV-1a
+  for (unsigned char c : sandbox_id)
+    h = (h ^ c) * 16777619u;
+  return slots ? h % slots : 0;
+}
+
+bool permits(const resolved_policy& p, uint32_t dst, bool dns_port) {
+  if (in_any(p.always_deny, dst))
+    return false;
+  if (in_any(p.allow, dst))
+    return true;
+  if (dns_port && std::find(p.dns.begin(), p.dns.end(), dst) != p.dns.end())
+    return true;
+  if (!p.internet)
+    return false;
+  return !in_any(p.deny, dst);
+}
+
+std::string render_policy(const std::string& id, const resolved_policy& p, bool new_chain) {
+  std::string t = table;
+  auto chain = chain_name(id);
+  auto rule = "add rule " + t + " " + chain + " ";
+  std::string s;
+  if (new_chain)
+    s += "add chain " + t + " " + chain + "\n";
+  s += "flush chain " + t + " " + chain + "\n";
+  // IPv4 only: the sandbox has no IPv6 route; anything else is dropped.
+  s += rule + "meta nfproto != ipv4 drop\n";
+  auto always = merge_nets(p.always_deny);
+  if (!always.empty())
+    s += rule + "ip daddr " + set_of(always) + " drop\n";
+  auto allow = merge_nets(p.allow);
+  if (!allow.empty())
+    s += rule + "ip daddr " + set_of(allow) + " accept\n";
+  if (!p.dns.empty()) {
+    std::vector<ipv4_net> dns;
+    for (auto a : p.dns)
+      dns.push_back({a, 32});
+    s += rule + "ip daddr " + set_of(merge_nets(dns))
+         + " meta l4proto { tcp, udp } th dport 53 accept\n";
+  }
+  auto deny = merge_nets(p.deny);
+  bool deny_all = !p.internet || (deny.size() == 1 && deny[0].len == 0);
+  if (deny_all)
+    s += rule + "drop\n";
+  else if (!deny.empty())
+    s += rule + "ip daddr " + set_of(deny) + " drop\n";
+  if (!deny_all)
+    s += rule + "accept\n";
+  auto veth = veth_name(id);
+  s += "add element " + t + " ifaces { \"" + veth + "\" }\n";
+  s += "add element " + t + " egress { \"" + veth + "\" : goto " + chain + " }\n";
+  return s;
+}
+
+std::string render_apply(const std::string& id, const resolved_policy& p) {
+  return render_skeleton() + render_policy(id, p, true);
+}
+
+std::string render_delete(const std::string& id) {
+  std::string t = table;
+  auto chain = chain_name(id);
+  auto veth = veth_name(id);
+  return "delete element " + t + " egress { \"" + veth + "\" }\n"
+         + "delete element " + t + " ifaces { \"" + veth + "\" }\n"
+         + "flush chain " + t + " " + chain + "\n"
+         + "delete chain " + t + " " + chain + "\n";
+}
+
+std::string render_remove(const std::string& id) {
+  std::string t = table;
+  auto chain = chain_name(id);
+  auto veth = veth_name(id);
+  // Added first so that the deletes succeed whether or not they were there.
+  return render_skeleton()
+         + "add chain " + t + " " + chain + "\n"
+         + "add element " + t + " ifaces { \"" + veth + "\" }\n"
+         + "add element " + t + " egress { \"" + veth + "\" : goto " + chain + " }\n"
+         + render_delete(id);
+}
+
+std::string render_host_link(const std::string& id, int init_pid,
+                             const sandbox_addresses& a, int len) {
+  auto veth = veth_name(id);
+  return "link add " + veth + " type veth peer name eth0 netns " + std::to_string(init_pid) + "\n"
+         + "link set dev " + veth + " alias sandboxd:" + id + "\n"
+         + "addr add " + ipv4_to_string(a.host) + "/" + std::to_string(len) + " dev " + veth + "\n"
+         + "link set dev " + veth + " up\n";
+}
+
+std::string render_sandbox_link(const sandbox_addresses& a, int len) {
+  return "link set dev lo up\n"
+         "addr add " + ipv4_to_string(a.sandbox) + "/" + std::to_string(len) + " dev eth0\n"
+         "link set dev eth0 up\n"
+         "route add default via " + ipv4_to_string(a.host) + " dev eth0\n";
+}
+
+std::string render_resolv_conf(const resolved_policy& p, const std::vector<uint32_t>& ns) {
+  std::string lines;
+  for (auto a : ns)
+    if (permits(p, a, true))
+      lines += "nameserver " + ipv4_to_string(a) + "\n";
+  if (lines.empty())
+    return "# Written by sandboxd: this sandbox's network policy reaches no nameserver.\n";
+  return "# Written by sandboxd from the host's nameservers.\n" + lines;
+}
+
+std::vector<uint32_t> parse_nameservers(const std::string& text) {
+  std::vector<uint32_t> out;
+  std::istringstream in{text};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words{line};
+    std::string key, value;
+    words >> key >> value;
+    uint32_t a;
+    if (key == "nameserver" && parse_ipv4(value, a) && (a >> 24) != 127 && a != 0
+        && std::find(out.begin(), out.end(), a) == out.end())
+      out.push_back(a);
+  }
+  return out;
+}
+
+std::vector<std::string> chains_in_listing(const std::string& listing) {
+  std::vector<std::string> ids;
+  std::istringstream in{listing};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words{line};
+    std::string key, name;
+    words >> key >> name;
+    if (key == "chain" && name.compare(0, 4, "sbx_") == 0
+        && is_valid_sandbox_id(name.substr(4)))
+      ids.push_back(name.substr(4));
+  }
+  return ids;
+}
+
+status validate(const network_policy& p) {
+  if (p.allow_out.size() > max_entries || p.deny_out.size() > max_entries)
+    return bad_request("network: at most " + std::to_string(max_entries)
+                       + " entries in allowOut and in denyOut");
+  for (auto& e : p.allow_out) {
+    if (e.find(':') != std::string::npos)
+      return bad_request("network.allowOut: '" + e
+                         + "': IPv6 and ports are not supported (IPv4 address, CIDR or domain)");
+    if (is_domain(e) || is_wildcard_domain(e))
+      continue;
+    auto n = parse_ipv4_net(e);
+    if (!n)
+      return bad_request("network.allowOut: '" + e
+                         + "' is not an IPv4 address, IPv4 CIDR, domain or *.domain");
+  }
+  for (auto& e : p.deny_out) {
+    if (e.find(':') != std::string::npos)
+      return bad_request("network.denyOut: '" + e
+                         + "': IPv6 and ports are not supported (IPv4 address or CIDR)");
+    if (is_domain(e) || is_wildcard_domain(e))
+      return bad_request("network.denyOut: '" + e
+                         + "': domains are only allowed in allowOut");
+    auto n = parse_ipv4_net(e);
+    if (!n)
+      return bad_request("network.denyOut: " + n.error().message);
+  }
+  return success();
+}
+
+// ---- the component ------------------------------------------------------------
+
+sandbox_network::sandbox_network(network_config config) : config_(std::move(config)) {
+  auto pool = parse_ipv4_net(config_.pool);
+  if (pool)
+    pool_ = *pool;
+  else
+    pool_ = {0, 33}; // refused by check_host and setup
+}
+
+std::vector<uint32_t> sandbox_network::nameservers() {
+  std::vector<uint32_t> out;
+  if (!config_.nameservers.empty()) {
+    for (auto& s : config_.nameservers) {
+      uint32_t a;
+      if (parse_ipv4(s, a))
+        out.push_back(a);
+    }
+    return out;
+  }
+  out = parse_nameservers(read_text("/etc/resolv.conf"));
+  if (out.empty()) // systemd-resolved's stub is loopback; its upstreams are here
+    out = parse_nameservers(read_text("/run/systemd/resolve/resolv.conf"));
+  return out;
+}
+
+result<resolved_policy> sandbox_network::resolve(const network_policy& policy) {
+  if (auto v = validate(policy); !v)
+    return v.error();
+  resolved_policy r;
+  r.internet = policy.internet;
+  r.always_deny.push_back(pool_);
+  for (auto& s : config_.always_deny) {
+    auto n = parse_ipv4_net(s);
+    if (!n)
+      return internal_error("network config always_deny: " + n.error().message);
+    r.always_deny.push_back(*n);
+  }
+  std::vector<std::string> domains;
+  bool any_domain = false;
+  for (auto& e : policy.allow_out) {
+    if (is_domain(e))
+      domains.push_back(lower(e));
+    if (is_domain(e) || is_wildcard_domain(e)) {
+      any_domain = true;
+      continue;
+    }
+    r.allow.push_back(*parse_ipv4_net(e));
+  }
+  for (auto& e : policy.deny_out)
+    r.deny.push_back(*parse_ipv4_net(e));
+  if (!policy.internet)
+    r.deny = {ipv4_net{0, 0}};
+  // Domains: resolved now (A records), 16 lookups at a time.
+  auto lookup = [this](const std::string& d) {
+    if (config_.resolver)
+      return config_.resolver(d);
+    std::vector<uint32_t> addrs;
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(d.c_str(), nullptr, &hints, &res) == 0) {
+      for (auto* i = res; i; i = i->ai_next)
+        addrs.push_back(ntohl(reinterpret_cast<sockaddr_in*>(i->ai_addr)->sin_addr.s_addr));
+      ::freeaddrinfo(res);
+    }
+    return addrs;
+  };
+  for (size_t start = 0; start < domains.size(); start += 16) {
+    std::vector<std::future<std::vector<uint32_t>>> batch;
+    for (size_t i = start; i < std::min(domains.size(), start + 16); ++i)
+      batch.push_back(std::async(std::launch::async, lookup, domains[i]));
+    for (auto& f : batch)
+      for (auto a : f.get())
+        r.allow.push_back({a, 32});
+  }
+  // A domain is only useful if the sandbox can look it up.
+  if (any_domain)
+    r.dns = nameservers();
+  return r;
+}
+
+result<std::string> sandbox_network::run_batch(const std::string& tool,
+                                               const std::string& text, int netns_pid) {
+  static std::atomic<uint64_t> counter{0};
+  auto path = config_.work_dir + "/net-" + std::to_string(::getpid()) + "-"
+              + std::to_string(counter++) + "." + tool;
+  {
+    std::ofstream out{path, std::ios::binary | std::ios::trunc};
+    out << text;
+    if (!out)
+      return internal_error("cannot write " + path);
+  }
+  std::vector<std::string> argv =
+    tool == "nft" ? std::vector<std::string>{"nft", "-f", path}
+                  : std::vector<std::string>{"ip", "-batch", path};
+  result<command_output> out = internal_error("not run");
+  if (netns_pid > 0) {
+    // A thread of our own enters the sandbox's netns; what it spawns is born there.
+    auto ns = "/proc/" + std::to_string(netns_pid) + "/ns/net";
+    int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      ::unlink(path.c_str());
+      return internal_error("open " + ns + ": " + strerror(errno));
+    }
+    std::thread worker([&] {
+      if (::setns(fd, CLONE_NEWNET) != 0) {
+        out = internal_error("setns " + ns + ": " + strerror(errno));
+        return;
+      }
+      out = run_command(argv, tool_timeout);
+    });
+    worker.join();
+    ::close(fd);
+  } else {
+    out = run_command(argv, tool_timeout);
+  }
+  ::unlink(path.c_str());
+  if (!out)
+    return out.error();
+  if (out->exit_code != 0)
+    return internal_error(tool + " failed (exit " + std::to_string(out->exit_code)
+                          + "): " + trim(out->output));
+  return out->output;
+}
+
+result<std::string> sandbox_network::run_nft(const std::string& fast,
+                                             const std::string& robust) {
+  // Re-adding existing chains costs a kernel grace period (~15 ms): the
+  // skeleton goes in once per process, and again only if something failed.
+  bool ready = skeleton_ready_.load();
+  auto r = run_batch("nft", ready ? fast : render_skeleton() + fast);
+  if (!r)
+    r = run_batch("nft", robust);
+  if (r)
+    skeleton_ready_ = true;
+  return r;
+}
+
+status sandbox_network::check_host() {
+  if (pool_.len > prefix_len)
+    return bad_request("invalid sandbox network pool '" + config_.pool
+                       + "': an IPv4 CIDR of /30 or larger is needed");
+  for (auto& s : config_.always_deny)
+    if (auto n = parse_ipv4_net(s); !n)
+      return bad_request("invalid always-denied network: " + n.error().message);
+  for (auto& [argv, pkg] :
+       {std::pair{std::vector<std::string>{"ip", "-V"}, "iproute2"},
+        std::pair{std::vector<std::string>{"nft", "--version"}, "nftables"}}) {
+    auto out = run_command(argv, std::chrono::seconds(10));
+    if (!out || out->exit_code != 0)
+      return internal_error("'" + argv[0] + "' is not usable; sandbox networking needs it "
+                            "(apt-get install " + pkg + ")");
+  }
+  if (trim(read_text("/proc/sys/net/ipv4/ip_forward")) != "1")
+    return internal_error("net.ipv4.ip_forward is off: sandboxes cannot reach anything "
+                          "(sysctl -w net.ipv4.ip_forward=1; ops/run does this)");
+  std::error_code ec;
+  std::filesystem::create_directories(config_.work_dir, ec);
+  return success();
+}
+
+status sandbox_network::setup(const std::string& id, int init_pid,
+                              const network_policy& policy) {
+  if (!is_valid_sandbox_id(id))
+    return internal_error("invalid sandbox id " + id);
+  if (init_pid <= 0)
+    return internal_error("no init pid for sandbox " + id);
+  // Never wire the host's own namespace as if it were a sandbox's.
+  auto theirs = netns_of(std::to_string(init_pid));
+  if (theirs.empty() || theirs == netns_of("self"))
+    return internal_error("sandbox " + id + ": process " + std::to_string(init_pid)
+                          + " has no network namespace of its own");
+  auto resolved = resolve(policy);
+  if (!resolved)
+    return resolved.error();
+  if (pool_.len > prefix_len)
+    return internal_error("invalid sandbox network pool " + config_.pool);
+  auto fail = [&](const failure& f) -> status {
+    teardown(id);
+    return failure{f.status, "sandbox network: " + f.message};
+  };
+  // 1. The veth pair and the gateway address, allocated under the host lock:
+  //    a /30 is taken while any host interface has an address in it.
+  result<sandbox_addresses> chosen = conflict("the sandbox network pool " + config_.pool
+                                              + " is exhausted");
+  {
+    host_lock lock{config_.lock_path};
+    if (!lock.ok())
+      return internal_error("cannot open " + config_.lock_path + ": " + strerror(errno));
+    auto used = host_addresses();
+    uint32_t slots = uint32_t{1} << (prefix_len - pool_.len);
+    uint32_t first = preferred_slot(id, slots);
+    for (uint32_t i = 0; i < slots; ++i) {
+      auto a = slot_addresses(pool_, (first + i) % slots);
+      bool taken = std::any_of(used.begin(), used.end(),
+                               [&](uint32_t u) { return contains(a->subnet, u); });
+      if (!taken) {
+        chosen = *a;
+        break;
+      }
+    }
+    if (!chosen)
+      return chosen.error();
+    if (auto r = run_batch("ip", render_host_link(id, init_pid, *chosen, prefix_len)); !r)
+      return fail(r.error());
+  }
+  // 2. The rules and 3. the sandbox side (lo, address, default route), at
+  //    once: nothing runs in the sandbox before create returns. The link
+  //    exists before its chain does (sweep() relies on that order).
+  result<std::string> rules = internal_error("not run");
+  std::thread nft([&] {
+    rules = run_nft(render_policy(id, *resolved, true), render_apply(id, *resolved));
+  });
+  auto inside = run_batch("ip", render_sandbox_link(*chosen, prefix_len), init_pid);
+  nft.join();
+  if (!rules)
+    return fail(rules.error());
+  if (!inside)
+    return fail(inside.error());
+  return success();
+}
+
+status sandbox_network::update(const std::string& id, const network_policy& policy) {
+  if (!is_valid_sandbox_id(id))
+    return internal_error("invalid sandbox id " + id);
+  auto resolved = resolve(policy);
+  if (!resolved)
+    return resolved.error();
+  if (!link_exists(veth_name(id)))
+    return not_found("sandbox " + id + " has no network");
+  // Flush and refill the chain, one transaction: no moment without a policy.
+  if (auto r = run_nft(render_policy(id, *resolved, false), render_apply(id, *resolved)); !r)
+    return failure{r.error().status, "sandbox network: " + r.error().message};
+  return success();
+}
+
+status sandbox_network::teardown(const std::string& id) {
+  if (!is_valid_sandbox_id(id))
+    return internal_error("invalid sandbox id " + id);
+  auto veth = veth_name(id);
+  // The link and the rules at once (each is slow in the kernel, ~15-20 ms).
+  // Deleting our end removes the pair; it is gone already if the netns is.
+  status link = success();
+  std::thread del([&] {
+    if (!link_exists(veth))
+      return;
+    auto out = run_command({"ip", "link", "del", "dev", veth}, tool_timeout);
+    if (!out)
+      link = out.error();
+    else if (out->exit_code != 0 && link_exists(veth))
+      link = internal_error("ip link del " + veth + ": " + trim(out->output));
+  });
+  auto rules = run_nft(render_delete(id), render_remove(id));
+  del.join();
+  if (!link)
+    return link;
+  if (!rules)
+    return failure{rules.error().status, "sandbox network: " + rules.error().message};
+  return success();
+}
+
+result<std::vector<std::string>> sandbox_network::sweep() {
+  // Chains first, links second: setup makes the link before the chain, so a
+  // chain seen here whose link is missing below is not one being set up.
+  auto out = run_command({"nft", "list", "table", "inet", "sandboxd"}, tool_timeout);
+  if (!out)
+    return out.error();
+  std::vector<std::string> stale;
+  if (out->exit_code != 0)
+    return stale; // no table: nothing of ours
+  for (auto& id : chains_in_listing(out->output))
+    if (!link_exists(veth_name(id)))
+      stale.push_back(id);
+  if (stale.empty())
+    return stale;
+  std::string text;
+  for (auto& id : stale)
+    text += render_remove(id);
+  if (auto r = run_batch("nft", text); !r)
+    return r.error();
+  return stale;
+}
+
+status sandbox_network::write_resolv_conf(const std::string& rootfs,
+                                          const network_policy& policy) {
+  // Only policy.internet, allowOut/denyOut addresses and whether domains are
+  // present matter here: skip resolving domains.
+  network_policy shallow = policy;
+  bool had_domain = false;
+  shallow.allow_out.clear();
+  for (auto& e : policy.allow_out) {
+    if (is_domain(e) || is_wildcard_domain(e))
+      had_domain = true;
+    else
+      shallow.allow_out.push_back(e);
+  }
+  auto resolved = resolve(shallow);
+  if (!resolved)
+    return resolved.error();
+  auto ns = nameservers();
+  if (had_domain)
+    resolved->dns = ns;
+  auto text = render_resolv_conf(*resolved, ns);
+
+  int root = ::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0)
+    return internal_error("open " + rootfs + ": " + strerror(errno));
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  int etc = static_cast<int>(::syscall(SYS_openat2, root, "etc", &how, sizeof how));
+  int err = errno;
+  ::close(root);
+  if (etc < 0)
+    return internal_error("open " + rootfs + "/etc: " + strerror(err));
+  const char* tmp = ".resolv.conf.sandboxd";
+  ::unlinkat(etc, tmp, 0);
+  int fd = ::openat(etc, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    err = errno;
+    ::close(etc);
+    return internal_error("create resolv.conf: " + std::string{strerror(err)});
+  }
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size())
+            && ::fchmod(fd, 0644) == 0;
+  ::close(fd);
+  // rename replaces whatever resolv.conf is (a symlink too) without following it.
+  ok = ok && ::renameat(etc, tmp, etc, "resolv.conf") == 0;
+  err = errno;
+  if (!ok)
+    ::unlinkat(etc, tmp, 0);
+  ::close(etc);
+  if (!ok)
+    return internal_error("write resolv.conf: " + std::string{strerror(err)});
+  return success();
+}
+
+result<std::string> sandbox_network::sandbox_address(const std::string& id) {
+  auto veth = veth_name(id);
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0)
+    return internal_error(std::string{"getifaddrs: "} + strerror(errno));
+  std::string found;
+  for (auto* i = list; i; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && veth == i->ifa_name)
+      found = ipv4_to_string(
+        ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr) + 1);
+  ::freeifaddrs(list);
+  if (found.empty())
+    return not_found("sandbox " + id + " has no network");
+  return found;
+}
+
+} // namespace sandboxd
