@@ -223,21 +223,29 @@ void when_usable(self_ptr self, std::function<void(status)> k) {
   k(check_transition(rec.state, sandbox_op::use));
 }
 
+// A reply of type T that `f(promise)` gives once the sandbox is usable, or
+// the reason it isn't.
+template <class T, class F>
+caf::result<T> once_usable(self_ptr self, F f) {
+  auto rp = self->make_response_promise<T>();
+  when_usable(self, [=](status st) mutable {
+    if (!st)
+      rp.deliver(to_error(st.error()));
+    else
+      f(rp);
+  });
+  return rp;
+}
+
 // Runs `job(agent socket)` on a worker once the sandbox is usable; agent
 // calls run concurrently, never serialized with lifecycle transitions.
 template <class Job>
 caf::result<std::string> agent_job(self_ptr self, Job job) {
-  auto rp = self->make_response_promise<std::string>();
-  when_usable(self, [=](status st) mutable {
-    if (!st) {
-      rp.deliver(to_error(st.error()));
-      return;
-    }
+  return once_usable<std::string>(self, [=](caf::typed_response_promise<std::string>& rp) {
     touch(self);
     auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
     run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp));
   });
-  return rp;
 }
 
 // The tag that finds the one-shot agent's process again after a restart.
@@ -552,23 +560,12 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       return rp;
     },
     [=](atom::endpoint) -> caf::result<std::string> {
-      auto rp = self->make_response_promise<std::string>();
-      when_usable(self, [=](status st) mutable {
-        if (!st) {
-          rp.deliver(to_error(st.error()));
-          return;
-        }
+      return once_usable<std::string>(self, [=](caf::typed_response_promise<std::string>& rp) {
         rp.deliver(self->state.deps.runtime->agent_socket(self->state.rec.id));
       });
-      return rp;
     },
     [=](atom::relay, std::string& request, caf::actor& sink) -> caf::result<caf::actor> {
-      auto rp = self->make_response_promise<caf::actor>();
-      when_usable(self, [=](status st) mutable {
-        if (!st) {
-          rp.deliver(to_error(st.error()));
-          return;
-        }
+      return once_usable<caf::actor>(self, [=](caf::typed_response_promise<caf::actor>& rp) {
         touch(self);
         auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
         auto stream = spawn_agent_stream(self->home_system(), sock, request, sink,
@@ -577,7 +574,6 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         ++self->state.open_streams;
         rp.deliver(stream);
       });
-      return rp;
     },
     [=](atom::idle, uint64_t generation) {
       auto& st = self->state;

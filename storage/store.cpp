@@ -53,6 +53,27 @@ uint64_t from_be64(const rocksdb::Slice& s) {
   return x;
 }
 
+// Walks `it` backwards from where it stands over keys with `prefix`,
+// collecting the values `decode` reads and `keep` accepts, at most `limit`;
+// `more` tells whether another one follows.
+template <class T, class Decode, class Keep>
+std::vector<T> collect_backward(rocksdb::Iterator& it, const std::string& prefix, size_t limit,
+                                Decode decode, Keep keep, bool* more) {
+  std::vector<T> out;
+  for (; it.Valid() && it.key().starts_with(prefix); it.Prev()) {
+    std::optional<T> v = decode(it.value().ToString());
+    if (!v || !keep(*v))
+      continue;
+    if (out.size() == limit) {
+      if (more)
+        *more = true;
+      break;
+    }
+    out.push_back(std::move(*v));
+  }
+  return out;
+}
+
 // Index keys: the owner, a 0 separator (ids never contain it), then seq.
 std::string index_key(const std::string& owner, uint64_t seq) {
   std::string k = owner;
@@ -515,18 +536,9 @@ std::vector<delivery> store::deliveries(const std::string& webhook_id,
   if (before_seq && *before_seq == 0)
     return out;
   it->SeekForPrev(before_seq ? index_key(webhook_id, *before_seq - 1) : prefix + std::string(8, '\xff'));
-  for (; it->Valid() && it->key().starts_with(prefix); it->Prev()) {
-    auto d = decode_delivery(it->value().ToString());
-    if (!d || (keep && !keep(*d)))
-      continue;
-    if (out.size() == limit) {
-      if (more)
-        *more = true;
-      break;
-    }
-    out.push_back(std::move(*d));
-  }
-  return out;
+  return collect_backward<delivery>(
+    *it, prefix, limit, [](const std::string& v) { return decode_delivery(v); },
+    [&](const delivery& d) { return !keep || keep(d); }, more);
 }
 
 status store::append_logs(const std::string& sandbox_id, const std::vector<log_line>& lines,
@@ -730,19 +742,13 @@ store::snapshots(const std::string& org_id, size_t limit,
   } else {
     it->SeekForPrev(prefix + std::string(1, '\x7f'));
   }
-  for (; it->Valid() && it->key().starts_with(prefix); it->Prev()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    auto s = j.is_discarded() ? std::nullopt : snapshot_from_storage_json(j);
-    if (!s || !keep(*s))
-      continue;
-    if (out.size() == limit) {
-      if (more)
-        *more = true;
-      break;
-    }
-    out.push_back(std::move(*s));
-  }
-  return out;
+  return collect_backward<snapshot_info>(
+    *it, prefix, limit,
+    [](const std::string& v) {
+      auto j = nlohmann::json::parse(v, nullptr, false);
+      return j.is_discarded() ? std::nullopt : snapshot_from_storage_json(j);
+    },
+    keep, more);
 }
 
 std::optional<snapshot_info> store::find_snapshot(const std::string& org_id,
