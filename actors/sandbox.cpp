@@ -187,6 +187,7 @@ std::vector<store::log_line> output_lines(const agent::exec_outcome& r) {
 
 container_spec spec_of(const sandbox_record& rec, const std::string& lower,
                        const std::vector<std::string>& layers);
+void start_template_cmd(self_ptr self, const std::string& cmd);
 
 // Thaws a paused sandbox and logs `resumed`, its TTL restarting at
 // `timeout_s` from now. Serialized: requests that arrive meanwhile find it
@@ -205,7 +206,12 @@ void resume_sandbox(self_ptr self, int64_t timeout_s, record_cont k) {
                  auto e = make_event(self->state.rec, event_type::resumed);
                  e.execution_id = new_uuid();
                  e.end_at_ms = capped_end(self->state.rec, e.timestamp_ms + timeout_s * 1000);
-                 commit(self, std::move(e), k);
+                 commit(self, std::move(e), [=](result<sandbox_record> r) {
+                   // Booted afresh: the template's start command runs again.
+                   if (r && cold && !self->state.deps.start_cmd.empty())
+                     start_template_cmd(self, self->state.deps.start_cmd);
+                   k(r);
+                 });
                });
 }
 

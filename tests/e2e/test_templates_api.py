@@ -257,6 +257,13 @@ class TemplatesApi(ServerTest):
                 self.assertEqual(out["stdout"], "hello from the template|user|/workspace\n")
                 # The start command runs on in the background.
                 self.assertIn("sleep 1000", self.sh(sid, "ps -eo args")["stdout"])
+        # A pause without memory ends it; the resumed sandbox boots and runs it again.
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": False}), 204)
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 120}), 201)
+        deadline = time.time() + 30
+        while "sleep 1000" not in self.sh(sid, "ps -eo args")["stdout"] and time.time() < deadline:
+            time.sleep(0.3)
+        self.assertIn("sleep 1000", self.sh(sid, "ps -eo args")["stdout"])
         got = self.server.request("GET", f"/templates/{self.good['templateID']}").json
         self.assertEqual(got["spawnCount"], 2)
         self.assertIsNotNone(got["lastSpawnedAt"])
