@@ -7,5 +7,6 @@ int serve(int argc, char** argv);
 int keys(int argc, char** argv);
 int templates(int argc, char** argv);
 int audit(int argc, char** argv);
+int cleanup(int argc, char** argv);
 
 } // namespace sandboxd::cli

@@ -19,6 +19,7 @@ Usage:
   sandboxd audit verify [--data-dir DIR]          # walk the hash chain, name the first broken link
   sandboxd audit replay [--data-dir DIR] [--sandbox ID] [--since RFC3339]
                                                   # events, then the state each sandbox reaches
+  sandboxd cleanup [--data-dir DIR]               # remove every sandbox of a stopped server's data dir
   sandboxd --help
 
 Defaults: --data-dir ./data, --api-listen 127.0.0.1:3000,
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
     return sandboxd::cli::templates(argc, argv);
   if (cmd == "audit")
     return sandboxd::cli::audit(argc, argv);
+  if (cmd == "cleanup")
+    return sandboxd::cli::cleanup(argc, argv);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(usage, stdout);
     return 0;

@@ -164,6 +164,10 @@ class Server:
             except Exception:
                 pass
         self.stop()
+        # Sandboxes left (other orgs', a crashed server's) go the way a kill
+        # takes them: container, network, mounts, cgroup, files.
+        subprocess.run([BIN, "cleanup", "--data-dir", self.dir], capture_output=True, timeout=300)
+        # Should that fail, at least no container or mount stays behind.
         state_root = os.path.join(self.dir, "runtime", "state")
         sandboxes = os.path.join(self.dir, "sandboxes")
         ids = set()

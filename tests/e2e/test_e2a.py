@@ -457,13 +457,17 @@ class AgentTest(V1Test):
             time.sleep(0.1)
 
     def wait_pid_logged(self, vm, within=10.0):
+        """Until the agent's start is an event and the scripted agent says it
+        is waiting (its signal handling is set up)."""
         deadline = time.time() + within
+        started = False
         while time.time() < deadline:
-            for e in self.server.events(vm):
-                if e["eventData"].get("agent", {}).get("pid"):
-                    return
+            started = started or any(e["eventData"].get("agent", {}).get("pid")
+                                     for e in self.server.events(vm))
+            if started and "waiting" in [l["line"] for l in self.ok_logs(vm)]:
+                return
             time.sleep(0.1)
-        self.fail("the agent's start was never logged")
+        self.fail("the agent's start was never logged, or it never got to wait")
 
     def assertNoKey(self, what, text):
         self.assertNotIn(KEY, text, what)

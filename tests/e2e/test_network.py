@@ -351,6 +351,30 @@ class Policies(NetworkTest):
         self.assertTrue(self.reaches(sid))
 
 
+class CleanupCommand(NetworkTest):
+    def test_cleanup_removes_what_a_stopped_server_left(self):
+        from harness import BIN
+        other = self.server.new_key("cleanup-other")
+        mine = self.create()
+        theirs = self.server.create(key=other)
+        made_ids.append(theirs)
+        cold = self.create()
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{cold}/pause", {"memory": False}), 204)
+        busy = run(BIN, "cleanup", "--data-dir", self.server.dir, check=False)
+        self.assertNotEqual(busy.returncode, 0)
+        self.assertIn("stop it first", busy.stderr)
+        self.assertTrue(link_exists(veth_of(mine)))
+        self.server.crash()
+        out = run(BIN, "cleanup", "--data-dir", self.server.dir)
+        self.assertIn("removed 3 sandboxes", out.stdout)
+        for sid in (mine, theirs, cold):
+            self.assertFalse(link_exists(veth_of(sid)), sid)
+            self.assertNotIn(f"chain sbx_{sid} ", nft_table())
+            self.assertFalse(os.path.exists(os.path.join(self.server.dir, "sandboxes", sid)))
+            self.assertFalse(os.path.exists(f"/sys/fs/cgroup/memory/sandboxd/{sid}"))
+        self.server.start()  # for the class's own cleanup
+
+
 class Restarts(NetworkTest):
     def test_restart_keeps_networks_and_never_reuses_a_live_address(self):
         s1 = self.create()

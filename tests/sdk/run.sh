@@ -62,6 +62,10 @@ cleanup() {
     if kill -0 "$SERVER_PID" 2>/dev/null; then kill -KILL "$SERVER_PID" 2>/dev/null; fi
     wait "$SERVER_PID" 2>/dev/null
   fi
+  # Sandboxes left (other orgs', a crashed server's) go the way a kill takes
+  # them: container, network, mounts, cgroup, files. Then, should that fail,
+  # at least no container or mount stays behind.
+  "$BIN" cleanup --data-dir "$DATA_DIR" >/dev/null 2>&1 || true
   local state_root="$DATA_DIR/runtime/state" sandboxes="$DATA_DIR/sandboxes" id
   local -A ids_seen=()
   for d in "$state_root" "$sandboxes"; do
