@@ -64,12 +64,7 @@ bool matches(const sandbox_record& r, const list_query& q) {
     return false;
   if (q.started_after_ms && r.started_at_ms <= *q.started_after_ms)
     return false;
-  for (auto& [k, v] : q.metadata) {
-    auto i = r.metadata.find(k);
-    if (i == r.metadata.end() || i->second != v)
-      return false;
-  }
-  return true;
+  return metadata_matches(r, q.metadata);
 }
 
 // What a sandbox is made from: a catalogue template, or one of the org's

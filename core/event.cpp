@@ -44,6 +44,14 @@ std::string to_string(kill_reason r) {
   return "unknown";
 }
 
+std::optional<int64_t> ext_number(const std::string& value) {
+  char* end = nullptr;
+  auto n = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0')
+    return std::nullopt;
+  return n;
+}
+
 nlohmann::json to_json(const event& e) {
   nlohmann::json data;
   data["sandbox_metadata"] = e.metadata;
@@ -65,11 +73,9 @@ nlohmann::json to_json(const event& e) {
       data["agent"]["name"] = v;
     else if (k.rfind("agent.", 0) == 0) {
       auto name = k.substr(6);
-      char* end = nullptr;
-      auto n = std::strtoll(v.c_str(), &end, 10);
-      if ((name == "pid" || name == "exit_code" || name == "grace_s") && !v.empty()
-          && *end == '\0')
-        data["agent"][name] = n;
+      auto n = ext_number(v);
+      if ((name == "pid" || name == "exit_code" || name == "grace_s") && n)
+        data["agent"][name] = *n;
       else
         data["agent"][name] = v;
     }

@@ -87,6 +87,9 @@ inline constexpr const char* net_allow = "network.allow_out";     // JSON array 
 inline constexpr const char* net_deny = "network.deny_out";       // JSON array of strings
 } // namespace event_ext
 
+/// An integer extension value ("42"); nullopt when it is not one.
+std::optional<int64_t> ext_number(const std::string& value);
+
 /// E2B's public shape: {id, version, type, timestamp, sandboxId, ...,
 /// eventData{sandbox_metadata, set_timeout?, execution?, kill_reason?,
 /// agent?}}.

@@ -117,21 +117,23 @@ agent_view agent_of(const sandbox_record& rec) {
     auto it = rec.ext.find(key);
     return it == rec.ext.end() ? std::string{} : it->second;
   };
-  auto number = [](const std::string& v) -> std::optional<int64_t> {
-    char* end = nullptr;
-    auto n = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0')
-      return std::nullopt;
-    return n;
-  };
   a.name = get(event_ext::agent);
   a.model = get(event_ext::agent_model);
   a.status = get(event_ext::agent_status);
-  a.pid = number(get(event_ext::agent_pid)).value_or(0);
-  a.exit_code = number(get(event_ext::agent_exit_code));
+  a.pid = ext_number(get(event_ext::agent_pid)).value_or(0);
+  a.exit_code = ext_number(get(event_ext::agent_exit_code));
   a.cancel_reason = get(event_ext::agent_cancel);
-  a.cancel_grace_s = number(get(event_ext::agent_grace)).value_or(10);
+  a.cancel_grace_s = ext_number(get(event_ext::agent_grace)).value_or(10);
   return a;
+}
+
+bool metadata_matches(const sandbox_record& rec, const std::map<std::string, std::string>& want) {
+  for (auto& [k, v] : want) {
+    auto i = rec.metadata.find(k);
+    if (i == rec.metadata.end() || i->second != v)
+      return false;
+  }
+  return true;
 }
 
 lifecycle_view lifecycle_of(const sandbox_record& rec) {

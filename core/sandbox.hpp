@@ -119,6 +119,9 @@ status check_transition(sandbox_state state, sandbox_op op);
 /// no sense in the current state, are rejected so replay can flag them.
 status apply(sandbox_record& rec, const event& e);
 
+/// Whether the sandbox carries every key=value of `want` in its metadata.
+bool metadata_matches(const sandbox_record& rec, const std::map<std::string, std::string>& want);
+
 /// Storage encoding of a record (JSON), for the log's checkpoint snapshot.
 nlohmann::json to_storage_json(const sandbox_record& rec);
 std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j);

@@ -48,6 +48,23 @@ void with_sandbox(api_context& ctx, const request& req, F f) {
   });
 }
 
+/// Hands every sandbox of the caller's org (any state, newest first) to
+/// `f(records)`; failures go to `on_error` (default: the failure as is).
+template <class F, class E>
+void with_org_records(api_context& ctx, const request& req, F f, E on_error) {
+  auto org = req.org;
+  auto reg = ctx.registry;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::list::value, org)
+      .then([=](std::vector<sandbox_record>& recs) { f(recs); }, on_error);
+  });
+}
+
+template <class F>
+void with_org_records(api_context& ctx, const request& req, F f) {
+  with_org_records(ctx, req, std::move(f), reply_error_to(req.out));
+}
+
 /// Hands the record of the caller's sandbox `:id` to `f(record)`, also
 /// after the sandbox stopped; 404 when it is not the caller's.
 template <class F>

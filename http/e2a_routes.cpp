@@ -135,20 +135,16 @@ void e2a_create(api_context& ctx, request& req) {
 
 void e2a_list(api_context& ctx, request& req) {
   auto out = req.out;
-  auto reg = ctx.registry;
-  auto org = req.org;
-  ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(reg, caf::infinite, atom::list::value, org)
-      .then(
-        [=](std::vector<sandbox_record>& recs) {
-          auto arr = json::array();
-          for (auto& r : recs)
-            if (r.state == sandbox_state::running || r.state == sandbox_state::paused)
-              arr.push_back(summary(r));
-          out->send_json(200, arr);
-        },
-        e2a_error(out));
-  });
+  with_org_records(
+    ctx, req,
+    [=](const std::vector<sandbox_record>& recs) {
+      auto arr = json::array();
+      for (auto& r : recs)
+        if (r.state == sandbox_state::running || r.state == sandbox_state::paused)
+          arr.push_back(summary(r));
+      out->send_json(200, arr);
+    },
+    e2a_error(out));
 }
 
 void e2a_get(api_context& ctx, request& req) {

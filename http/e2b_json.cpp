@@ -7,6 +7,8 @@ namespace sandboxd::http {
 
 nlohmann::json sandbox_json(const sandbox_record& rec, const std::string& secret) {
   auto state = to_string(rec.state);
+  auto life = lifecycle_of(rec);
+  auto net = network_of(rec);
   return {
     {"sandboxID", rec.id},
     {"templateID", rec.template_id},
@@ -23,12 +25,10 @@ nlohmann::json sandbox_json(const sandbox_record& rec, const std::string& secret
     {"cpuCount", rec.cpu_count},
     {"memoryMB", rec.memory_mb},
     {"diskSizeMB", rec.disk_size_mb},
-    {"lifecycle", {{"onTimeout", lifecycle_of(rec).pause_on_timeout ? "pause" : "kill"},
-                   {"autoResume", lifecycle_of(rec).auto_resume}}},
-    {"allowInternetAccess", network_of(rec).internet_set
-                              ? nlohmann::json(network_of(rec).internet)
-                              : nlohmann::json(nullptr)},
-    {"network", {{"allowOut", network_of(rec).allow_out}, {"denyOut", network_of(rec).deny_out}}},
+    {"lifecycle", {{"onTimeout", life.pause_on_timeout ? "pause" : "kill"},
+                   {"autoResume", life.auto_resume}}},
+    {"allowInternetAccess", net.internet_set ? nlohmann::json(net.internet) : nlohmann::json(nullptr)},
+    {"network", {{"allowOut", net.allow_out}, {"denyOut", net.deny_out}}},
   };
 }
 

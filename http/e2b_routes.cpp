@@ -159,15 +159,6 @@ result<std::set<sandbox_state>> state_filter(const std::optional<std::string>& r
   }
 }
 
-bool metadata_matches(const sandbox_record& rec, const std::map<std::string, std::string>& want) {
-  for (auto& [k, v] : want) {
-    auto i = rec.metadata.find(k);
-    if (i == rec.metadata.end() || i->second != v)
-      return false;
-  }
-  return true;
-}
-
 // The page cursor: the sort key (start time, id) of the last item served,
 // so pages stay stable while sandboxes come and go.
 std::string cursor_of(const sandbox_record& r) {
@@ -188,19 +179,12 @@ void list_sandboxes(api_context& ctx, request& req) {
   auto md = parse_metadata_filter(req.query_param("metadata").value_or(""));
   auto out = req.out;
   auto secret = ctx.db->secret();
-  auto reg = ctx.registry;
-  auto org = req.org;
-  ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(reg, caf::infinite, atom::list::value, org)
-      .then(
-        [=](std::vector<sandbox_record>& recs) {
-          auto arr = json::array();
-          for (auto& r : recs)
-            if (wanted.count(r.state) && metadata_matches(r, md))
-              arr.push_back(sandbox_json(r, secret));
-          out->send_json(200, arr);
-        },
-        reply_error_to(out));
+  with_org_records(ctx, req, [=](const std::vector<sandbox_record>& recs) {
+    auto arr = json::array();
+    for (auto& r : recs)
+      if (wanted.count(r.state) && metadata_matches(r, md))
+        arr.push_back(sandbox_json(r, secret));
+    out->send_json(200, arr);
   });
 }
 

@@ -66,23 +66,16 @@ void sandboxes_metrics(api_context& ctx, request& req) {
     return req.out->send_error(bad_request("sandbox_ids may list at most 100 sandboxes"));
   auto out = req.out;
   auto db = ctx.db;
-  auto reg = ctx.registry;
-  auto org = req.org;
-  ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(reg, caf::infinite, atom::list::value, org)
-      .then(
-        [=](std::vector<sandbox_record>& recs) {
-          json by_id = json::object();
-          for (auto& r : recs) {
-            if (!ids.count(r.id)
-                || (r.state != sandbox_state::running && r.state != sandbox_state::paused))
-              continue;
-            if (auto s = db->latest_metric(r.id))
-              by_id[r.id] = metric_json(*s);
-          }
-          out->send_json(200, {{"sandboxes", by_id}});
-        },
-        reply_error_to(out));
+  with_org_records(ctx, req, [=](const std::vector<sandbox_record>& recs) {
+    json by_id = json::object();
+    for (auto& r : recs) {
+      if (!ids.count(r.id)
+          || (r.state != sandbox_state::running && r.state != sandbox_state::paused))
+        continue;
+      if (auto s = db->latest_metric(r.id))
+        by_id[r.id] = metric_json(*s);
+    }
+    out->send_json(200, {{"sandboxes", by_id}});
   });
 }
 

@@ -142,13 +142,7 @@ int level_rank(const std::string& level) {
 // Asks the registry for the org's sandboxes, then answers with `f(usage)`.
 template <class F>
 void with_usage(api_context& ctx, const request& req, F f) {
-  auto out = req.out;
-  auto org = req.org;
-  auto reg = ctx.registry;
-  ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(reg, caf::infinite, atom::list::value, org)
-      .then([=](std::vector<sandbox_record>& recs) { f(usage_of(recs)); }, reply_error_to(out));
-  });
+  with_org_records(ctx, req, [=](const std::vector<sandbox_record>& recs) { f(usage_of(recs)); });
 }
 
 // Every template the org sees, in listing order: the catalogue's, then the

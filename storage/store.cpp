@@ -459,6 +459,15 @@ std::optional<event> store::event_at(uint64_t seq) const {
   return decode_event(*bytes);
 }
 
+status store::write(rocksdb::WriteBatch& batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  auto st = db_->Write(wo, &batch);
+  if (!st.ok())
+    return failure{503, "cannot write the store: " + st.ToString()};
+  return success();
+}
+
 status store::put(rocksdb::ColumnFamilyHandle* cf, const std::string& key,
                   const std::string& value) {
   rocksdb::WriteOptions wo;
@@ -496,12 +505,7 @@ status store::delete_webhook(const std::string& id) {
   batch.Delete(cursors_, id);
   auto prefix = id + std::string(1, '\0');
   batch.DeleteRange(deliveries_, prefix, id + std::string(1, '\1'));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto st = db_->Write(wo, &batch);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return write(batch);
 }
 
 uint64_t store::webhook_cursor(const std::string& id) const {
@@ -571,10 +575,7 @@ status store::append_logs(const std::string& sandbox_id, const std::vector<log_l
     }
   }
   batch.Put(meta_, count_key, be64(count));
-  auto st = db_->Write(rocksdb::WriteOptions{}, &batch);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return write(batch, false);
 }
 
 std::vector<store::log_line> store::logs(const std::string& sandbox_id, size_t limit,
@@ -676,10 +677,7 @@ status store::append_metric(const std::string& sandbox_id, const container_sampl
        it->Prev())
     if (++seen > cap)
       batch.Delete(metrics_, it->key());
-  auto st = db_->Write(rocksdb::WriteOptions{}, &batch);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return write(batch, false);
 }
 
 std::vector<container_sample> store::metrics(const std::string& sandbox_id, int64_t start_ms,
@@ -717,13 +715,8 @@ std::string store::snapshot_cursor(const snapshot_info& s) {
 }
 
 status store::put_snapshot(const snapshot_info& s) {
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto st = db_->Put(wo, snapshots_, s.org_id + std::string(1, '\0') + snapshot_cursor(s),
-                     to_storage_json(s).dump());
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return put(snapshots_, s.org_id + std::string(1, '\0') + snapshot_cursor(s),
+             to_storage_json(s).dump());
 }
 
 std::vector<snapshot_info>
@@ -767,11 +760,8 @@ result<std::string> store::ensure_org(const std::string& name) {
   if (auto id = get(orgs_, name))
     return *id;
   auto id = new_uuid();
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto st = db_->Put(wo, orgs_, name, id);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
+  if (auto st = put(orgs_, name, id); !st)
+    return st.error();
   return id;
 }
 
@@ -780,11 +770,8 @@ result<std::string> store::create_key(const std::string& org_name) {
   if (!org)
     return org.error();
   auto key = "e2b_" + random_hex(20);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto st = db_->Put(wo, keys_, sha256_hex(key), *org);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
+  if (auto st = put(keys_, sha256_hex(key), *org); !st)
+    return st.error();
   return key;
 }
 
@@ -817,12 +804,7 @@ status store::put_user_template(const user_template& t,
   if (build)
     batch.Put(template_builds_, owned_key(build->template_id, build->id),
               to_storage_json(*build).dump());
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto st = db_->Write(wo, &batch);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return write(batch);
 }
 
 std::vector<user_template> store::user_templates(const std::string& org_id) const {
@@ -878,22 +860,11 @@ status store::delete_user_template(const user_template& t) {
     batch.DeleteRange(build_logs_, build_id + std::string(1, '\0'),
                       build_id + std::string(1, '\1'));
   }
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto st = db_->Write(wo, &batch);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return write(batch);
 }
 
 status store::put_template_build(const template_build& b) {
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto st = db_->Put(wo, template_builds_, owned_key(b.template_id, b.id),
-                     to_storage_json(b).dump());
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return put(template_builds_, owned_key(b.template_id, b.id), to_storage_json(b).dump());
 }
 
 std::optional<template_build> store::find_template_build(const std::string& template_id,
@@ -940,10 +911,7 @@ status store::append_build_logs(const std::string& build_id,
       continue;
     batch.Put(build_logs_, prefix + be64(next++), to_storage_json(l).dump());
   }
-  auto st = db_->Write(rocksdb::WriteOptions{}, &batch);
-  if (!st.ok())
-    return failure{503, "cannot write the store: " + st.ToString()};
-  return success();
+  return write(batch, false);
 }
 
 std::vector<build_log_entry>

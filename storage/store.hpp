@@ -38,6 +38,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class WriteBatch;
 } // namespace rocksdb
 
 namespace sandboxd {
@@ -281,7 +282,10 @@ private:
   rocksdb::ColumnFamilyHandle* build_logs_ = nullptr;
   std::mutex build_logs_mtx_; // serializes a build's line count
   std::mutex logs_mtx_; // serializes a sandbox's line count
+  // A synced write of one key, and a batch write: synced (WAL fsynced before
+  // it returns) unless it holds output rather than records (logs, samples).
   status put(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const std::string& value);
+  status write(rocksdb::WriteBatch& batch, bool sync = true);
   static result<std::unique_ptr<store>> open_impl(const std::string& dir, bool read_only);
 
   mutable std::mutex append_mtx_; // serializes sequence assignment
