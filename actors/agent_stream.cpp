@@ -106,8 +106,13 @@ caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
         deliver(error_frame(bad_gateway("sandbox agent stream ended: " + detail)));
         return;
       }
-      if (f.value("type", "") == "error" && !f.contains("status"))
-        f["status"] = agent::failure_from_error_frame(f).status;
+      // Frames arrive checked (agent_answers.hpp); the status of an error
+      // is ours to derive, whatever the agent put there.
+      if (f["type"] == "error") {
+        auto why = agent::failure_from_error_frame(f);
+        f["status"] = why.status;
+        f["message"] = why.message;
+      }
       if (plog)
         plog->frame(f);
       deliver(f);

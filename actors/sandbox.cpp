@@ -10,6 +10,7 @@
 #include "actors/blocking.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "core/utf8_lossy.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/containers.hpp"
 #include "storage/store.hpp"
@@ -326,6 +327,7 @@ container_spec spec_of(const sandbox_record& rec, const std::string& lower,
   spec.layers = layers;
   spec.cpu_count = rec.cpu_count;
   spec.memory_mb = rec.memory_mb;
+  spec.disk.bytes = static_cast<int64_t>(rec.disk_size_mb) << 20;
   spec.env = {
     {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
     {"E2B_SANDBOX", "true"},
@@ -533,22 +535,32 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto db = self->state.deps.db;
       auto id = self->state.rec.id;
       return agent_job(self, [request, timeout_ms, db, id](const std::string& sock) -> result<std::string> {
+        // At most agent::kRunOutputLimit of each stream is kept.
         auto r = agent::run(sock, nlohmann::json::parse(request),
                             std::chrono::milliseconds(timeout_ms));
-        if (r)
-          db->append_logs(id, output_lines(*r));
+        if (r) {
+          auto lines = output_lines(*r);
+          // The log keeps its newest 10,000 lines: write no more than that.
+          if (lines.size() > 10000)
+            lines.erase(lines.begin(), lines.end() - 10000);
+          for (auto& l : lines)
+            l.line = utf8_lossy(l.line);
+          db->append_logs(id, lines);
+        }
         // Whatever stopped the process from running is the sandbox's
         // failure, not the caller's: 502 with the agent's reason.
         if (!r)
           return bad_gateway("cannot run the process: " + r.error().message);
-        return nlohmann::json{{"pid", r->pid},
-                              {"stdout", r->stdout_data},
-                              {"stderr", r->stderr_data},
-                              {"exitCode", r->exit_code},
-                              {"exited", r->exited},
-                              {"timedOut", r->timed_out},
-                              {"status", r->status}}
-          .dump();
+        // Output is bytes: what is not UTF-8 becomes U+FFFD.
+        return dump_lossy(nlohmann::json{{"pid", r->pid},
+                                         {"stdout", r->stdout_data},
+                                         {"stderr", r->stderr_data},
+                                         {"stdoutTruncated", r->stdout_truncated},
+                                         {"stderrTruncated", r->stderr_truncated},
+                                         {"exitCode", r->exit_code},
+                                         {"exited", r->exited},
+                                         {"timedOut", r->timed_out},
+                                         {"status", r->status}});
       });
     },
     [=](atom::metrics) -> caf::result<container_sample> {

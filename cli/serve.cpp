@@ -2,11 +2,16 @@
 // with the runtime, then serve HTTP until SIGINT/SIGTERM. Sandboxes outlive
 // the server: stopping it leaves them running for the next start to adopt.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -69,6 +74,38 @@ result<std::string> bootstrap_key(store& db, const std::string& dir) {
   return key;
 }
 
+// Every connection is a descriptor (and on the envd listener a thread): the
+// default soft limit of 1024 would refuse clients long before the listeners'
+// own limits do.
+void raise_open_files_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max)
+    return;
+  auto soft = r.rlim_cur;
+  r.rlim_cur = r.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &r) != 0)
+    spdlog::warn("cannot raise the open files limit from {}: {}", soft, std::strerror(errno));
+}
+
+// Stopping must not wait on a listener that hangs (a worker stuck on a
+// client): after this long, or on a second signal, leave anyway. Every event
+// is already synced, so nothing is lost.
+constexpr auto shutdown_grace = std::chrono::seconds(5);
+
+void start_shutdown_watchdog(const sigset_t& sigs) {
+  std::thread([sigs] {
+    timespec wait{shutdown_grace.count(), 0};
+    int sig = sigtimedwait(&sigs, nullptr, &wait);
+    if (sig > 0)
+      spdlog::warn("signal {} again: leaving without waiting for the listeners", sig);
+    else
+      spdlog::warn("the listeners did not stop within {} s: leaving anyway",
+                   shutdown_grace.count());
+    std::fflush(stdout);
+    std::_Exit(0);
+  }).detach();
+}
+
 result<int> positive_int(const std::string& name, const std::string& v) {
   try {
     size_t used = 0;
@@ -88,7 +125,7 @@ int serve(int argc, char** argv) {
                      "templates", "template-cache", "max-sandboxes",
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
                      "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up",
-                     "metrics-interval"});
+                     "metrics-interval", "sandbox-disk-mb", "sandbox-inodes"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -108,6 +145,12 @@ int serve(int argc, char** argv) {
     return fail(max_sandboxes.error().message);
   if (!http_threads)
     return fail(http_threads.error().message);
+  auto disk_mb = positive_int("sandbox-disk-mb", opts->get("sandbox-disk-mb", "10240"));
+  if (!disk_mb)
+    return fail(disk_mb.error().message);
+  auto inodes = positive_int("sandbox-inodes", opts->get("sandbox-inodes", "262144"));
+  if (!inodes || *inodes < 1024)
+    return fail("--sandbox-inodes must be an integer of at least 1024");
   auto allow_private = opts->get("allow-private-webhooks", "false");
   if (allow_private != "true" && allow_private != "false")
     return fail("--allow-private-webhooks must be true or false");
@@ -152,6 +195,7 @@ int serve(int argc, char** argv) {
   auto runtime = std::make_shared<container_runtime>(
     opts->get("oci-runtime", "crun"), dir,
     opts->get("agent", self_dir() + "/sandboxd-agent"));
+  runtime->set_inode_limit(*inodes);
   if (auto st = runtime->check_host(); !st)
     return fail(st.error().message);
 
@@ -162,6 +206,7 @@ int serve(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  raise_open_files_limit();
 
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
@@ -179,6 +224,7 @@ int serve(int argc, char** argv) {
   rcfg.max_sandboxes = static_cast<size_t>(*max_sandboxes);
   rcfg.max_sandboxes_per_org = static_cast<size_t>(*per_org);
   rcfg.metrics_interval = *sample_every;
+  rcfg.disk_size_mb = static_cast<int>(*disk_mb);
   auto registry = spawn_registry(sys, rcfg);
   {
     caf::scoped_actor self{sys};
@@ -223,6 +269,7 @@ int serve(int argc, char** argv) {
   int sig = 0;
   sigwait(&sigs, &sig);
   spdlog::info("signal {}: stopping; sandboxes keep running", sig);
+  start_shutdown_watchdog(sigs);
   (*server)->stop();
   admin->reset();
   // Every event is already synced; sandbox actors hold nothing to flush and

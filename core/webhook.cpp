@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/bounded_json.hpp"
 #include "core/clock.hpp"
 
 namespace sandboxd {
@@ -55,9 +56,11 @@ std::string encode(const webhook& w) {
 }
 
 std::optional<webhook> decode_webhook(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  // Stored records, but their strings came from clients: parse with limits.
+  auto parsed = parse_json_bounded(text, {}, "webhook record");
+  if (!parsed || !parsed->is_object())
     return std::nullopt;
+  auto& j = *parsed;
   try {
     webhook w;
     w.id = j.at("id");
@@ -90,9 +93,10 @@ std::string encode(const delivery& d) {
 }
 
 std::optional<delivery> decode_delivery(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  auto parsed = parse_json_bounded(text, {}, "delivery record");
+  if (!parsed || !parsed->is_object())
     return std::nullopt;
+  auto& j = *parsed;
   try {
     delivery d;
     d.webhook_id = j.at("webhook");

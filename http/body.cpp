@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "core/bounded_json.hpp"
+
 namespace sandboxd::http {
 
 result<json> parse_object(const std::string& body, bool allow_empty) {
@@ -12,9 +14,10 @@ result<json> parse_object(const std::string& body, bool allow_empty) {
       return json::object();
     return bad_request("request body must be a JSON object");
   }
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded())
-    return bad_request("request body is not valid JSON");
+  auto parsed = parse_json_bounded(body, {max_request_body, max_body_depth}, "request body");
+  if (!parsed)
+    return parsed.error();
+  json j = std::move(*parsed);
   if (!j.is_object())
     return bad_request("request body must be a JSON object");
   return j;

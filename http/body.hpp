@@ -1,6 +1,7 @@
 // Validating request bodies: every bad input becomes a 400 naming the field.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -14,7 +15,17 @@ namespace sandboxd::http {
 
 using json = nlohmann::json;
 
-/// Parses a JSON object; an empty body counts as {} when `allow_empty`.
+/// The largest request body any API route takes: the REST filesystem write
+/// carries at most 1 MiB as base64 (1.34 MiB) in JSON; everything else is
+/// small. The API listener refuses larger bodies before reading them.
+constexpr size_t max_request_body = 2u << 20;
+
+/// No E2B or e2a body nests deeper than a few levels (metadata and env maps
+/// are flat); 64 leaves room and keeps recursive dump/compare/destroy safe.
+constexpr int max_body_depth = 64;
+
+/// Parses a JSON object within max_request_body and max_body_depth (413,
+/// 400); an empty body counts as {} when `allow_empty`.
 result<json> parse_object(const std::string& body, bool allow_empty = false);
 
 /// A required (or, with a fallback, optional) string field.

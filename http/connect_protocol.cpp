@@ -1,5 +1,7 @@
 #include "http/connect_protocol.hpp"
 
+#include "core/bounded_json.hpp"
+
 namespace sandboxd::http::connect {
 
 std::string code_for(const failure& f) {
@@ -74,8 +76,10 @@ result<json> parse_stream_request(const std::string& body) {
 result<json> parse_unary_request(const std::string& body) {
   if (body.empty())
     return json::object();
-  auto j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  auto j = parse_json_bounded(body, {max_message_bytes, max_message_depth}, "request message");
+  if (!j)
+    return j.error();
+  if (!j->is_object())
     return bad_request("request message is not a JSON object");
   return j;
 }

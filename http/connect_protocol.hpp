@@ -5,6 +5,7 @@
 // carrying {} or {"error":{...}}.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,14 @@
 namespace sandboxd::http::connect {
 
 using json = nlohmann::json;
+
+/// The largest request message of any envd RPC (SendInput may carry a big
+/// stdin write); the listener refuses a larger Content-Length unread.
+constexpr size_t max_message_bytes = 16u << 20;
+
+/// Nesting allowed in a request message: envd's messages are a few levels
+/// deep (Start: process.envs is a flat map).
+constexpr int max_message_depth = 64;
 
 /// Connect's code for a failure ("not_found", "invalid_argument", ...).
 std::string code_for(const failure& f);
@@ -35,7 +44,8 @@ std::string end_stream(const std::optional<failure>& error = std::nullopt);
 /// body is accepted too).
 result<json> parse_stream_request(const std::string& body);
 
-/// The request message of a unary call (plain JSON object; empty → {}).
+/// The request message of a unary call (plain JSON object; empty → {}),
+/// within max_message_bytes and max_message_depth.
 result<json> parse_unary_request(const std::string& body);
 
 } // namespace sandboxd::http::connect

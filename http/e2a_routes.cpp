@@ -189,8 +189,13 @@ void e2a_exec(api_context& ctx, request& req) {
       .then(
         [=](std::string& reply) {
           auto r = json::parse(reply);
-          out->send_json(200, {{"output", r.value("stdout", "")},
-                               {"exit_code", r.value("exitCode", -1)}});
+          // The first MiB of output (agent::kRunOutputLimit); `truncated:
+          // true` (only then, e2a's shape is {output, exit_code}) says the
+          // command printed more.
+          json answer = {{"output", r.value("stdout", "")}, {"exit_code", r.value("exitCode", -1)}};
+          if (r.value("stdoutTruncated", false))
+            answer["truncated"] = true;
+          out->send_json(200, answer);
         },
         e2a_error(out));
   });

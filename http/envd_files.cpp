@@ -22,6 +22,8 @@ using std::chrono::seconds;
 
 constexpr size_t upload_piece = 1024 * 1024; // raw bytes per agent frame
 
+// `?username=`, else the caller's user: for a signed URL that is the
+// default user, never one an Authorization header names (authorize).
 std::string file_user(const envd_call& call) {
   auto u = call.param("username");
   return u && !u->empty() ? *u : call.user;

@@ -1,11 +1,17 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -21,7 +27,28 @@ namespace sandboxd::http {
 
 namespace {
 
-constexpr size_t max_unary_body = 16 * 1024 * 1024;
+using connect::max_message_bytes;
+
+// Limits of the listener. Thread per connection, so every open connection is
+// a thread: the cap keeps a flood from exhausting threads and memory, while
+// staying well above what an SDK client opens (a few per sandbox, one per
+// open stream). Connections beyond it are closed on accept.
+constexpr unsigned connection_limit = 4096;
+// Our handlers need little stack (the largest frame is gunzip's 64 KiB
+// buffer); 1 MiB instead of glibc's 8 MiB keeps 4096 threads cheap.
+constexpr size_t thread_stack = 1u << 20;
+// No byte in either direction for this long closes a connection that is
+// reading a request (head or body) or idle between requests. Lifted while
+// we work on an authorized request: our content readers block up to 60 s
+// between stream frames (keepalives come every Keepalive-Ping-Interval,
+// 50 s by default, client-chosen), and MHD counts that wait as idleness.
+constexpr unsigned idle_timeout_s = 30;
+// A request head must be complete this long after the connection opened or
+// the previous response ended, however slowly its bytes trickle in (the
+// idle timeout alone never cuts a client sending a byte a second). Real
+// clients send a head in one packet; SDK keep-alive pools drop idle sockets
+// after 4-5 s, so they never race this.
+constexpr auto head_deadline = std::chrono::seconds(15);
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), ::tolower);
@@ -32,9 +59,90 @@ std::string lower(std::string s) {
 struct request_state {
   envd_call call;
   std::unique_ptr<upload_sink> upload;
-  std::optional<envd_reply> early; // an answer decided before the body
+  std::optional<envd_reply> early; // an answer decided before the body ends
   bool too_large = false;
+  bool refused = false;  // `early` was decided from the head: drain_limit applies
+  uint64_t dropped = 0;
 };
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+// One open connection, as the head watch sees it.
+struct watched_connection {
+  int fd = -1;
+  std::atomic<int64_t> waiting_since{0}; // ms; 0 while a request is being served
+  bool cut = false;
+};
+
+// Cuts connections whose request head is not complete within head_deadline
+// (slowloris). A connection is shut down, not closed: MHD's thread then reads
+// EOF and closes it itself. MHD reports a connection closed before it closes
+// the socket, and both happen under `mutex_`, so a shut-down fd is never one
+// reused by a newer connection.
+class head_watch {
+public:
+  head_watch() : thread_([this] { run(); }) {}
+  ~head_watch() {
+    {
+      std::lock_guard<std::mutex> lock{mutex_};
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  watched_connection* opened(int fd) {
+    auto* c = new watched_connection;
+    c->fd = fd;
+    c->waiting_since = now_ms();
+    std::lock_guard<std::mutex> lock{mutex_};
+    open_.insert(c);
+    return c;
+  }
+
+  void closed(watched_connection* c) {
+    std::lock_guard<std::mutex> lock{mutex_};
+    open_.erase(c);
+    delete c;
+  }
+
+private:
+  void run() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    while (!stop_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(500));
+      auto limit = now_ms() - std::chrono::milliseconds(head_deadline).count();
+      for (auto* c : open_) {
+        auto since = c->waiting_since.load();
+        if (since != 0 && since < limit && !c->cut) {
+          ::shutdown(c->fd, SHUT_RDWR);
+          c->cut = true;
+        }
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::unordered_set<watched_connection*> open_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+watched_connection* watched(MHD_Connection* conn) {
+  auto* info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return info ? static_cast<watched_connection*>(info->socket_context) : nullptr;
+}
+
+// Lifts the idle timeout while we work on an authorized request (see
+// idle_timeout_s); on_completed puts it back for the next request.
+void working_on(MHD_Connection* conn) {
+  MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+}
 
 MHD_Result collect(void* cls, MHD_ValueKind, const char* key, const char* value) {
   auto* m = static_cast<std::map<std::string, std::string>*>(cls);
@@ -107,28 +215,44 @@ bool is_connect_rpc(const std::string& path) {
          || path.rfind("/filesystem.Filesystem/", 0) == 0;
 }
 
+// A failure in the dialect of the route: Connect stream, Connect unary, REST.
+envd_reply error_reply(const envd_call& call, const failure& f) {
+  if (is_stream_rpc(call.path))
+    return envd_reply::stream_error(f);
+  return is_connect_rpc(call.path) ? envd_reply::connect_error(f) : envd_reply::rest_error(f);
+}
+
+failure body_too_large() {
+  return {413, "request body is larger than " + std::to_string(max_message_bytes >> 20) + " MiB"};
+}
+
 // Resolves and authorizes the sandbox of a request. /health needs no token;
 // /files accepts a signed URL instead of one.
 std::optional<envd_reply> authorize(envd_call& call) {
-  bool rpc = is_connect_rpc(call.path);
-  bool stream = is_stream_rpc(call.path);
-  auto fail = [&](const failure& f) {
-    if (stream)
-      return envd_reply::stream_error(f);
-    return rpc ? envd_reply::connect_error(f) : envd_reply::rest_error(f);
-  };
+  auto fail = [&](const failure& f) { return error_reply(call, f); };
   call.sandbox_id = call.header("e2b-sandbox-id");
   if (call.sandbox_id.empty())
     call.sandbox_id = id_from_host(call.header("host"));
   call.user = user_from_auth(call.header("authorization"));
   if (call.user.empty())
     call.user = "user";
-  // A signed /files URL may come from anyone holding it, without headers:
-  // the sandbox is the one whose token makes the signature valid.
-  if (call.sandbox_id.empty() && call.path == "/files" && call.param("signature")) {
-    auto op = call.method == "GET" ? "read" : "write";
+  // A signed /files URL grants exactly what was signed: its path, its
+  // operation (GET reads, POST writes) and its user (`username`, or the
+  // default). No header widens it: Authorization does not pick the user and
+  // an access token does not stand in for a bad signature.
+  bool signed_url = call.path == "/files" && call.param("signature");
+  std::string operation;
+  if (signed_url) {
+    if (call.method != "GET" && call.method != "POST")
+      return fail({405, "a signed URL is for GET (download) or POST (upload)"});
+    operation = call.method == "GET" ? "read" : "write";
+    call.user = "user";
+  }
+  // Anyone holding a signed URL may use it without headers: the sandbox is
+  // the one whose token makes the signature valid.
+  if (call.sandbox_id.empty() && signed_url) {
     for (auto& id : live_sandboxes(*call.ctx))
-      if (check_signature(call, op, envd_access_token(call.ctx->db->secret(), id))) {
+      if (check_signature(call, operation, envd_access_token(call.ctx->db->secret(), id))) {
         call.sandbox_id = id;
         break;
       }
@@ -141,16 +265,12 @@ std::optional<envd_reply> authorize(envd_call& call) {
     return fail(bad_request("missing E2b-Sandbox-Id header"));
   }
   auto token = envd_access_token(call.ctx->db->secret(), call.sandbox_id);
-  if (call.path != "/health") {
+  if (signed_url) {
+    if (auto st = check_signature(call, operation, token); !st)
+      return fail(st.error());
+  } else if (call.path != "/health") {
     auto given = call.header("x-access-token");
-    bool ok = !given.empty() && secure_equals(given, token);
-    if (!ok && call.path == "/files" && call.param("signature")) {
-      auto st = check_signature(call, call.method == "GET" ? "read" : "write", token);
-      if (!st)
-        return fail(st.error());
-      ok = true;
-    }
-    if (!ok)
+    if (given.empty() || !secure_equals(given, token))
       return fail({401, given.empty() ? "missing X-Access-Token" : "invalid access token"});
   }
   auto sock = resolve_agent(*call.ctx, call.sandbox_id);
@@ -164,9 +284,8 @@ std::optional<envd_reply> authorize(envd_call& call) {
   return std::nullopt;
 }
 
+// An authorized call (see authorize) to its handler.
 envd_reply dispatch(envd_call& call) {
-  if (auto denied = authorize(call))
-    return std::move(*denied);
   auto& p = call.path;
   if (p == "/health" && call.method == "GET")
     return envd_reply::empty(204);
@@ -200,6 +319,23 @@ envd_reply dispatch(envd_call& call) {
   return envd_reply::rest_error(not_found("no route for " + call.method + " " + p));
 }
 
+// A refusal decided from the head. A small body is read and dropped first,
+// so that a client still sending it reads the answer rather than a reset (the
+// SDKs report a refused upload from its status); one announced larger is not
+// read at all (MHD closes the connection after the answer), and a chunked one
+// that grows past the limit is cut without an answer.
+constexpr uint64_t drain_limit = 1u << 20;
+
+MHD_Result refuse_early(request_state* st, MHD_Connection* conn, envd_reply r) {
+  auto length = st->call.header("content-length");
+  bool digits = !length.empty() && length.find_first_not_of("0123456789") == std::string::npos;
+  if (digits && (length.size() > 12 || std::stoull(length) > drain_limit))
+    return send_reply(conn, std::move(r));
+  st->early = std::move(r);
+  st->refused = true;
+  return MHD_YES;
+}
+
 MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
                       const char*, const char* upload_data, size_t* upload_size,
                       void** con_cls) {
@@ -216,28 +352,43 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &call.query);
     if (auto* info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD))
       call.client_fd = info->connect_fd;
-    // Uploads stream into the sandbox as they arrive: authorize first.
-    if (call.path == "/files" && call.method == "POST") {
-      if (auto denied = authorize(call)) {
-        st->early = std::move(*denied);
-      } else {
-        auto sink = files_upload(call, conn);
-        if (!sink)
-          st->early = envd_reply::rest_error(sink.error());
-        else
-          st->upload = std::move(*sink);
-      }
+    if (auto* w = watched(conn))
+      w->waiting_since = 0; // the head is complete
+    // Refused before a byte of the body is read: an answer queued now makes
+    // MHD skip the body and close the connection after the reply.
+    bool upload = call.path == "/files" && call.method == "POST";
+    auto length = call.header("content-length");
+    bool digits = !length.empty() && length.find_first_not_of("0123456789") == std::string::npos;
+    if (!upload && digits && (length.size() > 12 || std::stoull(length) > max_message_bytes)) {
+      return send_reply(conn, error_reply(call, body_too_large()));
+    }
+    try {
+      if (auto denied = authorize(call))
+        return refuse_early(st, conn, std::move(*denied));
+    } catch (const std::exception& e) {
+      spdlog::error("envd {} {}: {}", call.method, call.path, e.what());
+      return refuse_early(st, conn, envd_reply::rest_error(internal_error(e.what())));
+    }
+    // Uploads stream into the sandbox as they arrive.
+    if (upload) {
+      working_on(conn);
+      auto sink = files_upload(call, conn);
+      if (!sink)
+        return refuse_early(st, conn, envd_reply::rest_error(sink.error()));
+      st->upload = std::move(*sink);
     }
     return MHD_YES;
   }
   if (*upload_size > 0) {
+    if (st->refused && (st->dropped += *upload_size) > drain_limit)
+      return MHD_NO; // closes the connection
     if (st->upload && !st->early) {
       if (auto fed = st->upload->feed(upload_data, *upload_size); !fed) {
         st->early = envd_reply::rest_error(fed.error());
         st->upload.reset();
       }
     } else if (!st->early && !st->too_large) {
-      if (st->call.body.size() + *upload_size > max_unary_body)
+      if (st->call.body.size() + *upload_size > max_message_bytes)
         st->too_large = true;
       else
         st->call.body.append(upload_data, *upload_size);
@@ -251,12 +402,12 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
       reply = std::move(*st->early);
     else if (st->upload)
       reply = st->upload->finish();
-    else if (st->too_large)
-      reply = is_connect_rpc(st->call.path)
-                ? envd_reply::connect_error({413, "request body is larger than 16 MiB"})
-                : envd_reply::rest_error({413, "request body is larger than 16 MiB"});
-    else
+    else if (st->too_large) // chunked: no Content-Length to refuse it by
+      reply = error_reply(st->call, body_too_large());
+    else {
+      working_on(conn);
       reply = dispatch(st->call);
+    }
   } catch (const std::exception& e) {
     spdlog::error("envd {} {}: {}", st->call.method, st->call.path, e.what());
     reply = envd_reply::rest_error(internal_error(e.what()));
@@ -272,9 +423,25 @@ void mhd_log(void*, const char* fmt, va_list ap) {
   spdlog::debug("envd: {}", buf);
 }
 
-void on_completed(void*, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
+void on_completed(void*, MHD_Connection* conn, void** con_cls, MHD_RequestTerminationCode) {
   delete static_cast<request_state*>(*con_cls);
   *con_cls = nullptr;
+  // Kept alive: the next request's head is due within head_deadline.
+  MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, idle_timeout_s);
+  if (auto* w = watched(conn))
+    w->waiting_since = now_ms();
+}
+
+void on_connection(void* cls, MHD_Connection* conn, void** socket_context,
+                   MHD_ConnectionNotificationCode what) {
+  auto* watch = static_cast<head_watch*>(cls);
+  if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+    auto* info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = info ? watch->opened(info->connect_fd) : nullptr;
+  } else if (*socket_context) {
+    watch->closed(static_cast<watched_connection*>(*socket_context));
+    *socket_context = nullptr;
+  }
 }
 
 } // namespace
@@ -381,7 +548,9 @@ result<container_sample> sandbox_sample(envd_context& ctx, const std::string& id
 
 struct envd_server::impl {
   envd_context ctx;
+  head_watch watch;
   MHD_Daemon* daemon = nullptr;
+  explicit impl(envd_context c) : ctx(std::move(c)) {}
 };
 
 result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx,
@@ -396,14 +565,20 @@ result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx,
   if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
     return bad_request("envd listen address must be an IPv4 address: " + listen);
   std::unique_ptr<envd_server> srv{new envd_server};
-  srv->impl_ = std::make_unique<impl>(impl{std::move(ctx), nullptr});
+  srv->impl_ = std::make_unique<impl>(std::move(ctx));
+  // poll(), not select(): select cannot watch a descriptor past FD_SETSIZE
+  // (1024), so a thousand idle sockets would lock every later client out.
   srv->impl_->daemon = MHD_start_daemon(
-    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
+      | MHD_USE_ERROR_LOG,
     hp->second, nullptr, nullptr, on_request, &srv->impl_->ctx,
     MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
     MHD_OPTION_NOTIFY_COMPLETED, on_completed, nullptr,
+    MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv->impl_->watch,
     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, nullptr,
-    MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+    MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s,
+    MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+    MHD_OPTION_THREAD_STACK_SIZE, thread_stack,
     MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
     MHD_OPTION_END);
   if (!srv->impl_->daemon)

@@ -15,6 +15,37 @@ namespace sandboxd::http {
 
 using namespace std::chrono;
 
+namespace {
+
+// A frame as the stream actor sent it (text it dumped itself); nullopt for
+// anything else, which ends the stream like a lost agent.
+std::optional<json> frame_of(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string())
+    return std::nullopt;
+  return j;
+}
+
+// A boolean field, false when absent or not a boolean: this code runs on
+// the connection's thread, where an exception would end the server.
+bool flag(const json& f, const char* name) {
+  auto it = f.find(name);
+  return it != f.end() && it->is_boolean() && it->get<bool>();
+}
+
+// An error frame: the stream actor put the status and message there.
+failure error_of(const json& f) {
+  auto st = f.find("status");
+  auto msg = f.find("message");
+  int status = st != f.end() && st->is_number_integer() ? st->get<int>() : 502;
+  return failure{status >= 400 && status <= 599 ? status : 502,
+                 msg != f.end() && msg->is_string() ? msg->get<std::string>() : "sandbox agent error"};
+}
+
+const failure stream_lost = bad_gateway("sandbox agent stream ended without an answer");
+
+} // namespace
+
 connect_relay::connect_relay(caf::actor_system& sys, options opts, int client_fd)
   : self_(std::make_unique<caf::scoped_actor>(sys)), opts_(std::move(opts)),
     client_fd_(client_fd), started_(steady_clock::now()), last_sent_(started_) {}
@@ -37,34 +68,40 @@ connect_relay::open(const envd_call& call, const json& request, options opts) {
       [&](caf::error& e) { err = from_error(e); });
   if (err)
     return *err;
+  // A stream actor that dies without its terminal frame ends the stream.
+  self->monitor(*r->stream_);
   // The first frame decides between a stream and an error answer.
   std::optional<json> first;
-  self->receive([&](atom::frame, std::string& text) { first = json::parse(text); },
+  bool lost = false;
+  self->receive([&](atom::frame, std::string& text) { first = frame_of(text); lost = !first; },
+                [&](caf::down_msg&) { lost = true; },
                 caf::after(seconds(30)) >> [] {});
+  if (lost)
+    return stream_lost;
   if (!first)
     return bad_gateway("sandbox agent did not answer");
   self->send(*r->stream_, atom::ack::value, uint32_t{1});
-  if (first->value("type", "") == "error")
-    return failure{first->value("status", 502), first->value("message", "agent error")};
+  if ((*first)["type"] == "error")
+    return error_of(*first);
   r->on_frame(*first);
   return r;
 }
 
 void connect_relay::on_frame(const json& f) {
-  if (f.value("type", "") == "error") {
-    pending_ += connect::end_stream(
-      failure{f.value("status", 502), f.value("message", "sandbox agent error")});
+  const auto& type = f["type"];
+  if (type == "error") {
+    pending_ += connect::end_stream(error_of(f));
     finished_ = true;
     return;
   }
-  if (f.value("timed_out", false)) {
+  if (type == "end" && flag(f, "timed_out")) {
     pending_ += connect::end_stream(failure{504, "deadline exceeded"});
     finished_ = true;
     return;
   }
   if (auto msg = opts_.translate(f))
     pending_ += connect::envelope(*msg);
-  if (f.value("type", "") == "result" || f.value("type", "") == "end") {
+  if (type == "result" || type == "end") {
     pending_ += connect::end_stream();
     finished_ = true;
   }
@@ -88,7 +125,20 @@ void connect_relay::pump() {
   (*self_)->receive(
     [&](atom::frame, std::string& text) {
       got = true;
-      on_frame(json::parse(text));
+      if (auto f = frame_of(text)) {
+        on_frame(*f);
+      } else {
+        pending_ += connect::end_stream(stream_lost);
+        finished_ = true;
+      }
+    },
+    [&](caf::down_msg&) {
+      // Frames sent before the actor ended were received first: ending
+      // without a terminal frame is a lost stream.
+      if (!finished_) {
+        pending_ += connect::end_stream(stream_lost);
+        finished_ = true;
+      }
     },
     caf::after(wait) >> [] {});
   if (got)

@@ -100,9 +100,13 @@ void run_process(api_context& ctx, request& req) {
             return out->send_error(bad_gateway(
               "process timed out after " + std::to_string(secs)
               + " s and was killed"));
+          // Each stream keeps its first MiB (agent::kRunOutputLimit); the
+          // process ran to its end either way.
           out->send_json(200, {{"processID", std::to_string(r.value("pid", 0))},
                                {"stdout", r.value("stdout", "")},
                                {"stderr", r.value("stderr", "")},
+                               {"stdoutTruncated", r.value("stdoutTruncated", false)},
+                               {"stderrTruncated", r.value("stderrTruncated", false)},
                                {"exitCode", r.value("exitCode", -1)}});
         },
         reply_error_to(out));

@@ -1,11 +1,18 @@
 #include "http/server.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cctype>
+#include <cstring>
+#include <optional>
 #include <sstream>
 
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <pistache/peer.h>
 #include <spdlog/spdlog.h>
 
 #include "http/body.hpp"
@@ -19,7 +26,20 @@ using namespace Pistache;
 
 namespace {
 
-constexpr size_t max_body = 16 * 1024 * 1024;
+// Limits of the API listener (see the guard below).
+// A request line and headers: E2B's are well under 2 KiB.
+constexpr size_t max_head = 16 * 1024;
+// After a refusal, what is read and dropped so that the client, which is
+// still sending, gets to read the answer instead of a reset (a 40 MiB body
+// over loopback takes ~50 ms); past it the connection is reset.
+constexpr size_t max_drain = 64u << 20;
+// A request head must arrive within this of connecting (or of its first
+// byte on a kept-alive connection), head and body within body_timeout.
+constexpr auto head_timeout = std::chrono::seconds(15);
+constexpr auto body_timeout = std::chrono::seconds(60);
+// Pistache's keep-alive timeout also bounds a request in flight (see
+// guard_input): it must outlast the longest route, e2a exec (610 s).
+constexpr auto keepalive_timeout = std::chrono::minutes(15);
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), ::tolower);
@@ -106,6 +126,200 @@ void responder::send_error(const failure& f) {
 
 namespace {
 
+// Method, path, query and headers of a request (its body not yet).
+void copy_head(const Http::Request& in, request& req) {
+  req.method = Http::methodString(in.method());
+  req.path = in.resource();
+  for (auto it = in.query().parameters_begin(); it != in.query().parameters_end(); ++it)
+    req.query[url_decode(it->first)] = url_decode(it->second);
+  for (auto& [name, raw] : in.headers().rawList())
+    req.headers[lower(name)] = raw.value();
+  for (auto& h : in.headers().list()) {
+    std::ostringstream os;
+    h->write(os);
+    req.headers[lower(h->name())] = os.str();
+  }
+}
+
+// The route of a request, and its caller's org when the route needs a key:
+// the failure to answer otherwise (404, 405, 401).
+result<const route*> route_and_auth(api_context& ctx, request& req) {
+  const route* found = nullptr;
+  bool path_known = false;
+  for (auto& r : control_plane_routes()) {
+    std::map<std::string, std::string> params;
+    if (!match_route(r.pattern, req.path, params))
+      continue;
+    path_known = true;
+    if (r.method == req.method) {
+      found = &r;
+      req.params = std::move(params);
+      break;
+    }
+  }
+  if (!found) {
+    if (path_known)
+      return failure{405, "method " + req.method + " is not allowed on " + req.path};
+    return not_found("no route for " + req.method + " " + req.path);
+  }
+  if (found->needs_auth) {
+    auto key = req.header("x-api-key");
+    if (key.empty()) {
+      auto auth = req.header("authorization");
+      if (auth.rfind("Bearer ", 0) == 0)
+        key = auth.substr(7);
+    }
+    if (key.empty())
+      return failure{401, "missing API key: send X-API-Key or Authorization: Bearer"};
+    auto org = ctx.db->org_of_key(key);
+    if (!org)
+      return failure{401, "invalid API key"};
+    req.org = *org;
+  }
+  return found;
+}
+
+// Follows a chunked body's framing, to know where it ends and how large it
+// is (Pistache decodes it; this only counts).
+class chunked_body {
+public:
+  // How many of `n` bytes belong to the body (done() once it has ended), or
+  // a failure when it is malformed or larger than max_request_body.
+  result<size_t> scan(const char* p, size_t n) {
+    size_t i = 0;
+    while (i < n && !done_) {
+      char c = p[i];
+      switch (at_) {
+        case at::size:
+          if (std::isxdigit(static_cast<unsigned char>(c))) {
+            if (++digits_ > 8)
+              return bad_request("malformed chunk size");
+            size_ = size_ * 16 + static_cast<uint64_t>(std::stoi(std::string(1, c), nullptr, 16));
+          } else if (c == ';') {
+            at_ = at::ext;
+            line_ = 0;
+          } else if (c == '\n') {
+            if (digits_ == 0)
+              return bad_request("malformed chunk size");
+            total_ += size_;
+            if (total_ > max_request_body)
+              return too_large();
+            left_ = size_;
+            at_ = size_ == 0 ? at::trailer : at::data;
+            size_ = 0;
+            digits_ = 0;
+            line_ = 0;
+          } else if (c != '\r') {
+            return bad_request("malformed chunk size");
+          }
+          ++i;
+          break;
+        case at::ext: // chunk extensions: skipped, up to the size line's end
+          if (c == '\n') {
+            at_ = at::size;
+            continue;
+          }
+          if (++line_ > 1024)
+            return bad_request("chunk extension too long");
+          ++i;
+          break;
+        case at::data: {
+          auto take = std::min<uint64_t>(left_, n - i);
+          i += take;
+          left_ -= take;
+          if (left_ == 0)
+            at_ = at::data_end;
+          break;
+        }
+        case at::data_end:
+          if (c == '\n')
+            at_ = at::size;
+          else if (c != '\r')
+            return bad_request("malformed chunk: no CRLF after its data");
+          ++i;
+          break;
+        case at::trailer: // trailer lines until an empty one
+          if (c == '\n') {
+            done_ = line_ == 0;
+            line_ = 0;
+          } else if (c != '\r' && ++line_ > 8192) {
+            return bad_request("chunk trailer too long");
+          }
+          ++i;
+          break;
+      }
+    }
+    return i;
+  }
+
+  bool done() const { return done_; }
+
+  static failure too_large() {
+    return {413, "request body is larger than " + std::to_string(max_request_body >> 20) + " MiB"};
+  }
+
+private:
+  enum class at { size, ext, data, data_end, trailer } at_ = at::size;
+  uint64_t size_ = 0, left_ = 0, total_ = 0;
+  int digits_ = 0;
+  size_t line_ = 0;
+  bool done_ = false;
+};
+
+// How a request head frames its body: its Content-Length, or nullopt for a
+// chunked body; a failure for what is refused before the body is read.
+result<std::optional<size_t>> body_framing(const std::string& head) {
+  std::optional<size_t> length;
+  bool chunked = false;
+  size_t line = head.find("\r\n");
+  while (line != std::string::npos && line + 2 < head.size()) {
+    auto start = line + 2;
+    auto end = head.find("\r\n", start);
+    if (end == std::string::npos || end == start)
+      break;
+    auto colon = head.find(':', start);
+    if (colon != std::string::npos && colon < end) {
+      auto name = lower(head.substr(start, colon - start));
+      auto value = head.substr(colon + 1, end - colon - 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      value.erase(value.find_last_not_of(" \t") + 1);
+      if (name == "transfer-encoding") {
+        if (lower(value) != "chunked")
+          return failure{501, "unsupported Transfer-Encoding: " + value};
+        chunked = true;
+      } else if (name == "content-length") {
+        if (value.empty() || value.size() > 18
+            || value.find_first_not_of("0123456789") != std::string::npos
+            || (length && *length != std::stoull(value)))
+          return bad_request("malformed Content-Length");
+        length = std::stoull(value);
+      }
+    }
+    line = end;
+  }
+  if (chunked && length)
+    return bad_request("both Content-Length and Transfer-Encoding");
+  if (chunked)
+    return std::optional<size_t>{};
+  auto n = length.value_or(0);
+  if (n > max_request_body)
+    return chunked_body::too_large();
+  return std::optional<size_t>{n};
+}
+
+// What the guard keeps per connection.
+struct peer_guard {
+  std::string head;      // the request head so far
+  bool in_body = false;
+  size_t body_left = 0;  // of a Content-Length body, still to come
+  std::optional<chunked_body> chunked; // or a chunked body's framing
+  bool dispatched = false; // Pistache has the whole request
+  bool refused = false;  // answered, closing: input is dropped
+  size_t drained = 0;
+};
+
+constexpr const char* guard_key = "sandboxd.guard";
+
 class api_handler : public Http::Handler {
 public:
   HTTP_PROTOTYPE(api_handler)
@@ -116,7 +330,12 @@ public:
     request req;
     req.out = std::make_shared<responder>(std::move(w));
     try {
-      dispatch(in, req);
+      copy_head(in, req);
+      auto found = route_and_auth(*ctx_, req);
+      if (!found)
+        return req.out->send_error(found.error());
+      req.body = in.body();
+      (*found)->handler(*ctx_, req);
     } catch (const std::exception& e) {
       spdlog::error("{} {}: {}", req.method, req.path, e.what());
       req.out->send_error(internal_error(e.what()));
@@ -124,56 +343,155 @@ public:
   }
 
 private:
-  void dispatch(const Http::Request& in, request& req) {
-    req.method = Http::methodString(in.method());
-    req.path = in.resource();
-    for (auto it = in.query().parameters_begin(); it != in.query().parameters_end(); ++it)
-      req.query[url_decode(it->first)] = url_decode(it->second);
-    for (auto& [name, raw] : in.headers().rawList())
-      req.headers[lower(name)] = raw.value();
-    for (auto& h : in.headers().list()) {
-      std::ostringstream os;
-      h->write(os);
-      req.headers[lower(h->name())] = os.str();
+  // -- the guard in front of Pistache's parser ------------------------------------
+  //
+  // Pistache 0.0.5 buffers a whole request before a handler sees it, parses
+  // a partial head again from its start on every 4 KiB read (quadratic: a
+  // large head or a body after a 413 pins a core for minutes), keeps reading
+  // a connection after answering 413 (the rest of the body parsed as new
+  // requests), and times out a request in flight with its header timeout.
+  // This replaces its onInput (a private virtual there, overridable): the
+  // head is collected here (≤ max_head) and handed over in one piece; before
+  // a byte of the body is read, a Content-Length over max_request_body or a
+  // request its route would refuse (no or a bad key, no route) is answered;
+  // a chunked body (the E2B JS SDK sends them) as soon as it grows past the
+  // limit; after such an answer the connection is closed.
+  void onInput(const char* data, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
+    auto g = std::static_pointer_cast<peer_guard>(peer->tryGetData(guard_key));
+    if (!g) {
+      g = std::make_shared<peer_guard>();
+      peer->putData(guard_key, g);
     }
-    if (in.body().size() > max_body)
-      return req.out->send_error({413, "request body is larger than 16 MiB"});
-    req.body = in.body();
-    const route* found = nullptr;
-    bool path_known = false;
-    for (auto& r : control_plane_routes()) {
-      std::map<std::string, std::string> params;
-      if (!match_route(r.pattern, req.path, params))
-        continue;
-      path_known = true;
-      if (r.method == req.method) {
-        found = &r;
-        req.params = std::move(params);
-        break;
+    if (g->refused) {
+      g->drained += len;
+      if (g->drained > max_drain)
+        ::shutdown(peer->fd(), SHUT_RDWR); // the next read sees EOF: Pistache closes
+      return;
+    }
+    auto parser = getParser(peer);
+    if (!g->in_body) {
+      if (g->head.empty() && peer->isIdle()) {
+        // A new request on a kept-alive connection: its head is due within
+        // head_timeout from now (Pistache times from the parser's reset).
+        peer->setIdle(false);
+        parser->reset();
       }
-    }
-    if (!found) {
-      if (path_known)
-        return req.out->send_error({405, "method " + req.method
-                                           + " is not allowed on " + req.path});
-      return req.out->send_error(not_found("no route for " + req.method + " " + req.path));
-    }
-    if (found->needs_auth) {
-      auto key = req.header("x-api-key");
-      if (key.empty()) {
-        auto auth = req.header("authorization");
-        if (auth.rfind("Bearer ", 0) == 0)
-          key = auth.substr(7);
+      auto before = g->head.size();
+      g->head.append(data, std::min(len, max_head + 4 - before));
+      auto end = g->head.find("\r\n\r\n", before < 3 ? 0 : before - 3);
+      if (end == std::string::npos) {
+        if (g->head.size() > max_head)
+          refuse(peer, *g, failure{431, "request head is larger than "
+                                          + std::to_string(max_head >> 10) + " KiB"});
+        return;
       }
-      if (key.empty())
-        return req.out->send_error(
-          {401, "missing API key: send X-API-Key or Authorization: Bearer"});
-      auto org = ctx_->db->org_of_key(key);
-      if (!org)
-        return req.out->send_error({401, "invalid API key"});
-      req.org = *org;
+      auto head_size = end + 4;
+      auto used = head_size - before;
+      g->head.resize(head_size);
+      auto framing = body_framing(g->head);
+      if (!framing)
+        return refuse(peer, *g, framing.error());
+      g->dispatched = false;
+      if (auto refused = feed(peer, *g, g->head.data(), head_size))
+        return refuse(peer, *g, *refused);
+      g->head.clear();
+      if (*framing == size_t{0})
+        return; // whatever follows in this read is dropped, as Pistache did
+      // The head is parsed: refuse now what the route would refuse anyway.
+      request req;
+      copy_head(parser->request, req);
+      if (auto found = route_and_auth(*ctx_, req); !found)
+        return refuse(peer, *g, found.error());
+      g->in_body = true;
+      g->body_left = framing->value_or(0);
+      if (!*framing)
+        g->chunked.emplace();
+      data += used;
+      len -= used;
     }
-    found->handler(*ctx_, req);
+    size_t n = 0;
+    if (g->chunked) {
+      auto took = g->chunked->scan(data, len);
+      if (!took)
+        return refuse(peer, *g, took.error());
+      n = *took;
+      if (g->chunked->done()) {
+        g->chunked.reset();
+        g->in_body = false;
+      }
+    } else {
+      n = std::min(len, g->body_left);
+      g->body_left -= n;
+      if (g->body_left == 0)
+        g->in_body = false;
+    }
+    // Bytes past the body are dropped, as Pistache did; so are the last
+    // bytes of a chunked body (the final CRLF) once Pistache is done with it.
+    if (n == 0 || g->dispatched)
+      return;
+    if (auto refused = feed(peer, *g, data, n))
+      refuse(peer, *g, *refused);
+  }
+
+  // Pistache's own step, minus its buffering decisions: parse, and on a
+  // whole request call onRequest. A failure when Pistache's parser refused
+  // the request (malformed).
+  std::optional<failure> feed(const std::shared_ptr<Tcp::Peer>& peer, peer_guard& g,
+                              const char* data, size_t len) {
+    auto parser = getParser(peer);
+    auto& in = parser->request;
+    try {
+      if (!parser->feed(data, len))
+        throw Http::HttpError(Http::Code::Request_Entity_Too_Large, "request too large");
+      if (parser->parse() != Http::Private::State::Done)
+        return std::nullopt;
+      Http::ResponseWriter w(in.version(), transport(), this, peer);
+      in.copyAddress(peer->address());
+      auto connection = in.headers().tryGet<Http::Header::Connection>();
+      w.headers().add<Http::Header::Connection>(
+        connection ? connection->control() : Http::ConnectionControl::Close);
+      peer->setIdle(false);
+      g.dispatched = true;
+      onRequest(in, std::move(w));
+      parser->reset();
+      // Answered later, from another thread: until then Pistache must not
+      // time the request out with its header timeout (its timer applies that
+      // to a busy connection whose parser is reset); as idle, the keep-alive
+      // timeout applies, which outlasts every route.
+      peer->setIdle(true);
+      return std::nullopt;
+    } catch (const Http::HttpError& e) {
+      parser->reset();
+      return failure{e.code(), e.reason()};
+    } catch (const std::exception& e) {
+      parser->reset();
+      return bad_request(e.what());
+    }
+  }
+
+  // Answers `f`, then closes: the write side once the answer is out, the
+  // read side after draining (see max_drain); the header timeout cuts a
+  // client that neither finishes nor closes.
+  void refuse(const std::shared_ptr<Tcp::Peer>& peer, peer_guard& g, const failure& f) {
+    g.refused = true;
+    g.head.clear();
+    g.head.shrink_to_fit();
+    g.chunked.reset();
+    getParser(peer)->reset();
+    peer->setIdle(false);
+    Http::ResponseWriter w(Http::Version::Http11, transport(), this, peer);
+    w.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
+    w.headers().add<Http::Header::ContentType>(MIME(Application, Json));
+    // Pistache queues every write for its reactor: shut down only once sent.
+    std::weak_ptr<Tcp::Peer> weak = peer;
+    auto close_write = [weak] {
+      if (auto p = weak.lock())
+        ::shutdown(p->fd(), SHUT_WR);
+    };
+    w.send(static_cast<Http::Code>(f.status),
+           json{{"code", f.status}, {"message", f.message}}.dump())
+      .then([close_write](ssize_t) { close_write(); },
+            [close_write](std::exception_ptr) { close_write(); });
   }
 
   api_context* ctx_;
@@ -212,8 +530,11 @@ api_server::start(api_context& ctx, const std::string& listen, int threads) {
     auto opts = Http::Endpoint::options()
                   .threads(threads)
                   .flags(Tcp::Options::ReuseAddr)
-                  .maxRequestSize(max_body + 64 * 1024)
-                  .maxResponseSize(64 * 1024 * 1024);
+                  .maxRequestSize(max_head + max_request_body)
+                  .maxResponseSize(64 * 1024 * 1024)
+                  .headerTimeout(head_timeout)
+                  .bodyTimeout(body_timeout)
+                  .keepaliveTimeout(keepalive_timeout);
     srv->impl_->endpoint->init(opts);
     srv->impl_->endpoint->setHandler(Http::make_handler<api_handler>(&ctx));
     srv->impl_->endpoint->serveThreaded();

@@ -3,6 +3,7 @@
 // the dispatcher's actors do the delivering.
 #include <sstream>
 
+#include "actors/blocking.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "http/body.hpp"
@@ -29,7 +30,7 @@ result<std::vector<event_type>> event_types(const json& v) {
 }
 
 // Applies the fields present in `body` to `w`; `creating` requires them.
-status apply_fields(webhook& w, const json& body, bool creating, bool allow_private) {
+status apply_fields(webhook& w, const json& body, bool creating) {
   if (creating || body.contains("name")) {
     auto name = nonempty_string_field(body, "name");
     if (!name)
@@ -40,7 +41,7 @@ status apply_fields(webhook& w, const json& body, bool creating, bool allow_priv
     auto url = nonempty_string_field(body, "url");
     if (!url)
       return url.error();
-    if (auto ok = webhooks::validate_url(*url, allow_private); !ok)
+    if (auto ok = webhooks::validate_url(*url); !ok)
       return ok.error();
     w.url = *url;
   }
@@ -73,14 +74,30 @@ result<webhook> own_webhook(api_context& ctx, const request& req) {
 }
 
 // The dispatcher owns webhook configuration: it stores `w` and replies.
+// With `new_url`, the URL's destination is checked first, on a worker: a
+// host name can take the resolver seconds.
 template <class Atom>
-void ask_dispatcher(api_context& ctx, request& req, int status, Atom verb, const webhook& w) {
+void ask_dispatcher(api_context& ctx, request& req, int status, Atom verb, const webhook& w,
+                    bool new_url) {
   auto out = req.out;
   auto hooks = ctx.webhooks;
+  auto allow_private = ctx.allow_private_webhooks;
   ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(hooks, caf::infinite, verb, w)
-      .then([=](webhook& stored) { out->send_json(status, to_json(stored)); },
-            reply_error_to(out));
+    auto store = [=] {
+      self->request(hooks, caf::infinite, verb, w)
+        .then([=](webhook& stored) { out->send_json(status, to_json(stored)); },
+              reply_error_to(out));
+    };
+    if (!new_url)
+      return store();
+    auto url = w.url;
+    run_blocking(
+      self, false, [url, allow_private] { return webhooks::check_destination(url, allow_private); },
+      [=](sandboxd::status checked) {
+        if (!checked)
+          return out->send_error(checked.error());
+        store();
+      });
   });
 }
 
@@ -94,9 +111,9 @@ void create_webhook(api_context& ctx, request& req) {
   w.id = new_uuid();
   w.org_id = req.org;
   w.created_ms = now_ms();
-  if (auto st = apply_fields(w, *body, true, ctx.allow_private_webhooks); !st)
+  if (auto st = apply_fields(w, *body, true); !st)
     return req.out->send_error(st.error());
-  ask_dispatcher(ctx, req, 201, atom::create::value, w);
+  ask_dispatcher(ctx, req, 201, atom::create::value, w, true);
 }
 
 void list_webhooks(api_context& ctx, request& req) {
@@ -120,9 +137,9 @@ void patch_webhook(api_context& ctx, request& req) {
   auto body = parse_object(req.body);
   if (!body)
     return req.out->send_error(body.error());
-  if (auto st = apply_fields(*w, *body, false, ctx.allow_private_webhooks); !st)
+  if (auto st = apply_fields(*w, *body, false); !st)
     return req.out->send_error(st.error());
-  ask_dispatcher(ctx, req, 200, atom::update::value, *w);
+  ask_dispatcher(ctx, req, 200, atom::update::value, *w, body->contains("url"));
 }
 
 void delete_webhook(api_context& ctx, request& req) {

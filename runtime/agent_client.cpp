@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "runtime/agent_answers.hpp"
 #include "runtime/agent_protocol.hpp"
 #include "runtime/base64.hpp"
 
@@ -22,8 +23,18 @@ failure timed_out() { return failure{504, "timed out waiting for sandbox agent"}
 
 failure io_failure(io_status s, const std::string& detail) {
   if (s == io_status::timeout) return timed_out();
-  return unreachable(detail.empty() ? to_string(s) : detail);
+  auto why = detail.empty() ? std::string(to_string(s)) : detail;
+  if (s == io_status::too_large || s == io_status::malformed) return malformed_answer(why);
+  return unreachable(why);
 }
+
+// The op a request names ("" when it names none: the agent refuses it).
+std::string op_of(const json& request) {
+  auto it = request.find("op");
+  return it != request.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool is_error(const json& frame) { return frame["type"] == "error"; }
 
 class fd_guard {
  public:
@@ -65,18 +76,21 @@ result<int> connect_agent(const std::string& path, const deadline& dl) {
 
 deadline deadline_after(std::chrono::milliseconds timeout) { return clock::now() + timeout; }
 
-// Reads frames until the terminal one, forwarding each to on_frame.
-status read_until_terminal(int fd, const deadline& dl, const std::function<bool(const json&)>& on_frame) {
+// Reads frames answering `op` until the terminal one, forwarding each
+// (checked) to on_frame.
+status read_until_terminal(int fd, const deadline& dl, const std::string& op,
+                           const std::function<bool(const json&)>& on_frame) {
   for (;;) {
     json frame;
     std::string detail;
     io_status s = read_frame(fd, frame, dl, &detail);
     if (s == io_status::eof) return unreachable("connection closed before the response was complete");
     if (s != io_status::ok) return io_failure(s, detail);
+    if (auto ok = check_answer(op, frame); !ok) return ok.error();
     bool terminal = is_terminal(frame);
     bool keep = on_frame(frame);
     if (terminal) {
-      if (frame.value("type", "") == "error") return failure_from_error_frame(frame);
+      if (is_error(frame)) return failure_from_error_frame(frame);
       return success();
     }
     if (!keep) return success();
@@ -86,9 +100,13 @@ status read_until_terminal(int fd, const deadline& dl, const std::function<bool(
 }  // namespace
 
 failure failure_from_error_frame(const json& frame) {
-  std::string c = frame.contains("code") && frame["code"].is_string() ? frame["code"].get<std::string>() : "internal";
-  std::string m = frame.contains("message") && frame["message"].is_string() ? frame["message"].get<std::string>()
-                                                                              : "agent error: " + c;
+  auto field = [&](const char* name) -> std::string {
+    auto it = frame.is_object() ? frame.find(name) : frame.end();
+    return frame.is_object() && it != frame.end() && it->is_string() ? it->get<std::string>() : "";
+  };
+  std::string c = field("code"), m = field("message");
+  if (c.empty()) c = "internal";
+  if (m.empty()) m = "agent error: " + c;
   return failure{http_status_for_code(c), m};
 }
 
@@ -99,8 +117,8 @@ status stream(const std::string& socket_path, const json& request, const std::fu
   if (!fd) return fd.error();
   fd_guard guard(*fd);
   io_status s = write_frame(guard.get(), request, dl);
-  if (s != io_status::ok) return io_failure(s, std::string("send request: ") + to_string(s));
-  return read_until_terminal(guard.get(), dl, on_frame);
+  if (s != io_status::ok) return unreachable(std::string("send request: ") + to_string(s));
+  return read_until_terminal(guard.get(), dl, op_of(request), on_frame);
 }
 
 result<json> call(const std::string& socket_path, const json& request, std::chrono::milliseconds timeout) {
@@ -116,29 +134,39 @@ result<json> call(const std::string& socket_path, const json& request, std::chro
   return terminal;
 }
 
-result<exec_outcome> run(const std::string& socket_path, const json& exec_request, std::chrono::milliseconds timeout) {
+result<exec_outcome> run(const std::string& socket_path, const json& exec_request, std::chrono::milliseconds timeout,
+                         size_t max_output) {
   json req = exec_request;
   req["op"] = "exec";
   exec_outcome out;
   std::optional<failure> bad;
+  bool ended = false;
+  // Frames have been checked (agent_answers): fields have their types.
   status st = stream(
       socket_path, req,
       [&](const json& frame) {
-        std::string type = frame.value("type", "");
+        const auto& type = frame["type"].get_ref<const std::string&>();
         if (type == "start") {
-          out.pid = frame.value("pid", 0);
+          out.pid = frame["pid"].get<int>();
         } else if (type == "stdout" || type == "stderr" || type == "pty") {
-          auto data = frame.find("data");
-          std::optional<std::string> bytes;
-          if (data != frame.end() && data->is_string()) bytes = base64::decode(data->get_ref<const std::string&>());
+          bool err = type == "stderr";
+          auto& kept = err ? out.stderr_data : out.stdout_data;
+          auto& truncated = err ? out.stderr_truncated : out.stdout_truncated;
+          if (truncated) return true;  // read and dropped: the process runs on
+          auto bytes = base64::decode(frame["data"].get_ref<const std::string&>());
           if (!bytes) {
-            bad = internal_error("agent sent invalid base64 output");
+            bad = malformed_answer(type + " frame data is not base64");
             return false;
           }
-          (type == "stderr" ? out.stderr_data : out.stdout_data) += *bytes;
+          if (kept.size() + bytes->size() > max_output) {
+            bytes->resize(max_output - kept.size());
+            truncated = true;
+          }
+          kept += *bytes;
         } else if (type == "end") {
-          out.exit_code = frame.value("exit_code", -1);
-          out.exited = frame.value("exited", false);
+          ended = true;
+          out.exit_code = frame["exit_code"].get<int>();
+          out.exited = frame["exited"].get<bool>();
           out.timed_out = frame.value("timed_out", false);
           out.status = frame.value("status", "");
         }
@@ -147,6 +175,7 @@ result<exec_outcome> run(const std::string& socket_path, const json& exec_reques
       timeout);
   if (bad) return *bad;
   if (!st) return st.error();
+  if (!ended) return malformed_answer("the process's output ended without an end frame");
   return out;
 }
 
@@ -172,9 +201,8 @@ result<json> write_stream(const std::string& socket_path, const json& request,
     return ::poll(&p, 1, 0) > 0;
   };
   auto finish = [&]() -> result<json> {
-    status st = read_until_terminal(guard.get(), dl, collect);
+    status st = read_until_terminal(guard.get(), dl, "write_stream", collect);
     if (!st) return st.error();
-    if (terminal.value("type", "") != "result") return internal_error("unexpected response from agent");
     return terminal;
   };
   auto send_failed = [&](io_status s) -> result<json> {
@@ -205,7 +233,7 @@ result<std::unique_ptr<connection>> connection::open(const std::string& socket_p
   auto dl = deadline_after(timeout);
   auto fd = connect_agent(socket_path, dl);
   if (!fd) return fd.error();
-  std::unique_ptr<connection> c{new connection(*fd)};
+  std::unique_ptr<connection> c{new connection(*fd, op_of(request))};
   if (auto s = write_frame(c->fd_, request, dl); s != io_status::ok) return io_failure(s, "");
   return c;
 }
@@ -221,7 +249,12 @@ connection::next_status connection::next(json& out, std::chrono::milliseconds ti
   if (r < 0 && errno == EINTR) return next_status::timeout;
   // A frame has started: give the rest of it a generous deadline.
   auto s = read_frame(fd_, out, deadline_after(std::chrono::seconds(30)), detail);
-  return s == io_status::ok ? next_status::frame : next_status::closed;
+  if (s != io_status::ok) return next_status::closed;
+  if (auto ok = check_answer(op_, out); !ok) {
+    if (detail) *detail = ok.error().message;
+    return next_status::closed;
+  }
+  return next_status::frame;
 }
 
 status connection::send(const json& frame, std::chrono::milliseconds timeout) {

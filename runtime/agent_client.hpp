@@ -19,8 +19,9 @@ using json = nlohmann::json;
 
 /// One request; collects frames until the terminal one. Returns the terminal
 /// "result"/"end" frame, or a failure (agent error codes mapped to HTTP-like
-/// statuses; unreachable agent or EOF before a terminal frame -> 502;
-/// deadline exceeded -> 504).
+/// statuses; unreachable agent, EOF before a terminal frame or a frame that
+/// is too large, too deep or of the wrong shape (agent_answers.hpp) -> 502;
+/// deadline exceeded -> 504). Every frame passed on has been checked.
 result<json> call(const std::string& socket_path, const json& request,
                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
@@ -31,18 +32,26 @@ result<json> call(const std::string& socket_path, const json& request,
 status stream(const std::string& socket_path, const json& request,
               const std::function<bool(const json&)>& on_frame, std::chrono::milliseconds timeout);
 
+/// Output a run() keeps per stream (stdout, stderr); the rest is read and
+/// dropped, so the process is never blocked on its pipe and still reports
+/// its exit. Whatever a sandbox prints, a run holds at most this much.
+inline constexpr size_t kRunOutputLimit = 1u << 20;
+
 struct exec_outcome {
   int pid = 0;
-  std::string stdout_data, stderr_data;  // pty output is collected into stdout_data
+  std::string stdout_data, stderr_data;  // raw bytes; pty output is collected into stdout_data
+  bool stdout_truncated = false, stderr_truncated = false;  // more was printed than kept
   int exit_code = -1;
   bool exited = false;
   bool timed_out = false;
   std::string status;
 };
 
-/// Runs an exec request (op is forced to "exec") to completion.
+/// Runs an exec request (op is forced to "exec") to completion, keeping at
+/// most `max_output` bytes of each stream. An answer that is not a whole
+/// run (no end frame, a malformed frame) is a failure, never an exit code.
 result<exec_outcome> run(const std::string& socket_path, const json& exec_request,
-                         std::chrono::milliseconds timeout);
+                         std::chrono::milliseconds timeout, size_t max_output = kRunOutputLimit);
 
 /// write_stream upload: next_chunk() is called repeatedly for raw bytes
 /// (any size; large chunks are split); nullopt ends the upload. Returns the
@@ -64,15 +73,16 @@ class connection {
 
   enum class next_status { frame, timeout, closed };
   /// Waits at most `timeout` for the next frame. `closed` covers EOF and
-  /// broken frames (`detail` says which).
+  /// broken or malformed frames (`detail` says which).
   next_status next(json& out, std::chrono::milliseconds timeout, std::string* detail = nullptr);
   /// Sends one client frame (write_stream data).
   status send(const json& frame, std::chrono::milliseconds timeout);
   int fd() const { return fd_; }
 
  private:
-  explicit connection(int fd) : fd_(fd) {}
+  connection(int fd, std::string op) : fd_(fd), op_(std::move(op)) {}
   int fd_;
+  std::string op_;  // what the frames answer
 };
 
 /// Maps an agent {"type":"error"} frame to a failure.

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/bounded_json.hpp"
+
 namespace sandboxd::agent {
 
 int http_status_for_code(const std::string& c) {
@@ -16,7 +18,7 @@ int http_status_for_code(const std::string& c) {
   if (c == code::permission_denied) return 403;
   if (c == code::too_large) return 400;
   if (c == code::failed_precondition) return 409;
-  return 500;
+  return 502;
 }
 
 json error_frame(const std::string& c, const std::string& message) {
@@ -153,7 +155,7 @@ io_status read_frame(int fd, json& out, deadline dl, std::string* detail) {
   }
   uint32_t n = (uint32_t(hdr[0]) << 24) | (uint32_t(hdr[1]) << 16) | (uint32_t(hdr[2]) << 8) | uint32_t(hdr[3]);
   if (n > kMaxFrameBytes) {
-    if (detail) *detail = "frame of " + std::to_string(n) + " bytes exceeds the 64 MiB limit";
+    if (detail) *detail = "frame of " + std::to_string(n) + " bytes exceeds the limit of " + std::to_string(kMaxFrameBytes);
     return io_status::too_large;
   }
   std::string body(n, '\0');
@@ -163,12 +165,13 @@ io_status read_frame(int fd, json& out, deadline dl, std::string* detail) {
     if (detail) *detail = to_string(s);
     return s;
   }
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    if (detail) *detail = "frame payload is not a JSON object";
+  // Nesting is checked before parsing: dumping or copying a deep value recurses.
+  auto parsed = parse_json_bounded(body, {kMaxFrameBytes, kMaxFrameDepth}, "frame payload");
+  if (!parsed || !parsed->is_object()) {
+    if (detail) *detail = parsed ? "frame payload is not a JSON object" : parsed.error().message;
     return io_status::malformed;
   }
-  out = std::move(parsed);
+  out = std::move(*parsed);
   return io_status::ok;
 }
 

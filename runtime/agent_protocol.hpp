@@ -47,7 +47,12 @@ using clock = std::chrono::steady_clock;
 /// Absolute deadline for blocking I/O; nullopt waits forever.
 using deadline = std::optional<clock::time_point>;
 
-inline constexpr uint32_t kMaxFrameBytes = 64u * 1024 * 1024;
+// Both ends parse every frame within these limits: the other end may be
+// hostile (code in the sandbox can stand in for the agent). The largest
+// legitimate frames are upload pieces (4 MiB raw, base64) and a `read` of
+// at most 8 MiB; nothing the protocol carries nests deeper than 5 levels.
+inline constexpr uint32_t kMaxFrameBytes = 16u * 1024 * 1024;
+inline constexpr int kMaxFrameDepth = 16;
 inline constexpr const char* kAgentVersion = "0.1.0";
 inline constexpr const char* kDefaultSocketPath = "/run/sandboxd/agent.sock";
 
@@ -62,7 +67,8 @@ inline constexpr const char* failed_precondition = "failed_precondition";
 inline constexpr const char* internal = "internal";
 }  // namespace code
 
-/// HTTP-like status for an agent error code (unknown codes map to 500).
+/// HTTP-like status for an agent error code: "internal" and unknown codes
+/// are the sandbox's failure, 502.
 int http_status_for_code(const std::string& code);
 
 json error_frame(const std::string& code, const std::string& message);
@@ -83,8 +89,9 @@ io_status write_frame(int fd, const json& payload, deadline dl = std::nullopt);
 
 /// Reads one frame. eof means the peer closed cleanly before the first byte
 /// of a frame; a close in the middle of a frame is an error. Lengths above
-/// kMaxFrameBytes give too_large, payloads that are not a JSON object give
-/// malformed. `detail` (optional) receives a human-readable reason.
+/// kMaxFrameBytes give too_large, payloads that are not a JSON object (or
+/// nest deeper than kMaxFrameDepth) give malformed. `detail` (optional)
+/// receives a human-readable reason.
 io_status read_frame(int fd, json& out, deadline dl = std::nullopt, std::string* detail = nullptr);
 
 /// Milliseconds left until the deadline for poll(): -1 for none, >= 0 otherwise.

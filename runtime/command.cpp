@@ -17,7 +17,7 @@ namespace sandboxd {
 
 result<command_output> run_command(const std::vector<std::string>& argv,
                                    std::chrono::milliseconds timeout,
-                                   const std::string& stdio_path) {
+                                   const std::string& stdio_path, int pass_fd) {
   if (argv.empty())
     return internal_error("run_command: empty argv");
   int capture = memfd_create("sandboxd-cmd", MFD_CLOEXEC);
@@ -39,6 +39,9 @@ result<command_output> run_command(const std::vector<std::string>& argv,
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
   posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+  // dup2 onto 3 clears close-on-exec there, and only in this child.
+  if (pass_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, pass_fd, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;

@@ -19,9 +19,10 @@ struct command_output {
 /// Spawns argv[0] (PATH lookup) and waits at most `timeout`, then kills it.
 /// `stdio_path`, when set, receives stdout/stderr instead of the capture file
 /// (for processes that outlive the call, such as a container's init).
+/// `pass_fd`, when set, is fd 3 of the child (`crun run --preserve-fds 1`).
 result<command_output>
 run_command(const std::vector<std::string>& argv,
             std::chrono::milliseconds timeout = std::chrono::seconds(30),
-            const std::string& stdio_path = "");
+            const std::string& stdio_path = "", int pass_fd = -1);
 
 } // namespace sandboxd

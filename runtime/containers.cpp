@@ -1,5 +1,6 @@
 #include "runtime/containers.hpp"
 
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,7 +20,10 @@
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
 #include "core/ids.hpp"
+#include "runtime/agent_client.hpp"
 #include "runtime/command.hpp"
+#include "runtime/host_limits.hpp"
+#include "runtime/seccomp.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -43,24 +47,35 @@ const std::vector<std::string> kept_caps = {
   "CAP_KILL",   "CAP_SYS_CHROOT",   "CAP_AUDIT_WRITE",      "CAP_SETFCAP",
 };
 
-// Syscalls that reach past the container (kernel modules, mounts, clocks,
-// keyrings, namespaces, tracing): refused with EPERM.
-const std::vector<std::string> denied_syscalls = {
-  "acct",          "add_key",         "bpf",           "clock_adjtime",
-  "clock_settime", "delete_module",   "finit_module",  "init_module",
-  "ioperm",        "iopl",            "kcmp",          "kexec_file_load",
-  "kexec_load",    "keyctl",          "lookup_dcookie", "mount",
-  "move_mount",    "name_to_handle_at", "open_by_handle_at", "open_tree",
-  "fsopen",        "fsconfig",        "fsmount",       "fspick",
-  "perf_event_open", "pivot_root",    "process_vm_readv", "process_vm_writev",
-  "ptrace",        "quotactl",        "reboot",        "request_key",
-  "setns",         "settimeofday",    "swapon",        "swapoff",
-  "syslog",        "umount2",         "unshare",       "uselib",
-  "userfaultfd",   "vhangup",
-};
-
 std::string bind_source_error(const std::string& what, const std::string& p) {
   return what + " " + p + ": " + strerror(errno);
+}
+
+// The agent's listening socket, bound by us in the sandbox's host-side
+// directory (never mounted into the sandbox) and handed to its init as fd 3:
+// nothing inside can replace or redirect what the host connects to. The fd
+// returned is close-on-exec and >= 10, so it is fd 3 only in crun's child.
+result<int> listen_for_agent(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return internal_error("agent socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  ::unlink(path.c_str()); // a cold resume binds again
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return internal_error(std::string{"socket: "} + strerror(errno));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0
+      || ::chmod(path.c_str(), 0600) != 0 || ::listen(fd, 128) != 0) {
+    auto err = bind_source_error("cannot listen on", path);
+    ::close(fd);
+    return internal_error(err);
+  }
+  int high = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  ::close(fd);
+  if (high < 0)
+    return internal_error(std::string{"fcntl: "} + strerror(errno));
+  return high;
 }
 
 network_config in_data_dir(network_config cfg, const std::string& data_dir) {
@@ -78,7 +93,8 @@ container_runtime::container_runtime(std::string runtime_bin,
     data_dir_(std::move(data_dir)),
     state_root_(data_dir_ + "/runtime/state"),
     agent_source_(std::move(agent_bin)),
-    net_(in_data_dir(std::move(network), data_dir_)) {
+    net_(in_data_dir(std::move(network), data_dir_)),
+    disks_(data_dir_ + "/runtime/disks") {
   std::error_code ec;
   fs::create_directories(state_root_, ec);
   fs::create_directories(data_dir_ + "/sandboxes", ec);
@@ -109,7 +125,7 @@ std::string container_runtime::sandbox_dir(const std::string& id) const {
 }
 
 std::string container_runtime::agent_socket(const std::string& id) const {
-  return sandbox_dir(id) + "/run/agent.sock";
+  return sandbox_dir(id) + "/agent.sock";
 }
 
 status container_runtime::check_host() {
@@ -128,6 +144,10 @@ status container_runtime::check_host() {
                           + "' is not usable; install crun (apt-get install crun)");
   if (auto st = net_.check_host(); !st)
     return st;
+  // All sandboxes together leave pids, memory and CPU to the host.
+  host_ = default_host_limits();
+  if (auto st = apply_host_limits(host_); !st)
+    return st;
   // Policy chains left by sandboxes that are gone (crashes, killed netns).
   if (auto swept = net_.sweep(); !swept)
     return swept.error();
@@ -138,10 +158,6 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
   json env = json::array();
   for (auto& [k, v] : spec.env)
     env.push_back(k + "=" + v);
-  json syscalls = json::array();
-  syscalls.push_back({{"names", denied_syscalls},
-                      {"action", "SCMP_ACT_ERRNO"},
-                      {"errnoRet", 1}});
   json devices = json::array({{{"allow", false}, {"access", "rwm"}}});
   auto allow_dev = [&](const char* type, int major, int minor) {
     json d = {{"allow", true}, {"type", type}, {"major", major}, {"access", "rwm"}};
@@ -161,7 +177,7 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
     {"process",
      {{"terminal", false},
       {"user", {{"uid", 0}, {"gid", 0}}},
-      {"args", {"/.sandboxd/agent"}},
+      {"args", {"/.sandboxd/agent", "--listen-fd", "3"}},
       {"env", env},
       {"cwd", "/"},
       {"capabilities",
@@ -197,10 +213,6 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
         {"type", "bind"},
         {"source", agent_bin_},
         {"options", {"bind", "ro", "nosuid", "nodev"}}},
-       {{"destination", "/run/sandboxd"},
-        {"type", "bind"},
-        {"source", dir + "/run"},
-        {"options", {"bind", "rw", "nosuid", "nodev", "noexec"}}},
      })},
     {"linux",
      {{"namespaces",
@@ -215,7 +227,9 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
         {"memory",
          {{"limit", static_cast<int64_t>(spec.memory_mb) * 1024 * 1024},
           {"swap", static_cast<int64_t>(spec.memory_mb) * 1024 * 1024}}},
-        {"cpu", {{"quota", spec.cpu_count * 100000}, {"period", 100000}}},
+        // cgroup v1 refuses a child quota above its parent's (EINVAL).
+        {"cpu", {{"quota", std::min<int64_t>(spec.cpu_count * 100000ll, host_.cpu_quota_us)},
+                 {"period", 100000}}},
         {"pids", {{"limit", spec.pids_max}}}}},
       {"maskedPaths",
        {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
@@ -223,10 +237,7 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
         "/proc/sched_debug", "/proc/scsi", "/sys/firmware"}},
       {"readonlyPaths",
        {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}},
-      {"seccomp",
-       {{"defaultAction", "SCMP_ACT_ALLOW"},
-        {"architectures", {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}},
-        {"syscalls", syscalls}}}}},
+      {"seccomp", seccomp_profile()}}},
   };
   return cfg.dump(2);
 }
@@ -240,16 +251,23 @@ status container_runtime::create(const container_spec& spec, bool fresh) {
     return st;
   auto dir = sandbox_dir(spec.id);
   std::error_code ec;
-  for (auto sub : {"/upper", "/work", "/rootfs", "/run"})
-    fs::create_directories(dir + sub, ec);
+  fs::create_directories(dir + "/rootfs", ec);
   if (ec)
     return internal_error("cannot create " + dir + ": " + ec.message());
   ::chmod(dir.c_str(), 0711);
+  auto limits = spec.disk;
+  if (limits.inodes <= 0)
+    limits.inodes = inodes_;
+  if (auto st = disks_.attach(dir, limits); !st) {
+    undo(spec.id);
+    return st;
+  }
+  auto disk = sandbox_disks::mount_point(dir);
   std::string lowers;
   for (auto& layer : spec.layers)
     lowers += layer + ":";
-  auto opts = "lowerdir=" + lowers + spec.lower_rootfs + ",upperdir=" + dir
-              + "/upper,workdir=" + dir + "/work";
+  auto opts = "lowerdir=" + lowers + spec.lower_rootfs + ",upperdir=" + disk
+              + "/upper,workdir=" + disk + "/work";
   if (::mount("overlay", (dir + "/rootfs").c_str(), "overlay", 0, opts.c_str())
       != 0) {
     auto err = bind_source_error("mount overlay on", dir + "/rootfs");
@@ -264,9 +282,15 @@ status container_runtime::create(const container_spec& spec, bool fresh) {
     undo(spec.id);
     return st;
   }
-  auto out = run_command(runtime_cmd({"run", "--detach", "--pid-file", dir + "/init.pid",
-                                      "--bundle", dir, spec.id}),
-                         std::chrono::seconds(30), dir + "/console.log");
+  auto listener = listen_for_agent(agent_socket(spec.id));
+  if (!listener) {
+    undo(spec.id);
+    return listener.error();
+  }
+  auto out = run_command(runtime_cmd({"run", "--detach", "--preserve-fds", "1", "--pid-file",
+                                      dir + "/init.pid", "--bundle", dir, spec.id}),
+                         std::chrono::seconds(30), dir + "/console.log", *listener);
+  ::close(*listener);
   if (!out || out->exit_code != 0) {
     auto why = out ? read_file(dir + "/console.log") : out.error().message;
     undo(spec.id);
@@ -278,25 +302,15 @@ status container_runtime::create(const container_spec& spec, bool fresh) {
     undo(spec.id);
     return st;
   }
-  // The agent is up when its socket accepts a connection.
-  auto sock = agent_socket(spec.id);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
-    bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(fd);
-    if (up)
-      return success();
-    if (std::chrono::steady_clock::now() > deadline) {
-      auto log = read_file(dir + "/console.log");
-      undo(spec.id);
-      return internal_error("sandbox agent did not start: " + log);
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  // The agent is up when it answers on the socket it inherited; until then
+  // the connection waits in the listener's backlog.
+  auto pong = agent::call(agent_socket(spec.id), {{"op", "ping"}}, std::chrono::seconds(10));
+  if (!pong) {
+    auto log = read_file(dir + "/console.log");
+    undo(spec.id);
+    return internal_error("sandbox agent did not start: " + pong.error().message + "; " + log);
   }
+  return success();
 }
 
 status container_runtime::pause(const std::string& id) {
@@ -332,6 +346,8 @@ status container_runtime::stop(const std::string& id) {
   if (::umount2(merged.c_str(), MNT_DETACH) != 0 && errno != EINVAL
       && errno != ENOENT)
     return internal_error(bind_source_error("umount", merged));
+  if (auto st = disks_.detach(dir); !st)
+    return st;
   {
     std::lock_guard<std::mutex> guard{cpu_mtx_};
     last_cpu_.erase(id);
@@ -430,16 +446,9 @@ result<container_sample> container_runtime::sample(const std::string& id,
   if (s.mem_used < 0)
     s.mem_used = 0;
   s.mem_total = static_cast<int64_t>(memory_mb) * 1024 * 1024;
-  std::error_code ec;
-  int64_t disk = 0;
-  for (auto it = fs::recursive_directory_iterator(
-         sandbox_dir(id) + "/upper", fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    struct stat st;
-    if (::lstat(it->path().c_str(), &st) == 0)
-      disk += static_cast<int64_t>(st.st_blocks) * 512;
-  }
-  s.disk_used = disk;
+  // The sandbox's own filesystem's counters: no walk of what it built.
+  auto disk = disks_.usage(sandbox_dir(id));
+  s.disk_used = disk ? disk->used_bytes : 0;
   s.disk_total = static_cast<int64_t>(disk_size_mb) * 1024 * 1024;
   return s;
 }
@@ -453,7 +462,8 @@ status container_runtime::copy_layer(const std::string& id, const std::string& d
   fs::remove_all(tmp, ec);
   // cp -a keeps owners, modes, xattrs (overlay's opaque markers) and the
   // whiteout device nodes that record deletions; reflinks where possible.
-  auto r = run_command({"cp", "-a", "--reflink=auto", sandbox_dir(id) + "/upper", tmp},
+  auto r = run_command({"cp", "-a", "--reflink=auto",
+                        sandbox_disks::mount_point(sandbox_dir(id)) + "/upper", tmp},
                        std::chrono::minutes(10));
   if (!r || r->exit_code != 0) {
     fs::remove_all(tmp, ec);

@@ -3,8 +3,11 @@
 // cgroup, and our agent as PID 1. Every call blocks: run it on a worker.
 //
 // Layout per sandbox under <data>/sandboxes/<id>/:
-//   upper/ work/   overlay layers     rootfs/   the merged root
-//   run/           agent socket dir (bind-mounted at /run/sandboxd)
+//   disk.img       the sandbox's own filesystem (its disk size and inode
+//                  limit), mounted nosuid,nodev at disk/
+//   disk/upper/ disk/work/  overlay layers     rootfs/   the merged root
+//   agent.sock     the agent's listening socket, bound here by the host and
+//                  inherited by the init as fd 3: the sandbox sees no path to it
 //   config.json    the OCI bundle     console.log  the init's stdio
 #pragma once
 
@@ -16,7 +19,9 @@
 
 #include "core/result.hpp"
 #include "core/sample.hpp"
+#include "runtime/host_limits.hpp"
 #include "runtime/network.hpp"
+#include "runtime/sandbox_disk.hpp"
 
 namespace sandboxd {
 
@@ -29,6 +34,7 @@ struct container_spec {
   int cpu_count = 2;
   int memory_mb = 512;
   int pids_max = 1024;
+  disk_limits disk{10240ll << 20, 0}; // the writable layer's filesystem; 0 inodes: the runtime's
   std::map<std::string, std::string> env;
   network_policy network; // allowInternetAccess + network{allowOut, denyOut}
 };
@@ -40,6 +46,9 @@ public:
   /// the data dir so rebuilding the repo never changes a live sandbox's init.
   container_runtime(std::string runtime_bin, std::string data_dir,
                     std::string agent_bin, network_config network = {});
+
+  /// The inode limit of every sandbox's filesystem (serve --sandbox-inodes).
+  void set_inode_limit(int64_t inodes) { inodes_ = inodes; }
 
   /// Checks the runtime works on this host; the failure explains the fix.
   status check_host();
@@ -95,6 +104,9 @@ private:
   std::mutex cpu_mtx_; // previous cpu readings, for usage between samples
   std::map<std::string, std::pair<int64_t, int64_t>> last_cpu_;
   sandbox_network net_;
+  sandbox_disks disks_;
+  int64_t inodes_ = 262144;
+  host_limits host_{0, 0, 1ll << 40, 0}; // what all sandboxes share (check_host)
 };
 
 } // namespace sandboxd

@@ -234,10 +234,13 @@ dispatcher_behavior(webhook_dispatcher_actor::stateful_pointer<dispatcher_state>
       return w;
     },
     [=](atom::update, webhook& w) -> caf::result<webhook> {
+      // Deleted while its PATCH was being checked: stays deleted.
+      auto i = self->state.hooks.find(w.id);
+      if (i == self->state.hooks.end())
+        return to_error(not_found("webhook not found"));
       if (auto st = self->state.cfg.db->put_webhook(w); !st)
         return to_error(st.error());
-      if (auto i = self->state.hooks.find(w.id); i != self->state.hooks.end())
-        self->send(i->second, atom::update::value, w);
+      self->send(i->second, atom::update::value, w);
       return w;
     },
     [=](atom::remove, const std::string& id) -> caf::result<bool> {

@@ -18,7 +18,7 @@ class store;
 
 struct webhook_config {
   std::shared_ptr<store> db;
-  bool allow_private = false; // deliver to link-local/metadata addresses
+  bool allow_private = false; // deliver to non-public addresses too (address_policy.hpp)
   int64_t give_up_after_ms = 24 * 3600 * 1000; // then the delivery is failed
 };
 

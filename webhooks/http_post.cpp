@@ -1,50 +1,41 @@
 #include "webhooks/http_post.hpp"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <cctype>
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <strings.h>
+
+#include "webhooks/address_policy.hpp"
 
 namespace sandboxd::webhooks {
 
 namespace {
 
-bool is_link_local(const sockaddr* sa) {
-  if (sa->sa_family == AF_INET) {
-    auto a = ntohl(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr);
-    return (a >> 16) == 0xa9fe; // 169.254.0.0/16, the metadata address among them
-  }
-  if (sa->sa_family == AF_INET6) {
-    auto* b = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr.s6_addr;
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
-      return true; // fe80::/10
-    static const unsigned char ec2[16] = {0xfd, 0, 0xec, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0x54};
-    if (std::memcmp(b, ec2, 16) == 0)
-      return true; // fd00:ec2::254
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(b, mapped, 12) == 0)
-      return b[12] == 169 && b[13] == 254;
-  }
-  return false;
-}
-
 struct call_state {
   bool allow_private = false;
-  bool refused = false;
+  std::optional<std::string> refused; // why the first refused address was
   std::optional<int64_t> retry_after;
 };
 
+// Runs for every address curl is about to connect to, after its own DNS
+// lookup: the check registration made, made again on the real peer.
 curl_socket_t open_socket(void* clientp, curlsocktype, curl_sockaddr* addr) {
   auto* st = static_cast<call_state*>(clientp);
-  if (!st->allow_private && is_link_local(&addr->addr)) {
-    st->refused = true;
-    return CURL_SOCKET_BAD;
+  auto ip = from_sockaddr(&addr->addr);
+  auto why = ip ? refusal(*ip, st->allow_private)
+                : std::optional<std::string>{"address family " + std::to_string(addr->family)
+                                             + " is not IP"};
+  if (why) {
+    if (!st->refused)
+      st->refused = why;
+    return CURL_SOCKET_BAD; // curl goes on to the name's next address, if any
   }
-  return ::socket(addr->family, addr->socktype, addr->protocol);
+  return ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 size_t on_header(char* data, size_t size, size_t n, void* userdata) {
@@ -67,13 +58,11 @@ size_t discard(char*, size_t size, size_t n, void*) {
   return size * n;
 }
 
-} // namespace
+struct parsed_url {
+  std::string host; // as curl will connect to it: IPv6 without brackets
+};
 
-void init_http_client() {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-status validate_url(const std::string& url, bool allow_private) {
+result<parsed_url> parse_url(const std::string& url) {
   // curl reads "http:///x" as host "x"; a URL must name its host itself.
   auto sep = url.find("://");
   if (sep == std::string::npos || sep + 3 >= url.size() || url[sep + 3] == '/')
@@ -90,22 +79,64 @@ status validate_url(const std::string& url, bool allow_private) {
   curl_free(host);
   if (sch != "http" && sch != "https")
     return bad_request("url must be http or https");
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']')
+    h = h.substr(1, h.size() - 2);
   if (h.empty())
     return bad_request("url has no host");
+  return parsed_url{h};
+}
+
+} // namespace
+
+void init_http_client() {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+status validate_url(const std::string& url) {
+  auto parsed = parse_url(url);
+  if (!parsed)
+    return parsed.error();
+  return success();
+}
+
+status check_destination(const std::string& url, bool allow_private) {
+  auto parsed = parse_url(url);
+  if (!parsed)
+    return parsed.error();
   if (allow_private)
     return success();
-  for (auto& c : h)
+  auto host = parsed->host;
+  if (auto ip = parse_ip_literal(host)) {
+    if (auto why = refusal(*ip, false))
+      return bad_request("url host " + *why);
+    return success();
+  }
+  auto name = host;
+  for (auto& c : name)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (h == "metadata.google.internal" || h == "metadata")
-    return bad_request("url points at a cloud metadata service");
-  auto literal = h.front() == '[' ? h.substr(1, h.size() - 2) : h;
-  sockaddr_storage ss{};
-  if (inet_pton(AF_INET, literal.c_str(), &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1)
-    ss.ss_family = AF_INET;
-  else if (inet_pton(AF_INET6, literal.c_str(), &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr) == 1)
-    ss.ss_family = AF_INET6;
-  if (ss.ss_family != 0 && is_link_local(reinterpret_cast<sockaddr*>(&ss)))
-    return bad_request("url points at a link-local or metadata address");
+  while (!name.empty() && name.back() == '.')
+    name.pop_back();
+  // curl answers these itself with loopback addresses, whatever DNS says.
+  if (name == "localhost" || (name.size() > 10 && name.compare(name.size() - 10, 10, ".localhost") == 0))
+    return bad_request("url host " + host + ", address class loopback (curl connects the name "
+                       "to loopback itself), is not public; " + std::string(private_hint));
+  if (name == "metadata.google.internal" || name == "metadata.goog" || name == "metadata")
+    return bad_request("url host " + host + ", address class cloud metadata (a metadata "
+                       "service name), is not public; " + std::string(private_hint));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
+    return bad_request("url host " + host + " does not resolve: " + gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned{found, freeaddrinfo};
+  for (auto* ai = found; ai; ai = ai->ai_next) {
+    auto ip = from_sockaddr(ai->ai_addr);
+    if (!ip)
+      continue;
+    if (auto why = refusal(*ip, false))
+      return bad_request("url host " + host + " resolves to a refused address: " + *why);
+  }
   return success();
 }
 
@@ -122,13 +153,15 @@ post_result post(const std::string& url,
   auto* h = curl.get();
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_PROXY, ""); // not even http_proxy from the environment
   curl_easy_setopt(h, CURLOPT_POST, 1L);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); // a redirect could lead anywhere
   curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
   curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &st);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -144,15 +177,22 @@ post_result post(const std::string& url,
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
   r.http_status = static_cast<int>(code);
   r.retry_after_s = st.retry_after;
-  if (st.refused) {
+  if (rc != CURLE_OK && st.refused) {
     r.error_class = "refused_address";
-    r.error_message = "the host resolved to a link-local or metadata address";
+    r.error_message = "connection refused by policy: " + *st.refused;
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     r.error_class = "timeout";
     r.error_message = "no answer within " + std::to_string(timeout.count()) + " ms";
   } else if (rc != CURLE_OK) {
     r.error_class = "transport_error";
     r.error_message = curl_easy_strerror(rc);
+  } else if (code >= 300 && code <= 399) {
+    char* location = nullptr;
+    curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location);
+    r.error_class = "http_error";
+    r.error_message = "HTTP " + std::to_string(code) + ": redirects are not followed"
+                      + (location ? " (to " + std::string(location).substr(0, 200) + ")"
+                                  : std::string());
   } else if (code < 200 || code > 299) {
     r.error_class = "http_error";
     r.error_message = "HTTP " + std::to_string(code);

@@ -24,12 +24,21 @@ struct post_result {
 /// Once per process, before any post.
 void init_http_client();
 
-/// http(s) only; link-local and cloud metadata hosts refused unless
-/// `allow_private` (loopback and private ranges are allowed).
-status validate_url(const std::string& url, bool allow_private);
+/// Syntax only, no DNS: an absolute http(s) URL naming its host.
+status validate_url(const std::string& url);
 
-/// POSTs `body`; refuses at connect time a link-local address the name
-/// resolved to (so DNS cannot steer a delivery to a metadata service).
+/// Where the URL leads (webhooks/address_policy.hpp): unless `allow_private`,
+/// refuses a host that is, or resolves to, any non-public address, and
+/// localhost / *.localhost and cloud metadata names without resolving them.
+/// Blocking (getaddrinfo): call it off the HTTP threads.
+status check_destination(const std::string& url, bool allow_private);
+
+/// POSTs `body`. Unless `allow_private`, every address libcurl is about to
+/// connect to passes the same policy (a name that resolves elsewhere now than
+/// at registration gets nowhere: error_class refused_address). Redirects are
+/// never followed (a 3xx is a failed attempt), only http and https are
+/// spoken, and no proxy from the environment is used (it would resolve the
+/// name where the policy cannot see).
 post_result post(const std::string& url,
                  const std::vector<std::pair<std::string, std::string>>& headers,
                  const std::string& body, std::chrono::milliseconds timeout, bool allow_private);

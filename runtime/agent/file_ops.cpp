@@ -24,8 +24,9 @@ namespace sandboxd::agent {
 namespace {
 
 constexpr size_t kStreamChunk = 256 * 1024;
-// Largest file `read` returns inline (base64 must fit in one 64 MiB frame).
-constexpr int64_t kMaxInlineRead = 48ll * 1024 * 1024;
+// Largest file `read` returns inline (base64 must fit in one frame,
+// kMaxFrameBytes).
+constexpr int64_t kMaxInlineRead = 8ll * 1024 * 1024;
 constexpr auto kUploadIdleTimeout = std::chrono::minutes(5);
 
 class fd_closer {

@@ -560,6 +560,27 @@ TEST_F(AgentTest, ListDepth) {
   EXPECT_EQ(missing.error().status, 404);
 }
 
+// Bytes that are not UTF-8 (output, file names, error messages) never break
+// the agent: output travels as base64, names are sent with U+FFFD.
+TEST_F(AgentTest, BytesThatAreNotUtf8) {
+  auto r = run({{"cmd", "/bin/sh"}, {"args", {"-c", "printf 'a\\377\\376b'; printf '\\300' >&2"}}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->stdout_data, "a\xff\xfe" "b");
+  EXPECT_EQ(r->stderr_data, "\xc0");
+  ASSERT_TRUE(call({{"op", "mkdir"}, {"path", path("u")}}).ok());
+  int fd = ::open(path("u/bad\xffname").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  auto l = call({{"op", "list"}, {"path", path("u")}});
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  ASSERT_EQ((*l)["entries"].size(), 1u);
+  EXPECT_EQ((*l)["entries"][0]["name"], "bad\xef\xbf\xbdname");
+  auto missing = call({{"op", "stat"}, {"path", path("u/gone\xfe")}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().status, 404);
+  EXPECT_TRUE(call({{"op", "ping"}}).ok());
+}
+
 TEST_F(AgentTest, MkdirMoveRemove) {
   auto m = call({{"op", "mkdir"}, {"path", path("a/b/c")}});
   ASSERT_TRUE(m.ok()) << m.error().message;

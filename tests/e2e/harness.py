@@ -177,9 +177,10 @@ class Server:
         for sid in ids:
             subprocess.run([OCI, "--root", state_root, "delete", "--force", sid],
                            capture_output=True)
-            rootfs = os.path.join(sandboxes, sid, "rootfs")
-            if os.path.ismount(rootfs):
-                subprocess.run(["umount", "-l", rootfs], capture_output=True)
+            for mnt in ("rootfs", "disk"):  # the merged root, then the disk under it
+                path = os.path.join(sandboxes, sid, mnt)
+                if os.path.ismount(path):
+                    subprocess.run(["umount", "-l", path], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -74,9 +74,11 @@ cleanup() {
   done
   for id in "${!ids_seen[@]}"; do
     "$OCI" --root "$state_root" delete --force "$id" >/dev/null 2>&1 || true
-    if mountpoint -q "$sandboxes/$id/rootfs" 2>/dev/null; then
-      umount -l "$sandboxes/$id/rootfs" >/dev/null 2>&1 || true
-    fi
+    for mnt in rootfs disk; do
+      if mountpoint -q "$sandboxes/$id/$mnt" 2>/dev/null; then
+        umount -l "$sandboxes/$id/$mnt" >/dev/null 2>&1 || true
+      fi
+    done
   done
   if [[ "${KEEP_LOG:-0}" == "1" || $rc -ne 0 ]] && [[ -f "$LOG" ]]; then
     echo "----- sandboxd log (tail) -----" >&2

@@ -1,0 +1,193 @@
+#include "runtime/sandbox_disk.hpp"
+
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "runtime/command.hpp"
+
+namespace fs = std::filesystem;
+
+namespace sandboxd {
+
+namespace {
+
+std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
+
+class fd_closer {
+public:
+  explicit fd_closer(int fd) : fd_(fd) {}
+  ~fd_closer() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+  fd_closer(const fd_closer&) = delete;
+  fd_closer& operator=(const fd_closer&) = delete;
+  int get() const { return fd_; }
+
+private:
+  int fd_;
+};
+
+// Copies only the data extents of a sparse file (a blank ext4 is a few MB
+// of metadata in gigabytes of holes).
+status sparse_copy(const std::string& from, const std::string& to) {
+  fd_closer in{::open(from.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (in.get() < 0)
+    return internal_error(errno_text("open " + from));
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0)
+    return internal_error(errno_text("stat " + from));
+  fd_closer out{::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)};
+  if (out.get() < 0)
+    return internal_error(errno_text("create " + to));
+  if (::ftruncate(out.get(), st.st_size) != 0)
+    return internal_error(errno_text("size " + to));
+  off_t pos = 0;
+  for (;;) {
+    off_t data = ::lseek(in.get(), pos, SEEK_DATA);
+    if (data < 0)
+      break; // ENXIO: no data past pos
+    off_t hole = ::lseek(in.get(), data, SEEK_HOLE);
+    if (hole < 0)
+      return internal_error(errno_text("seek " + from));
+    off_t src = data, dst = data;
+    while (src < hole) {
+      auto n = ::copy_file_range(in.get(), &src, out.get(), &dst,
+                                 static_cast<size_t>(hole - src), 0);
+      if (n <= 0)
+        return internal_error(errno_text("copy " + from));
+    }
+    pos = hole;
+  }
+  return success();
+}
+
+// A free loop device bound to `image`, detached automatically when its
+// filesystem is unmounted. Returns the device's open fd.
+result<int> loop_attach(const std::string& image) {
+  fd_closer img{::open(image.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW)};
+  if (img.get() < 0)
+    return internal_error(errno_text("open " + image));
+  fd_closer ctl{::open("/dev/loop-control", O_RDWR | O_CLOEXEC)};
+  if (ctl.get() < 0)
+    return internal_error(errno_text("open /dev/loop-control"));
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    int n = ::ioctl(ctl.get(), LOOP_CTL_GET_FREE);
+    if (n < 0)
+      return internal_error(errno_text("LOOP_CTL_GET_FREE"));
+    auto dev = "/dev/loop" + std::to_string(n);
+    int fd = ::open(dev.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+      return internal_error(errno_text("open " + dev));
+    loop_config cfg{};
+    cfg.fd = static_cast<uint32_t>(img.get());
+    cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    if (::ioctl(fd, LOOP_CONFIGURE, &cfg) == 0)
+      return fd;
+    int err = errno;
+    ::close(fd);
+    if (err != EBUSY) // another process took it first: ask again
+      return internal_error("LOOP_CONFIGURE " + dev + ": " + strerror(err));
+  }
+  return internal_error("no free loop device");
+}
+
+} // namespace
+
+sandbox_disks::sandbox_disks(std::string cache_dir) : cache_dir_(std::move(cache_dir)) {}
+
+result<std::string> sandbox_disks::blank_image(const disk_limits& limits) {
+  auto path = cache_dir_ + "/blank-" + std::to_string(limits.bytes >> 20) + "m-"
+              + std::to_string(limits.inodes) + "i.ext4";
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::error_code ec;
+  if (fs::exists(path, ec))
+    return path;
+  fs::create_directories(cache_dir_, ec);
+  auto tmp = path + ".making";
+  fs::remove(tmp, ec);
+  {
+    fd_closer f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+    if (f.get() < 0 || ::ftruncate(f.get(), limits.bytes) != 0)
+      return internal_error(errno_text("create " + tmp));
+  }
+  // No reserved blocks (no root-only reserve inside a sandbox); the inode
+  // count is the inode limit; lazy init keeps the image a few MB.
+  auto out = run_command({"mkfs.ext4", "-q", "-F", "-m", "0", "-N", std::to_string(limits.inodes),
+                          "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", tmp},
+                         std::chrono::seconds(60));
+  if (!out || out->exit_code != 0) {
+    fs::remove(tmp, ec);
+    return internal_error("mkfs.ext4 failed (apt-get install e2fsprogs): "
+                          + (out ? out->output : out.error().message));
+  }
+  fs::rename(tmp, path, ec);
+  if (ec)
+    return internal_error("cannot keep " + path + ": " + ec.message());
+  return path;
+}
+
+status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) {
+  auto mnt = mount_point(dir);
+  auto image = dir + "/disk.img";
+  std::error_code ec;
+  fs::create_directories(mnt, ec);
+  if (ec)
+    return internal_error("cannot create " + mnt + ": " + ec.message());
+  struct stat top, parent;
+  if (::stat(mnt.c_str(), &top) == 0 && ::stat(dir.c_str(), &parent) == 0
+      && top.st_dev != parent.st_dev)
+    return success(); // mounted already (a restart or a resume)
+  if (!fs::exists(image, ec)) {
+    auto blank = blank_image(limits);
+    if (!blank)
+      return blank.error();
+    if (auto st = sparse_copy(*blank, image); !st) {
+      fs::remove(image, ec);
+      return st;
+    }
+  }
+  auto loop = loop_attach(image);
+  if (!loop)
+    return loop.error();
+  fd_closer dev{*loop};
+  auto dev_path = "/proc/self/fd/" + std::to_string(dev.get());
+  if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
+    return internal_error(errno_text("mount the sandbox's disk on " + mnt));
+  for (auto sub : {"/upper", "/work"}) {
+    fs::create_directories(mnt + sub, ec);
+    if (ec)
+      return internal_error("cannot create " + mnt + sub + ": " + ec.message());
+  }
+  return success();
+}
+
+status sandbox_disks::detach(const std::string& dir) {
+  auto mnt = mount_point(dir);
+  if (::umount2(mnt.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL
+      && errno != ENOENT)
+    return internal_error(errno_text("umount " + mnt));
+  return success();
+}
+
+result<disk_usage> sandbox_disks::usage(const std::string& dir) const {
+  struct statvfs v;
+  if (::statvfs(mount_point(dir).c_str(), &v) != 0)
+    return internal_error(errno_text("statvfs " + mount_point(dir)));
+  disk_usage u;
+  u.total_bytes = static_cast<int64_t>(v.f_blocks) * static_cast<int64_t>(v.f_frsize);
+  u.used_bytes = static_cast<int64_t>(v.f_blocks - v.f_bfree) * static_cast<int64_t>(v.f_frsize);
+  u.used_inodes = static_cast<int64_t>(v.f_files - v.f_ffree);
+  return u;
+}
+
+} // namespace sandboxd
