@@ -1,6 +1,11 @@
 #include "runtime/host_limits.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
 
 #include <algorithm>
 #include <filesystem>
@@ -34,11 +39,15 @@ status write_value(const std::string& dir, const std::string& file, int64_t valu
   fs::create_directories(dir, ec);
   if (ec)
     return internal_error("cannot create cgroup " + dir + ": " + ec.message());
-  std::ofstream out{dir + "/" + file};
-  out << value;
-  out.flush();
-  if (!out)
-    return internal_error("cannot write " + std::to_string(value) + " to " + dir + "/" + file);
+  auto path = dir + "/" + file;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  auto text = std::to_string(value);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  int err = errno;
+  if (fd >= 0)
+    ::close(fd);
+  if (!ok)
+    return internal_error("cannot write " + text + " to " + path + ": " + strerror(err));
   return success();
 }
 
@@ -83,6 +92,7 @@ status apply_host_limits(const host_limits& l, const std::string& root) {
     quota = write_value(cpu, "cpu.cfs_quota_us", l.cpu_quota_us);
     if (quota)
       break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!quota)
     return quota;
