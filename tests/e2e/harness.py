@@ -49,7 +49,11 @@ class Server:
         self.extra_args = list(extra_args)
         self.proc = None
         self.log_path = os.path.join(self.dir, "server.log")
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()  # a server that never came up leaves nothing either
+            raise
         with open(os.path.join(self.dir, "api-key")) as f:
             self.key = f.read().strip()
 
@@ -166,7 +170,10 @@ class Server:
         self.stop()
         # Sandboxes left (other orgs', a crashed server's) go the way a kill
         # takes them: container, network, mounts, cgroup, files.
-        subprocess.run([BIN, "cleanup", "--data-dir", self.dir], capture_output=True, timeout=300)
+        try:
+            subprocess.run([BIN, "cleanup", "--data-dir", self.dir], capture_output=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the fallback below still removes containers and mounts
         # Should that fail, at least no container or mount stays behind.
         state_root = os.path.join(self.dir, "runtime", "state")
         sandboxes = os.path.join(self.dir, "sandboxes")
