@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/fd_closer.hpp"
 #include "runtime/agent_answers.hpp"
 #include "runtime/agent_protocol.hpp"
 #include "runtime/base64.hpp"
@@ -35,20 +36,6 @@ std::string op_of(const json& request) {
 }
 
 bool is_error(const json& frame) { return frame["type"] == "error"; }
-
-class fd_guard {
- public:
-  explicit fd_guard(int fd = -1) : fd_(fd) {}
-  ~fd_guard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Connects a non-blocking unix stream socket; returns fd or a failure.
 result<int> connect_agent(const std::string& path, const deadline& dl) {
@@ -115,7 +102,7 @@ status stream(const std::string& socket_path, const json& request, const std::fu
   deadline dl = deadline_after(timeout);
   auto fd = connect_agent(socket_path, dl);
   if (!fd) return fd.error();
-  fd_guard guard(*fd);
+  fd_closer guard(*fd);
   io_status s = write_frame(guard.get(), request, dl);
   if (s != io_status::ok) return unreachable(std::string("send request: ") + to_string(s));
   return read_until_terminal(guard.get(), dl, op_of(request), on_frame);
@@ -185,7 +172,7 @@ result<json> write_stream(const std::string& socket_path, const json& request,
   deadline dl = deadline_after(timeout);
   auto fd = connect_agent(socket_path, dl);
   if (!fd) return fd.error();
-  fd_guard guard(*fd);
+  fd_closer guard(*fd);
   json req = request;
   req["op"] = "write_stream";
 

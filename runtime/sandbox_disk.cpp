@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/fd_closer.hpp"
 #include "runtime/command.hpp"
 
 namespace fs = std::filesystem;
@@ -21,21 +22,6 @@ namespace sandboxd {
 namespace {
 
 std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
-
-class fd_closer {
-public:
-  explicit fd_closer(int fd) : fd_(fd) {}
-  ~fd_closer() {
-    if (fd_ >= 0)
-      ::close(fd_);
-  }
-  fd_closer(const fd_closer&) = delete;
-  fd_closer& operator=(const fd_closer&) = delete;
-  int get() const { return fd_; }
-
-private:
-  int fd_;
-};
 
 // Copies only the data extents of a sparse file (a blank ext4 is a few MB
 // of metadata in gigabytes of holes).

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fd_closer.hpp"
 #include "runtime/agent/connection.hpp"
 #include "runtime/agent/fs_identity.hpp"
 #include "runtime/agent/request.hpp"
@@ -28,25 +29,6 @@ constexpr size_t kStreamChunk = 256 * 1024;
 // kMaxFrameBytes).
 constexpr int64_t kMaxInlineRead = 8ll * 1024 * 1024;
 constexpr auto kUploadIdleTimeout = std::chrono::minutes(5);
-
-class fd_closer {
- public:
-  explicit fd_closer(int fd) : fd_(fd) {}
-  ~fd_closer() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  fd_closer(const fd_closer&) = delete;
-  fd_closer& operator=(const fd_closer&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 // uid/gid -> name lookups, cached for one request.
 class names {

@@ -277,16 +277,23 @@ class Envd:
         events = list(self.stream("process.Process/Start",
                                   {"process": {"cmd": "/bin/bash", "args": ["-l", "-c", cmd], **fields}},
                                   user=user))
-        out = err = b""
-        end = None
-        for flags, m in events:
+        out, err, end, _ = self.collect(events)
+        return out.decode(), err.decode(), end, events
+
+    @staticmethod
+    def collect(envelopes):
+        """A process stream's output, gathered as it is read (nothing else is
+        kept): (stdout bytes, stderr bytes, end event, last envelope)."""
+        out, err, end, last = bytearray(), bytearray(), None, None
+        for flags, m in envelopes:
             ev = m.get("event", {})
             if "data" in ev:
                 out += base64.b64decode(ev["data"].get("stdout", ""))
                 err += base64.b64decode(ev["data"].get("stderr", ""))
             if "end" in ev:
                 end = ev["end"]
-        return out.decode(), err.decode(), end, events
+            last = (flags, m)
+        return bytes(out), bytes(err), end, last
 
     def files_get(self, path, user="user", token="default", query=None):
         from urllib.parse import urlencode

@@ -20,7 +20,6 @@ real sandbox against a real server:
 The agent answering garbage itself (not JSON, too deep, too big, wrong
 shapes) is covered by tests/unit/agent_answers_test.cpp with a fake agent.
 """
-import base64
 import json
 import time
 
@@ -64,18 +63,9 @@ class OutputTest(ServerTest):
 
     def envd_start(self, script):
         """(stdout bytes, stderr bytes, end event, last envelope)."""
-        out, err, end, last = bytearray(), bytearray(), None, None
-        for flags, m in self.envd.stream("process.Process/Start",
-                                         {"process": {"cmd": "/bin/sh", "args": ["-c", script]}},
-                                         timeout=170):
-            ev = m.get("event", {})
-            if "data" in ev:
-                out += base64.b64decode(ev["data"].get("stdout", ""))
-                err += base64.b64decode(ev["data"].get("stderr", ""))
-            if "end" in ev:
-                end = ev["end"]
-            last = (flags, m)
-        return bytes(out), bytes(err), end, last
+        return Envd.collect(self.envd.stream(
+            "process.Process/Start", {"process": {"cmd": "/bin/sh", "args": ["-c", script]}},
+            timeout=170))
 
     def server_memory(self):
         return proc_status(self.server.proc.pid)
