@@ -103,7 +103,12 @@ caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
       if (st == agent::connection::next_status::timeout)
         continue;
       if (st == agent::connection::next_status::closed) {
-        deliver(error_frame(bad_gateway("sandbox agent stream ended: " + detail)));
+        auto lost = error_frame(bad_gateway("sandbox agent stream ended: " + detail));
+        // Gone between two frames: the agent (the sandbox) went away, as
+        // opposed to an answer that broke off or made no sense.
+        if (detail == agent::to_string(agent::io_status::eof))
+          lost["lost"] = true;
+        deliver(lost);
         return;
       }
       // Frames arrive checked (agent_answers.hpp); the status of an error

@@ -62,7 +62,8 @@ bool matches(const sandbox_record& r, const list_query& q) {
     return false;
   if (!q.template_id.empty() && r.template_id != q.template_id && r.alias != q.template_id)
     return false;
-  if (q.started_after_ms && r.started_at_ms <= *q.started_after_ms)
+  // Inclusive, as E2B: a sandbox started exactly at T is "started after" T.
+  if (q.started_after_ms && r.started_at_ms < *q.started_after_ms)
     return false;
   return metadata_matches(r, q.metadata);
 }
@@ -170,6 +171,8 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       if (spec.auto_resume)
         rec.ext[event_ext::auto_resume] = "true";
       for (auto& [k, v] : network_ext(spec.network))
+        rec.ext[k] = v;
+      for (auto& [k, v] : ingress_ext(spec.network))
         rec.ext[k] = v;
       auto deps = deps_for(self, rec);
       deps.launch = std::move(spec.agent);

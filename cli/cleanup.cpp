@@ -39,6 +39,7 @@ int cleanup(int argc, char** argv) {
       ++failed;
     }
   }
+  rt.remove_roots_dir();
   std::printf("removed %zu sandboxes\n", ids->size() - static_cast<size_t>(failed));
   return failed == 0 ? 0 : 1;
 }

@@ -125,7 +125,7 @@ int serve(int argc, char** argv) {
                      "templates", "template-cache", "max-sandboxes",
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
                      "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up",
-                     "metrics-interval", "sandbox-disk-mb", "sandbox-inodes"});
+                     "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -151,6 +151,12 @@ int serve(int argc, char** argv) {
   auto inodes = positive_int("sandbox-inodes", opts->get("sandbox-inodes", "262144"));
   if (!inodes || *inodes < 1024)
     return fail("--sandbox-inodes must be an integer of at least 1024");
+  // Sandboxes' ports are named <port>-<id>.<domain> (the SDK's getHost):
+  // a wildcard DNS name that reaches the envd listener.
+  auto domain = opts->get("domain", "");
+  if (domain.size() > 200 || domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:")
+                               != std::string::npos)
+    return fail("--domain must be a lowercase DNS name (and optional :port), like sandboxes.example.com");
   auto allow_private = opts->get("allow-private-webhooks", "false");
   if (allow_private != "true" && allow_private != "false")
     return fail("--allow-private-webhooks must be true or false");
@@ -248,7 +254,8 @@ int serve(int argc, char** argv) {
   auto envd_hp = http::parse_listen(envd_listen);
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
                         "http://" + envd_listen, envd_hp->second, templates,
-                        std::make_shared<const agent_catalog>(std::move(*agents)), builder};
+                        std::make_shared<const agent_catalog>(std::move(*agents)), builder,
+                        domain};
   auto server = http::api_server::start(ctx, api_listen, *http_threads);
   if (!server)
     return die(server.error().message);
@@ -272,6 +279,7 @@ int serve(int argc, char** argv) {
   start_shutdown_watchdog(sigs);
   (*server)->stop();
   admin->reset();
+  runtime->remove_roots_dir(); // only when no sandbox of ours has a root there
   // Every event is already synced; sandbox actors hold nothing to flush and
   // their containers must keep running, so leave without tearing them down.
   std::fflush(stdout);

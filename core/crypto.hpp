@@ -31,4 +31,11 @@ inline std::string envd_access_token(const std::string& server_secret,
   return hmac_sha256_hex(server_secret, "envd:" + sandbox_id).substr(0, 48);
 }
 
+/// What a port request of a sandbox created with allowPublicTraffic false
+/// must carry (E2B-Traffic-Access-Token); derived like the envd token.
+inline std::string traffic_access_token(const std::string& server_secret,
+                                        const std::string& sandbox_id) {
+  return hmac_sha256_hex(server_secret, "traffic:" + sandbox_id).substr(0, 48);
+}
+
 } // namespace sandboxd

@@ -85,6 +85,8 @@ inline constexpr const char* cold = "paused.cold";  // on `paused`: "true" memor
 inline constexpr const char* net_internet = "network.internet";   // "true"|"false"; absent: default
 inline constexpr const char* net_allow = "network.allow_out";     // JSON array of strings
 inline constexpr const char* net_deny = "network.deny_out";       // JSON array of strings
+inline constexpr const char* net_public = "network.public_traffic"; // "false": ports need a token
+inline constexpr const char* net_mask_host = "network.mask_request_host"; // Host the ports see
 } // namespace event_ext
 
 /// An integer extension value ("42"); nullopt when it is not one.

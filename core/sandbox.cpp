@@ -172,7 +172,20 @@ network_view network_of(const sandbox_record& rec) {
   };
   n.allow_out = list(get(event_ext::net_allow));
   n.deny_out = list(get(event_ext::net_deny));
+  if (auto v = get(event_ext::net_public))
+    n.public_traffic = *v != "false";
+  if (auto v = get(event_ext::net_mask_host))
+    n.mask_request_host = *v;
   return n;
+}
+
+std::map<std::string, std::string> ingress_ext(const network_view& n) {
+  std::map<std::string, std::string> ext;
+  if (!n.public_traffic)
+    ext[event_ext::net_public] = "false";
+  if (!n.mask_request_host.empty())
+    ext[event_ext::net_mask_host] = n.mask_request_host;
+  return ext;
 }
 
 std::map<std::string, std::string> network_ext(const network_view& n) {

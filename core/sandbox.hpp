@@ -22,11 +22,15 @@ enum class sandbox_state : uint8_t { creating, running, paused, stopped, error }
 std::string to_string(sandbox_state s);
 std::optional<sandbox_state> parse_sandbox_state(const std::string& s);
 
-/// E2B's egress settings: allowInternetAccess and network{allowOut, denyOut}.
+/// E2B's network settings: egress (allowInternetAccess, network{allowOut,
+/// denyOut}) and ingress to the sandbox's ports (network{allowPublicTraffic,
+/// maskRequestHost}, fixed at create).
 struct network_view {
   bool internet = true;
   bool internet_set = false; // allowInternetAccess was given (else reported as null)
   std::vector<std::string> allow_out, deny_out;
+  bool public_traffic = true;     // false: a port request needs the traffic access token
+  std::string mask_request_host;  // the Host a port sees ("${PORT}" replaced); empty: the client's
 };
 
 /// What a client asked for when creating a sandbox (already validated).
@@ -107,6 +111,8 @@ network_view network_of(const sandbox_record& rec);
 /// The named facts (event::ext) that record `n`; every key, so an update
 /// replaces the whole policy.
 std::map<std::string, std::string> network_ext(const network_view& n);
+/// The ingress settings as `created` carries them (they never change after).
+std::map<std::string, std::string> ingress_ext(const network_view& n);
 
 /// Operations a client (or a timer) can ask of a sandbox.
 enum class sandbox_op : uint8_t { pause, resume, kill, set_timeout, use };

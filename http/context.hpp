@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 
 #include "actors/interfaces.hpp"
+#include "http/e2b_json.hpp"
+#include "storage/store.hpp"
 #include "http/request.hpp"
 
 namespace sandboxd {
@@ -27,7 +29,13 @@ struct api_context {
   std::shared_ptr<const template_catalog> templates;
   std::shared_ptr<const agent_catalog> agents;
   template_builder_actor template_builder; // the orgs' own templates
+  std::string domain; // serve --domain: sandboxes' ports are <port>-<id>.<domain>
 };
+
+/// The keys of sandbox_json for this server.
+inline sandbox_json_keys json_keys(const api_context& ctx) {
+  return {ctx.db->secret(), ctx.domain};
+}
 
 /// Replies with the error carried by a failed request.
 inline auto reply_error_to(std::shared_ptr<responder> out) {

@@ -5,7 +5,22 @@
 
 namespace sandboxd::http {
 
-nlohmann::json sandbox_json(const sandbox_record& rec, const std::string& secret) {
+namespace {
+
+// The ingress settings appear once given, as E2B echoes them.
+nlohmann::json network_json(const network_view& net) {
+  nlohmann::json out = {{"allowOut", net.allow_out}, {"denyOut", net.deny_out}};
+  if (!net.public_traffic)
+    out["allowPublicTraffic"] = false;
+  if (!net.mask_request_host.empty())
+    out["maskRequestHost"] = net.mask_request_host;
+  return out;
+}
+
+} // namespace
+
+nlohmann::json sandbox_json(const sandbox_record& rec, const sandbox_json_keys& keys) {
+  auto& secret = keys.secret;
   auto state = to_string(rec.state);
   auto life = lifecycle_of(rec);
   auto net = network_of(rec);
@@ -16,7 +31,9 @@ nlohmann::json sandbox_json(const sandbox_record& rec, const std::string& secret
     {"clientID", "sandboxd"},
     {"envdVersion", envd_version},
     {"envdAccessToken", envd_access_token(secret, rec.id)},
-    {"domain", nullptr},
+    {"domain", keys.domain.empty() ? nlohmann::json(nullptr) : nlohmann::json(keys.domain)},
+    {"trafficAccessToken", net.public_traffic ? nlohmann::json(nullptr)
+                                              : nlohmann::json(traffic_access_token(secret, rec.id))},
     {"metadata", rec.metadata},
     {"startedAt", to_rfc3339(rec.started_at_ms)},
     {"endAt", to_rfc3339(rec.end_at_ms)},
@@ -28,7 +45,7 @@ nlohmann::json sandbox_json(const sandbox_record& rec, const std::string& secret
     {"lifecycle", {{"onTimeout", life.pause_on_timeout ? "pause" : "kill"},
                    {"autoResume", life.auto_resume}}},
     {"allowInternetAccess", net.internet_set ? nlohmann::json(net.internet) : nlohmann::json(nullptr)},
-    {"network", {{"allowOut", net.allow_out}, {"denyOut", net.deny_out}}},
+    {"network", network_json(net)},
   };
 }
 

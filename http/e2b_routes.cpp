@@ -62,6 +62,18 @@ result<network_view> parse_network(const json& top, const json& rules) {
     return deny.error();
   n.allow_out = std::move(*allow);
   n.deny_out = std::move(*deny);
+  // Ingress to the sandbox's ports (create only; a PUT leaves them as they are).
+  auto open = bool_field(rules, "allowPublicTraffic", true);
+  if (!open)
+    return open.error();
+  n.public_traffic = *open;
+  if (auto mask = rules.find("maskRequestHost"); mask != rules.end() && !mask->is_null()) {
+    if (!mask->is_string() || mask->get<std::string>().size() > 255
+        || mask->get<std::string>().find_first_of("\r\n\t ") != std::string::npos)
+      return bad_request("network.maskRequestHost must be a host name of at most 255 characters"
+                         " (\"${PORT}\" stands for the port)");
+    n.mask_request_host = mask->get<std::string>();
+  }
   for (auto name : {"egressProxy", "rules", "httpsPorts"}) {
     auto v = rules.find(name);
     if (v != rules.end() && !v->is_null() && !v->empty())
@@ -126,12 +138,12 @@ void create_sandbox(api_context& ctx, request& req) {
   spec.auto_pause_memory = *keep_memory;
   spec.auto_resume = auto_resume;
   auto out = req.out;
-  auto secret = ctx.db->secret();
+  auto keys = json_keys(ctx);
   auto reg = ctx.registry;
   ctx.sys.spawn([=](caf::event_based_actor* self) {
     self->request(reg, caf::infinite, atom::create::value, spec)
       .then(
-        [=](sandbox_record& rec) { out->send_json(201, sandbox_json(rec, secret)); },
+        [=](sandbox_record& rec) { out->send_json(201, sandbox_json(rec, keys)); },
         reply_error_to(out));
   });
 }
@@ -178,12 +190,12 @@ void list_sandboxes(api_context& ctx, request& req) {
   // The deprecated metadata filter of GET /sandboxes.
   auto md = parse_metadata_filter(req.query_param("metadata").value_or(""));
   auto out = req.out;
-  auto secret = ctx.db->secret();
+  auto keys = json_keys(ctx);
   with_org_records(ctx, req, [=](const std::vector<sandbox_record>& recs) {
     auto arr = json::array();
     for (auto& r : recs)
       if (wanted.count(r.state) && metadata_matches(r, md))
-        arr.push_back(sandbox_json(r, secret));
+        arr.push_back(sandbox_json(r, keys));
     out->send_json(200, arr);
   });
 }
@@ -226,7 +238,7 @@ void list_sandboxes_v2(api_context& ctx, request& req) {
     q.after = std::make_pair(static_cast<int64_t>(started), token->substr(sep + 1));
   }
   auto out = req.out;
-  auto secret = ctx.db->secret();
+  auto keys = json_keys(ctx);
   auto reg = ctx.registry;
   ctx.sys.spawn([=](caf::event_based_actor* self) {
     self->request(reg, caf::infinite, atom::list::value, q)
@@ -234,7 +246,7 @@ void list_sandboxes_v2(api_context& ctx, request& req) {
         [=](list_page& page) {
           auto arr = json::array();
           for (auto& r : page.items)
-            arr.push_back(sandbox_json(r, secret));
+            arr.push_back(sandbox_json(r, keys));
           std::map<std::string, std::string> headers{
             {"X-Total-Running", std::to_string(page.total_running)}};
           if (page.more && !page.items.empty())
@@ -247,10 +259,10 @@ void list_sandboxes_v2(api_context& ctx, request& req) {
 
 void get_sandbox(api_context& ctx, request& req) {
   auto out = req.out;
-  auto secret = ctx.db->secret();
+  auto keys = json_keys(ctx);
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
     self->request(sb, caf::infinite, atom::get::value)
-      .then([=](sandbox_record& rec) { out->send_json(200, sandbox_json(rec, secret)); },
+      .then([=](sandbox_record& rec) { out->send_json(200, sandbox_json(rec, keys)); },
             reply_error_to(out));
   });
 }
@@ -290,13 +302,13 @@ void connect_sandbox(api_context& ctx, request& req) {
   if (!timeout)
     return req.out->send_error(timeout.error());
   auto out = req.out;
-  auto secret = ctx.db->secret();
+  auto keys = json_keys(ctx);
   auto t = *timeout;
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
     self->request(sb, caf::infinite, atom::connect::value, t)
       .then(
         [=](connect_result& r) {
-          out->send_json(r.resumed ? 201 : 200, sandbox_json(r.sandbox, secret));
+          out->send_json(r.resumed ? 201 : 200, sandbox_json(r.sandbox, keys));
         },
         reply_error_to(out));
   });

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,6 +37,9 @@ struct envd_reply {
   std::vector<std::pair<std::string, std::string>> headers;
   std::unique_ptr<body_source> stream; // when set, `body` is unused
   std::optional<uint64_t> stream_size; // Content-Length when known
+  /// A 101 answer: once sent, the client's socket and the bytes it sent
+  /// past its request head are handed to this, which returns when done.
+  std::function<void(int client, const std::string& from_client)> upgraded;
 
   static envd_reply json_body(int status, const json& j);
   static envd_reply empty(int status);
@@ -76,6 +80,9 @@ struct envd_call {
   std::chrono::milliseconds keepalive() const;
 };
 
+/// The sandbox's record, from its actor.
+result<sandbox_record> sandbox_record_of(envd_context& ctx, const std::string& sandbox_id);
+
 /// Asks the sandbox's actor for its agent socket (running sandboxes only).
 result<std::string> resolve_agent(envd_context& ctx, const std::string& sandbox_id);
 
@@ -107,7 +114,13 @@ public:
 /// Sets up an upload for `call` (headers and query known, body not yet).
 result<std::unique_ptr<upload_sink>> files_upload(envd_call& call, void* mhd_connection);
 
-/// Checks a signed URL's `signature` for `operation` ("read"/"write").
+/// What a signed URL's `signature` is for `operation` ("read"/"write")
+/// and the sandbox whose envd token is `token`.
+enum class signature_verdict { valid, expired, invalid, bad_expiration };
+signature_verdict judge_signature(const envd_call& call, const std::string& operation,
+                                  const std::string& token);
+
+/// judge_signature as the failure envd answers (401 with its words).
 status check_signature(const envd_call& call, const std::string& operation,
                        const std::string& token);
 

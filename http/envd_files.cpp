@@ -5,6 +5,8 @@
 #include <poll.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <string_view>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -84,8 +86,10 @@ class agent_upload {
 public:
   static result<std::unique_ptr<agent_upload>> begin(const std::string& socket,
                                                      const std::string& path,
-                                                     const std::string& user) {
-    auto c = agent::connection::open(socket, {{"op", "write_stream"}, {"path", path}, {"user", user}});
+                                                     const std::string& user,
+                                                     const json& metadata) {
+    auto c = agent::connection::open(
+      socket, {{"op", "write_stream"}, {"path", path}, {"user", user}, {"metadata", metadata}});
     if (!c)
       return c.error();
     auto up = std::make_unique<agent_upload>();
@@ -138,7 +142,36 @@ private:
 };
 
 json uploaded(const json& entry) {
-  return {{"path", entry.value("path", "")}, {"name", entry.value("name", "")}, {"type", "file"}};
+  json out{{"path", entry.value("path", "")}, {"name", entry.value("name", "")}, {"type", "file"}};
+  if (entry.contains("metadata") && entry["metadata"].is_object())
+    out["metadata"] = entry["metadata"]; // read back from the file, as envd does
+  return out;
+}
+
+// The upload's `X-Metadata-<key>: <value>` headers (keys lowercased), stored
+// on each file as user.e2b.<key>: HTTP token keys, printable ASCII values.
+result<json> upload_metadata(const envd_call& call) {
+  constexpr std::string_view prefix = "x-metadata-";
+  json out = json::object();
+  for (auto& [name, value] : call.headers) {
+    if (name.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    auto key = name.substr(prefix.size());
+    bool key_ok = !key.empty() && key.size() <= 128
+                  && key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~")
+                       == std::string::npos;
+    if (!key_ok)
+      return bad_request("invalid metadata: key \"" + key + "\" (HTTP token characters, at most 128)");
+    bool value_ok = value.size() <= 4096
+                    && std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+    if (!value_ok)
+      return bad_request("invalid metadata: the value of \"" + key
+                         + "\" must be printable US-ASCII of at most 4096 bytes");
+    out[key] = value;
+  }
+  if (out.size() > 64)
+    return bad_request("invalid metadata: at most 64 keys");
+  return out;
 }
 
 // Content-Encoding: gzip, inflated as it streams.
@@ -206,8 +239,9 @@ private:
 
 class multipart_upload : public upload_sink {
 public:
-  multipart_upload(const envd_call& call, MHD_Connection* conn, bool gz)
+  multipart_upload(const envd_call& call, MHD_Connection* conn, bool gz, json metadata)
     : socket_(call.socket), user_(file_user(call)), path_(call.param("path").value_or("")),
+      metadata_(std::move(metadata)),
       gz_(gz ? std::make_unique<gunzip>() : nullptr) {
     pp_ = MHD_create_post_processor(conn, 64 * 1024, &multipart_upload::on_part, this);
   }
@@ -266,7 +300,7 @@ private:
         self->error_ = bad_request("path is required (?path= or the part's filename)");
         return MHD_NO;
       }
-      auto up = agent_upload::begin(self->socket_, path, self->user_);
+      auto up = agent_upload::begin(self->socket_, path, self->user_, self->metadata_);
       if (!up) {
         self->error_ = up.error();
         return MHD_NO;
@@ -296,6 +330,7 @@ private:
   }
 
   std::string socket_, user_, path_;
+  json metadata_;
   std::unique_ptr<gunzip> gz_;
   MHD_PostProcessor* pp_ = nullptr;
   std::unique_ptr<agent_upload> current_;
@@ -337,7 +372,11 @@ result<std::unique_ptr<upload_sink>> files_upload(envd_call& call, void* mhd_con
     return bad_request("unsupported Content-Encoding: " + encoding);
   auto type = call.header("content-type");
   if (type.rfind("multipart/form-data", 0) == 0) {
-    auto up = std::make_unique<multipart_upload>(call, static_cast<MHD_Connection*>(mhd_connection), gz);
+    auto metadata = upload_metadata(call);
+    if (!metadata)
+      return metadata.error();
+    auto up = std::make_unique<multipart_upload>(call, static_cast<MHD_Connection*>(mhd_connection), gz,
+                                                 std::move(*metadata));
     if (!up->ok())
       return bad_request("malformed multipart Content-Type (boundary missing?)");
     return std::unique_ptr<upload_sink>(std::move(up));
@@ -345,22 +384,22 @@ result<std::unique_ptr<upload_sink>> files_upload(envd_call& call, void* mhd_con
   auto path = call.param("path");
   if (!path || path->empty())
     return bad_request("path is required for an octet-stream upload");
-  auto up = agent_upload::begin(call.socket, *path, file_user(call));
+  auto metadata = upload_metadata(call);
+  if (!metadata)
+    return metadata.error();
+  auto up = agent_upload::begin(call.socket, *path, file_user(call), *metadata);
   if (!up)
     return up.error();
   return std::unique_ptr<upload_sink>(std::make_unique<octet_upload>(std::move(*up), gz));
 }
 
-status check_signature(const envd_call& call, const std::string& operation,
-                       const std::string& token) {
+signature_verdict judge_signature(const envd_call& call, const std::string& operation,
+                                  const std::string& token) {
   auto sig = call.param("signature").value_or("");
   auto exp = call.param("signature_expiration");
-  if (exp && !exp->empty()) {
-    if (exp->find_first_not_of("0123456789") != std::string::npos || exp->size() > 12)
-      return failure{401, "invalid signature_expiration"};
-    if (std::stoll(*exp) < static_cast<long long>(std::time(nullptr)))
-      return failure{401, "signature expired"};
-  }
+  if (exp && !exp->empty()
+      && (exp->find_first_not_of("0123456789") != std::string::npos || exp->size() > 12))
+    return signature_verdict::bad_expiration;
   // The SDK signs the username as given in the URL, "" when absent.
   auto raw = call.param("path").value_or("") + ":" + operation + ":"
              + call.param("username").value_or("") + ":" + token
@@ -369,8 +408,26 @@ status check_signature(const envd_call& call, const std::string& operation,
   while (!digest.empty() && digest.back() == '=')
     digest.pop_back();
   if (!secure_equals(sig, "v1_" + digest))
-    return failure{401, "invalid signature"};
-  return success();
+    return signature_verdict::invalid;
+  // Only a genuine signature learns that it expired.
+  if (exp && !exp->empty() && std::stoll(*exp) < static_cast<long long>(std::time(nullptr)))
+    return signature_verdict::expired;
+  return signature_verdict::valid;
+}
+
+status check_signature(const envd_call& call, const std::string& operation,
+                       const std::string& token) {
+  switch (judge_signature(call, operation, token)) {
+  case signature_verdict::valid:
+    return success();
+  case signature_verdict::expired:
+    return failure{401, "signature is already expired"}; // envd's words
+  case signature_verdict::bad_expiration:
+    return failure{401, "invalid signature_expiration"};
+  case signature_verdict::invalid:
+    break;
+  }
+  return failure{401, "invalid signature"};
 }
 
 } // namespace sandboxd::http

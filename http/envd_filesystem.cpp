@@ -48,6 +48,8 @@ json entry_info(const json& e) {
   };
   if (e.contains("symlink_target") && e["symlink_target"].is_string())
     out["symlinkTarget"] = e["symlink_target"];
+  if (e.contains("metadata") && e["metadata"].is_object())
+    out["metadata"] = e["metadata"];
   return out;
 }
 
@@ -159,7 +161,8 @@ envd_reply filesystem_rpc(envd_call& call, const std::string& method) {
     return envd_reply::json_body(200, {{"entry", entry_info(r->at("entry"))}});
   }
   if (method == "Remove")
-    return unary(call, {{"op", "remove"}, {"path", *path}},
+    // envd's Remove is RemoveAll: a path already gone is removed.
+    return unary(call, {{"op", "remove"}, {"path", *path}, {"missing_ok", true}},
                  [](const json&) { return json::object(); });
   if (method == "CreateWatcher")
     return unary(call,

@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <nlohmann/json.hpp>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -9,16 +10,19 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
+#include "core/ascii.hpp"
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
 #include "http/connect_protocol.hpp"
 #include "http/envd_call.hpp"
+#include "http/envd_ports.hpp"
 #include "http/server.hpp"
 #include "runtime/base64.hpp"
 #include "storage/store.hpp"
@@ -50,13 +54,11 @@ constexpr unsigned idle_timeout_s = 30;
 // after 4-5 s, so they never race this.
 constexpr auto head_deadline = std::chrono::seconds(15);
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-  return s;
-}
-
 // Per-request state across MHD's calls of the access handler.
 struct request_state {
+  std::string raw_uri; // path and query exactly as sent (the port proxy passes it on)
+  bool started = false; // the head has been handled
+  bool upgraded = false; // answered 101: the connection is a relay now
   envd_call call;
   std::unique_ptr<upload_sink> upload;
   std::optional<envd_reply> early; // an answer decided before the body ends
@@ -146,7 +148,7 @@ void working_on(MHD_Connection* conn) {
 
 MHD_Result collect(void* cls, MHD_ValueKind, const char* key, const char* value) {
   auto* m = static_cast<std::map<std::string, std::string>*>(cls);
-  (*m)[lower(key)] = value ? value : "";
+  (*m)[ascii_lower(key)] = value ? value : "";
   return MHD_YES;
 }
 
@@ -169,9 +171,31 @@ void stream_free(void* cls) {
   delete static_cast<body_source*>(cls);
 }
 
+// The client's socket after a 101, handed to the reply's relay.
+void on_upgrade(void* cls, MHD_Connection*, void*, const char* extra_in, size_t extra_size,
+                MHD_socket sock, MHD_UpgradeResponseHandle* urh) {
+  std::unique_ptr<std::function<void(int, const std::string&)>> relay{
+    static_cast<std::function<void(int, const std::string&)>*>(cls)};
+  (*relay)(sock, std::string(extra_in ? extra_in : "", extra_size));
+  MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
 MHD_Result send_reply(MHD_Connection* conn, envd_reply r) {
   MHD_Response* resp;
   bool has_body = r.stream || !r.body.empty();
+  if (r.upgraded) {
+    auto* relay = new std::function<void(int, const std::string&)>(std::move(r.upgraded));
+    resp = MHD_create_response_for_upgrade(on_upgrade, relay);
+    if (!resp) {
+      delete relay;
+      return MHD_NO;
+    }
+    for (auto& [k, v] : r.headers)
+      MHD_add_response_header(resp, k.c_str(), v.c_str());
+    auto ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    MHD_destroy_response(resp);
+    return ret;
+  }
   if (r.stream) {
     auto* src = r.stream.release();
     resp = MHD_create_response_from_callback(r.stream_size ? *r.stream_size : MHD_SIZE_UNKNOWN,
@@ -251,11 +275,15 @@ std::optional<envd_reply> authorize(envd_call& call) {
   // Anyone holding a signed URL may use it without headers: the sandbox is
   // the one whose token makes the signature valid.
   if (call.sandbox_id.empty() && signed_url) {
-    for (auto& id : live_sandboxes(*call.ctx))
-      if (check_signature(call, operation, envd_access_token(call.ctx->db->secret(), id))) {
+    // Its sandbox is the one whose token made it, expired or not (an expired
+    // one then hears so below).
+    for (auto& id : live_sandboxes(*call.ctx)) {
+      auto verdict = judge_signature(call, operation, envd_access_token(call.ctx->db->secret(), id));
+      if (verdict == signature_verdict::valid || verdict == signature_verdict::expired) {
         call.sandbox_id = id;
         break;
       }
+    }
     if (call.sandbox_id.empty())
       return fail({401, "invalid signature"});
   }
@@ -336,14 +364,77 @@ MHD_Result refuse_early(request_state* st, MHD_Connection* conn, envd_reply r) {
   return MHD_YES;
 }
 
+// A request for a sandbox port: who may reach it, then its upstream. Its
+// body streams into the sandbox as it arrives, whatever its size.
+MHD_Result start_port_request(request_state* st, MHD_Connection* conn, int port) {
+  auto& call = st->call;
+  call.sandbox_id = call.header("e2b-sandbox-id");
+  if (call.sandbox_id.empty())
+    call.sandbox_id = id_from_host(call.header("host"));
+  auto refuse = [&](envd_reply r) { return refuse_early(st, conn, std::move(r)); };
+  auto gone = [&](const std::string& why) {
+    auto r = envd_reply::json_body(502, {{"message", "The sandbox was not found"},
+                                         {"sandboxId", call.sandbox_id}, {"code", 502},
+                                         {"detail", why}});
+    r.content_type = "application/json; charset=utf-8";
+    return refuse(std::move(r));
+  };
+  if (call.sandbox_id.empty())
+    return refuse(envd_reply::rest_error(bad_request("missing E2b-Sandbox-Id header")));
+  try {
+    auto rec = sandbox_record_of(*call.ctx, call.sandbox_id);
+    if (!rec)
+      return gone(rec.error().message);
+    // Ports are public unless the sandbox was created with allowPublicTraffic
+    // false: then only its traffic token opens them (checked before a paused
+    // sandbox is woken up for the request).
+    auto net = network_of(*rec);
+    if (!net.public_traffic) {
+      auto given = call.header("e2b-traffic-access-token");
+      auto want = traffic_access_token(call.ctx->db->secret(), call.sandbox_id);
+      if (given.empty() || !secure_equals(given, want)) {
+        auto r = envd_reply::json_body(
+          403, {{"message", given.empty() ? "missing traffic access token" : "invalid traffic access token"},
+                {"sandboxId", call.sandbox_id}, {"code", 403}});
+        r.content_type = "application/json; charset=utf-8";
+        return refuse(std::move(r));
+      }
+    }
+    if (!net.mask_request_host.empty()) {
+      auto host = net.mask_request_host;
+      for (size_t at; (at = host.find("${PORT}")) != std::string::npos;)
+        host.replace(at, 7, std::to_string(port));
+      call.headers["host"] = host;
+    }
+    // A paused sandbox with autoResume wakes up here, as for envd calls.
+    auto sock = resolve_agent(*call.ctx, call.sandbox_id);
+    if (!sock)
+      return gone(sock.error().message);
+    call.socket = *sock;
+  } catch (const std::exception& e) {
+    return gone(e.what());
+  }
+  working_on(conn);
+  envd_reply refused;
+  auto sink = open_port_request(call, port, st->raw_uri, refused);
+  if (!sink)
+    return refuse(std::move(refused));
+  st->upload = std::move(*sink);
+  return MHD_YES;
+}
+
 MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
                       const char*, const char* upload_data, size_t* upload_size,
                       void** con_cls) {
   auto* ctx = static_cast<envd_context*>(cls);
   auto* st = static_cast<request_state*>(*con_cls);
-  if (!st) {
+  if (!st) { // made by on_uri, unless MHD skipped it
     st = new request_state;
+    st->raw_uri = url;
     *con_cls = st;
+  }
+  if (!st->started) {
+    st->started = true;
     auto& call = st->call;
     call.ctx = ctx;
     call.method = method;
@@ -356,6 +447,9 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
       w->waiting_since = 0; // the head is complete
     // Refused before a byte of the body is read: an answer queued now makes
     // MHD skip the body and close the connection after the reply.
+    auto port = target_port(call);
+    if (port)
+      return start_port_request(st, conn, *port);
     bool upload = call.path == "/files" && call.method == "POST";
     auto length = call.header("content-length");
     bool digits = !length.empty() && length.find_first_not_of("0123456789") == std::string::npos;
@@ -408,10 +502,15 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
       working_on(conn);
       reply = dispatch(st->call);
     }
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the client's message has the wrong type or shape ("stdin":
+    // "yes", "depth": "x"): the client's mistake, never a 500.
+    reply = error_reply(st->call, bad_request(std::string{"invalid message: "} + e.what()));
   } catch (const std::exception& e) {
     spdlog::error("envd {} {}: {}", st->call.method, st->call.path, e.what());
     reply = envd_reply::rest_error(internal_error(e.what()));
   }
+  st->upgraded = static_cast<bool>(reply.upgraded);
   return send_reply(conn, std::move(reply));
 }
 
@@ -423,9 +522,19 @@ void mhd_log(void*, const char* fmt, va_list ap) {
   spdlog::debug("envd: {}", buf);
 }
 
+void* on_uri(void*, const char* uri, MHD_Connection*) {
+  auto* st = new request_state;
+  st->raw_uri = uri ? uri : "/";
+  return st;
+}
+
 void on_completed(void*, MHD_Connection* conn, void** con_cls, MHD_RequestTerminationCode) {
-  delete static_cast<request_state*>(*con_cls);
+  auto* st = static_cast<request_state*>(*con_cls);
+  bool relaying = st && st->upgraded;
+  delete st;
   *con_cls = nullptr;
+  if (relaying)
+    return; // no next request: the socket is the relay's
   // Kept alive: the next request's head is due within head_deadline.
   MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, idle_timeout_s);
   if (auto* w = watched(conn))
@@ -538,6 +647,10 @@ result<json> agent_call(const envd_call& call, const json& request) {
   return json::parse(*r);
 }
 
+result<sandbox_record> sandbox_record_of(envd_context& ctx, const std::string& id) {
+  return ask_sandbox<sandbox_record>(ctx, id, atom::get::value);
+}
+
 result<std::string> resolve_agent(envd_context& ctx, const std::string& id) {
   return ask_sandbox<std::string>(ctx, id, atom::endpoint::value);
 }
@@ -570,10 +683,11 @@ result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx,
   // (1024), so a thousand idle sockets would lock every later client out.
   srv->impl_->daemon = MHD_start_daemon(
     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
-      | MHD_USE_ERROR_LOG,
+      | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE,
     hp->second, nullptr, nullptr, on_request, &srv->impl_->ctx,
     MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
     MHD_OPTION_NOTIFY_COMPLETED, on_completed, nullptr,
+    MHD_OPTION_URI_LOG_CALLBACK, on_uri, nullptr,
     MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv->impl_->watch,
     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, nullptr,
     MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s,

@@ -89,6 +89,15 @@ connect_relay::open(const envd_call& call, const json& request, options opts) {
 
 void connect_relay::on_frame(const json& f) {
   const auto& type = f["type"];
+  if (type == "error" && flag(f, "lost")) {
+    // The sandbox went away mid-stream (killed, its agent died): envd's
+    // connection just drops, and the SDKs read a drop as "killed or reached
+    // its end of life" after a health probe. What came before is sent, then
+    // the connection is cut likewise.
+    lost_ = true;
+    finished_ = true;
+    return;
+  }
   if (type == "error") {
     pending_ += connect::end_stream(error_of(f));
     finished_ = true;
@@ -134,9 +143,9 @@ void connect_relay::pump() {
     },
     [&](caf::down_msg&) {
       // Frames sent before the actor ended were received first: ending
-      // without a terminal frame is a lost stream.
+      // without a terminal frame is a lost stream, cut like a lost agent.
       if (!finished_) {
-        pending_ += connect::end_stream(stream_lost);
+        lost_ = true;
         finished_ = true;
       }
     },
@@ -158,7 +167,7 @@ void connect_relay::pump() {
 ssize_t connect_relay::read(char* buf, size_t max) {
   while (pending_.empty() && !finished_ && !aborted_)
     pump();
-  if (aborted_)
+  if (aborted_ || (pending_.empty() && lost_))
     return -1;
   if (pending_.empty())
     return 0;

@@ -55,6 +55,7 @@ private:
   std::string pending_;
   bool finished_ = false;
   bool aborted_ = false;
+  bool lost_ = false; // the agent went away without a terminal frame: cut the connection
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_sent_;
 };

@@ -15,6 +15,7 @@
 #include <pistache/peer.h>
 #include <spdlog/spdlog.h>
 
+#include "core/ascii.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
 #include "http/routes.hpp"
@@ -40,11 +41,6 @@ constexpr auto body_timeout = std::chrono::seconds(60);
 // Pistache's keep-alive timeout also bounds a request in flight (see
 // guard_input): it must outlast the longest route, e2a exec (610 s).
 constexpr auto keepalive_timeout = std::chrono::minutes(15);
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-  return s;
-}
 
 } // namespace
 
@@ -133,11 +129,11 @@ void copy_head(const Http::Request& in, request& req) {
   for (auto it = in.query().parameters_begin(); it != in.query().parameters_end(); ++it)
     req.query[url_decode(it->first)] = url_decode(it->second);
   for (auto& [name, raw] : in.headers().rawList())
-    req.headers[lower(name)] = raw.value();
+    req.headers[ascii_lower(name)] = raw.value();
   for (auto& h : in.headers().list()) {
     std::ostringstream os;
     h->write(os);
-    req.headers[lower(h->name())] = os.str();
+    req.headers[ascii_lower(h->name())] = os.str();
   }
 }
 
@@ -279,12 +275,12 @@ result<std::optional<size_t>> body_framing(const std::string& head) {
       break;
     auto colon = head.find(':', start);
     if (colon != std::string::npos && colon < end) {
-      auto name = lower(head.substr(start, colon - start));
+      auto name = ascii_lower(head.substr(start, colon - start));
       auto value = head.substr(colon + 1, end - colon - 1);
       value.erase(0, value.find_first_not_of(" \t"));
       value.erase(value.find_last_not_of(" \t") + 1);
       if (name == "transfer-encoding") {
-        if (lower(value) != "chunked")
+        if (ascii_lower(value) != "chunked")
           return failure{501, "unsupported Transfer-Encoding: " + value};
         chunked = true;
       } else if (name == "content-length") {

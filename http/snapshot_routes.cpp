@@ -92,7 +92,7 @@ void fork_sandbox(api_context& ctx, request& req) {
   if (!count)
     return req.out->send_error(count.error());
   auto out = req.out;
-  auto secret = ctx.db->secret();
+  auto keys = json_keys(ctx);
   auto reg = ctx.registry;
   auto org = req.org;
   auto t = *timeout;
@@ -117,7 +117,7 @@ void fork_sandbox(api_context& ctx, request& req) {
                   out->send_json(201, json(*results));
               };
               self->request(reg, caf::infinite, atom::create::value, spec)
-                .then([=](sandbox_record& r) { done({{"sandbox", sandbox_json(r, secret)}}); },
+                .then([=](sandbox_record& r) { done({{"sandbox", sandbox_json(r, keys)}}); },
                       [=](caf::error& e) {
                         auto f = from_error(e);
                         done({{"error", {{"code", f.status}, {"message", f.message}}}});

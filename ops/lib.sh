@@ -14,7 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
   libmicrohttpd-dev zlib1g-dev
   crun mmdebstrap python3 curl ca-certificates
-  nftables iproute2 e2fsprogs
+  nftables iproute2 e2fsprogs runsc
 )
 
 install_packages() {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -38,11 +39,20 @@ std::string op_of(const json& request) {
 bool is_error(const json& frame) { return frame["type"] == "error"; }
 
 // Connects a non-blocking unix stream socket; returns fd or a failure.
+// The socket is opened first without following links and connected through
+// its fd: were it ever in a directory a sandbox writes (gVisor's agent binds
+// its own), a link planted there to another socket is refused, not followed.
 result<int> connect_agent(const std::string& path, const deadline& dl) {
+  if (path.empty()) return unreachable("invalid socket path");
+  fd_closer node{::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)};
+  struct stat st;
+  if (node.get() < 0) return unreachable("connect " + path + ": " + std::strerror(errno));
+  if (::fstat(node.get(), &st) != 0 || !S_ISSOCK(st.st_mode))
+    return unreachable("connect " + path + ": not a socket");
+  auto via = "/proc/self/fd/" + std::to_string(node.get());
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) return unreachable("invalid socket path: " + path);
-  std::memcpy(addr.sun_path, path.data(), path.size());
+  std::memcpy(addr.sun_path, via.data(), via.size());
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return unreachable(std::string("socket: ") + std::strerror(errno));
   for (;;) {
@@ -106,6 +116,27 @@ status stream(const std::string& socket_path, const json& request, const std::fu
   io_status s = write_frame(guard.get(), request, dl);
   if (s != io_status::ok) return unreachable(std::string("send request: ") + to_string(s));
   return read_until_terminal(guard.get(), dl, op_of(request), on_frame);
+}
+
+result<int> open_port(const std::string& socket_path, int port, std::chrono::milliseconds timeout) {
+  deadline dl = deadline_after(timeout);
+  auto fd = connect_agent(socket_path, dl);
+  if (!fd) return fd.error();
+  fd_closer guard(*fd);
+  json request{{"op", "tcp"}, {"port", port}};
+  if (io_status s = write_frame(guard.get(), request, dl); s != io_status::ok)
+    return unreachable(std::string("send request: ") + to_string(s));
+  // Exactly one frame is read: what follows it is the port's bytes.
+  json answer;
+  std::string detail;
+  if (io_status s = read_frame(guard.get(), answer, dl, &detail); s != io_status::ok)
+    return s == io_status::timeout ? failure{504, "the agent did not answer in time"}
+                                   : unreachable("answer to tcp: " + detail);
+  auto type = answer.find("type");
+  std::string kind = type != answer.end() && type->is_string() ? type->get<std::string>() : "";
+  if (kind == "error") return failure_from_error_frame(answer);
+  if (kind != "result") return unreachable("answer to tcp is not a result");
+  return guard.release();
 }
 
 result<json> call(const std::string& socket_path, const json& request, std::chrono::milliseconds timeout) {

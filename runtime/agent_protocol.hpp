@@ -22,7 +22,8 @@
 //   read_stream{path}          -> start{size}, chunk{data}*, result{size}
 //   write{path,data}           -> result{entry}
 //   write_stream{path}; client then sends {data}* and {end:true} -> result{entry}
-//   mkdir{path} -> result{entry,created}; remove{path} -> result; move{from,to} -> result{entry}
+//   mkdir{path} -> result{entry,created}; move{from,to} -> result{entry}
+//   remove{path,missing_ok} -> result (not_found for a missing path unless missing_ok)
 //   watch{path,recursive,keepalive_ms}
 //                              -> start, fs{name,event}*, keepalive*, end (only once the directory
 //                                 itself is deleted; otherwise runs until the client disconnects).
@@ -31,6 +32,8 @@
 //   watcher_create{path,recursive} -> result{watcher_id}
 //   watcher_events{watcher_id} -> result{events:[{name,event}]} (drains; at most 10000 kept)
 //   watcher_remove{watcher_id} -> result
+//   tcp{port}                  -> result, then raw bytes both ways with 127.0.0.1:port (or
+//                                 [::1]:port) inside; error not_found when nothing listens
 #pragma once
 
 #include <chrono>

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
@@ -24,6 +25,7 @@
 #include "runtime/command.hpp"
 #include "runtime/host_limits.hpp"
 #include "runtime/seccomp.hpp"
+#include "core/fd_closer.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -78,6 +80,33 @@ result<int> listen_for_agent(const std::string& path) {
   return high;
 }
 
+// Written for the host only: a sandbox's config holds its env vars.
+status write_private(const std::string& path, const std::string& text) {
+  ::unlink(path.c_str());
+  fd_closer fd{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
+  if (fd.get() < 0 || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return internal_error(bind_source_error("cannot write", path));
+  return success();
+}
+
+// Each sandbox's ids 0..65535 map onto one of these host ranges: inside the
+// range systemd documents for containers (524288..1879048191), 8192 ranges
+// from 2^30. The lock file is shared by every sandboxd on the host.
+constexpr uint32_t first_sandbox_uid = 1u << 30;
+constexpr uint32_t sandbox_id_ranges = 8192;
+constexpr const char* id_range_locks = "/run/sandboxd/id-ranges.lock";
+constexpr const char* roots_parent = "/run/sandboxd/roots";
+
+bool is_mount_point(const std::string& path) {
+  struct stat self, parent;
+  return ::lstat(path.c_str(), &self) == 0
+         && ::lstat((path + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
+}
+
+void unmount(const std::string& path) {
+  ::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+}
+
 network_config in_data_dir(network_config cfg, const std::string& data_dir) {
   cfg.work_dir = data_dir + "/runtime";
   return cfg;
@@ -90,14 +119,30 @@ container_runtime::container_runtime(std::string runtime_bin,
                                      std::string agent_bin,
                                      network_config network)
   : runtime_bin_(std::move(runtime_bin)),
+    gvisor_(fs::path(runtime_bin_).filename() == "runsc"),
     data_dir_(std::move(data_dir)),
     state_root_(data_dir_ + "/runtime/state"),
     agent_source_(std::move(agent_bin)),
     net_(in_data_dir(std::move(network), data_dir_)),
-    disks_(data_dir_ + "/runtime/disks") {
+    disks_(data_dir_ + "/runtime/disks"),
+    ids_(id_range_locks, first_sandbox_uid, sandbox_id_ranges) {
   std::error_code ec;
   fs::create_directories(state_root_, ec);
   fs::create_directories(data_dir_ + "/sandboxes", ec);
+  // Keys, the event log, snapshots: for the host's root only.
+  fs::create_directories(data_dir_ + "/snapshots", ec);
+  fs::create_directories(data_dir_ + "/templates", ec);
+  ::chmod(data_dir_.c_str(), 0700);
+  for (auto& entry : fs::directory_iterator(data_dir_, ec))
+    ::chmod(entry.path().c_str(), entry.is_directory() ? 0700 : 0600);
+  // A sandbox's root (an unprivileged host uid) resolves the path to its
+  // root filesystem itself, wherever the data dir lives (/root is 0700):
+  // the merged roots are mounted under /run, on traversable directories.
+  roots_dir_ = std::string{roots_parent} + "/"
+               + sha256_hex(fs::absolute(data_dir_).lexically_normal().string()).substr(0, 12);
+  fs::create_directories(roots_dir_, ec);
+  for (auto d : {std::string{"/run/sandboxd"}, std::string{roots_parent}, roots_dir_})
+    ::chmod(d.c_str(), 0711);
   // Content-addressed copy of the agent: live sandboxes keep theirs.
   auto bytes = read_file(agent_source_);
   agent_bin_ = data_dir_ + "/runtime/agent-" + sha256_hex(bytes).substr(0, 16);
@@ -115,6 +160,13 @@ container_runtime::container_runtime(std::string runtime_bin,
 std::vector<std::string>
 container_runtime::runtime_cmd(std::vector<std::string> args) const {
   std::vector<std::string> argv{runtime_bin_, "--root", state_root_};
+  if (gvisor_) {
+    // No network (its netstack reads the interfaces only at boot, before
+    // ours exist); writes go to the sandbox's disk, not to memory; the agent
+    // may create its socket in the one host directory lent to it.
+    for (auto flag : {"--network=none", "--overlay2=none", "--host-uds=create"})
+      argv.emplace_back(flag);
+  }
   for (auto& a : args)
     argv.push_back(std::move(a));
   return argv;
@@ -124,8 +176,14 @@ std::string container_runtime::sandbox_dir(const std::string& id) const {
   return data_dir_ + "/sandboxes/" + id;
 }
 
+std::string container_runtime::rootfs(const std::string& id) const {
+  return roots_dir_ + "/" + id + "/rootfs";
+}
+
 std::string container_runtime::agent_socket(const std::string& id) const {
-  return sandbox_dir(id) + "/agent.sock";
+  // gVisor cannot inherit a listening fd: its agent binds in a directory of
+  // its own, which the host then reaches without following links.
+  return sandbox_dir(id) + (gvisor_ ? "/agent/agent.sock" : "/agent.sock");
 }
 
 status container_runtime::check_host() {
@@ -148,13 +206,29 @@ status container_runtime::check_host() {
   host_ = default_host_limits();
   if (auto st = apply_host_limits(host_); !st)
     return st;
+  // The ranges our live sandboxes run in, held again after a restart; one
+  // another server took meanwhile would be shared, so that sandbox stops.
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator(data_dir_ + "/sandboxes", ec)) {
+    auto id = entry.path().filename().string();
+    auto text = read_file(entry.path() / "id-range");
+    if (!is_valid_sandbox_id(id) || text.empty() || !state(id))
+      continue;
+    auto adopted = ids_.adopt(id, id_range{static_cast<uint32_t>(std::stoul(text))});
+    if (!adopted) {
+      spdlog::error("sandbox {} stops: {}", id, adopted.error().message);
+      if (auto st = stop(id); !st)
+        spdlog::error("sandbox {}: {}", id, st.error().message);
+    }
+  }
   // Policy chains left by sandboxes that are gone (crashes, killed netns).
   if (auto swept = net_.sweep(); !swept)
     return swept.error();
   return success();
 }
 
-std::string container_runtime::bundle_config(const container_spec& spec) const {
+std::string container_runtime::bundle_config(const container_spec& spec,
+                                             std::optional<id_range> ids) const {
   json env = json::array();
   for (auto& [k, v] : spec.env)
     env.push_back(k + "=" + v);
@@ -183,7 +257,7 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
       {"capabilities",
        {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
       {"noNewPrivileges", true}}},
-    {"root", {{"path", dir + "/rootfs"}, {"readonly", false}}},
+    {"root", {{"path", rootfs(spec.id)}, {"readonly", false}}},
     {"hostname", spec.id},
     {"mounts",
      json::array({
@@ -239,78 +313,215 @@ std::string container_runtime::bundle_config(const container_spec& spec) const {
        {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}},
       {"seccomp", seccomp_profile()}}},
   };
+  if (ids) {
+    json map = json::array({{{"containerID", 0}, {"hostID", ids->base}, {"size", id_range_size}}});
+    cfg["linux"]["namespaces"].push_back({{"type", "user"}});
+    cfg["linux"]["uidMappings"] = map;
+    cfg["linux"]["gidMappings"] = map;
+  }
+  if (!gvisor_)
+    cfg["mounts"].push_back({{"destination", "/proc/sys/kernel/random/boot_id"},
+                             {"type", "bind"},
+                             {"source", dir + "/boot_id"},
+                             {"options", {"bind", "ro", "nosuid", "nodev", "noexec"}}});
+  if (gvisor_) {
+    cfg["process"]["args"] = {"/.sandboxd/agent", "--socket", "/run/sandboxd/agent.sock"};
+    // gVisor's kernel answers the sandbox's syscalls; runsc filters what
+    // that kernel may ask of the host, and ignores this profile.
+    cfg["linux"].erase("seccomp");
+    cfg["mounts"].push_back({{"destination", "/run/sandboxd"},
+                             {"type", "bind"},
+                             {"source", dir + "/agent"},
+                             {"options", {"bind", "rw", "nosuid", "nodev", "noexec"}}});
+  }
   return cfg.dump(2);
 }
 
 status container_runtime::create(const container_spec& spec, bool fresh) {
   if (!is_valid_sandbox_id(spec.id))
     return internal_error("invalid sandbox id " + spec.id);
-  // A failed start takes back what it made; a restart keeps the files.
-  auto undo = [&](const std::string& id) { return fresh ? destroy(id) : stop(id); };
   if (auto st = validate(spec.network); !st)
     return st;
+  auto st = boot(spec);
+  // A failed start takes back what it made; a restart keeps the files.
+  if (!st) {
+    if (auto undone = fresh ? destroy(spec.id) : stop(spec.id); !undone)
+      spdlog::warn("sandbox {}: cleaning up after a failed start: {}", spec.id,
+                   undone.error().message);
+  }
+  return st;
+}
+
+status container_runtime::boot(const container_spec& spec) {
   auto dir = sandbox_dir(spec.id);
+  auto root_dir = fs::path{rootfs(spec.id)}.parent_path().string();
   std::error_code ec;
-  fs::create_directories(dir + "/rootfs", ec);
+  fs::create_directories(dir, ec);
+  fs::create_directories(rootfs(spec.id), ec);
   if (ec)
     return internal_error("cannot create " + dir + ": " + ec.message());
-  ::chmod(dir.c_str(), 0711);
+  ::chmod(dir.c_str(), 0700);
+  ::chmod(root_dir.c_str(), 0700);
+  // The host's way to the sandbox's root from its directory.
+  if (::symlink(rootfs(spec.id).c_str(), (dir + "/rootfs").c_str()) != 0 && errno != EEXIST)
+    return internal_error(bind_source_error("cannot link", dir + "/rootfs"));
   auto limits = spec.disk;
   if (limits.inodes <= 0)
     limits.inodes = inodes_;
-  if (auto st = disks_.attach(dir, limits); !st) {
-    undo(spec.id);
+  if (auto st = disks_.attach(dir, limits); !st)
     return st;
+  // gVisor's kernel is the boundary there and shows host ids as they are:
+  // its sandboxes keep the ids they have inside, unshifted.
+  std::optional<id_range> ids;
+  if (!gvisor_) {
+    auto got = ids_.acquire(spec.id);
+    if (!got)
+      return got.error();
+    ids = *got;
+    // Only the sandbox's root group (its init, on the way to its rootfs) may
+    // pass through: no other host user reaches its files or setuid binaries.
+    if (::chown(root_dir.c_str(), 0, ids->base) != 0 || ::chmod(root_dir.c_str(), 0710) != 0)
+      return internal_error(bind_source_error("cannot hand over", root_dir));
+    // Kept beside the sandbox so a restarted server adopts the range it runs in.
+    if (auto st = write_private(dir + "/id-range", std::to_string(ids->base)); !st)
+      return st;
   }
-  auto disk = sandbox_disks::mount_point(dir);
-  std::string lowers;
-  for (auto& layer : spec.layers)
-    lowers += layer + ":";
-  auto opts = "lowerdir=" + lowers + spec.lower_rootfs + ",upperdir=" + disk
-              + "/upper,workdir=" + disk + "/work";
-  if (::mount("overlay", (dir + "/rootfs").c_str(), "overlay", 0, opts.c_str())
-      != 0) {
-    auto err = bind_source_error("mount overlay on", dir + "/rootfs");
-    undo(spec.id);
-    return internal_error(err);
-  }
-  {
-    std::ofstream out{dir + "/config.json"};
-    out << bundle_config(spec);
-  }
-  if (auto st = net_.write_resolv_conf(dir + "/rootfs", spec.network); !st) {
-    undo(spec.id);
+  if (auto st = mount_root(spec, ids); !st)
     return st;
+  // Every boot its own boot id (a resume without memory is a new boot), and
+  // never the host's: shown over /proc/sys/kernel/random/boot_id.
+  if (!gvisor_) {
+    if (auto st = write_private(dir + "/boot_id", new_uuid() + "\n"); !st)
+      return st;
+    ::chmod((dir + "/boot_id").c_str(), 0444);
   }
-  auto listener = listen_for_agent(agent_socket(spec.id));
-  if (!listener) {
-    undo(spec.id);
-    return listener.error();
-  }
-  auto out = run_command(runtime_cmd({"run", "--detach", "--preserve-fds", "1", "--pid-file",
-                                      dir + "/init.pid", "--bundle", dir, spec.id}),
-                         std::chrono::seconds(30), dir + "/console.log", *listener);
-  ::close(*listener);
-  if (!out || out->exit_code != 0) {
-    auto why = out ? read_file(dir + "/console.log") : out.error().message;
-    undo(spec.id);
-    return internal_error("container start failed: " + why);
-  }
+  if (auto st = write_private(dir + "/config.json", bundle_config(spec, ids)); !st)
+    return st;
+  auto resolv = as_root_inside(
+    ids, [&] { return net_.write_resolv_conf(rootfs(spec.id), spec.network); });
+  if (!resolv)
+    return resolv;
+  if (auto st = start(spec.id); !st)
+    return st;
   // The network, while the agent starts: veth, address, NAT, policy.
   int pid = std::atoi(read_file(dir + "/init.pid").c_str());
-  if (auto st = net_.setup(spec.id, pid, spec.network); !st) {
-    undo(spec.id);
-    return st;
+  if (!gvisor_) {
+    if (auto st = net_.setup(spec.id, pid, spec.network); !st)
+      return st;
   }
-  // The agent is up when it answers on the socket it inherited; until then
-  // the connection waits in the listener's backlog.
-  auto pong = agent::call(agent_socket(spec.id), {{"op", "ping"}}, std::chrono::seconds(10));
-  if (!pong) {
-    auto log = read_file(dir + "/console.log");
-    undo(spec.id);
-    return internal_error("sandbox agent did not start: " + pong.error().message + "; " + log);
+  return wait_for_agent(spec.id);
+}
+
+status container_runtime::start(const std::string& id) {
+  auto dir = sandbox_dir(id);
+  std::vector<std::string> run{"run", "--detach"};
+  int listener = -1;
+  if (!gvisor_) {
+    auto bound = listen_for_agent(agent_socket(id));
+    if (!bound)
+      return bound.error();
+    listener = *bound;
+    run.insert(run.end(), {"--preserve-fds", "1"});
+  } else {
+    std::error_code ec;
+    fs::remove_all(dir + "/agent", ec);
+    fs::create_directories(dir + "/agent", ec);
+    if (ec)
+      return internal_error("cannot create " + dir + "/agent: " + ec.message());
   }
+  run.insert(run.end(), {"--pid-file", dir + "/init.pid", "--bundle", dir, id});
+  auto out = run_command(runtime_cmd(std::move(run)), std::chrono::seconds(30),
+                         dir + "/console.log", listener);
+  if (listener >= 0)
+    ::close(listener);
+  if (!out || out->exit_code != 0)
+    return internal_error("container start failed: "
+                          + (out ? read_file(dir + "/console.log") : out.error().message));
   return success();
+}
+
+status container_runtime::wait_for_agent(const std::string& id) {
+  // Under crun the connection waits in the inherited listener's backlog
+  // until the agent accepts; under gVisor the socket appears once the agent
+  // has bound it, so a refused or missing socket is retried until then.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      until - std::chrono::steady_clock::now());
+    auto pong = agent::call(agent_socket(id), {{"op", "ping"}},
+                            gvisor_ ? std::min(left, std::chrono::milliseconds(1000)) : left);
+    if (pong)
+      return success();
+    if (!gvisor_ || std::chrono::steady_clock::now() >= until)
+      return internal_error("sandbox agent did not start: " + pong.error().message + "; "
+                            + read_file(sandbox_dir(id) + "/console.log"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+status container_runtime::as_root_inside(std::optional<id_range> ids,
+                                         const std::function<status()>& fn) {
+  return ids ? as_range_root(*ids, fn) : fn();
+}
+
+status container_runtime::mount_root(const container_spec& spec, std::optional<id_range> ids) {
+  auto dir = sandbox_dir(spec.id);
+  unmount_root(spec.id); // what a failed stop may have left
+  if (!ids) {
+    // Unshifted: the layers as they are, the disk's upper and work as is.
+    std::string lowers;
+    for (auto& layer : spec.layers)
+      lowers += layer + ":";
+    auto disk = sandbox_disks::mount_point(dir);
+    auto opts = "lowerdir=" + lowers + spec.lower_rootfs + ",upperdir=" + disk
+                + "/upper,workdir=" + disk + "/work";
+    if (::mount("overlay", rootfs(spec.id).c_str(), "overlay", 0, opts.c_str()) != 0)
+      return internal_error(bind_source_error("mount overlay on", rootfs(spec.id)));
+    return success();
+  }
+  auto userns = user_namespace_fd(*ids);
+  if (!userns)
+    return userns.error();
+  fd_closer ns{*userns};
+  // Every layer read-only and shifted into the sandbox's range, topmost first.
+  std::vector<std::string> sources = spec.layers;
+  sources.push_back(spec.lower_rootfs);
+  std::string lowers;
+  std::error_code ec;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    auto target = dir + "/lower/" + std::to_string(i);
+    fs::create_directories(target, ec);
+    if (ec)
+      return internal_error("cannot create " + target + ": " + ec.message());
+    if (auto st = idmapped_mount(sources[i], target, ns.get(), true); !st)
+      return st;
+    lowers += (i ? ":" : "") + target;
+  }
+  ::chmod((dir + "/lower").c_str(), 0700);
+  // The sandbox's own disk, shifted the same way, holds upper and work.
+  auto mapped = dir + "/disk-mapped";
+  fs::create_directories(mapped, ec);
+  if (ec)
+    return internal_error("cannot create " + mapped + ": " + ec.message());
+  if (auto st = idmapped_mount(sandbox_disks::mount_point(dir), mapped, ns.get(), false); !st)
+    return st;
+  auto opts = "lowerdir=" + lowers + ",upperdir=" + mapped + "/upper,workdir=" + mapped + "/work";
+  // Mounted as the range's root: the overlay writes its upper layer with the
+  // creds of whoever mounted it, and host root has no id in the range.
+  return as_range_root(*ids, [&]() -> status {
+    if (::mount("overlay", rootfs(spec.id).c_str(), "overlay", 0, opts.c_str()) != 0)
+      return internal_error(bind_source_error("mount overlay on", rootfs(spec.id)));
+    return success();
+  });
+}
+
+void container_runtime::unmount_root(const std::string& id) {
+  auto dir = sandbox_dir(id);
+  unmount(rootfs(id));
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator(dir + "/lower", ec))
+    unmount(entry.path());
+  unmount(dir + "/disk-mapped");
 }
 
 status container_runtime::pause(const std::string& id) {
@@ -342,12 +553,16 @@ status container_runtime::stop(const std::string& id) {
   if (auto st = net_.teardown(id); !st)
     failures += (failures.empty() ? "" : "; ") + st.error().message;
   auto dir = sandbox_dir(id);
-  auto merged = dir + "/rootfs";
-  if (::umount2(merged.c_str(), MNT_DETACH) != 0 && errno != EINVAL
-      && errno != ENOENT)
-    return internal_error(bind_source_error("umount", merged));
+  unmount_root(id);
+  // A layer still mounted here must stop a removal of the directory.
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator(dir + "/lower", ec))
+    if (is_mount_point(entry.path()))
+      return internal_error("cannot unmount " + entry.path().string());
   if (auto st = disks_.detach(dir); !st)
     return st;
+  ids_.release(id);
+  ::unlink((dir + "/id-range").c_str());
   {
     std::lock_guard<std::mutex> guard{cpu_mtx_};
     last_cpu_.erase(id);
@@ -362,9 +577,14 @@ status container_runtime::destroy(const std::string& id) {
     return st;
   auto dir = sandbox_dir(id);
   std::error_code ec;
-  fs::remove_all(dir, ec);
+  fs::remove_all(dir, ec); // the rootfs link goes, not what it points to
   if (ec)
     return internal_error("cannot remove " + dir + ": " + ec.message());
+  // Never a recursive removal there: an unmounted root is an empty directory.
+  auto root = rootfs(id);
+  if ((::rmdir(root.c_str()) != 0 && errno != ENOENT)
+      || (::rmdir(fs::path{root}.parent_path().c_str()) != 0 && errno != ENOENT))
+    return internal_error(bind_source_error("cannot remove", root));
   return success();
 }
 
@@ -374,7 +594,12 @@ status container_runtime::update_network(const std::string& id,
     return internal_error("invalid sandbox id " + id);
   if (auto st = net_.update(id, policy); !st)
     return st;
-  return net_.write_resolv_conf(sandbox_dir(id) + "/rootfs", policy);
+  auto ids = ids_.of(id);
+  if (!ids)
+    return ids.error();
+  return as_range_root(*ids, [&] {
+    return net_.write_resolv_conf(rootfs(id), policy);
+  });
 }
 
 result<std::string> container_runtime::state(const std::string& id) {
@@ -389,6 +614,10 @@ result<std::string> container_runtime::state(const std::string& id) {
   } catch (const std::exception& e) {
     return internal_error("unreadable runtime state: " + out->output);
   }
+}
+
+void container_runtime::remove_roots_dir() {
+  ::rmdir(roots_dir_.c_str()); // fails, as it should, while a sandbox has a root there
 }
 
 result<std::vector<std::string>> container_runtime::list() {

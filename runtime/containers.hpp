@@ -5,7 +5,14 @@
 // Layout per sandbox under <data>/sandboxes/<id>/:
 //   disk.img       the sandbox's own filesystem (its disk size and inode
 //                  limit), mounted nosuid,nodev at disk/
-//   disk/upper/ disk/work/  overlay layers     rootfs/   the merged root
+//   disk/upper/ disk/work/  overlay layers, stored with the ids they have
+//                  inside; disk-mapped/ shows them in the sandbox's id range
+//   lower/N/       the template and snapshot layers, idmapped, read-only
+//   rootfs         a link to the merged root, mounted at
+//                  /run/sandboxd/roots/<data dir hash>/<id>/rootfs: a sandbox's
+//                  root resolves that path itself, so it must not cross the
+//                  data dir (whose parents may be private, as /root is)
+//   id-range       the host uid of root inside
 //   agent.sock     the agent's listening socket, bound here by the host and
 //                  inherited by the init as fd 3: the sandbox sees no path to it
 //   config.json    the OCI bundle     console.log  the init's stdio
@@ -14,12 +21,14 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/result.hpp"
 #include "core/sample.hpp"
 #include "runtime/host_limits.hpp"
+#include "runtime/id_mapping.hpp"
 #include "runtime/network.hpp"
 #include "runtime/sandbox_disk.hpp"
 
@@ -72,6 +81,10 @@ public:
   /// container.
   result<std::string> state(const std::string& id);
 
+  /// Removes this data dir's directory under /run once no sandbox is left
+  /// in it (sandboxd cleanup).
+  void remove_roots_dir();
+
   /// Ids of every container in our own runtime state root.
   result<std::vector<std::string>> list();
 
@@ -94,17 +107,35 @@ public:
 private:
   std::vector<std::string> runtime_cmd(std::vector<std::string> args) const;
   std::string sandbox_dir(const std::string& id) const;
-  std::string bundle_config(const container_spec& spec) const;
+  /// `ids`: the sandbox's user-namespace range (none under gVisor).
+  std::string bundle_config(const container_spec& spec, std::optional<id_range> ids) const;
+  /// The sandbox's root: its layers and disk shifted into its id range, the
+  /// overlay of them at <dir>/rootfs.
+  status mount_root(const container_spec& spec, std::optional<id_range> ids);
+  void unmount_root(const std::string& id);
+  /// Where the sandbox's merged root is mounted (<dir>/rootfs links there).
+  std::string rootfs(const std::string& id) const;
+  /// Everything create does, in order; the caller undoes it on a failure.
+  status boot(const container_spec& spec);
+  /// Runs the container detached, the agent's socket handed over (crun).
+  status start(const std::string& id);
+  /// Until the agent answers a ping (10 s).
+  status wait_for_agent(const std::string& id);
+  /// `fn` with the file-system ids of root inside the sandbox.
+  static status as_root_inside(std::optional<id_range> ids, const std::function<status()>& fn);
 
   std::string runtime_bin_;
+  bool gvisor_; // runsc: a kernel of its own per sandbox, no user namespace or network
   std::string data_dir_;
   std::string state_root_;
+  std::string roots_dir_; // /run/sandboxd/roots/<hash of the data dir>
   std::string agent_source_;
   std::string agent_bin_;
   std::mutex cpu_mtx_; // previous cpu readings, for usage between samples
   std::map<std::string, std::pair<int64_t, int64_t>> last_cpu_;
   sandbox_network net_;
   sandbox_disks disks_;
+  id_ranges ids_;
   int64_t inodes_ = 262144;
   host_limits host_{0, 0, 1ll << 40, 0}; // what all sandboxes share (check_host)
 };

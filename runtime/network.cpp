@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/ascii.hpp"
 #include "core/ids.hpp"
 #include "runtime/command.hpp"
 
@@ -44,13 +45,6 @@ std::string read_text(const std::string& path) {
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r'))
     s.pop_back();
-  return s;
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s)
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
   return s;
 }
 
@@ -506,7 +500,7 @@ result<resolved_policy> sandbox_network::resolve(const network_policy& policy) {
   bool any_domain = false;
   for (auto& e : policy.allow_out) {
     if (is_domain(e))
-      domains.push_back(lower(e));
+      domains.push_back(ascii_lower(e));
     if (is_domain(e) || is_wildcard_domain(e)) {
       any_domain = true;
       continue;

@@ -149,6 +149,9 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
   auto dev_path = "/proc/self/fd/" + std::to_string(dev.get());
   if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
     return internal_error(errno_text("mount the sandbox's disk on " + mnt));
+  // Stored with the ids they have inside: only the host may look at it raw.
+  if (::chmod(mnt.c_str(), 0700) != 0)
+    return internal_error(errno_text("chmod " + mnt));
   for (auto sub : {"/upper", "/work"}) {
     fs::create_directories(mnt + sub, ec);
     if (ec)

@@ -1,7 +1,10 @@
 """Create-to-first-exec latency over N sandboxes (default 100), against a
 fresh sandboxd of its own: each sample is POST /sandboxes followed by the
 first POST /processes (`true`) returning. Also prints create, exec, pause,
-resume and kill latencies. Prints figures; asserts nothing."""
+resume and kill latencies. Prints figures; asserts nothing.
+
+SANDBOXD_ARGS adds server flags: SANDBOXD_ARGS="--oci-runtime runsc" measures
+the gVisor tier beside the default crun one."""
 import os
 import statistics
 import sys
@@ -53,11 +56,11 @@ def cgroup_memory(sid):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    server = Server()
+    server = Server(os.environ.get("SANDBOXD_ARGS", "").split())
     try:
         time.sleep(0.5)
         mem0 = mem_available_kib()
-        first_exec, create, exec_, pause, resume, kill = [], [], [], [], [], []
+        first_exec, create, exec_, true_, pause, resume, kill = [], [], [], [], [], [], []
         ids = []
         for _ in range(n):
             t0 = time.perf_counter()
@@ -72,13 +75,17 @@ def main():
             t3 = time.perf_counter()
             server.run(sid, "python3", "-c", "print(1+1)")
             exec_.append(time.perf_counter() - t3)
+            t4 = time.perf_counter()
+            server.run(sid, "true")
+            true_.append(time.perf_counter() - t4)
         time.sleep(1)
         mem1 = mem_available_kib()
         rss = rss_kib(server.proc.pid)
         charged = [cgroup_memory(sid) for sid in ids]
         for sid in ids[:20]:
             t0 = time.perf_counter()
-            server.request("POST", f"/sandboxes/{sid}/pause")
+            if server.request("POST", f"/sandboxes/{sid}/pause").status != 204:
+                continue
             t1 = time.perf_counter()
             server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 600})
             t2 = time.perf_counter()
@@ -88,10 +95,12 @@ def main():
             t0 = time.perf_counter()
             server.request("DELETE", f"/sandboxes/{sid}")
             kill.append(time.perf_counter() - t0)
-        print(f"sandboxd bench: {n} sandboxes, template base, {os.cpu_count()} cores")
+        runtime = os.environ.get("SANDBOXD_ARGS") or "crun"
+        print(f"sandboxd bench: {n} sandboxes, template base, {os.cpu_count()} cores, {runtime}")
         line("create->first exec", first_exec)
         line("create", create)
         line("exec python3 print", exec_)
+        line("exec true", true_)
         line("pause", pause)
         line("resume (connect)", resume)
         line("kill", kill)

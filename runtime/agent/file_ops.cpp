@@ -2,8 +2,8 @@
 #include "runtime/agent/dir_children.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -12,9 +12,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "core/fd_closer.hpp"
+#include "core/utf8_lossy.hpp"
 #include "runtime/agent/connection.hpp"
 #include "runtime/agent/fs_identity.hpp"
 #include "runtime/agent/request.hpp"
@@ -87,6 +89,68 @@ const char* type_name(mode_t m) {
   return "other";
 }
 
+// Where a link leads, as envd reports it: the absolute, resolved path; for a
+// link that leads nowhere (dangling, a loop), its target made absolute
+// against the link's directory.
+std::string absolute_target(const std::string& path) {
+  if (char* real = ::realpath(path.c_str(), nullptr)) {
+    std::string out = real;
+    std::free(real);
+    return out;
+  }
+  std::string target(4096, '\0');
+  ssize_t len = ::readlink(path.c_str(), target.data(), target.size());
+  target.resize(len > 0 ? static_cast<size_t>(len) : 0);
+  if (target.empty() || target[0] == '/') return target;
+  auto slash = path.rfind('/');
+  return (slash == std::string::npos || slash == 0 ? std::string{"/"} : path.substr(0, slash + 1)) + target;
+}
+
+// A file's user metadata, as envd keeps it: `user.e2b.<key>` extended
+// attributes. Read without following links, within bounds (a file may
+// carry attributes set from inside by anyone who owns it).
+constexpr const char* kMetadataPrefix = "user.e2b.";
+constexpr size_t kMetadataPrefixLen = 9;
+
+json read_metadata(const std::string& path) {
+  json out = json::object();
+  std::string names(64 * 1024, '\0');
+  ssize_t len = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (len <= 0) return out;
+  names.resize(static_cast<size_t>(len));
+  for (size_t at = 0; at < names.size() && out.size() < 256;) {
+    std::string name = names.c_str() + at;
+    at += name.size() + 1;
+    if (name.rfind(kMetadataPrefix, 0) != 0) continue;
+    std::string value(4096, '\0');
+    ssize_t v = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (v < 0) continue;
+    value.resize(static_cast<size_t>(v));
+    out[name.substr(kMetadataPrefixLen)] = utf8_lossy(value);
+  }
+  return out;
+}
+
+// An upload replaces the file's whole metadata set with `metadata`.
+void write_metadata(const std::string& path, const json& metadata) {
+  std::string names(64 * 1024, '\0');
+  ssize_t len = ::llistxattr(path.c_str(), names.data(), names.size());
+  for (size_t at = 0; len > 0 && at < static_cast<size_t>(len);) {
+    std::string name = names.c_str() + at;
+    at += name.size() + 1;
+    if (name.rfind(kMetadataPrefix, 0) == 0 && !metadata.contains(name.substr(kMetadataPrefixLen)))
+      ::lremovexattr(path.c_str(), name.c_str());
+  }
+  for (auto& [key, value] : metadata.items()) {
+    if (!value.is_string()) fail("invalid_argument", "metadata values must be strings");
+    auto v = value.get<std::string>();
+    if (::lsetxattr(path.c_str(), (kMetadataPrefix + key).c_str(), v.data(), v.size(), 0) < 0) {
+      if (errno == ENOTSUP) return;  // a filesystem without xattrs (/proc, /sys): the body is written
+      fail_errno(errno, "write metadata of " + path);
+    }
+  }
+}
+
 json entry_from_stat(const std::string& path, const struct stat& st, names& n) {
   json e{{"name", base_name(path)},
          {"path", path},
@@ -97,12 +161,8 @@ json entry_from_stat(const std::string& path, const struct stat& st, names& n) {
          {"owner", n.user(st.st_uid)},
          {"group", n.group(st.st_gid)},
          {"mtime_ms", static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000}};
-  if (S_ISLNK(st.st_mode)) {
-    std::string target(4096, '\0');
-    ssize_t len = ::readlink(path.c_str(), target.data(), target.size());
-    target.resize(len > 0 ? static_cast<size_t>(len) : 0);
-    e["symlink_target"] = target;
-  }
+  if (S_ISLNK(st.st_mode)) e["symlink_target"] = absolute_target(path);
+  if (auto meta = read_metadata(path); !meta.empty()) e["metadata"] = std::move(meta);
   return e;
 }
 
@@ -252,8 +312,6 @@ void remove_tree_at(int parent, const std::string& name, const std::string& show
   if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT) fail_errno(errno, "remove " + shown);
 }
 
-std::atomic<uint64_t> upload_counter{0};
-
 }  // namespace
 
 void handle_stat(int fd, const json& req) {
@@ -351,44 +409,34 @@ void handle_write_stream(int fd, const json& req) {
   std::string path = resolve_path(user, required_string(req, "path"));
   if (path == "/") fail("invalid_argument", "path is a directory: /");
   fs_identity as(user);
-  std::string tmp;
   bool client_done = false;  // saw {"end":true} or the client went away
   try {
     make_dirs(parent_of(path));
     struct stat st;
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) fail("invalid_argument", "path is a directory: " + path);
-    tmp = parent_of(path) + "/." + base_name(path) + ".upload-" + std::to_string(::getpid()) + "-" +
-          std::to_string(upload_counter.fetch_add(1));
-    if (tmp.size() > 4000) tmp = parent_of(path) + "/.sandboxd-upload-" + std::to_string(upload_counter.fetch_add(1));
-    int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0666);
-    if (out < 0) {
-      int e = errno;
-      tmp.clear();
-      fail_errno(e, "write " + path);
-    }
-    {
-      fd_closer guard(out);
-      for (;;) {
-        json frame;
-        io_status s = read_frame(fd, frame, clock::now() + kUploadIdleTimeout);
-        if (s != io_status::ok) {
-          client_done = true;
-          if (s == io_status::eof || s == io_status::error || s == io_status::timeout)
-            fail("invalid_argument", "upload ended without {\"end\":true}");
-          fail("invalid_argument", std::string("bad upload frame: ") + to_string(s));
-        }
-        if (frame.value("end", false) == true) {
-          client_done = true;
-          break;
-        }
-        std::string bytes = decode_data(frame);
-        write_fully(out, bytes.data(), bytes.size(), path);
+    // Written in place, as envd does: a watcher of the directory sees the
+    // file itself created and written, not a temporary name renamed.
+    int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666);
+    if (out < 0) fail_errno(errno, "write " + path);
+    fd_closer guard(out);
+    for (;;) {
+      json frame;
+      io_status s = read_frame(fd, frame, clock::now() + kUploadIdleTimeout);
+      if (s != io_status::ok) {
+        client_done = true;
+        if (s == io_status::eof || s == io_status::error || s == io_status::timeout)
+          fail("invalid_argument", "upload ended without {\"end\":true}");
+        fail("invalid_argument", std::string("bad upload frame: ") + to_string(s));
       }
+      if (frame.value("end", false) == true) {
+        client_done = true;
+        break;
+      }
+      std::string bytes = decode_data(frame);
+      write_fully(out, bytes.data(), bytes.size(), path);
     }
-    if (::rename(tmp.c_str(), path.c_str()) < 0) fail_errno(errno, "write " + path);
-    tmp.clear();
+    write_metadata(path, req.contains("metadata") && req["metadata"].is_object() ? req["metadata"] : json::object());
   } catch (const agent_error& e) {
-    if (!tmp.empty()) ::unlink(tmp.c_str());
     send_frame(fd, error_frame(e.code, e.what()));
     if (!client_done) {
       // Let the client finish sending so it can read our answer.
@@ -416,7 +464,12 @@ void handle_remove(int fd, const json& req) {
   if (path == "/") fail("invalid_argument", "refusing to remove /");
   fs_identity as(user);
   struct stat st;
-  if (::lstat(path.c_str(), &st) < 0) fail_path(errno, "remove", path);
+  if (::lstat(path.c_str(), &st) < 0) {
+    // Already gone is done when asked so (envd's Remove is a RemoveAll).
+    if (errno == ENOENT && req.value("missing_ok", false) == true)
+      return void(send_frame(fd, json{{"type", "result"}}));
+    fail_path(errno, "remove", path);
+  }
   if (S_ISDIR(st.st_mode)) {
     remove_tree_at(AT_FDCWD, path, path);
   } else if (::unlink(path.c_str()) < 0) {

@@ -12,6 +12,7 @@
 
 #include "runtime/agent/connection.hpp"
 #include "runtime/agent/file_ops.hpp"
+#include "runtime/agent/port_ops.hpp"
 #include "runtime/agent/process_ops.hpp"
 #include "runtime/agent/request.hpp"
 #include "runtime/agent/watch_ops.hpp"
@@ -76,6 +77,7 @@ handler find_handler(const std::string& op) {
       {"watcher_create", handle_watcher_create},
       {"watcher_events", handle_watcher_events},
       {"watcher_remove", handle_watcher_remove},
+      {"tcp", handle_tcp},
   };
   for (const auto& [name, h] : table)
     if (op == name) return h;
@@ -127,8 +129,12 @@ int listen_on(const std::string& path) {
     ::unlink(path.c_str());
   }
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0 ||
-      ::chmod(path.c_str(), 0600) < 0 || ::listen(fd, 128) < 0) {
+  // Owner-only from birth, by umask: under gVisor the socket is a host file
+  // its gofer made, and a chmod of it is refused.
+  mode_t old_mask = ::umask(0177);
+  bool bound = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::umask(old_mask);
+  if (!bound || ::listen(fd, 128) < 0) {
     std::fprintf(stderr, "sandboxd-agent: cannot listen on %s: %s\n", path.c_str(), std::strerror(errno));
     if (fd >= 0) ::close(fd);
     return -1;

@@ -520,7 +520,12 @@ TEST_F(AgentTest, StatEntry) {
   auto l = call({{"op", "stat"}, {"path", path("link")}});
   ASSERT_TRUE(l.ok());
   EXPECT_EQ((*l)["entry"]["type"], "symlink");
-  EXPECT_EQ((*l)["entry"]["symlink_target"], "s.txt");
+  // envd's symlinkTarget: the absolute, resolved path.
+  EXPECT_EQ((*l)["entry"]["symlink_target"], path("s.txt"));
+  ASSERT_EQ(::symlink("nowhere.txt", path("dangling").c_str()), 0);
+  auto g = call({{"op", "stat"}, {"path", path("dangling")}});
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ((*g)["entry"]["symlink_target"], path("nowhere.txt"));
 
   auto d = call({{"op", "stat"}, {"path", dir_}});
   ASSERT_TRUE(d.ok());
@@ -609,6 +614,9 @@ TEST_F(AgentTest, MkdirMoveRemove) {
   auto rm_missing = call({{"op", "remove"}, {"path", path("a")}});
   ASSERT_FALSE(rm_missing.ok());
   EXPECT_EQ(rm_missing.error().status, 404);
+  // Already gone is done when asked so (envd's Remove is a RemoveAll).
+  auto rm_gone = call({{"op", "remove"}, {"path", path("a")}, {"missing_ok", true}});
+  EXPECT_TRUE(rm_gone.ok()) << rm_gone.error().message;
 }
 
 TEST_F(AgentTest, StreamUploadDownload5MiB) {
@@ -715,6 +723,18 @@ TEST_F(AgentTest, UnreachableAgent) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().status, 502);
   EXPECT_EQ(r.error().message.rfind("sandbox agent unreachable: ", 0), 0u);
+}
+
+TEST_F(AgentTest, LinkToTheSocketIsNotFollowed) {
+  // A link planted where the socket should be (the live agent's socket is
+  // its target) is refused, not followed: the host connects to sockets only.
+  auto link = dir_ + "/link.sock";
+  ASSERT_EQ(::symlink(socket_.c_str(), link.c_str()), 0);
+  auto r = agent::call(link, {{"op", "ping"}}, 1s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status, 502);
+  EXPECT_NE(r.error().message.find("not a socket"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(agent::call(socket_, {{"op", "ping"}}, 1s).ok());
 }
 
 TEST_F(AgentTest, ActsAsUnprivilegedUser) {

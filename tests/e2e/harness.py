@@ -3,6 +3,7 @@ data dir of its own, talks to it over HTTP, and on teardown removes every
 container, mount and file it made (and nothing else), even when a test fails.
 """
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -50,7 +51,16 @@ class Server:
         self.proc = None
         self.log_path = os.path.join(self.dir, "server.log")
         try:
-            self.start()
+            for attempt in range(3):
+                try:
+                    self.start()
+                    break
+                except RuntimeError as e:
+                    # Another process took a port between free_port() and
+                    # the bind: pick new ones (a first start only).
+                    if "cannot listen on" not in str(e) or attempt == 2:
+                        raise
+                    self.port, self.envd_port = free_port(), free_port()
         except BaseException:
             self.cleanup()  # a server that never came up leaves nothing either
             raise
@@ -171,7 +181,10 @@ class Server:
         # Sandboxes left (other orgs', a crashed server's) go the way a kill
         # takes them: container, network, mounts, cgroup, files.
         try:
-            subprocess.run([BIN, "cleanup", "--data-dir", self.dir], capture_output=True, timeout=300)
+            runtime = list(self.extra_args[self.extra_args.index("--oci-runtime"):][:2]) \
+                if "--oci-runtime" in self.extra_args else []
+            subprocess.run([BIN, "cleanup", "--data-dir", self.dir, *runtime],
+                           capture_output=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired):
             pass  # the fallback below still removes containers and mounts
         # Should that fail, at least no container or mount stays behind.
@@ -184,11 +197,30 @@ class Server:
         for sid in ids:
             subprocess.run([OCI, "--root", state_root, "delete", "--force", sid],
                            capture_output=True)
-            for mnt in ("rootfs", "disk"):  # the merged root, then the disk under it
+            # The merged root, its idmapped layers, then the disk under them.
+            lowers = os.path.join(sandboxes, sid, "lower")
+            layers = [os.path.join("lower", n) for n in
+                      (os.listdir(lowers) if os.path.isdir(lowers) else [])]
+            for mnt in ["rootfs", *layers, "disk-mapped", "disk"]:
                 path = os.path.join(sandboxes, sid, mnt)
                 if os.path.ismount(path):
                     subprocess.run(["umount", "-l", path], capture_output=True)
+            # The merged root's mount point lives under /run (rootfs links there).
+            link = os.path.join(sandboxes, sid, "rootfs")
+            if os.path.islink(link):
+                root = os.path.realpath(link)
+                for d in (root, os.path.dirname(root)):
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        pass
         shutil.rmtree(self.dir, ignore_errors=True)
+        # This data dir's directory of roots under /run, empty by now.
+        digest = hashlib.sha256(os.path.abspath(self.dir).encode()).hexdigest()[:12]
+        try:
+            os.rmdir(os.path.join("/run/sandboxd/roots", digest))
+        except OSError:
+            pass
 
 
 class ServerTest(unittest.TestCase):

@@ -203,6 +203,18 @@ class Process(EnvdTest):
         self.assertEqual(msgs[-1][1]["error"]["code"], "invalid_argument")
         r = self.envd.unary("process.Process/Nope", {})
         self.assertEqual(r.json["code"], "unimplemented")
+        # Fields of the wrong type are the client's mistake: 400, never a 500.
+        for method, body in [
+                ("filesystem.Filesystem/ListDir", {"path": "/home/user", "depth": "deep"}),
+                ("process.Process/Update", {"process": {"pid": 1}, "pty": {"size": {"cols": "wide"}}}),
+                ("process.Process/SendSignal", {"process": {"pid": "one"}, "signal": "SIGNAL_SIGKILL"})]:
+            r = self.envd.unary(method, body)
+            self.assertEqual((r.status, r.json["code"]), (400, "invalid_argument"), (method, r))
+        for method, body in [
+                ("process.Process/Start", {"process": {"cmd": "true"}, "stdin": "yes"}),
+                ("filesystem.Filesystem/WatchDir", {"path": "/home/user", "recursive": "yes"})]:
+            msgs = list(self.envd.stream(method, body))
+            self.assertEqual(msgs[-1][1]["error"]["code"], "invalid_argument", (method, msgs))
 
 
 class Filesystem(EnvdTest):
@@ -346,7 +358,10 @@ class Files(EnvdTest):
         self.assertEqual(bad.status, 401)
         old = str(int(time.time()) - 5)
         expired = self.envd.files_get(path, token=None, query={"signature": sig("read", old), "signature_expiration": old})
-        self.assertEqual(expired.status, 401)
+        self.assertEqual((expired.status, expired.json), (401, {"code": 401, "message": "signature is already expired"}))
+        # A forged signature with a past expiry learns only that it is forged.
+        forged = self.envd.files_get(path, token=None, query={"signature": sig("write", old), "signature_expiration": old})
+        self.assertEqual(forged.json["message"], "invalid signature")
 
     def test_100mb_round_trip(self):
         blob = os.urandom(1 << 20) * 100

@@ -175,6 +175,10 @@ describe('files: metadata operations', () => {
     const l = await sbx.files.getInfo(`${D}/ln/link`)
     assert.equal(l.type, FileType.SYMLINK)
     assert.equal(l.symlinkTarget, `${D}/ln/target.txt`)
+    // A relative link is reported by where it leads, absolute (as envd does).
+    await sbx.commands.run(`cd ${D}/ln && ln -s ./target.txt rel && ln -s ../ln/target.txt up`)
+    assert.equal((await sbx.files.getInfo(`${D}/ln/rel`)).symlinkTarget, `${D}/ln/target.txt`)
+    assert.equal((await sbx.files.getInfo(`${D}/ln/up`)).symlinkTarget, `${D}/ln/target.txt`)
   })
 
   it('makeDir: true when created (with parents), false when it exists', { timeout: 30_000 }, async () => {
@@ -256,6 +260,25 @@ describe('files: watchDir', () => {
       await w.stop()
     }
     assert.ok(await waitFor(() => exitErr !== 'not-called', 5_000), 'onExit called after stop()')
+  })
+
+  it('files.write alone shows watchers the file itself written, no temporary names', { timeout: 60_000 }, async () => {
+    const dir = `${D}/watchw`
+    await sbx.files.makeDir(dir)
+    const events = []
+    const w = await sbx.files.watchDir(dir, (e) => events.push(e))
+    try {
+      await sbx.files.write(`${dir}/direct.txt`, 'first')
+      await sbx.files.write(`${dir}/direct.txt`, 'second, longer')
+      const ok = await waitFor(
+        () => events.filter((e) => e.name === 'direct.txt' && e.type === FilesystemEventType.WRITE).length >= 2,
+        10_000
+      )
+      assert.ok(ok, `two writes of direct.txt, got ${JSON.stringify(events)}`)
+      assert.deepEqual(events.filter((e) => e.name !== 'direct.txt'), [])
+    } finally {
+      await w.stop()
+    }
   })
 
   it('recursive watch reports events in subdirectories with relative names', { timeout: 60_000 }, async () => {

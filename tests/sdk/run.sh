@@ -74,12 +74,22 @@ cleanup() {
   done
   for id in "${!ids_seen[@]}"; do
     "$OCI" --root "$state_root" delete --force "$id" >/dev/null 2>&1 || true
-    for mnt in rootfs disk; do
+    # The merged root, its idmapped layers, then the disk under them.
+    for mnt in rootfs $(cd "$sandboxes/$id/lower" 2>/dev/null && ls -A | sed 's#^#lower/#') disk-mapped disk; do
       if mountpoint -q "$sandboxes/$id/$mnt" 2>/dev/null; then
         umount -l "$sandboxes/$id/$mnt" >/dev/null 2>&1 || true
       fi
     done
+    # The merged root's mount point lives under /run (rootfs links there).
+    if [[ -L "$sandboxes/$id/rootfs" ]]; then
+      local root
+      root="$(readlink "$sandboxes/$id/rootfs")"
+      rmdir "$root" "$(dirname "$root")" >/dev/null 2>&1 || true
+    fi
   done
+  local digest
+  digest="$(printf '%s' "$(realpath -m "$DATA_DIR")" | sha256sum | cut -c1-12)"
+  rmdir "/run/sandboxd/roots/$digest" >/dev/null 2>&1 || true
   if [[ "${KEEP_LOG:-0}" == "1" || $rc -ne 0 ]] && [[ -f "$LOG" ]]; then
     echo "----- sandboxd log (tail) -----" >&2
     tail -n 60 "$LOG" >&2
@@ -92,7 +102,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 "$BIN" serve --data-dir "$DATA_DIR" \
-  --api-listen "127.0.0.1:$API_PORT" --envd-listen "127.0.0.1:$ENVD_PORT" \
+  --api-listen "127.0.0.1:$API_PORT" --envd-listen "127.0.0.1:$ENVD_PORT" --domain sandboxd.test \
   >"$LOG" 2>&1 </dev/null &
 SERVER_PID=$!
 
