@@ -180,6 +180,9 @@ using registry_actor = caf::typed_actor<
   // The actor of sandbox `id` whatever its org: only for the data plane,
   // after the sandbox's access token proved the caller's right to it.
   caf::replies_to<atom::lookup, std::string>::with<sandbox_actor>,
+  // Deletes the snapshot of `org` that `ref` names and its files; 404 for
+  // none, 409 while a live sandbox or another snapshot rests on it.
+  caf::replies_to<atom::remove, std::string, std::string>::with<bool>,
   // Every sandbox of `org` known since the log began, newest first.
   caf::replies_to<atom::list, std::string>::with<std::vector<sandbox_record>>,
   // One page of the org's live sandboxes, from an index ordered by start

@@ -1,6 +1,7 @@
 #include "actors/registry.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -219,6 +220,52 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       if (live == self->state.live.end())
         return to_error(not_found("sandbox not found"));
       return live->second;
+    },
+    [=](atom::remove, const std::string& org, const std::string& ref) -> caf::result<bool> {
+      auto& cfg = self->state.cfg;
+      auto snap = cfg.db->find_snapshot(org, ref);
+      if (!snap)
+        return to_error(not_found("snapshot " + ref + " not found"));
+      // Its own layer is the topmost; sandboxes and snapshots made from it
+      // stack it under theirs. Checked here, in the registry, where creates
+      // are serialized: none can start on it once it is forgotten below.
+      auto own = cfg.runtime->layer_dir(snap->id);
+      auto rests_on_it = [&](const std::vector<std::string>& layers) {
+        return std::find(layers.begin(), layers.end(), own) != layers.end();
+      };
+      for (auto& [id, actor] : self->state.live) {
+        auto rec = self->state.records.find(id);
+        if (rec == self->state.records.end() || rec->second.org_id != org)
+          continue;
+        auto from = resolve_origin(cfg, org, rec->second.template_id);
+        if (refers_to(rec->second.template_id, *snap)
+            || (from && from->snapshot && rests_on_it(from->snapshot->layers)))
+          return to_error(conflict("snapshot " + public_id(*snap) + " is in use by sandbox " + id
+                                   + "; kill it first"));
+      }
+      auto stacked = cfg.db->snapshots(
+        org, 1, [&](const snapshot_info& s) { return s.id != snap->id && rests_on_it(s.layers); },
+        std::nullopt, nullptr);
+      if (!stacked.empty())
+        return to_error(conflict("snapshot " + public_id(stacked.front()) + " rests on snapshot "
+                                 + public_id(*snap) + "; delete it first"));
+      if (auto st = cfg.db->delete_snapshot(*snap); !st)
+        return to_error(st.error());
+      // The files go off the scheduler: a layer may hold a whole disk.
+      auto rp = self->make_response_promise<bool>();
+      run_blocking(self, false, [own]() -> result<bool> {
+        std::error_code ec;
+        std::filesystem::remove_all(own, ec);
+        if (ec)
+          return internal_error("snapshot forgotten, but its files stay at " + own + ": " + ec.message());
+        return true;
+      }, [rp](result<bool> r) mutable {
+        if (r)
+          rp.deliver(true);
+        else
+          rp.deliver(to_error(r.error()));
+      });
+      return rp;
     },
     [=](atom::list, const std::string& org) {
       std::vector<sandbox_record> out;

@@ -86,14 +86,14 @@ string_map_field(const json& obj, const std::string& name) {
   return out;
 }
 
-std::string url_decode(const std::string& s) {
+std::string url_decode(const std::string& s, bool plus_is_space) {
   std::string out;
   auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); };
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) && hex(s[i + 2])) {
       out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
       i += 2;
-    } else if (s[i] == '+') {
+    } else if (s[i] == '+' && plus_is_space) {
       out.push_back(' ');
     } else {
       out.push_back(s[i]);

@@ -47,8 +47,8 @@ result<bool> bool_field(const json& obj, const std::string& name, bool fallback)
 result<std::map<std::string, std::string>>
 string_map_field(const json& obj, const std::string& name);
 
-/// Percent-decoding of a URL component ('+' is a space).
-std::string url_decode(const std::string& s);
+/// Percent-decoding of a URL component ('+' is a space in a query, not in a path).
+std::string url_decode(const std::string& s, bool plus_is_space = true);
 
 /// E2B's `metadata` filter "k=v&k2=v2" (each key and value percent-encoded
 /// once more inside) → pairs that must all match.

@@ -1,5 +1,6 @@
 #include "http/routes.hpp"
 
+#include "http/body.hpp"
 #include "http/context.hpp"
 
 namespace sandboxd::http {
@@ -140,7 +141,8 @@ bool match_route(const std::string& pattern, const std::string& path,
                                                              : send - si);
       if (value.empty())
         return false;
-      found[name] = value;
+      // Clients encode path parameters (the SDKs' "name:default" as %3A).
+      found[name] = url_decode(value, false);
       pi = pend == std::string::npos ? pattern.size() : pend;
       si = send == std::string::npos ? path.size() : send;
       continue;

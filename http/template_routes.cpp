@@ -326,15 +326,26 @@ void get_template(api_context& ctx, request& req) {
 
 // DELETE /templates/:id: the org's own template with its builds, logs and
 // root filesystems → 204; 409 while it builds or sandboxes or snapshots use
-// it. Catalogue templates are the operator's: 403.
+// it. Catalogue templates are the operator's: 403. A snapshot of the org
+// (Sandbox.deleteSnapshot) → 204 and its files freed; 409 while a live
+// sandbox or another snapshot rests on it.
 void delete_template(api_context& ctx, request& req) {
   auto ref = req.params.at("id");
   if (ctx.templates->find(ref))
     return req.out->send_error({403, "template " + ref + " belongs to the server's catalogue"});
-  if (!ctx.template_builder)
-    return req.out->send_error({503, "this server builds no templates"});
   auto out = req.out;
   auto org = req.org;
+  // E2B's Sandbox.deleteSnapshot(id): a snapshot is deleted like a template.
+  if (ctx.db->find_snapshot(org, ref)) {
+    auto reg = ctx.registry;
+    ctx.sys.spawn([=](caf::event_based_actor* self) {
+      self->request(reg, caf::infinite, atom::remove::value, org, ref)
+        .then([=](bool) { out->send_empty(204); }, reply_error_to(out));
+    });
+    return;
+  }
+  if (!ctx.template_builder)
+    return req.out->send_error({503, "this server builds no templates"});
   auto builder = ctx.template_builder;
   ctx.sys.spawn([=](caf::event_based_actor* self) {
     self->request(builder, caf::infinite, atom::remove::value, org, ref)

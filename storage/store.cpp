@@ -719,6 +719,12 @@ status store::put_snapshot(const snapshot_info& s) {
              to_storage_json(s).dump());
 }
 
+status store::delete_snapshot(const snapshot_info& s) {
+  rocksdb::WriteBatch batch;
+  batch.Delete(snapshots_, s.org_id + std::string(1, '\0') + snapshot_cursor(s));
+  return write(batch);
+}
+
 std::vector<snapshot_info>
 store::snapshots(const std::string& org_id, size_t limit,
                  const std::function<bool(const snapshot_info&)>& keep,

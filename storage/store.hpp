@@ -209,6 +209,8 @@ public:
   // -- snapshots --------------------------------------------------------------
 
   status put_snapshot(const snapshot_info& s);
+  /// Forgets snapshot `s` (its files are the caller's to remove).
+  status delete_snapshot(const snapshot_info& s);
   /// The org's snapshots, newest first, with `keep` deciding; `more` tells
   /// whether others follow after `limit`. `before` resumes after a cursor.
   std::vector<snapshot_info> snapshots(const std::string& org_id, size_t limit,

@@ -215,12 +215,23 @@ class Server:
                     except OSError:
                         pass
         shutil.rmtree(self.dir, ignore_errors=True)
-        # This data dir's directory of roots under /run, empty by now.
+        # This data dir's directory of roots under /run: empty by now, but for
+        # the empty directory of a root unmounted a moment ago.
         digest = hashlib.sha256(os.path.abspath(self.dir).encode()).hexdigest()[:12]
-        try:
-            os.rmdir(os.path.join("/run/sandboxd/roots", digest))
-        except OSError:
-            pass
+        roots = os.path.join("/run/sandboxd/roots", digest)
+        for _ in range(20):
+            if not os.path.isdir(roots):
+                break
+            for sid in os.listdir(roots):
+                for d in (os.path.join(roots, sid, "rootfs"), os.path.join(roots, sid)):
+                    try:
+                        os.rmdir(d)  # only ever an empty one: never a mounted root
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(roots)
+            except OSError:
+                time.sleep(0.1)
 
 
 class ServerTest(unittest.TestCase):

@@ -182,5 +182,58 @@ class AcrossRestart(SnapTest):
         self.assertEqual(self.sh(later, "cat /etc/motd")["stdout"], "changed\n")
 
 
+class Deletion(SnapTest):
+    """E2B's Sandbox.deleteSnapshot: DELETE /templates/{snapshotID}."""
+
+    def layers(self):
+        import os
+        d = os.path.join(self.server.dir, "snapshots")
+        return set(os.listdir(d)) if os.path.isdir(d) else set()
+
+    def delete(self, ref, key="default"):
+        from urllib.parse import quote
+        return self.server.request("DELETE", "/templates/" + quote(ref, safe=""), key=key)
+
+    def test_a_snapshot_is_deleted_once_nothing_rests_on_it(self):
+        before = self.layers()
+        src = self.sandbox()
+        self.prepare(src)
+        snap = self.snapshot(src, "del-a")["snapshotID"]
+        self.assertEqual(len(self.layers() - before), 1)
+        on_it = self.sandbox(snap)
+        # A sandbox made from it, then a snapshot stacked on it, hold it.
+        self.assertError(self.delete(snap), 409, on_it)
+        stacked = self.snapshot(on_it, "del-b")["snapshotID"]
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{on_it}"), 204)
+        self.assertError(self.delete(snap), 409, "del-b")
+        # Another org does not even see it.
+        other = self.server.new_key("snap-deleter")
+        self.assertError(self.delete(snap, key=other), 404)
+        self.assertStatus(self.delete(stacked), 204)
+        self.assertStatus(self.server.request("DELETE", f"/templates/{snap}"), 204)
+        # Gone: its files, its listing, sandboxes from it, a second delete.
+        self.assertEqual(self.layers(), before)
+        self.assertEqual(self.server.request("GET", "/snapshots?name=del-a").json, [])
+        r = self.server.request("POST", "/sandboxes", {"templateID": snap})
+        self.assertEqual(r.status, 400, r)
+        self.assertError(self.delete(snap), 404)
+        # The sandbox it was taken from is not touched.
+        self.assertEqual(self.sh(src, "cat /home/user/data.txt")["stdout"], "kept\n")
+
+    def test_a_forks_snapshot_is_deleted_by_its_templateID(self):
+        before = self.layers()
+        src = self.sandbox()
+        r = self.server.request("POST", f"/sandboxes/{src}/fork", {"count": 1})
+        self.assertStatus(r, 201)
+        fork = r.json[0]["sandbox"]
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{fork['sandboxID']}")
+        self.assertError(self.delete(fork["templateID"]), 409, fork["sandboxID"])
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{fork['sandboxID']}"), 204)
+        self.assertStatus(self.delete(fork["templateID"]), 204)
+        self.assertEqual(self.layers(), before)
+        # The catalogue is the operator's.
+        self.assertError(self.delete("base"), 403)
+
+
 if __name__ == "__main__":
     main()

@@ -115,7 +115,9 @@ class Templates(ServerTest):
                          400, "unknown template: no-such")
 
     def test_agent_clis_run(self):
-        s = self.new_sandbox("agent")
+        # `claude` (the name SandBase's documentation uses) is this template.
+        s = self.new_sandbox("claude")
+        self.assertEqual(s["templateID"], "agent")
         sid = s["sandboxID"]
         self.assertEqual(s["memoryMB"], 2048)
         claude = self.sh(sid, "claude --version")

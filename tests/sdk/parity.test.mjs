@@ -41,6 +41,19 @@ describe('parity: metrics, snapshots, fork, lifecycle', () => {
     assert.equal(await sbx.isRunning(), true)
   })
 
+  it('deleteSnapshot: refused while a sandbox uses it, then deleted; false once gone', { timeout: 120_000 }, async () => {
+    const sbx = await T.create({ timeoutMs: 120_000 })
+    const name = `sdk-del-${Date.now()}`
+    const snap = await sbx.createSnapshot({ name })
+    const id = snap.snapshotId ?? snap.snapshotID
+    const child = await T.create(id, { timeoutMs: 60_000 })
+    await assert.rejects(Sandbox.deleteSnapshot(id), /in use by sandbox/)
+    await child.kill()
+    assert.equal(await Sandbox.deleteSnapshot(id), true)
+    assert.equal(await Sandbox.deleteSnapshot(id), false)
+    await assert.rejects(T.create(id, { timeoutMs: 60_000 }))
+  })
+
   it('fork makes running copies', { timeout: 120_000 }, async () => {
     const sbx = await T.create({ timeoutMs: 120_000, metadata: { origin: 'fork-test' } })
     await sbx.files.write('/home/user/fork.txt', 'shared past')
@@ -75,5 +88,11 @@ describe('parity: metrics, snapshots, fork, lifecycle', () => {
     assert.equal((await sbx.getInfo()).state, 'paused')
     const again = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 60_000 })
     assert.equal(await again.files.read('/home/user/cold.txt'), 'cold')
+  })
+
+  it("template 'claude' is the one with Claude Code", { timeout: 120_000 }, async () => {
+    const sbx = await T.create('claude')
+    const r = await sbx.commands.run('claude --version')
+    assert.match(r.stdout, /Claude Code/)
   })
 })

@@ -71,4 +71,9 @@ TEST(routes, match_fills_parameters) {
   EXPECT_FALSE(match_route("/sandboxes/:id", "/sandboxes/a/b", p));
   EXPECT_FALSE(match_route("/sandboxes", "/sandboxesx", p));
   EXPECT_TRUE(match_route("/sandboxes", "/sandboxes", p));
+  // Parameters arrive percent-decoded ('+' stays itself in a path).
+  EXPECT_TRUE(match_route("/templates/:id", "/templates/snap-a%3Adefault", p));
+  EXPECT_EQ(p["id"], "snap-a:default");
+  EXPECT_TRUE(match_route("/templates/:id", "/templates/a+b", p));
+  EXPECT_EQ(p["id"], "a+b");
 }
