@@ -140,9 +140,11 @@ container_runtime::container_runtime(std::string runtime_bin,
   // the merged roots are mounted under /run, on traversable directories.
   roots_dir_ = std::string{roots_parent} + "/"
                + sha256_hex(fs::absolute(data_dir_).lexically_normal().string()).substr(0, 12);
-  fs::create_directories(roots_dir_, ec);
-  for (auto d : {std::string{"/run/sandboxd"}, std::string{roots_parent}, roots_dir_})
-    ::chmod(d.c_str(), 0711);
+  // It exists while one of our sandboxes has a root in it (made by boot,
+  // removed by the destroy that empties it).
+  fs::create_directories(roots_parent, ec);
+  for (auto d : {"/run/sandboxd", roots_parent})
+    ::chmod(d, 0711);
   // Content-addressed copy of the agent: live sandboxes keep theirs.
   auto bytes = read_file(agent_source_);
   agent_bin_ = data_dir_ + "/runtime/agent-" + sha256_hex(bytes).substr(0, 16);
@@ -357,9 +359,18 @@ status container_runtime::boot(const container_spec& spec) {
   auto root_dir = fs::path{rootfs(spec.id)}.parent_path().string();
   std::error_code ec;
   fs::create_directories(dir, ec);
-  fs::create_directories(rootfs(spec.id), ec);
   if (ec)
     return internal_error("cannot create " + dir + ": " + ec.message());
+  // A kill emptying the roots directory may remove it under us: again then.
+  auto made = [&] {
+    std::error_code probe;
+    return fs::is_directory(rootfs(spec.id), probe);
+  };
+  for (int attempt = 0; attempt < 3 && !made(); ++attempt)
+    fs::create_directories(rootfs(spec.id), ec);
+  if (!made())
+    return internal_error("cannot create " + rootfs(spec.id) + ": " + ec.message());
+  ::chmod(roots_dir_.c_str(), 0711); // passable, not listable
   ::chmod(dir.c_str(), 0700);
   ::chmod(root_dir.c_str(), 0700);
   // The host's way to the sandbox's root from its directory.
@@ -585,6 +596,7 @@ status container_runtime::destroy(const std::string& id) {
   if ((::rmdir(root.c_str()) != 0 && errno != ENOENT)
       || (::rmdir(fs::path{root}.parent_path().c_str()) != 0 && errno != ENOENT))
     return internal_error(bind_source_error("cannot remove", root));
+  remove_roots_dir(); // the last one out
   return success();
 }
 
