@@ -11,6 +11,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "e2e"))
 from harness import Server  # noqa: E402
+from create import pct  # noqa: E402  (the percentile every bench here prints)
 
 INSIDE = r"""
 import http.client, json, sys, time
@@ -24,11 +25,6 @@ for _ in range(n):
     out.append(time.perf_counter() - t0)
 print(json.dumps(out))
 """
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def line(name, xs):
