@@ -322,6 +322,15 @@ class Files(EnvdTest):
         r = self.envd.files_post(b"x", "application/octet-stream", path="/etc/nope", user="user")
         self.assertEqual(r.status, 403, r)
 
+    def test_bad_metadata_is_400_and_writes_nothing(self):
+        for extra in [{"X-Metadata-big": "v" * 5000},
+                      {f"X-Metadata-k{i}": "v" for i in range(65)}]:
+            r = self.envd.files_post(b"x", "application/octet-stream", path="/tmp/meta-bad",
+                                     extra=extra)
+            self.assertEqual((r.status, r.json["code"]), (400, 400), r)
+            self.assertIn("invalid metadata", r.json["message"])
+        self.assertEqual(self.envd.files_get("/tmp/meta-bad").status, 404)
+
     def test_errors(self):
         r = self.envd.files_get("/nope")
         self.assertEqual(r.status, 404)
