@@ -18,6 +18,10 @@ failure from_error(const caf::error& e) {
   }
   if (e == caf::sec::request_timeout)
     return {504, "timed out"};
+  // Only sandbox actors quit while serving (once killed): a request that
+  // reached one just before it was gone asked for a sandbox that no longer is.
+  if (e == caf::sec::request_receiver_down)
+    return {404, "sandbox not found"};
   return {500, "internal error: " + caf::to_string(e)};
 }
 

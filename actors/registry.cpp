@@ -113,6 +113,7 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
     deps.lower_rootfs = cfg.templates->rootfs(o->base);
     deps.base_template = o->base.name;
     deps.start_cmd = o->base.start_cmd;
+    deps.ready_port = o->base.ready_port;
     if (o->snapshot)
       deps.layers = o->snapshot->layers;
   }

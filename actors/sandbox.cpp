@@ -188,7 +188,7 @@ std::vector<store::log_line> output_lines(const agent::exec_outcome& r) {
 
 container_spec spec_of(const sandbox_record& rec, const std::string& lower,
                        const std::vector<std::string>& layers);
-void start_template_cmd(self_ptr self, const std::string& cmd);
+void start_template(self_ptr self, std::function<void()> k);
 
 // Thaws a paused sandbox and logs `resumed`, its TTL restarting at
 // `timeout_s` from now. Serialized: requests that arrive meanwhile find it
@@ -209,8 +209,8 @@ void resume_sandbox(self_ptr self, int64_t timeout_s, record_cont k) {
                  e.end_at_ms = capped_end(self->state.rec, e.timestamp_ms + timeout_s * 1000);
                  commit(self, std::move(e), [=](result<sandbox_record> r) {
                    // Booted afresh: the template's start command runs again.
-                   if (r && cold && !self->state.deps.start_cmd.empty())
-                     start_template_cmd(self, self->state.deps.start_cmd);
+                   if (r && cold)
+                     return start_template(self, [=] { k(r); });
                    k(r);
                  });
                });
@@ -277,13 +277,31 @@ void start_agent(self_ptr self, create_spec::agent_launch launch) {
 
 // Starts the template's start command (an org's own template): the agent
 // mechanism without the agent's status, its output in the sandbox's log.
-void start_template_cmd(self_ptr self, const std::string& cmd) {
-  nlohmann::json req = {{"op", "exec"},   {"cmd", "/bin/sh"},       {"args", {"-c", cmd}},
+// Starts the template's start command (sh -c as `user` in /workspace, its
+// output in the sandbox's log), then continues with `k`: at once, or once
+// the command listens on the template's ready port. That wait is bounded: a
+// command that never listens delays the start by `ready_wait` at most, and
+// the sandbox is usable without it.
+void start_template(self_ptr self, std::function<void()> k) {
+  auto& st = self->state;
+  if (st.deps.start_cmd.empty())
+    return k();
+  nlohmann::json req = {{"op", "exec"},   {"cmd", "/bin/sh"},       {"args", {"-c", st.deps.start_cmd}},
                         {"user", "user"}, {"cwd", "/workspace"},   {"tag", "start-cmd"},
                         {"stdin", false}};
-  auto& st = self->state;
-  spawn_agent_task(self->home_system(), st.deps.runtime->agent_socket(st.rec.id), req.dump(),
-                   st.deps.db, st.rec.id, self, false);
+  auto socket = st.deps.runtime->agent_socket(st.rec.id);
+  spawn_agent_task(self->home_system(), socket, req.dump(), st.deps.db, st.rec.id, self, false);
+  auto port = st.deps.ready_port;
+  if (port <= 0)
+    return k();
+  static constexpr auto ready_wait = std::chrono::milliseconds(15000);
+  run_blocking(self, true, [socket, port] { return agent::wait_for_port(socket, port, ready_wait); },
+               [self, port, k](status ready) {
+                 if (!ready)
+                   spdlog::warn("sandbox {}: the start command is not listening on port {}: {}",
+                                self->state.rec.id, port, ready.error().message);
+                 k();
+               });
 }
 
 // Follows an agent that was running when sandboxd stopped.
@@ -391,9 +409,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                            start_agent(self, *launch);
                            launch.reset(); // the key stays in memory no longer than needed
                          }
-                         if (!self->state.deps.start_cmd.empty())
-                           start_template_cmd(self, self->state.deps.start_cmd);
-                         return k(r);
+                         return start_template(self, [=] { k(r); });
                        }
                        // Not logged means not created: take the container back.
                        auto id = self->state.rec.id;

@@ -28,6 +28,7 @@ struct sandbox_deps {
   // The template's start command (an org's own template), run once `created`
   // is logged: sh -c as `user` in /workspace, its output in the sandbox's log.
   std::string start_cmd;
+  int ready_port = 0; // the start command is up once this port listens inside
   std::chrono::milliseconds metrics_interval{5000}; // between cgroup samples
 };
 

@@ -178,6 +178,7 @@ nlohmann::json to_storage_json(const template_build& b) {
           {"run", b.run},
           {"env", b.env},
           {"start_cmd", b.start_cmd},
+          {"ready_port", b.ready_port},
           {"cpu", b.cpu_count},
           {"mem", b.memory_mb},
           {"hash", b.hash}};
@@ -202,6 +203,7 @@ std::optional<template_build> build_from_storage_json(const nlohmann::json& j) {
     b.run = j.value("run", std::vector<std::string>{});
     b.env = j.value("env", std::map<std::string, std::string>{});
     b.start_cmd = j.value("start_cmd", "");
+    b.ready_port = j.value("ready_port", 0);
     b.cpu_count = j.value("cpu", 2);
     b.memory_mb = j.value("mem", 512);
     b.hash = j.at("hash");

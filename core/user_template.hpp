@@ -65,6 +65,7 @@ struct template_build {
   std::vector<std::string> run;
   std::map<std::string, std::string> env;
   std::string start_cmd;
+  int ready_port = 0; // inherited with the parent's start command: see template_spec
   int cpu_count = 2;
   int memory_mb = 512;
   std::string hash;

@@ -68,7 +68,7 @@ install_test_clients() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
   fi
-  if [ ! -d "$SANDBOXD_ROOT/tests/sdk/node_modules/e2b" ]; then
+  if [ ! -d "$SANDBOXD_ROOT/tests/sdk/node_modules/@e2b/code-interpreter" ]; then
     say "installing the E2B SDK test client (npm ci)"
     (cd "$SANDBOXD_ROOT/tests/sdk" && npm ci --no-audit --no-fund --loglevel=error)
   fi

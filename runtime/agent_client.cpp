@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -137,6 +138,23 @@ result<int> open_port(const std::string& socket_path, int port, std::chrono::mil
   if (kind == "error") return failure_from_error_frame(answer);
   if (kind != "result") return unreachable("answer to tcp is not a result");
   return guard.release();
+}
+
+status wait_for_port(const std::string& socket_path, int port, std::chrono::milliseconds timeout) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto fd = open_port(socket_path, port, std::chrono::seconds(2));
+    if (fd) {
+      ::close(*fd);
+      return success();
+    }
+    if (fd.error().status != 404)
+      return fd.error();
+    if (std::chrono::steady_clock::now() >= end)
+      return failure{504, "nothing listens on port " + std::to_string(port) + " inside after "
+                            + std::to_string(timeout.count()) + " ms"};
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 result<json> call(const std::string& socket_path, const json& request, std::chrono::milliseconds timeout) {

@@ -64,6 +64,10 @@ result<json> write_stream(const std::string& socket_path, const json& request,
 /// inside the sandbox; the caller closes it. 404 when nothing listens there.
 result<int> open_port(const std::string& socket_path, int port, std::chrono::milliseconds timeout);
 
+/// Succeeds once something inside the sandbox accepts connections on `port`,
+/// trying every few milliseconds; 504 when nothing did within `timeout`.
+status wait_for_port(const std::string& socket_path, int port, std::chrono::milliseconds timeout);
+
 /// A connection driven frame by frame, for callers that relay frames as they
 /// arrive (the envd data plane) or push upload data as it arrives. The
 /// request frame is sent by open(); the socket closes with the object.

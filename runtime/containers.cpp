@@ -112,6 +112,43 @@ network_config in_data_dir(network_config cfg, const std::string& data_dir) {
   return cfg;
 }
 
+// A content-addressed copy of the interpreter's files from `source` (beside
+// the agent) in `runtime_dir`, readable by every sandbox user: a live sandbox
+// keeps the version it started with. Empty when there is none.
+std::string install_interpreter(const fs::path& source, const std::string& runtime_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(source, ec))
+    return {};
+  std::map<std::string, std::string> files; // relative path -> content
+  for (auto& e : fs::recursive_directory_iterator(source, ec))
+    if (e.is_regular_file())
+      files[e.path().lexically_relative(source).string()] = read_file(e.path());
+  std::string canon;
+  for (auto& [name, bytes] : files)
+    canon += name + '\0' + std::to_string(bytes.size()) + '\0' + bytes;
+  auto dir = runtime_dir + "/interpreter-" + sha256_hex(canon).substr(0, 16);
+  if (fs::exists(dir, ec))
+    return dir;
+  auto tmp = dir + ".tmp";
+  fs::remove_all(tmp, ec);
+  for (auto& [name, bytes] : files) {
+    auto path = fs::path(tmp) / name;
+    fs::create_directories(path.parent_path(), ec);
+    std::ofstream out{path, std::ios::binary};
+    out << bytes;
+    if (!out.flush()) {
+      spdlog::warn("cannot install the code interpreter's {}", path.string());
+      fs::remove_all(tmp, ec);
+      return {};
+    }
+  }
+  for (auto& e : fs::recursive_directory_iterator(tmp, ec))
+    ::chmod(e.path().c_str(), e.is_directory() ? 0755 : 0644);
+  ::chmod(tmp.c_str(), 0755);
+  fs::rename(tmp, dir, ec);
+  return ec ? std::string{} : dir;
+}
+
 } // namespace
 
 container_runtime::container_runtime(std::string runtime_bin,
@@ -157,6 +194,8 @@ container_runtime::container_runtime(std::string runtime_bin,
     ::chmod(tmp.c_str(), 0755);
     fs::rename(tmp, agent_bin_, ec);
   }
+  interpreter_dir_ = install_interpreter(fs::path(agent_source_).parent_path() / "interpreter",
+                                         data_dir_ + "/runtime");
 }
 
 std::vector<std::string>
@@ -258,7 +297,11 @@ std::string container_runtime::bundle_config(const container_spec& spec,
       {"cwd", "/"},
       {"capabilities",
        {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
-      {"noNewPrivileges", true}}},
+      // Off, so that `sudo` works for `user` as on E2B: root inside is no
+      // more than the API already grants (commands may run as root), it is
+      // an unprivileged id range outside, and the capability bounding set
+      // and the seccomp list hold for it as for everything inside.
+      {"noNewPrivileges", false}}},
     {"root", {{"path", rootfs(spec.id)}, {"readonly", false}}},
     {"hostname", spec.id},
     {"mounts",
@@ -326,6 +369,11 @@ std::string container_runtime::bundle_config(const container_spec& spec,
                              {"type", "bind"},
                              {"source", dir + "/boot_id"},
                              {"options", {"bind", "ro", "nosuid", "nodev", "noexec"}}});
+  if (!interpreter_dir_.empty())
+    cfg["mounts"].push_back({{"destination", "/.sandboxd/interpreter"},
+                             {"type", "bind"},
+                             {"source", interpreter_dir_},
+                             {"options", {"bind", "ro", "nosuid", "nodev"}}});
   if (gvisor_) {
     cfg["process"]["args"] = {"/.sandboxd/agent", "--socket", "/run/sandboxd/agent.sock"};
     // gVisor's kernel answers the sandbox's syscalls; runsc filters what

@@ -131,6 +131,9 @@ private:
   std::string roots_dir_; // /run/sandboxd/roots/<hash of the data dir>
   std::string agent_source_;
   std::string agent_bin_;
+  // Tools lent read-only to every sandbox at /.sandboxd/interpreter (the
+  // code interpreter's server and kernels); empty when not installed.
+  std::string interpreter_dir_;
   std::mutex cpu_mtx_; // previous cpu readings, for usage between samples
   std::map<std::string, std::pair<int64_t, int64_t>> last_cpu_;
   sandbox_network net_;

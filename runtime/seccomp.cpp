@@ -54,7 +54,7 @@ const std::vector<seccomp_allowed> allow_list = {
    "never raise above the bounding set"},
   {{"seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self"},
    "self-imposed sandboxes (seccomp filters, Landlock): they only ever narrow "
-   "what a process may do, and noNewPrivileges is set"},
+   "what a process may do (the kernel asks for no_new_privs or CAP_SYS_ADMIN first)"},
   {{"pidfd_open", "pidfd_send_signal"},
    "race-free signalling of own children (Python 3.9+ subprocess, systemd tools)"},
 

@@ -380,7 +380,7 @@ result<template_catalog> template_catalog::load(const std::string& spec_file,
   cat.cache_dir_ = cache_dir;
   static const std::set<std::string> known_keys = {
     "name", "description", "aliases", "extends", "packages",
-    "run",  "env",         "cpu_count", "memory_mb"};
+    "run",  "env",         "cpu_count", "memory_mb", "start_cmd", "ready_port"};
   try {
     if (!doc.is_object() || !doc.contains("templates") || !doc["templates"].is_array())
       throw std::runtime_error("needs a \"templates\" list");
@@ -421,6 +421,8 @@ result<template_catalog> template_catalog::load(const std::string& spec_file,
         s.packages = parent->packages;
         s.run = parent->run;
         s.env = parent->env;
+        s.start_cmd = parent->start_cmd;
+        s.ready_port = parent->ready_port;
         cpu = parent->cpu_count;
         mem = parent->memory_mb;
       }
@@ -440,6 +442,15 @@ result<template_catalog> template_catalog::load(const std::string& spec_file,
           s.env[k] = v.get<std::string>();
         }
       }
+      if (t.contains("start_cmd")) {
+        if (!t["start_cmd"].is_string())
+          throw std::runtime_error(where + ": start_cmd must be a string");
+        s.start_cmd = t["start_cmd"].get<std::string>();
+        s.ready_port = 0; // the parent's server is not this one
+      }
+      s.ready_port = bounded_int(t, "ready_port", s.ready_port, 0, 65535, where);
+      if (s.ready_port != 0 && s.start_cmd.empty())
+        throw std::runtime_error(where + ": ready_port needs a start_cmd");
       s.cpu_count = bounded_int(t, "cpu_count", cpu, 1, 256, where);
       s.memory_mb = bounded_int(t, "memory_mb", mem, 64, 1 << 20, where);
       std::sort(s.packages.begin(), s.packages.end());
@@ -519,7 +530,10 @@ result<template_build> template_catalog::recipe(const template_request& req) con
   b.env = parent->env;
   for (auto& [k, v] : req.env)
     b.env[k] = v;
-  b.start_cmd = req.start_cmd;
+  // No start command of its own: the parent's runs (the code interpreter's
+  // server in a template extending code_interpreter).
+  b.start_cmd = req.start_cmd.empty() ? parent->start_cmd : req.start_cmd;
+  b.ready_port = req.start_cmd.empty() ? parent->ready_port : 0;
   b.cpu_count = req.cpu_count.value_or(parent->cpu_count);
   b.memory_mb = req.memory_mb.value_or(parent->memory_mb);
   b.hash = hash_of(b.packages, b.run);
@@ -540,6 +554,7 @@ template_spec template_catalog::user_spec(const user_template& t, const template
   s.hash = b.hash;
   s.user = true;
   s.start_cmd = b.start_cmd;
+  s.ready_port = b.ready_port;
   return s;
 }
 

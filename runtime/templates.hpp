@@ -36,6 +36,9 @@ struct template_spec {
   // directory rather than the shared cache.
   bool user = false;
   std::string start_cmd; // run as `user` in /workspace when a sandbox starts
+  // When set, a sandbox counts as started once the start command listens on
+  // this port inside it (bounded wait): a server the SDK calls right away.
+  int ready_port = 0;
 };
 
 /// How a build reaches the package registries its run steps use (npm):

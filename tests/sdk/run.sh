@@ -27,7 +27,7 @@ if ! node -e 'const [a,b,c]=process.versions.node.split(".").map(Number);
   echo "run.sh: SKIPPED: the e2b SDK needs Node >= 20.18.1 (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 77
 fi
-if [[ ! -d "$HERE/node_modules/e2b" ]]; then
+if [[ ! -d "$HERE/node_modules/@e2b/code-interpreter" ]]; then
   (cd "$HERE" && npm ci --no-audit --no-fund >/dev/null) || { echo "run.sh: npm ci failed" >&2; exit 2; }
 fi
 

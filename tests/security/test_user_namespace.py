@@ -94,6 +94,34 @@ class UserNamespaceTest(ServerTest):
         self.assertIn(0, seen)
         self.assertIn(1000, seen)
 
+    def test_sudo_gives_user_the_ranges_root_not_the_hosts(self):
+        sid = self.sandbox()
+        base = self.base_of(sid)
+        # As on E2B, `user` has passwordless sudo...
+        out = self.server.sh(sid, "id -u; sudo -n id -u")
+        self.assertEqual(out["stdout"].split(), ["1000", "0"], out)
+        # ...and what it gets is the sandbox's root: seen from the host, the
+        # range's first id, with the same seccomp filter.
+        self.server.sh(sid, "sudo -n setsid -f sleep 61 >/dev/null 2>&1; sleep 0.5")
+        procs = os.path.join("/sys/fs/cgroup/pids/sandboxd", sid, "cgroup.procs")
+        with open(procs) as f:
+            pids = [int(p) for p in f.read().split()]
+        found = False
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+                uids = host_uids(pid)
+                with open(f"/proc/{pid}/status") as f:
+                    seccomp = [l.split()[1] for l in f if l.startswith("Seccomp:")]
+            except FileNotFoundError:
+                continue
+            if cmd[:2] == [b"sleep", b"61"]:
+                found = True
+                self.assertEqual(set(uids), {base})
+                self.assertEqual(seccomp, ["2"])
+        self.assertTrue(found, "the sudo'd sleep runs")
+
     def test_files_and_setuid_binaries_of_root_inside_are_not_host_roots(self):
         sid = self.sandbox()
         base = self.base_of(sid)

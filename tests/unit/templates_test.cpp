@@ -233,10 +233,55 @@ TEST_F(TemplateCatalog, RefusesBadCatalogues) {
   refused(R"({"name": "a", "packages": ["bash"], "cpu_count": "2"})", "cpu_count");
   refused(R"({"name": "a", "packages": ["bash"], "packges": ["x"]})", "unknown key");
   refused(R"({"name": "a"})", "no packages");
+  refused(R"({"name": "a", "packages": ["bash"], "ready_port": 80})", "ready_port needs a start_cmd");
+  refused(R"({"name": "a", "packages": ["bash"], "start_cmd": "x", "ready_port": 70000})", "ready_port");
+  refused(R"({"name": "a", "packages": ["bash"], "start_cmd": 1})", "start_cmd must be a string");
   refused(R"({"packages": ["bash"]})", "needs a \"name\"");
   auto not_json = load("{");
   ASSERT_FALSE(not_json.ok());
   EXPECT_FALSE(template_catalog::load(dir_ + "/missing.json", dir_).ok());
+}
+
+// A template's server (the code interpreter's) and the port that says it is
+// up pass to templates extending it, and to an org's template built on it
+// unless that brings a start command of its own. Neither is in the hash:
+// they act when a sandbox starts, not on the root filesystem.
+TEST_F(TemplateCatalog, StartCommandAndReadyPortAreInherited) {
+  auto cat = load(R"({"templates": [
+    {"name": "base", "packages": ["bash"]},
+    {"name": "ci", "extends": "base", "packages": ["curl"], "start_cmd": "serve", "ready_port": 49999},
+    {"name": "ci_plus", "extends": "ci", "packages": ["git"]},
+    {"name": "own", "extends": "ci", "packages": ["git"], "start_cmd": "other"}]})");
+  ASSERT_TRUE(cat.ok()) << cat.error().message;
+  EXPECT_EQ(cat->find("base")->ready_port, 0);
+  EXPECT_EQ(cat->find("ci")->start_cmd, "serve");
+  EXPECT_EQ(cat->find("ci_plus")->start_cmd, "serve");
+  EXPECT_EQ(cat->find("ci_plus")->ready_port, 49999);
+  EXPECT_EQ(cat->find("own")->start_cmd, "other");
+  EXPECT_EQ(cat->find("own")->ready_port, 0) << "another command's port is not known";
+  auto same = load(R"({"templates": [{"name": "base", "packages": ["bash"]},
+    {"name": "ci", "extends": "base", "packages": ["curl"]}]})");
+  EXPECT_EQ(same->find("ci")->hash, cat->find("ci")->hash);
+
+  template_request req;
+  req.org_id = "org";
+  req.name = "mine";
+  req.extends = "ci";
+  auto inherited = cat->recipe(req);
+  ASSERT_TRUE(inherited.ok());
+  EXPECT_EQ(inherited->start_cmd, "serve");
+  EXPECT_EQ(inherited->ready_port, 49999);
+  req.start_cmd = "my-server";
+  auto replaced = cat->recipe(req);
+  EXPECT_EQ(replaced->start_cmd, "my-server");
+  EXPECT_EQ(replaced->ready_port, 0);
+  user_template t;
+  t.id = "tid";
+  EXPECT_EQ(template_catalog::user_spec(t, *inherited).ready_port, 49999);
+  // The recipe is stored as JSON: the port survives it.
+  auto back = build_from_storage_json(to_storage_json(*inherited));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->ready_port, 49999);
 }
 
 TEST_F(TemplateCatalog, BuiltOnlyWithTheMarkerOfACompletedBuild) {
