@@ -1,5 +1,5 @@
-// Runs blocking work (crun, agent calls, fsync) off the scheduler: each job
-// gets a detached actor (its own thread) and its result comes back as a
+// Runs blocking work (crun, agent calls, fsync) off the scheduler, on the
+// bounded executor (actors/executor.hpp); its result comes back as a
 // message to the caller, in the caller's context.
 #pragma once
 
@@ -9,29 +9,29 @@
 
 #include <caf/all.hpp>
 
+#include "actors/executor.hpp"
 #include "actors/interfaces.hpp"
 
 namespace sandboxd {
 
-/// Calls `f()` (returning result<T>) on a detached actor, then `then(result)`
-/// inside `self`. With `serialize`, `self` handles no other message until the
-/// result is back: lifecycle transitions never interleave.
+/// Calls `f()` (returning result<T>) on an executor thread of lane `l`, then
+/// `then(result)` inside `self`. With `serialize`, `self` handles no other
+/// message until the result is back: lifecycle transitions never interleave.
 template <class Self, class F, class Then>
-void run_blocking(Self* self, bool serialize, F f, Then then) {
+void run_blocking(Self* self, bool serialize, F f, Then then, lane l = lane::lifecycle) {
   using R = decltype(f());
-  // Written by the worker before its reply, read after: a clean handoff.
+  // Written by the executor thread before its reply, read after: a clean handoff.
   auto slot = std::make_shared<std::optional<R>>();
-  auto worker = self->home_system().template spawn<caf::detached>(
-    [f, slot](caf::event_based_actor* w) -> caf::behavior {
-      return {[=](atom::run) {
-        slot->emplace(f());
-        w->quit();
-        return atom::done::value;
-      }};
-    });
-  auto on_done = [slot, then](atom::done) mutable { then(std::move(**slot)); };
+  blocking_job job{[f, slot] { slot->emplace(f()); }};
+  auto on_done = [slot, then](atom::done) mutable {
+    if (*slot)
+      then(std::move(**slot));
+    else
+      then(R{internal_error("the blocking job did not run")});
+  };
   auto on_error = [then](caf::error& e) mutable { then(R{from_error(e)}); };
-  auto req = self->request(worker, caf::infinite, atom::run::value);
+  auto req = self->request(blocking_executor(self->home_system(), l), caf::infinite,
+                           atom::run::value, std::move(job));
   if (serialize)
     req.await(on_done, on_error);
   else

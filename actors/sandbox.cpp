@@ -251,7 +251,7 @@ caf::result<std::string> agent_job(self_ptr self, Job job) {
   return once_usable<std::string>(self, [=](caf::typed_response_promise<std::string>& rp) {
     touch(self);
     auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
-    run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp));
+    run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp), lane::long_running);
   });
 }
 
@@ -295,13 +295,15 @@ void start_template(self_ptr self, std::function<void()> k) {
   if (port <= 0)
     return k();
   static constexpr auto ready_wait = std::chrono::milliseconds(15000);
-  run_blocking(self, true, [socket, port] { return agent::wait_for_port(socket, port, ready_wait); },
-               [self, port, k](status ready) {
-                 if (!ready)
-                   spdlog::warn("sandbox {}: the start command is not listening on port {}: {}",
-                                self->state.rec.id, port, ready.error().message);
-                 k();
-               });
+  run_blocking(
+    self, true, [socket, port] { return agent::wait_for_port(socket, port, ready_wait); },
+    [self, port, k](status ready) {
+      if (!ready)
+        spdlog::warn("sandbox {}: the start command is not listening on port {}: {}",
+                     self->state.rec.id, port, ready.error().message);
+      k();
+    },
+    lane::long_running); // up to ready_wait: not in the lifecycle lane's way
 }
 
 // Follows an agent that was running when sandboxd stopped.

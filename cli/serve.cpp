@@ -16,6 +16,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/executor.hpp"
 #include "actors/event_log.hpp"
 #include "actors/registry.hpp"
 #include "actors/template_builder.hpp"
@@ -216,6 +217,7 @@ int serve(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
+  blocking_executors executors{sys}; // stopped before the system is
   webhooks::init_http_client();
   auto hooks = spawn_webhook_dispatcher(
     sys, {db, allow_private == "true",

@@ -97,7 +97,8 @@ void ask_dispatcher(api_context& ctx, request& req, int status, Atom verb, const
         if (!checked)
           return out->send_error(checked.error());
         store();
-      });
+      },
+      lane::long_running); // a DNS lookup may take long
   });
 }
 

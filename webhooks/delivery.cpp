@@ -126,7 +126,8 @@ void attempt(self_ptr self, delivery d, bool redelivery) {
         delay = std::min(*r->retry_after_s * 1000, max_delay_ms);
       st.waiting = true;
       self->delayed_send(self, milliseconds(delay), atom::retry::value, ++st.timer_generation);
-    });
+    },
+    lane::long_running);
 }
 
 // Starts the next attempt if nothing is out: a redelivery first, then the

@@ -109,8 +109,9 @@ class Templates(ServerTest):
         self.assertEqual(s["templateID"], "base")
         self.assertEqual(s["cpuCount"], 2)
         self.assertEqual(s["memoryMB"], 512)
-        out = self.sh(s["sandboxID"], "python3 -c 'print(6*7)'; command -v node || echo no-node")
-        self.assertEqual(out["stdout"], "42\nno-node\n")
+        # What E2B's base has (issue 11): node, git, pip and `python`.
+        out = self.sh(s["sandboxID"], "python -c 'print(6*7)'; command -v node git pip")
+        self.assertEqual(out["stdout"], "42\n/usr/bin/node\n/usr/bin/git\n/usr/bin/pip\n")
         self.assertError(self.server.request("POST", "/sandboxes", {"templateID": "no-such"}),
                          400, "unknown template: no-such")
 

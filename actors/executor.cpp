@@ -1,0 +1,121 @@
+#include "actors/executor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+// A worker: one detached actor, that is one thread, running jobs in turn.
+// It ends after `linger` without work: threads come back under load and go
+// away when idle (and a stopping system does not wait for idle workers).
+constexpr auto linger = std::chrono::seconds(1);
+
+caf::behavior worker(caf::event_based_actor* self) {
+  return {[](atom::run, blocking_job& job) {
+            job.run();
+            return atom::done::value;
+          },
+          caf::after(linger) >> [self] { self->quit(); }};
+}
+
+struct dispatcher_state {
+  size_t limit = 0;
+  size_t started = 0;
+  std::vector<caf::actor> idle;
+  std::deque<std::pair<caf::response_promise, blocking_job>> waiting;
+};
+
+using dispatcher_ptr = caf::stateful_actor<dispatcher_state>*;
+
+// Hands waiting jobs to idle workers, starting workers up to the limit.
+void dispatch(dispatcher_ptr self) {
+  auto& st = self->state;
+  while (!st.waiting.empty()) {
+    caf::actor w;
+    if (!st.idle.empty()) {
+      w = std::move(st.idle.back());
+      st.idle.pop_back();
+    } else if (st.started < st.limit) {
+      // Linked: when the executor stops, so do its workers.
+      w = self->spawn<caf::detached + caf::linked>(worker);
+      self->monitor(w);
+      ++st.started;
+    } else {
+      return; // every thread is busy: the job waits its turn
+    }
+    auto rp = std::move(st.waiting.front().first);
+    auto job = std::move(st.waiting.front().second);
+    st.waiting.pop_front();
+    self->request(w, caf::infinite, atom::run::value, job)
+      .then(
+        [self, w, rp](atom::done) mutable {
+          rp.deliver(atom::done::value);
+          self->state.idle.push_back(w);
+          dispatch(self);
+        },
+        [self, rp, job](caf::error& e) mutable {
+          if (e != caf::sec::request_receiver_down)
+            return rp.deliver(std::move(e));
+          // It reached a worker that had just ended idle: it did not run.
+          self->state.waiting.emplace_front(rp, std::move(job));
+          dispatch(self);
+        });
+  }
+}
+
+caf::behavior dispatcher(dispatcher_ptr self, size_t limit) {
+  self->state.limit = limit;
+  self->set_down_handler([self](caf::down_msg& down) {
+    auto& idle = self->state.idle;
+    idle.erase(std::remove_if(idle.begin(), idle.end(),
+                              [&](const caf::actor& w) { return w.address() == down.source; }),
+               idle.end());
+    --self->state.started;
+    dispatch(self);
+  });
+  return {[self](atom::run, blocking_job& job) {
+    auto rp = self->make_response_promise();
+    self->state.waiting.emplace_back(rp, std::move(job));
+    dispatch(self);
+    return rp;
+  }};
+}
+
+caf::atom_value name_of(lane l) {
+  return l == lane::lifecycle ? caf::atom("blk-life") : caf::atom("blk-long");
+}
+
+std::mutex registry_mtx; // one executor per system and lane, even when first asked concurrently
+
+} // namespace
+
+caf::actor blocking_executor(caf::actor_system& sys, lane l) {
+  auto name = name_of(l);
+  std::lock_guard<std::mutex> guard{registry_mtx};
+  if (auto known = sys.registry().get(name))
+    return caf::actor_cast<caf::actor>(known);
+  auto limit = l == lane::lifecycle ? lifecycle_threads : long_running_threads;
+  auto d = sys.spawn(dispatcher, limit);
+  sys.registry().put(name, caf::actor_cast<caf::strong_actor_ptr>(d));
+  return d;
+}
+
+blocking_executors::~blocking_executors() {
+  std::lock_guard<std::mutex> guard{registry_mtx};
+  for (auto l : {lane::lifecycle, lane::long_running}) {
+    if (auto d = sys_.registry().get(name_of(l))) {
+      caf::anon_send_exit(caf::actor_cast<caf::actor>(d), caf::exit_reason::user_shutdown);
+      sys_.registry().erase(name_of(l));
+    }
+  }
+}
+
+} // namespace sandboxd

@@ -1,0 +1,49 @@
+// The bounded executor for blocking work (crun, agent calls, fsync, file
+// removal, webhook posts): a fixed ceiling of threads per lane, jobs beyond
+// it wait in a queue. No job ever gets a thread of its own.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+#include <caf/all.hpp>
+
+namespace sandboxd {
+
+/// One job: runs on an executor thread; what it computes it hands over
+/// through its own captures (see run_blocking).
+struct blocking_job {
+  std::function<void()> run;
+};
+
+/// Which queue a job waits in. Lifecycle work (create, kill, pause, samples,
+/// recovery) is short and must never wait behind work that may last as long
+/// as a client wants (an agent call that runs a command to its end, a webhook
+/// post): each lane has its own threads.
+enum class lane { lifecycle, long_running };
+
+/// Threads per lane at most (they are started as demand first needs them).
+constexpr size_t lifecycle_threads = 16;
+constexpr size_t long_running_threads = 64;
+
+/// The system's executor for `l`, started on first use. Answers
+/// (atom::run, blocking_job) with atom::done once the job ran.
+caf::actor blocking_executor(caf::actor_system& sys, lane l);
+
+/// Stops the system's executors when it goes out of scope: declare it right
+/// after the actor system. (The system must not be the one to drop them: it
+/// would do so after its scheduler is gone.) Running jobs finish first.
+class blocking_executors {
+public:
+  explicit blocking_executors(caf::actor_system& sys) : sys_(sys) {}
+  ~blocking_executors();
+  blocking_executors(const blocking_executors&) = delete;
+  blocking_executors& operator=(const blocking_executors&) = delete;
+
+private:
+  caf::actor_system& sys_;
+};
+
+} // namespace sandboxd
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::blocking_job)
