@@ -608,6 +608,16 @@ status container_runtime::stop(const std::string& id) {
   std::string failures;
   if (out && out->exit_code != 0 && state(id).ok())
     failures = "delete failed: " + out->output;
+  // crun removes the cgroups of a container it knows; one it lost track of
+  // (its `crun run` killed at a timeout mid-start) leaves them behind, empty
+  // once its processes are gone: removed here, in every hierarchy.
+  std::error_code cg_ec;
+  for (auto& h : fs::directory_iterator("/sys/fs/cgroup", cg_ec)) {
+    auto cg = h.path() / "sandboxd" / id;
+    // Not a failure of the stop: what is left is an empty directory at worst.
+    if (::rmdir(cg.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR)
+      spdlog::warn("sandbox {}: cannot remove cgroup {}: {}", id, cg.string(), strerror(errno));
+  }
   // After the container: its processes are gone before its rules are.
   if (auto st = net_.teardown(id); !st)
     failures += (failures.empty() ? "" : "; ") + st.error().message;

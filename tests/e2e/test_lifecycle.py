@@ -77,6 +77,30 @@ class Lifecycle(ServerTest):
         import os
         return os.path.exists(f"/sys/fs/cgroup/memory/sandboxd/{sid}")
 
+    def test_a_container_crun_lost_track_of_leaves_no_cgroup(self):
+        import glob
+        import os
+        import shutil
+        sid = self.make(timeout=300)["sandboxID"]
+        self.assertTrue(self.cgroup_exists(sid))
+        # What a `crun run` killed mid-start leaves: the container's processes
+        # gone, its cgroups in place, and no crun state that names them.
+        with open(f"/sys/fs/cgroup/unified/sandboxd/{sid}/cgroup.kill", "w") as f:
+            f.write("1")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with open(f"/sys/fs/cgroup/pids/sandboxd/{sid}/cgroup.procs") as f:
+                if not f.read().strip():
+                    break
+            time.sleep(0.05)
+        shutil.rmtree(os.path.join(self.server.dir, "runtime", "state", sid))
+        try:
+            self.assertStatus(self.server.request("DELETE", f"/sandboxes/{sid}"), 204)
+            self.assertEqual(glob.glob(f"/sys/fs/cgroup/*/sandboxd/{sid}"), [])
+        finally:
+            for left in glob.glob(f"/sys/fs/cgroup/*/sandboxd/{sid}"):
+                os.rmdir(left)  # what a failure left: this test's own, empty
+
     def sh(self, sid, script):
         r = self.server.request("POST", f"/sandboxes/{sid}/processes", {"cmd": "sh", "args": ["-c", script]})
         self.assertStatus(r, 200)
