@@ -275,10 +275,9 @@ void start_agent(self_ptr self, create_spec::agent_launch launch) {
                    st.deps.db, st.rec.id, self);
 }
 
-// Starts the template's start command (an org's own template): the agent
-// mechanism without the agent's status, its output in the sandbox's log.
-// Starts the template's start command (sh -c as `user` in /workspace, its
-// output in the sandbox's log), then continues with `k`: at once, or once
+// Starts the template's start command (sh -c as `user` in /workspace; the
+// agent mechanism without the agent's status, its output in the sandbox's
+// log), then continues with `k`: at once, or once
 // the command listens on the template's ready port. That wait is bounded: a
 // command that never listens delays the start by `ready_wait` at most, and
 // the sandbox is usable without it.

@@ -25,8 +25,9 @@ struct sandbox_deps {
   std::vector<std::string> layers; // snapshot layers above it, topmost first
   // A new sandbox's one-shot agent, started once `created` is logged.
   std::optional<create_spec::agent_launch> launch;
-  // The template's start command (an org's own template), run once `created`
-  // is logged: sh -c as `user` in /workspace, its output in the sandbox's log.
+  // The template's start command (the code interpreter's server, or an org's
+  // template's), run once `created` is logged and on each cold boot: sh -c as
+  // `user` in /workspace, its output in the sandbox's log.
   std::string start_cmd;
   int ready_port = 0; // the start command is up once this port listens inside
   std::chrono::milliseconds metrics_interval{5000}; // between cgroup samples

@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
+import { now, stats } from './stats.mjs'
 
 const sdkDir = process.env.SDK_TESTS_DIR ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tests/sdk')
 const req = createRequire(path.join(sdkDir, 'package.json'))
@@ -16,13 +17,6 @@ const { Sandbox } = await import(req.resolve('@e2b/code-interpreter'))
 
 const CREATES = Number(process.env.CREATES ?? 5)
 const RUNS = Number(process.env.RUNS ?? 100)
-const now = () => Number(process.hrtime.bigint()) / 1e6
-
-function stats(samples) {
-  const s = [...samples].sort((a, b) => a - b)
-  const pct = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]
-  return { n: s.length, p50: pct(50), p90: pct(90), max: s[s.length - 1] }
-}
 const show = (name, st) =>
   console.log(`${name.padEnd(46)} n=${String(st.n).padStart(3)}  p50 ${st.p50.toFixed(1).padStart(7)} ms  p90 ${st.p90.toFixed(1).padStart(7)} ms  max ${st.max.toFixed(1).padStart(7)} ms`)
 

@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
+import { now, stats } from './stats.mjs'
 
 // The SDK lives in tests/sdk/node_modules (ESM ignores NODE_PATH).
 const sdkDir = process.env.SDK_TESTS_DIR ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tests/sdk')
@@ -29,15 +30,6 @@ const WARMUP = Number(process.env.WARMUP ?? 5)
 const CREATES = Number(process.env.CREATES ?? 20)
 const FILE_RUNS = Number(process.env.FILE_RUNS ?? 100)
 
-const now = () => Number(process.hrtime.bigint()) / 1e6
-
-// Nearest-rank percentile on a sorted copy.
-function stats(samples) {
-  const s = [...samples].sort((a, b) => a - b)
-  const pct = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]
-  const mean = s.reduce((a, b) => a + b, 0) / s.length
-  return { n: s.length, p50: pct(50), p90: pct(90), p99: pct(99), mean, min: s[0], max: s[s.length - 1] }
-}
 const f = (x) => x.toFixed(2).padStart(8)
 function report(label, samples) {
   const r = stats(samples)

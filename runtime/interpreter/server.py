@@ -68,6 +68,12 @@ def check_language(language):
                         % (language, ", ".join(sorted(KERNELS))))
 
 
+def is_idle(msg, msg_id):
+    """Whether `msg` says the kernel is done with request `msg_id`."""
+    return (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+            and msg["content"].get("execution_state") == "idle")
+
+
 def now_iso():
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
@@ -194,11 +200,9 @@ class Context:
     async def silent(self, code):
         """Runs `code` without output or history, waiting until it is done."""
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
-        while True:
-            msg = await self.kc.get_iopub_msg(timeout=KERNEL_START_TIMEOUT)
-            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                    and msg["content"].get("execution_state") == "idle"):
-                return
+        if not await self._wait_idle(msg_id, KERNEL_START_TIMEOUT):
+            raise HttpError(500, "the %s kernel did not set the env vars in %d s"
+                            % (self.language, KERNEL_START_TIMEOUT))
 
     async def execute(self, code, env, emit, gone):
         """Runs one cell, calling `emit(dict)` per output line; the caller
@@ -261,26 +265,28 @@ class Context:
                 elif kind == "execute_input":
                     await emit({"type": "number_of_executions",
                                 "execution_count": content.get("execution_count")})
-                elif kind == "status" and content.get("execution_state") == "idle":
+                elif is_idle(msg, msg_id):
                     return
         except ConnectionError:
             # The client left (or timed out): stop the cell so the next one runs.
             await self.km.interrupt_kernel()
-            await self._drain(msg_id)
+            await self._wait_idle(msg_id, 10)
             raise
 
-    async def _drain(self, msg_id):
+    async def _wait_idle(self, msg_id, seconds):
+        """Whether the kernel finished `msg_id` within `seconds`; other
+        messages are dropped meanwhile."""
         from queue import Empty
         loop = asyncio.get_running_loop()
-        end = loop.time() + 10
+        end = loop.time() + seconds
         while loop.time() < end:
             try:
                 msg = await self.kc.get_iopub_msg(timeout=1)
             except Empty:
                 continue
-            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                    and msg["content"].get("execution_state") == "idle"):
-                return
+            if is_idle(msg, msg_id):
+                return True
+        return False
 
 
 class Interpreter:
