@@ -51,6 +51,18 @@ struct list_page {
   uint64_t total_running = 0; // the org's running sandboxes, all filters aside
 };
 
+/// How often an org started sandboxes from one template (spawnCount,
+/// lastSpawnedAt), kept as counters so no listing walks the history.
+struct template_usage {
+  uint64_t count = 0;
+  int64_t last_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, template_usage& x) {
+  return f(caf::meta::type_name("template_usage"), x.count, x.last_ms);
+}
+
 /// What the registry counts for operators (the Prometheus endpoint).
 struct registry_stats {
   std::map<std::string, uint64_t> by_state;   // live sandboxes: running, paused
@@ -90,6 +102,8 @@ using retry = caf::atom_constant<caf::atom("retry")>;
 using redeliver = caf::atom_constant<caf::atom("redeliver")>;
 using remove = caf::atom_constant<caf::atom("remove")>;
 using compact = caf::atom_constant<caf::atom("compact")>;
+using flush = caf::atom_constant<caf::atom("flush")>;
+using history = caf::atom_constant<caf::atom("history")>;
 using idle = caf::atom_constant<caf::atom("idle")>;
 using cancel = caf::atom_constant<caf::atom("cancel")>;
 using sample = caf::atom_constant<caf::atom("sample")>;
@@ -103,8 +117,11 @@ using agent_end = caf::atom_constant<caf::atom("agentend")>;
 /// The single writer of the event log.
 using event_log_actor = caf::typed_actor<
   // Durably appends one event (WAL synced) and replies with it, its sequence
-  // number assigned. The reply means the event survives a crash.
+  // number assigned. The reply means the event survives a crash. Appends that
+  // arrive together share one synced write (group commit), in arrival order.
   caf::replies_to<atom::append, event>::with<event>,
+  // Self-sent: writes the appends queued since the last write in one batch.
+  caf::reacts_to<atom::flush>,
   // Drops events past the retention period into a signed checkpoint, then
   // schedules the next round.
   caf::reacts_to<atom::compact>>;
@@ -183,8 +200,14 @@ using registry_actor = caf::typed_actor<
   // Deletes the snapshot of `org` that `ref` names and its files; 404 for
   // none, 409 while a live sandbox or another snapshot rests on it.
   caf::replies_to<atom::remove, std::string, std::string>::with<bool>,
-  // Every sandbox of `org` known since the log began, newest first.
+  // The running and paused sandboxes of `org`, newest first (from the
+  // listing index: costs what it returns).
   caf::replies_to<atom::list, std::string>::with<std::vector<sandbox_record>>,
+  // Every sandbox of `org` known since the log began, ended ones too, newest
+  // first. Walks the whole history: only for queries that ask for ended ones.
+  caf::replies_to<atom::list, std::string, atom::history>::with<std::vector<sandbox_record>>,
+  // Per template id: how many sandboxes `org` started from it, and when last.
+  caf::replies_to<atom::stats, std::string>::with<std::map<std::string, template_usage>>,
   // One page of the org's live sandboxes, from an index ordered by start
   // time: the cost is the page, not the number of sandboxes ever made.
   caf::replies_to<atom::list, list_query>::with<list_page>,

@@ -25,6 +25,12 @@ struct registry_state {
   std::map<std::string, sandbox_actor> live;     // those not yet stopped
   // Per org, the running and paused sandboxes by (start time, id).
   std::map<std::string, std::set<std::pair<int64_t, std::string>>> listed;
+  // Per org: running sandboxes (X-Total-Running), live ones (the per-org
+  // limit), and per template its spawn count; kept in step with `records`
+  // so that no request walks them.
+  std::map<std::string, uint64_t> running;
+  std::map<std::string, size_t> live_of_org;
+  std::map<std::string, std::map<std::string, template_usage>> usage;
   registry_stats stats{{}, {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, {}, 0, 0, 0};
   static inline const char* name = "registry";
 };
@@ -48,14 +54,32 @@ result<recovery_scan> scan_for_recovery(const store& db,
   return scan;
 }
 
-// Stores the newest record of a sandbox and keeps the listing index in step.
+// Stores the newest record of a sandbox and keeps the listing index and the
+// counters in step.
 void put_record(self_ptr self, sandbox_record rec) {
   auto& st = self->state;
-  if (auto old = st.records.find(rec.id); old != st.records.end())
+  if (auto old = st.records.find(rec.id); old != st.records.end()) {
     st.listed[old->second.org_id].erase({old->second.started_at_ms, rec.id});
+    st.running[old->second.org_id] -= old->second.state == sandbox_state::running;
+  }
+  auto& u = st.usage[rec.org_id][rec.template_id];
+  u.count += !st.records.count(rec.id);
+  u.last_ms = std::max(u.last_ms, rec.started_at_ms);
   if (rec.state == sandbox_state::running || rec.state == sandbox_state::paused)
     st.listed[rec.org_id].insert({rec.started_at_ms, rec.id});
+  st.running[rec.org_id] += rec.state == sandbox_state::running;
   st.records[rec.id] = std::move(rec);
+}
+
+// A sandbox actor is live from its spawn until its record says stopped.
+void add_live(self_ptr self, const sandbox_record& rec, sandbox_actor actor) {
+  if (self->state.live.emplace(rec.id, std::move(actor)).second)
+    ++self->state.live_of_org[rec.org_id];
+}
+
+void drop_live(self_ptr self, const std::string& id, const std::string& org) {
+  if (self->state.live.erase(id))
+    --self->state.live_of_org[org];
 }
 
 bool matches(const sandbox_record& r, const list_query& q) {
@@ -138,10 +162,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         return to_error({429, "sandbox limit reached ("
                                 + std::to_string(cfg.max_sandboxes)
                                 + " running or paused sandboxes on this host)"});
-      size_t of_org = 0;
-      for (auto& [id, actor] : self->state.live)
-        of_org += self->state.records[id].org_id == spec.org_id;
-      if (of_org >= cfg.max_sandboxes_per_org)
+      if (self->state.live_of_org[spec.org_id] >= cfg.max_sandboxes_per_org)
         return to_error({429, "sandbox limit reached ("
                                 + std::to_string(cfg.max_sandboxes_per_org)
                                 + " running or paused sandboxes per org)"});
@@ -180,7 +201,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       deps.launch = std::move(spec.agent);
       auto actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
       put_record(self, rec);
-      self->state.live[rec.id] = actor;
+      add_live(self, rec, actor);
       auto rp = self->make_response_promise<sandbox_record>();
       auto t0 = std::chrono::steady_clock::now();
       self->request(actor, caf::infinite, atom::start::value)
@@ -270,6 +291,14 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
     },
     [=](atom::list, const std::string& org) {
       std::vector<sandbox_record> out;
+      auto& idx = self->state.listed[org];
+      out.reserve(idx.size());
+      for (auto it = idx.rbegin(); it != idx.rend(); ++it)
+        out.push_back(self->state.records[it->second]);
+      return out;
+    },
+    [=](atom::list, const std::string& org, atom::history) {
+      std::vector<sandbox_record> out;
       for (auto& [id, rec] : self->state.records)
         if (rec.org_id == org)
           out.push_back(rec);
@@ -278,12 +307,12 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       });
       return out;
     },
+    [=](atom::stats, const std::string& org) { return self->state.usage[org]; },
     [=](atom::list, const list_query& q) {
       list_page page;
       auto& st = self->state;
       auto& idx = st.listed[q.org];
-      for (auto& [_, id] : idx)
-        page.total_running += st.records[id].state == sandbox_state::running;
+      page.total_running = st.running[q.org];
       auto take = [&](auto first, auto last) {
         for (auto it = first; it != last; ++it) {
           auto& r = st.records[it->second];
@@ -312,13 +341,19 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
     [=](atom::update, sandbox_record& rec) {
       auto id = rec.id;
       if (rec.state == sandbox_state::error) {
-        // Never created: nothing was logged, so it is not listed either.
-        self->state.records.erase(id);
-        self->state.live.erase(id);
+        // Never created: nothing was logged, so it is neither listed nor counted.
+        auto& st = self->state;
+        if (auto old = st.records.find(id); old != st.records.end()) {
+          st.listed[old->second.org_id].erase({old->second.started_at_ms, id});
+          st.running[old->second.org_id] -= old->second.state == sandbox_state::running;
+          --st.usage[old->second.org_id][old->second.template_id].count;
+          st.records.erase(old);
+        }
+        drop_live(self, id, rec.org_id);
         return;
       }
       if (rec.state == sandbox_state::stopped)
-        self->state.live.erase(id);
+        drop_live(self, id, rec.org_id);
       put_record(self, std::move(rec));
     },
     [=](atom::stats) {
@@ -349,7 +384,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
             owned.insert(id);
             auto actor = spawn_sandbox(self->home_system(), rec,
                                        deps_for(self, rec));
-            self->state.live[id] = actor;
+            add_live(self, rec, actor);
             to_reconcile.push_back(actor);
           }
           // Containers in our own state root that no live sandbox owns.

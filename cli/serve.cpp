@@ -1,6 +1,7 @@
 // `sandboxd serve`: open the store, replay the log into actors, reconcile
 // with the runtime, then serve HTTP until SIGINT/SIGTERM. Sandboxes outlive
 // the server: stopping it leaves them running for the next start to adopt.
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -121,6 +122,11 @@ result<int> positive_int(const std::string& name, const std::string& v) {
 } // namespace
 
 int serve(int argc, char** argv) {
+  // glibc gives each thread that ever mallocs an arena of its own and keeps
+  // it: with up to 80 executor threads coming and going, freed memory stayed
+  // spread over dozens of arenas (RSS 31 -> 128 MiB after 1,000 creates and
+  // kills). A few shared arenas return it.
+  ::mallopt(M_ARENA_MAX, 4);
   auto opts = parse(argc, argv, 2,
                     {"data-dir", "api-listen", "envd-listen", "oci-runtime",
                      "templates", "template-cache", "max-sandboxes",

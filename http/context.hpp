@@ -56,7 +56,7 @@ void with_sandbox(api_context& ctx, const request& req, F f) {
   });
 }
 
-/// Hands every sandbox of the caller's org (any state, newest first) to
+/// Hands the running and paused sandboxes of the caller's org (newest first) to
 /// `f(records)`; failures go to `on_error` (default: the failure as is).
 template <class F, class E>
 void with_org_records(api_context& ctx, const request& req, F f, E on_error) {

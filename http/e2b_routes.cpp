@@ -1,6 +1,7 @@
 // The E2B control plane: create, list, get, kill, pause, connect/resume,
 // timeout and refresh. Each handler validates, sends one typed message and
 // renders the reply; no handler holds state.
+#include <algorithm>
 #include <set>
 
 #include "core/clock.hpp"
@@ -191,12 +192,26 @@ void list_sandboxes(api_context& ctx, request& req) {
   auto md = parse_metadata_filter(req.query_param("metadata").value_or(""));
   auto out = req.out;
   auto keys = json_keys(ctx);
-  with_org_records(ctx, req, [=](const std::vector<sandbox_record>& recs) {
-    auto arr = json::array();
-    for (auto& r : recs)
-      if (wanted.count(r.state) && metadata_matches(r, md))
-        arr.push_back(sandbox_json(r, keys));
-    out->send_json(200, arr);
+  // Live sandboxes come from the listing index; only a query for ended ones
+  // walks the history.
+  bool history = std::any_of(wanted.begin(), wanted.end(), [](sandbox_state st) {
+    return st != sandbox_state::running && st != sandbox_state::paused;
+  });
+  auto org = req.org;
+  auto reg = ctx.registry;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    auto reply = [=](std::vector<sandbox_record>& recs) {
+      auto arr = json::array();
+      for (auto& r : recs)
+        if (wanted.count(r.state) && metadata_matches(r, md))
+          arr.push_back(sandbox_json(r, keys));
+      out->send_json(200, arr);
+    };
+    if (history)
+      self->request(reg, caf::infinite, atom::list::value, org, atom::history::value)
+        .then(reply, reply_error_to(out));
+    else
+      self->request(reg, caf::infinite, atom::list::value, org).then(reply, reply_error_to(out));
   });
 }
 

@@ -19,23 +19,8 @@ namespace sandboxd::http {
 
 namespace {
 
-// What the registry knows of an org's use of each template (by template
-// id): how many sandboxes were made from it and when the last one was.
-struct spawn_stats {
-  uint64_t count = 0;
-  int64_t last_ms = 0;
-};
-using usage = std::map<std::string, spawn_stats>;
-
-usage usage_of(const std::vector<sandbox_record>& recs) {
-  usage u;
-  for (auto& r : recs) {
-    auto& s = u[r.template_id];
-    ++s.count;
-    s.last_ms = std::max(s.last_ms, r.started_at_ms);
-  }
-  return u;
-}
+// Per template id: how many sandboxes the org made from it, and when last.
+using usage = std::map<std::string, template_usage>;
 
 int disk_size_mb() {
   return registry_config{}.disk_size_mb;
@@ -142,7 +127,13 @@ int level_rank(const std::string& level) {
 // Asks the registry for the org's sandboxes, then answers with `f(usage)`.
 template <class F>
 void with_usage(api_context& ctx, const request& req, F f) {
-  with_org_records(ctx, req, [=](const std::vector<sandbox_record>& recs) { f(usage_of(recs)); });
+  auto org = req.org;
+  auto reg = ctx.registry;
+  auto out = req.out;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(reg, caf::infinite, atom::stats::value, org)
+      .then([=](usage& u) { f(u); }, reply_error_to(out));
+  });
 }
 
 // Every template the org sees, in listing order: the catalogue's, then the

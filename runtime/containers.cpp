@@ -107,11 +107,6 @@ void unmount(const std::string& path) {
   ::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
 }
 
-network_config in_data_dir(network_config cfg, const std::string& data_dir) {
-  cfg.work_dir = data_dir + "/runtime";
-  return cfg;
-}
-
 // A content-addressed copy of the interpreter's files from `source` (beside
 // the agent) in `runtime_dir`, readable by every sandbox user: a live sandbox
 // keeps the version it started with. Empty when there is none.
@@ -160,7 +155,7 @@ container_runtime::container_runtime(std::string runtime_bin,
     data_dir_(std::move(data_dir)),
     state_root_(data_dir_ + "/runtime/state"),
     agent_source_(std::move(agent_bin)),
-    net_(in_data_dir(std::move(network), data_dir_)),
+    net_(std::move(network)),
     disks_(data_dir_ + "/runtime/disks"),
     ids_(id_range_locks, first_sandbox_uid, sandbox_id_ranges) {
   std::error_code ec;

@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <linux/openat2.h>
+#include <nftables/libnftables.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <sched.h>
@@ -19,12 +19,14 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "core/ascii.hpp"
 #include "core/ids.hpp"
 #include "runtime/command.hpp"
+#include "runtime/netlink.hpp"
 
 namespace sandboxd {
 
@@ -33,7 +35,6 @@ namespace {
 constexpr const char* table = "inet sandboxd";
 constexpr int prefix_len = 30; // per sandbox: network, gateway, sandbox, broadcast
 constexpr size_t max_entries = 1024;
-constexpr auto tool_timeout = std::chrono::seconds(20);
 
 std::string read_text(const std::string& path) {
   std::ifstream in{path, std::ios::binary};
@@ -121,19 +122,32 @@ bool in_any(const std::vector<ipv4_net>& nets, uint32_t addr) {
 
 } // namespace
 
-std::string render_skeleton() {
+std::string render_skeleton(const std::vector<ipv4_net>& always_deny) {
   std::string t = table;
-  return "add table " + t + "\n"
+  std::string s = "add table " + t + "\n"
          "add set " + t + " ifaces { type ifname; }\n"
+         // Shared by every sandboxd on the host: each adds its pool and its
+         // never-opened ranges (the union is denied to every sandbox).
+         "add set " + t + " always_deny { type ipv4_addr; flags interval; auto-merge; }\n"
          "add map " + t + " egress { type ifname : verdict; }\n"
          "add chain " + t + " forward { type filter hook forward priority filter; policy accept; }\n"
          "add chain " + t + " input { type filter hook input priority filter; policy accept; }\n"
-         "add chain " + t + " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n"
+         "add chain " + t + " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n";
+  auto always = merge_nets(always_deny);
+  if (!always.empty())
+    s += "add element " + t + " always_deny " + set_of(always) + "\n";
+  return s +
          "flush chain " + t + " forward\n"
          // Nothing new enters a sandbox: not from outside, not from another sandbox.
          "add rule " + t + " forward oifname @ifaces ct state established,related accept\n"
          "add rule " + t + " forward oifname @ifaces drop\n"
-         // Out of a sandbox: its own policy chain; a veth without one is dropped.
+         // Out of a sandbox: IPv4 only (it has no IPv6 route), never to the
+         // always-denied ranges, then its own policy (a verdict or a chain);
+         // a veth without one is dropped. Kept here rather than in each
+         // sandbox's chain: anonymous interval sets per sandbox made every
+         // nft transaction dump them all (O(sandboxes)).
+         "add rule " + t + " forward iifname @ifaces meta nfproto != ipv4 drop\n"
+         "add rule " + t + " forward iifname @ifaces ip daddr @always_deny drop\n"
          "add rule " + t + " forward iifname vmap @egress\n"
          "add rule " + t + " forward iifname @ifaces drop\n"
          "flush chain " + t + " input\n"
@@ -167,17 +181,42 @@ private:
   int fd_ = -1;
 };
 
-// Every IPv4 address on the host's interfaces (this netns).
-std::vector<uint32_t> host_addresses() {
+// Every IPv4 address on the host's interfaces (this netns): one netlink
+// dump of IPv4 addresses only, not getifaddrs' dump of every link.
+result<std::vector<uint32_t>> host_addresses() {
+  auto nl = rtnetlink::open();
+  if (!nl)
+    return nl.error();
+  auto all = nl->ipv4_addresses();
+  if (!all)
+    return all.error();
   std::vector<uint32_t> out;
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0)
-    return out;
-  for (auto* i = list; i; i = i->ifa_next)
-    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
-      out.push_back(ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr));
-  ::freeifaddrs(list);
+  out.reserve(all->size());
+  for (auto& [addr, _] : *all)
+    out.push_back(addr);
   return out;
+}
+
+// nft through libnftables in this process: one context, one transaction at
+// a time (a context is not thread-safe; the kernel serializes commits anyway).
+result<std::string> nft_run(const std::string& text) {
+  static std::mutex mtx;
+  static nft_ctx* ctx = nullptr;
+  std::lock_guard<std::mutex> guard{mtx};
+  if (!ctx) {
+    ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (!ctx)
+      return internal_error("libnftables: cannot create a context");
+    nft_ctx_buffer_output(ctx);
+    nft_ctx_buffer_error(ctx);
+  }
+  int rc = nft_run_cmd_from_buffer(ctx, text.c_str());
+  // Reading a buffer also empties it for the next command.
+  auto* out = nft_ctx_get_output_buffer(ctx);
+  auto* err = nft_ctx_get_error_buffer(ctx);
+  if (rc != 0)
+    return internal_error("nft failed: " + (err ? trim(err) : std::string{"no reason given"}));
+  return std::string{out ? out : ""};
 }
 
 bool link_exists(const std::string& name) {
@@ -317,11 +356,8 @@ std::string render_policy(const std::string& id, const resolved_policy& p, bool 
   if (new_chain)
     s += "add chain " + t + " " + chain + "\n";
   s += "flush chain " + t + " " + chain + "\n";
-  // IPv4 only: the sandbox has no IPv6 route; anything else is dropped.
-  s += rule + "meta nfproto != ipv4 drop\n";
-  auto always = merge_nets(p.always_deny);
-  if (!always.empty())
-    s += rule + "ip daddr " + set_of(always) + " drop\n";
+  // Non-IPv4 and the always-denied ranges were dropped before the jump here
+  // (render_skeleton).
   auto allow = merge_nets(p.allow);
   if (!allow.empty())
     s += rule + "ip daddr " + set_of(allow) + " accept\n";
@@ -347,7 +383,7 @@ std::string render_policy(const std::string& id, const resolved_policy& p, bool 
 }
 
 std::string render_apply(const std::string& id, const resolved_policy& p) {
-  return render_skeleton() + render_policy(id, p, true);
+  return render_skeleton(p.always_deny) + render_policy(id, p, true);
 }
 
 std::string render_delete(const std::string& id) {
@@ -365,27 +401,11 @@ std::string render_remove(const std::string& id) {
   auto chain = chain_name(id);
   auto veth = veth_name(id);
   // Added first so that the deletes succeed whether or not they were there.
-  return render_skeleton()
+  return render_skeleton({})
          + "add chain " + t + " " + chain + "\n"
          + "add element " + t + " ifaces { \"" + veth + "\" }\n"
          + "add element " + t + " egress { \"" + veth + "\" : goto " + chain + " }\n"
          + render_delete(id);
-}
-
-std::string render_host_link(const std::string& id, int init_pid,
-                             const sandbox_addresses& a, int len) {
-  auto veth = veth_name(id);
-  return "link add " + veth + " type veth peer name eth0 netns " + std::to_string(init_pid) + "\n"
-         + "link set dev " + veth + " alias sandboxd:" + id + "\n"
-         + "addr add " + ipv4_to_string(a.host) + "/" + std::to_string(len) + " dev " + veth + "\n"
-         + "link set dev " + veth + " up\n";
-}
-
-std::string render_sandbox_link(const sandbox_addresses& a, int len) {
-  return "link set dev lo up\n"
-         "addr add " + ipv4_to_string(a.sandbox) + "/" + std::to_string(len) + " dev eth0\n"
-         "link set dev eth0 up\n"
-         "route add default via " + ipv4_to_string(a.host) + " dev eth0\n";
 }
 
 std::string render_resolv_conf(const resolved_policy& p, const std::vector<uint32_t>& ns) {
@@ -484,18 +504,20 @@ std::vector<uint32_t> sandbox_network::nameservers() {
   return out;
 }
 
+std::vector<ipv4_net> sandbox_network::always_deny() const {
+  std::vector<ipv4_net> out{pool_};
+  for (auto& text : config_.always_deny)
+    if (auto n = parse_ipv4_net(text))
+      out.push_back(*n); // a bad entry is refused by check_host
+  return out;
+}
+
 result<resolved_policy> sandbox_network::resolve(const network_policy& policy) {
   if (auto v = validate(policy); !v)
     return v.error();
   resolved_policy r;
   r.internet = policy.internet;
-  r.always_deny.push_back(pool_);
-  for (auto& s : config_.always_deny) {
-    auto n = parse_ipv4_net(s);
-    if (!n)
-      return internal_error("network config always_deny: " + n.error().message);
-    r.always_deny.push_back(*n);
-  }
+  r.always_deny = always_deny();
   std::vector<std::string> domains;
   bool any_domain = false;
   for (auto& e : policy.allow_out) {
@@ -541,58 +563,65 @@ result<resolved_policy> sandbox_network::resolve(const network_policy& policy) {
   return r;
 }
 
-result<std::string> sandbox_network::run_batch(const std::string& tool,
-                                               const std::string& text, int netns_pid) {
-  static std::atomic<uint64_t> counter{0};
-  auto path = config_.work_dir + "/net-" + std::to_string(::getpid()) + "-"
-              + std::to_string(counter++) + "." + tool;
-  {
-    std::ofstream out{path, std::ios::binary | std::ios::trunc};
-    out << text;
-    if (!out)
-      return internal_error("cannot write " + path);
-  }
-  std::vector<std::string> argv =
-    tool == "nft" ? std::vector<std::string>{"nft", "-f", path}
-                  : std::vector<std::string>{"ip", "-batch", path};
-  result<command_output> out = internal_error("not run");
-  if (netns_pid > 0) {
-    // A thread of our own enters the sandbox's netns; what it spawns is born there.
-    auto ns = "/proc/" + std::to_string(netns_pid) + "/ns/net";
-    int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      ::unlink(path.c_str());
-      return internal_error("open " + ns + ": " + strerror(errno));
-    }
-    std::thread worker([&] {
-      if (::setns(fd, CLONE_NEWNET) != 0) {
-        out = internal_error("setns " + ns + ": " + strerror(errno));
-        return;
-      }
-      out = run_command(argv, tool_timeout);
-    });
-    worker.join();
-    ::close(fd);
-  } else {
-    out = run_command(argv, tool_timeout);
-  }
-  ::unlink(path.c_str());
-  if (!out)
-    return out.error();
-  if (out->exit_code != 0)
-    return internal_error(tool + " failed (exit " + std::to_string(out->exit_code)
-                          + "): " + trim(out->output));
-  return out->output;
+namespace {
+
+// The host side: the veth pair (its peer `eth0` born in the sandbox's
+// netns), the gateway address, the alias naming the sandbox, up.
+status wire_host_side(const std::string& id, int init_pid, const sandbox_addresses& a, int len) {
+  auto nl = rtnetlink::open();
+  if (!nl)
+    return nl.error();
+  auto veth = veth_name(id);
+  if (auto r = nl->add_veth(veth, "eth0", init_pid); !r)
+    return r;
+  if (auto r = nl->add_address(veth, a.host, len); !r)
+    return r;
+  return nl->set_up(veth, "sandboxd:" + id);
 }
+
+// The sandbox side, from a socket opened inside its netns: lo and eth0 up,
+// the sandbox's address, the default route through the gateway.
+status wire_sandbox_side(int init_pid, const sandbox_addresses& a, int len) {
+  auto ns = "/proc/" + std::to_string(init_pid) + "/ns/net";
+  int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return internal_error("open " + ns + ": " + strerror(errno));
+  status out = success();
+  // A short-lived thread of our own enters the netns (a thread's namespace
+  // cannot be restored reliably, so no pooled thread ever does).
+  std::thread inside([&] {
+    if (::setns(fd, CLONE_NEWNET) != 0) {
+      out = internal_error("setns " + ns + ": " + strerror(errno));
+      return;
+    }
+    auto nl = rtnetlink::open();
+    if (!nl) {
+      out = nl.error();
+      return;
+    }
+    if (out = nl->set_up("lo"); !out)
+      return;
+    if (out = nl->add_address("eth0", a.sandbox, len); !out)
+      return;
+    if (out = nl->set_up("eth0"); !out)
+      return;
+    out = nl->add_default_route("eth0", a.host);
+  });
+  inside.join();
+  ::close(fd);
+  return out;
+}
+
+} // namespace
 
 result<std::string> sandbox_network::run_nft(const std::string& fast,
                                              const std::string& robust) {
   // Re-adding existing chains costs a kernel grace period (~15 ms): the
   // skeleton goes in once per process, and again only if something failed.
   bool ready = skeleton_ready_.load();
-  auto r = run_batch("nft", ready ? fast : render_skeleton() + fast);
+  auto r = nft_run(ready ? fast : render_skeleton(always_deny()) + fast);
   if (!r)
-    r = run_batch("nft", robust);
+    r = nft_run(robust);
   if (r)
     skeleton_ready_ = true;
   return r;
@@ -605,19 +634,15 @@ status sandbox_network::check_host() {
   for (auto& s : config_.always_deny)
     if (auto n = parse_ipv4_net(s); !n)
       return bad_request("invalid always-denied network: " + n.error().message);
-  for (auto& [argv, pkg] :
-       {std::pair{std::vector<std::string>{"ip", "-V"}, "iproute2"},
-        std::pair{std::vector<std::string>{"nft", "--version"}, "nftables"}}) {
-    auto out = run_command(argv, std::chrono::seconds(10));
-    if (!out || out->exit_code != 0)
-      return internal_error("'" + argv[0] + "' is not usable; sandbox networking needs it "
-                            "(apt-get install " + pkg + ")");
-  }
+  if (auto r = nft_run("list tables"); !r)
+    return internal_error("nftables is not usable; sandbox networking needs it: "
+                          + r.error().message);
+  if (auto nl = rtnetlink::open(); !nl)
+    return internal_error("rtnetlink is not usable; sandbox networking needs it: "
+                          + nl.error().message);
   if (trim(read_text("/proc/sys/net/ipv4/ip_forward")) != "1")
     return internal_error("net.ipv4.ip_forward is off: sandboxes cannot reach anything "
                           "(sysctl -w net.ipv4.ip_forward=1; ops/run does this)");
-  std::error_code ec;
-  std::filesystem::create_directories(config_.work_dir, ec);
   return success();
 }
 
@@ -650,11 +675,13 @@ status sandbox_network::setup(const std::string& id, int init_pid,
     if (!lock.ok())
       return internal_error("cannot open " + config_.lock_path + ": " + strerror(errno));
     auto used = host_addresses();
+    if (!used)
+      return used.error();
     uint32_t slots = uint32_t{1} << (prefix_len - pool_.len);
     uint32_t first = preferred_slot(id, slots);
     for (uint32_t i = 0; i < slots; ++i) {
       auto a = slot_addresses(pool_, (first + i) % slots);
-      bool taken = std::any_of(used.begin(), used.end(),
+      bool taken = std::any_of(used->begin(), used->end(),
                                [&](uint32_t u) { return contains(a->subnet, u); });
       if (!taken) {
         chosen = *a;
@@ -663,7 +690,7 @@ status sandbox_network::setup(const std::string& id, int init_pid,
     }
     if (!chosen)
       return chosen.error();
-    if (auto r = run_batch("ip", render_host_link(id, init_pid, *chosen, prefix_len)); !r)
+    if (auto r = wire_host_side(id, init_pid, *chosen, prefix_len); !r)
       return fail(r.error());
   }
   // 2. The rules and 3. the sandbox side (lo, address, default route), at
@@ -673,7 +700,7 @@ status sandbox_network::setup(const std::string& id, int init_pid,
   std::thread nft([&] {
     rules = run_nft(render_policy(id, *resolved, true), render_apply(id, *resolved));
   });
-  auto inside = run_batch("ip", render_sandbox_link(*chosen, prefix_len), init_pid);
+  auto inside = wire_sandbox_side(init_pid, *chosen, prefix_len);
   nft.join();
   if (!rules)
     return fail(rules.error());
@@ -706,11 +733,13 @@ status sandbox_network::teardown(const std::string& id) {
   std::thread del([&] {
     if (!link_exists(veth))
       return;
-    auto out = run_command({"ip", "link", "del", "dev", veth}, tool_timeout);
-    if (!out)
-      link = out.error();
-    else if (out->exit_code != 0 && link_exists(veth))
-      link = internal_error("ip link del " + veth + ": " + trim(out->output));
+    auto nl = rtnetlink::open();
+    if (!nl) {
+      link = nl.error();
+      return;
+    }
+    if (auto r = nl->delete_link(veth); !r && r.error().status != 404)
+      link = r;
   });
   auto rules = run_nft(render_delete(id), render_remove(id));
   del.join();
@@ -724,13 +753,16 @@ status sandbox_network::teardown(const std::string& id) {
 result<std::vector<std::string>> sandbox_network::sweep() {
   // Chains first, links second: setup makes the link before the chain, so a
   // chain seen here whose link is missing below is not one being set up.
-  auto out = run_command({"nft", "list", "table", "inet", "sandboxd"}, tool_timeout);
+  std::vector<std::string> stale;
+  auto tables = nft_run("list tables inet");
+  if (!tables)
+    return tables.error();
+  if (tables->find("table inet sandboxd\n") == std::string::npos)
+    return stale; // no table: nothing of ours
+  auto out = nft_run("list table inet sandboxd");
   if (!out)
     return out.error();
-  std::vector<std::string> stale;
-  if (out->exit_code != 0)
-    return stale; // no table: nothing of ours
-  for (auto& id : chains_in_listing(out->output))
+  for (auto& id : chains_in_listing(*out))
     if (!link_exists(veth_name(id)))
       stale.push_back(id);
   if (stale.empty())
@@ -738,7 +770,7 @@ result<std::vector<std::string>> sandbox_network::sweep() {
   std::string text;
   for (auto& id : stale)
     text += render_remove(id);
-  if (auto r = run_batch("nft", text); !r)
+  if (auto r = nft_run(text); !r)
     return r.error();
   return stale;
 }
@@ -798,19 +830,19 @@ status sandbox_network::write_resolv_conf(const std::string& rootfs,
 }
 
 result<std::string> sandbox_network::sandbox_address(const std::string& id) {
-  auto veth = veth_name(id);
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0)
-    return internal_error(std::string{"getifaddrs: "} + strerror(errno));
-  std::string found;
-  for (auto* i = list; i; i = i->ifa_next)
-    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && veth == i->ifa_name)
-      found = ipv4_to_string(
-        ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr) + 1);
-  ::freeifaddrs(list);
-  if (found.empty())
+  auto index = ::if_nametoindex(veth_name(id).c_str());
+  if (index == 0)
     return not_found("sandbox " + id + " has no network");
-  return found;
+  auto nl = rtnetlink::open();
+  if (!nl)
+    return nl.error();
+  auto all = nl->ipv4_addresses();
+  if (!all)
+    return all.error();
+  for (auto& [addr, link] : *all)
+    if (link == static_cast<int>(index))
+      return ipv4_to_string(addr + 1); // the gateway's neighbour in the /30
+  return not_found("sandbox " + id + " has no network");
 }
 
 } // namespace sandboxd

@@ -8,15 +8,17 @@
 //
 //   table inet sandboxd {
 //     set ifaces  { type ifname }            host-side veth of every sandbox
+//     set always_deny { type ipv4_addr }     every server's pool and always_deny
 //     map egress  { type ifname : verdict }  veth -> goto sbx_<id>
-//     chain forward      new traffic into a sandbox: drop; from a sandbox: its chain
+//     chain forward      new traffic into a sandbox: drop; from a sandbox:
+//                        non-IPv4 and always_deny drop, then its chain
 //     chain input        from a sandbox to the host: drop (replies to the host pass)
 //     chain postrouting  masquerade what leaves a sandbox for anywhere else
 //     chain sbx_<id>     the sandbox's policy, rewritten atomically on update
 //   }
 //
-// sbx_<id>, first match wins: non-IPv4 drop; the pool and always_deny
-// (169.254.0.0/16) drop; allowOut accept; DNS (tcp/udp 53) to the
+// Before the jump, non-IPv4 and the always-denied ranges (the pools and
+// 169.254.0.0/16) are dropped. sbx_<id>, first match wins: allowOut accept; DNS (tcp/udp 53) to the
 // nameservers accept when allowOut has domains; then drop everything if
 // !internet, else denyOut drop; accept. Every packet is checked, so an update
 // also cuts connections that are already open.
@@ -26,7 +28,9 @@
 // refreshes them later (call update again). `*.domain` cannot be resolved
 // ahead of time: it is accepted but opens nothing but DNS by itself.
 //
-// Every call blocks (spawns ip/nft): run it on a worker.
+// Links, addresses and routes go through rtnetlink, rules through libnftables,
+// both in this process: no `ip` or `nft` is spawned.
+// Every call blocks (kernel round trips, ~ms): run it on a worker.
 #pragma once
 
 #include <atomic>
@@ -61,8 +65,6 @@ struct network_config {
   /// Nameservers for sandboxes; empty = the host's non-loopback IPv4 ones
   /// (/etc/resolv.conf, else /run/systemd/resolve/resolv.conf).
   std::vector<std::string> nameservers;
-  /// Where nft/ip batch files are written (created if missing).
-  std::string work_dir = "/tmp";
   /// Host-wide lock serializing address allocation between sandboxd processes.
   std::string lock_path = "/run/sandboxd-network.lock";
   /// Domain -> IPv4 addresses (host byte order); empty = getaddrinfo (A records).
@@ -115,9 +117,10 @@ struct resolved_policy {
 /// What the rules decide for a packet from the sandbox to `dst` (port 53 or not).
 bool permits(const resolved_policy& policy, uint32_t dst, bool dns_port);
 
-/// nft -f text: the shared table, sets, map and base chains with their rules.
-/// Idempotent, and identical from every sandboxd.
-std::string render_skeleton();
+/// nft -f text: the shared table, sets, map and base chains with their rules,
+/// and `always_deny` added to the shared set. Idempotent; the rules are
+/// identical from every sandboxd.
+std::string render_skeleton(const std::vector<ipv4_net>& always_deny);
 /// nft -f text: the sandbox's chain (created first when `new_chain`, else it
 /// must exist), its rules, and its set and map entries. One transaction.
 std::string render_policy(const std::string& sandbox_id, const resolved_policy& policy,
@@ -128,10 +131,6 @@ std::string render_apply(const std::string& sandbox_id, const resolved_policy& p
 std::string render_delete(const std::string& sandbox_id);
 /// Like render_delete, but succeeds whatever is there (adds, then deletes).
 std::string render_remove(const std::string& sandbox_id);
-/// ip -batch text: host side (veth, gateway address, up) and sandbox side.
-std::string render_host_link(const std::string& sandbox_id, int init_pid,
-                             const sandbox_addresses& a, int prefix_len);
-std::string render_sandbox_link(const sandbox_addresses& a, int prefix_len);
 /// /etc/resolv.conf for the sandbox: the nameservers `policy` lets it reach.
 std::string render_resolv_conf(const resolved_policy& policy,
                                const std::vector<uint32_t>& nameservers);
@@ -146,7 +145,7 @@ class sandbox_network {
 public:
   explicit sandbox_network(network_config config = {});
 
-  /// ip, nft and IPv4 forwarding are there; the failure says how to fix it.
+  /// nftables, rtnetlink and IPv4 forwarding work; the failure says how to fix it.
   status check_host();
 
   /// Wires the sandbox whose container init is `init_pid` (its netns is
@@ -178,8 +177,8 @@ public:
 private:
   result<resolved_policy> resolve(const network_policy& policy);
   std::vector<uint32_t> nameservers();
-  result<std::string> run_batch(const std::string& tool, const std::string& text,
-                                int netns_pid = 0);
+  /// The pool and config.always_deny: what no sandbox may ever reach.
+  std::vector<ipv4_net> always_deny() const;
   /// nft -f `fast`, prefixed by the skeleton until one has been applied by
   /// this process; on failure once more as `robust` (which works from any state).
   result<std::string> run_nft(const std::string& fast, const std::string& robust);

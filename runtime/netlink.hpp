@@ -1,0 +1,52 @@
+// rtnetlink in-process (libmnl): the few link, address and route operations
+// sandbox networking needs, without spawning `ip` for each.
+//
+// A socket works in the network namespace of the thread that opened it;
+// every call blocks only for the kernel's answer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+struct mnl_socket;
+
+namespace sandboxd {
+
+class rtnetlink {
+public:
+  /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
+  static result<rtnetlink> open();
+
+  rtnetlink(rtnetlink&& other) noexcept;
+  rtnetlink& operator=(rtnetlink&&) = delete;
+  rtnetlink(const rtnetlink&) = delete;
+  ~rtnetlink();
+
+  /// A veth pair: `name` here, `peer` inside the network namespace of
+  /// process `peer_netns_pid`. Fails if `name` exists.
+  status add_veth(const std::string& name, const std::string& peer, int peer_netns_pid);
+  /// Sets the link up, and its alias when `alias` is not empty.
+  status set_up(const std::string& name, const std::string& alias = {});
+  /// Adds `addr`/`prefix_len` (host byte order) to the link.
+  status add_address(const std::string& name, uint32_t addr, int prefix_len);
+  /// The default route through `gateway` (host byte order) on the link.
+  status add_default_route(const std::string& name, uint32_t gateway);
+  /// Deletes the link (a veth takes its peer with it); not_found if absent.
+  status delete_link(const std::string& name);
+  /// Every IPv4 address in this namespace with its link's index (one dump).
+  result<std::vector<std::pair<uint32_t, int>>> ipv4_addresses();
+
+private:
+  explicit rtnetlink(mnl_socket* sock);
+  /// Sends the request in `buf` and waits for its acknowledgement.
+  status talk(void* buf, const std::string& what);
+
+  mnl_socket* sock_ = nullptr;
+  unsigned port_ = 0;
+  unsigned seq_ = 0;
+};
+
+} // namespace sandboxd
