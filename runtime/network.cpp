@@ -20,6 +20,8 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -348,13 +350,38 @@ bool permits(const resolved_policy& p, uint32_t dst, bool dns_port) {
   return !in_any(p.deny, dst);
 }
 
-std::string render_policy(const std::string& id, const resolved_policy& p, bool new_chain) {
+std::optional<std::string> policy_verdict(const resolved_policy& p) {
+  if (!p.allow.empty() || !p.dns.empty())
+    return std::nullopt;
+  auto deny = merge_nets(p.deny);
+  if (!p.internet || (deny.size() == 1 && deny[0].len == 0))
+    return "drop";
+  if (deny.empty())
+    return "accept";
+  return std::nullopt;
+}
+
+std::string render_policy(const std::string& id, const resolved_policy& p, bool fresh) {
   std::string t = table;
   auto chain = chain_name(id);
-  auto rule = "add rule " + t + " " + chain + " ";
+  auto veth = veth_name(id);
   std::string s;
-  if (new_chain)
-    s += "add chain " + t + " " + chain + "\n";
+  // An update swaps the sandbox's map entry within the transaction: there
+  // is no moment without a policy.
+  if (!fresh)
+    s += "delete element " + t + " egress { \"" + veth + "\" }\n";
+  if (auto verdict = policy_verdict(p)) {
+    s += "add element " + t + " ifaces { \"" + veth + "\" }\n";
+    s += "add element " + t + " egress { \"" + veth + "\" : " + *verdict + " }\n";
+    // The chain an earlier policy may have had (added first: there may be none).
+    if (!fresh)
+      s += "add chain " + t + " " + chain + "\n"
+           + "flush chain " + t + " " + chain + "\n"
+           + "delete chain " + t + " " + chain + "\n";
+    return s;
+  }
+  auto rule = "add rule " + t + " " + chain + " ";
+  s += "add chain " + t + " " + chain + "\n";
   s += "flush chain " + t + " " + chain + "\n";
   // Non-IPv4 and the always-denied ranges were dropped before the jump here
   // (render_skeleton).
@@ -376,7 +403,6 @@ std::string render_policy(const std::string& id, const resolved_policy& p, bool 
     s += rule + "ip daddr " + set_of(deny) + " drop\n";
   if (!deny_all)
     s += rule + "accept\n";
-  auto veth = veth_name(id);
   s += "add element " + t + " ifaces { \"" + veth + "\" }\n";
   s += "add element " + t + " egress { \"" + veth + "\" : goto " + chain + " }\n";
   return s;
@@ -392,20 +418,20 @@ std::string render_delete(const std::string& id) {
   auto veth = veth_name(id);
   return "delete element " + t + " egress { \"" + veth + "\" }\n"
          + "delete element " + t + " ifaces { \"" + veth + "\" }\n"
+         + "add chain " + t + " " + chain + "\n"
          + "flush chain " + t + " " + chain + "\n"
          + "delete chain " + t + " " + chain + "\n";
 }
 
-std::string render_remove(const std::string& id) {
+std::vector<std::string> render_forget(const std::string& veth, const std::string& chain) {
   std::string t = table;
-  auto chain = chain_name(id);
-  auto veth = veth_name(id);
-  // Added first so that the deletes succeed whether or not they were there.
-  return render_skeleton({})
-         + "add chain " + t + " " + chain + "\n"
-         + "add element " + t + " ifaces { \"" + veth + "\" }\n"
-         + "add element " + t + " egress { \"" + veth + "\" : goto " + chain + " }\n"
-         + render_delete(id);
+  std::vector<std::string> steps = {
+    "delete element " + t + " egress { \"" + veth + "\" }\n",
+    "delete element " + t + " ifaces { \"" + veth + "\" }\n"};
+  if (!chain.empty())
+    steps.push_back("add chain " + t + " " + chain + "\n" + "flush chain " + t + " " + chain
+                    + "\n" + "delete chain " + t + " " + chain + "\n");
+  return steps;
 }
 
 std::string render_resolv_conf(const resolved_policy& p, const std::vector<uint32_t>& ns) {
@@ -447,6 +473,24 @@ std::vector<std::string> chains_in_listing(const std::string& listing) {
       ids.push_back(name.substr(4));
   }
   return ids;
+}
+
+std::vector<std::string> ifaces_in_listing(const std::string& listing) {
+  std::vector<std::string> out;
+  auto at = listing.find("set ifaces {");
+  if (at == std::string::npos)
+    return out;
+  auto end = listing.find('}', at + 12);
+  for (auto q = listing.find('"', at); q != std::string::npos && q < end;) {
+    auto close = listing.find('"', q + 1);
+    if (close == std::string::npos || close > end)
+      break;
+    auto name = listing.substr(q + 1, close - q - 1);
+    if (name.size() == 15 && name.compare(0, 3, "sbx") == 0)
+      out.push_back(name);
+    q = listing.find('"', close + 1);
+  }
+  return out;
 }
 
 status validate(const network_policy& p) {
@@ -614,14 +658,29 @@ status wire_sandbox_side(int init_pid, const sandbox_addresses& a, int len) {
 
 } // namespace
 
-result<std::string> sandbox_network::run_nft(const std::string& fast,
-                                             const std::string& robust) {
-  // Re-adding existing chains costs a kernel grace period (~15 ms): the
+status sandbox_network::forget(const std::string& veth, const std::string& chain) {
+  // One transaction per entry: each may be missing, and one missing entry
+  // must not keep the others. ENOENT is "already gone".
+  for (auto& step : render_forget(veth, chain))
+    if (auto r = nft_run(step); !r && r.error().message.find("No such file or directory")
+                                          == std::string::npos)
+      return failure{r.error().status, "remove the rules of " + veth + ": " + r.error().message};
+  return success();
+}
+
+result<std::string> sandbox_network::run_nft(const std::string& id, const std::string& fast,
+                                             const std::string& then) {
+  // Re-adding existing base chains costs a kernel grace period (~15 ms): the
   // skeleton goes in once per process, and again only if something failed.
   bool ready = skeleton_ready_.load();
   auto r = nft_run(ready ? fast : render_skeleton(always_deny()) + fast);
-  if (!r)
-    r = nft_run(robust);
+  if (!r) {
+    // From whatever state the entries are in: remove them, then `then`.
+    if (auto f = forget(veth_name(id), chain_name(id)); !f)
+      return f.error();
+    r = then.empty() ? result<std::string>{std::string{}}
+                     : nft_run(render_skeleton(always_deny()) + then);
+  }
   if (r)
     skeleton_ready_ = true;
   return r;
@@ -698,7 +757,7 @@ status sandbox_network::setup(const std::string& id, int init_pid,
   //    exists before its chain does (sweep() relies on that order).
   result<std::string> rules = internal_error("not run");
   std::thread nft([&] {
-    rules = run_nft(render_policy(id, *resolved, true), render_apply(id, *resolved));
+    rules = run_nft(id, render_policy(id, *resolved, true), render_policy(id, *resolved, true));
   });
   auto inside = wire_sandbox_side(init_pid, *chosen, prefix_len);
   nft.join();
@@ -718,7 +777,8 @@ status sandbox_network::update(const std::string& id, const network_policy& poli
   if (!link_exists(veth_name(id)))
     return not_found("sandbox " + id + " has no network");
   // Flush and refill the chain, one transaction: no moment without a policy.
-  if (auto r = run_nft(render_policy(id, *resolved, false), render_apply(id, *resolved)); !r)
+  if (auto r = run_nft(id, render_policy(id, *resolved, false), render_policy(id, *resolved, true));
+      !r)
     return failure{r.error().status, "sandbox network: " + r.error().message};
   return success();
 }
@@ -741,7 +801,7 @@ status sandbox_network::teardown(const std::string& id) {
     if (auto r = nl->delete_link(veth); !r && r.error().status != 404)
       link = r;
   });
-  auto rules = run_nft(render_delete(id), render_remove(id));
+  auto rules = run_nft(id, render_delete(id), "");
   del.join();
   if (!link)
     return link;
@@ -751,8 +811,8 @@ status sandbox_network::teardown(const std::string& id) {
 }
 
 result<std::vector<std::string>> sandbox_network::sweep() {
-  // Chains first, links second: setup makes the link before the chain, so a
-  // chain seen here whose link is missing below is not one being set up.
+  // Entries first, links second: setup makes the link before its entries,
+  // so an entry seen here whose link is missing below is not being set up.
   std::vector<std::string> stale;
   auto tables = nft_run("list tables inet");
   if (!tables)
@@ -762,16 +822,24 @@ result<std::vector<std::string>> sandbox_network::sweep() {
   auto out = nft_run("list table inet sandboxd");
   if (!out)
     return out.error();
-  for (auto& id : chains_in_listing(*out))
-    if (!link_exists(veth_name(id)))
-      stale.push_back(id);
-  if (stale.empty())
-    return stale;
-  std::string text;
-  for (auto& id : stale)
-    text += render_remove(id);
-  if (auto r = nft_run(text); !r)
-    return r.error();
+  std::set<std::string> swept_veths;
+  for (auto& id : chains_in_listing(*out)) {
+    auto veth = veth_name(id);
+    if (link_exists(veth))
+      continue;
+    if (auto f = forget(veth, chain_name(id)); !f)
+      return f.error();
+    swept_veths.insert(veth);
+    stale.push_back(id);
+  }
+  // Sandboxes whose policy is a plain verdict have no chain, only entries.
+  for (auto& veth : ifaces_in_listing(*out)) {
+    if (swept_veths.count(veth) || link_exists(veth))
+      continue;
+    if (auto f = forget(veth, ""); !f)
+      return f.error();
+    stale.push_back(veth);
+  }
   return stale;
 }
 

@@ -9,12 +9,12 @@
 //   table inet sandboxd {
 //     set ifaces  { type ifname }            host-side veth of every sandbox
 //     set always_deny { type ipv4_addr }     every server's pool and always_deny
-//     map egress  { type ifname : verdict }  veth -> goto sbx_<id>
+//     map egress  { type ifname : verdict }  veth -> accept, drop or goto sbx_<id>
 //     chain forward      new traffic into a sandbox: drop; from a sandbox:
 //                        non-IPv4 and always_deny drop, then its chain
 //     chain input        from a sandbox to the host: drop (replies to the host pass)
 //     chain postrouting  masquerade what leaves a sandbox for anywhere else
-//     chain sbx_<id>     the sandbox's policy, rewritten atomically on update
+//     chain sbx_<id>     a sandbox's policy when it is more than accept/drop
 //   }
 //
 // Before the jump, non-IPv4 and the always-denied ranges (the pools and
@@ -36,6 +36,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,16 +122,24 @@ bool permits(const resolved_policy& policy, uint32_t dst, bool dns_port);
 /// and `always_deny` added to the shared set. Idempotent; the rules are
 /// identical from every sandboxd.
 std::string render_skeleton(const std::vector<ipv4_net>& always_deny);
-/// nft -f text: the sandbox's chain (created first when `new_chain`, else it
-/// must exist), its rules, and its set and map entries. One transaction.
+/// The verdict a policy comes down to when it needs no rules of its own:
+/// "accept" (no allowOut, no denyOut) or "drop" (deny-all, nothing allowed).
+/// Such a sandbox gets a map entry and no chain: the common case adds no
+/// chain that later transactions would have to list.
+std::optional<std::string> policy_verdict(const resolved_policy& policy);
+/// nft -f text, one transaction: the sandbox's set and map entries (a
+/// verdict, or a goto to its chain, created and filled here). `fresh`: the
+/// sandbox has no entries yet; otherwise its map entry is swapped, and a
+/// chain it no longer needs is removed.
 std::string render_policy(const std::string& sandbox_id, const resolved_policy& policy,
-                          bool new_chain);
-/// render_skeleton() + render_policy(.., true): works from any state.
+                          bool fresh);
+/// render_skeleton() + render_policy(.., true).
 std::string render_apply(const std::string& sandbox_id, const resolved_policy& policy);
-/// nft -f text deleting the sandbox's entries and chain; fails if any is missing.
+/// nft -f text deleting the sandbox's entries and chain; fails if an entry is missing.
 std::string render_delete(const std::string& sandbox_id);
-/// Like render_delete, but succeeds whatever is there (adds, then deletes).
-std::string render_remove(const std::string& sandbox_id);
+/// The removal that works from any state: one transaction per entry (map,
+/// set, then `chain` when not empty), each of which may fail as missing.
+std::vector<std::string> render_forget(const std::string& veth, const std::string& chain);
 /// /etc/resolv.conf for the sandbox: the nameservers `policy` lets it reach.
 std::string render_resolv_conf(const resolved_policy& policy,
                                const std::vector<uint32_t>& nameservers);
@@ -138,6 +147,8 @@ std::string render_resolv_conf(const resolved_policy& policy,
 std::vector<uint32_t> parse_nameservers(const std::string& resolv_conf);
 /// Sandbox ids whose policy chain appears in `nft list table inet sandboxd` output.
 std::vector<std::string> chains_in_listing(const std::string& nft_listing);
+/// Host-side veth names in the `ifaces` set of that output.
+std::vector<std::string> ifaces_in_listing(const std::string& nft_listing);
 
 // ---- the component ------------------------------------------------------------
 
@@ -161,8 +172,9 @@ public:
   /// touches nothing that is not the sandbox's.
   status teardown(const std::string& sandbox_id);
 
-  /// Leftovers: removes policy chains (and their entries) of sandboxes whose
-  /// veth no longer exists, whichever sandboxd made them. Returns their ids.
+  /// Leftovers: removes the entries and chains of sandboxes whose veth no
+  /// longer exists, whichever sandboxd made them. Returns the ids of those
+  /// with a chain and the veth names of those without.
   result<std::vector<std::string>> sweep();
 
   /// Writes <rootfs>/etc/resolv.conf (never following a symlink out of the
@@ -180,8 +192,12 @@ private:
   /// The pool and config.always_deny: what no sandbox may ever reach.
   std::vector<ipv4_net> always_deny() const;
   /// nft -f `fast`, prefixed by the skeleton until one has been applied by
-  /// this process; on failure once more as `robust` (which works from any state).
-  result<std::string> run_nft(const std::string& fast, const std::string& robust);
+  /// this process; on failure, forgets the sandbox's entries and applies
+  /// the skeleton and `then`.
+  result<std::string> run_nft(const std::string& sandbox_id, const std::string& fast,
+                              const std::string& then);
+  /// Removes a veth's set and map entries and `chain`, whichever exist.
+  status forget(const std::string& veth, const std::string& chain);
 
   network_config config_;
   ipv4_net pool_;

@@ -30,6 +30,18 @@ def memory_cgroups():
     return -1
 
 
+def busy_cores(seconds=5):
+    """Cores' worth of CPU used on the whole host over `seconds` (/proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(1, t1 - t0))
+
+
 def ms(xs, p):
     return pct([x * 1000 for x in xs], p)
 
@@ -78,6 +90,7 @@ def main():
         print(f"create p50 at {len(ids)} live / first block: {row[0] / first_block[0]:.2f}x; "
               f"kill p50 {row[2]:.1f} ms")
         time.sleep(1)
+        print(f"CPU used by the host with {n} idle sandboxes (5 s): {busy_cores():.2f} cores")
         mem1 = mem_available_kib()
         rss1 = rss_kib(server.proc.pid)
         print(f"memory per live sandbox (MemAvailable drop / {n}): {(mem0 - mem1) / n / 1024:.2f} MiB;"

@@ -150,13 +150,12 @@ def cleanup_module():
     for sid in made_ids:
         if link_exists(veth_of(sid)):
             run("ip", "link", "del", veth_of(sid), check=False)
-        if f"chain sbx_{sid} " in nft_table():
-            v, c = veth_of(sid), f"sbx_{sid}"
-            script = (f'add element inet sandboxd ifaces {{ "{v}" }}\n'
-                      f'add element inet sandboxd egress {{ "{v}" : goto {c} }}\n'
-                      f'delete element inet sandboxd egress {{ "{v}" }}\n'
-                      f'delete element inet sandboxd ifaces {{ "{v}" }}\n'
-                      f'flush chain inet sandboxd {c}\ndelete chain inet sandboxd {c}\n')
+        v, c = veth_of(sid), f"sbx_{sid}"
+        # Each entry on its own: any of them may be gone already.
+        for script in (f'delete element inet sandboxd egress {{ "{v}" }}\n',
+                       f'delete element inet sandboxd ifaces {{ "{v}" }}\n',
+                       f'add chain inet sandboxd {c}\nflush chain inet sandboxd {c}\n'
+                       f'delete chain inet sandboxd {c}\n'):
             subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True)
     if internet:
         internet.stop()
@@ -266,8 +265,9 @@ class DefaultPolicy(NetworkTest):
         sid = self.create()
         self.assertTrue(link_exists(veth_of(sid)))
         table = nft_table()
-        self.assertIn(f"chain sbx_{sid} ", table)
-        self.assertIn(f'"{veth_of(sid)}"', table)
+        # The default policy is a verdict in the map, with no chain of its own.
+        self.assertIn(f'"{veth_of(sid)}" : accept', table)
+        self.assertNotIn(f"chain sbx_{sid} ", table)
         self.assertStatus(self.server.request("DELETE", f"/sandboxes/{sid}"), 204)
         self.assertFalse(link_exists(veth_of(sid)))
         table = nft_table()
@@ -370,6 +370,7 @@ class CleanupCommand(NetworkTest):
         for sid in (mine, theirs, cold):
             self.assertFalse(link_exists(veth_of(sid)), sid)
             self.assertNotIn(f"chain sbx_{sid} ", nft_table())
+            self.assertNotIn(f'"{veth_of(sid)}"', nft_table())
             self.assertFalse(os.path.exists(os.path.join(self.server.dir, "sandboxes", sid)))
             self.assertFalse(os.path.exists(f"/sys/fs/cgroup/memory/sandboxd/{sid}"))
         self.server.start()  # for the class's own cleanup
@@ -396,9 +397,10 @@ class Restarts(NetworkTest):
         deadline = time.time() + 10
         while link_exists(veth_of(sid)) and time.time() < deadline:
             time.sleep(0.05)
-        self.assertIn(f"chain sbx_{sid} ", nft_table())
+        self.assertIn(f'"{veth_of(sid)}"', nft_table())
         self.server.start()
         self.assertNotIn(sid, nft_table())
+        self.assertNotIn(veth_of(sid), nft_table())
         self.assertFalse(link_exists(veth_of(sid)))
 
 

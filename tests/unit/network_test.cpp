@@ -197,38 +197,72 @@ TEST(NetworkRules, RendersTheSandboxChainAsOneTransaction) {
   EXPECT_EQ(text.find("dport 53"), std::string::npos);
 }
 
-TEST(NetworkRules, UpdatesRefillTheExistingChainOnly) {
+TEST(NetworkRules, PlainPoliciesAreAVerdictWithoutAChain) {
   std::string id = "abcdefghij0123456789";
-  resolved_policy p;
-  auto update = render_policy(id, p, false);
-  EXPECT_EQ(update.find("add chain"), std::string::npos) << update;
-  EXPECT_EQ(update.find("add table"), std::string::npos) << update;
-  EXPECT_EQ(update.rfind("flush chain inet sandboxd sbx_" + id + "\n", 0), 0u) << update;
-  auto create = render_policy(id, p, true);
-  EXPECT_EQ(create.rfind("add chain inet sandboxd sbx_" + id + "\n", 0), 0u) << create;
-  EXPECT_EQ(render_apply(id, p), render_skeleton(p.always_deny) + create);
+  std::string entry = "egress { \"sbxabcdefghij01\" : ";
+  resolved_policy open;
+  EXPECT_EQ(policy_verdict(open), std::optional<std::string>{"accept"});
+  auto fresh = render_policy(id, open, true);
+  EXPECT_NE(fresh.find(entry + "accept }"), std::string::npos) << fresh;
+  EXPECT_NE(fresh.find("add element inet sandboxd ifaces { \"sbxabcdefghij01\" }"),
+            std::string::npos);
+  EXPECT_EQ(fresh.find("chain"), std::string::npos) << fresh;
+  EXPECT_EQ(fresh.find("delete"), std::string::npos) << fresh;
+  resolved_policy closed;
+  closed.internet = false;
+  EXPECT_EQ(policy_verdict(closed), std::optional<std::string>{"drop"});
+  closed.internet = true;
+  closed.deny = {net("0.0.0.0/0")};
+  EXPECT_EQ(policy_verdict(closed), std::optional<std::string>{"drop"});
+  closed.allow = {net("198.51.100.7")};
+  EXPECT_EQ(policy_verdict(closed), std::nullopt);
+  resolved_policy some;
+  some.deny = {net("192.0.2.0/24")};
+  EXPECT_EQ(policy_verdict(some), std::nullopt);
+  resolved_policy dns;
+  dns.dns = {ip("203.0.113.53")};
+  EXPECT_EQ(policy_verdict(dns), std::nullopt);
+}
+
+TEST(NetworkRules, UpdatesSwapTheMapEntryInOneTransaction) {
+  std::string id = "abcdefghij0123456789";
+  auto del = std::string{"delete element inet sandboxd egress { \"sbxabcdefghij01\" }\n"};
+  // To a chain: the old entry goes first, then the chain is (re)filled.
+  resolved_policy some;
+  some.deny = {net("192.0.2.0/24")};
+  auto to_chain = render_policy(id, some, false);
+  EXPECT_EQ(to_chain.rfind(del, 0), 0u) << to_chain;
+  EXPECT_LT(to_chain.find("flush chain inet sandboxd sbx_" + id),
+            to_chain.find("goto sbx_" + id));
+  EXPECT_EQ(to_chain.find("add table"), std::string::npos) << to_chain;
+  // To a verdict: the chain an earlier policy had is removed after the swap.
+  auto to_verdict = render_policy(id, resolved_policy{}, false);
+  EXPECT_EQ(to_verdict.rfind(del, 0), 0u) << to_verdict;
+  EXPECT_LT(to_verdict.find(": accept }"), to_verdict.find("delete chain inet sandboxd sbx_" + id));
+  EXPECT_EQ(render_apply(id, some), render_skeleton(some.always_deny) + render_policy(id, some, true));
   EXPECT_EQ(render_skeleton({}).find("sbx_"), std::string::npos);
   EXPECT_EQ(render_skeleton({}).find("add element"), std::string::npos);
 }
 
-TEST(NetworkRules, RemovalIsIdempotentText) {
+TEST(NetworkRules, RemovalTouchesOnlyTheSandboxsEntries) {
   std::string id = "abcdefghij0123456789";
-  auto text = render_remove(id);
-  auto add = text.find("add element inet sandboxd ifaces { \"sbxabcdefghij01\" }");
-  auto del = text.find("delete element inet sandboxd ifaces { \"sbxabcdefghij01\" }");
-  ASSERT_NE(add, std::string::npos);
-  ASSERT_NE(del, std::string::npos);
-  EXPECT_LT(add, del);
-  EXPECT_NE(text.find("delete element inet sandboxd egress { \"sbxabcdefghij01\" }"), std::string::npos);
-  EXPECT_NE(text.find("delete chain inet sandboxd sbx_" + id + "\n"), std::string::npos);
-  EXPECT_EQ(text.find("delete table"), std::string::npos);
-  EXPECT_EQ(text.find("flush table"), std::string::npos);
-  EXPECT_EQ(text.find("flush ruleset"), std::string::npos);
   EXPECT_EQ(render_delete(id),
             "delete element inet sandboxd egress { \"sbxabcdefghij01\" }\n"
             "delete element inet sandboxd ifaces { \"sbxabcdefghij01\" }\n"
+            "add chain inet sandboxd sbx_abcdefghij0123456789\n"
             "flush chain inet sandboxd sbx_abcdefghij0123456789\n"
             "delete chain inet sandboxd sbx_abcdefghij0123456789\n");
+  auto steps = render_forget(veth_name(id), chain_name(id));
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_EQ(steps[0], "delete element inet sandboxd egress { \"sbxabcdefghij01\" }\n");
+  EXPECT_EQ(steps[1], "delete element inet sandboxd ifaces { \"sbxabcdefghij01\" }\n");
+  EXPECT_NE(steps[2].find("delete chain inet sandboxd sbx_" + id), std::string::npos);
+  EXPECT_EQ(render_forget(veth_name(id), "").size(), 2u);
+  for (auto& text : steps) {
+    EXPECT_EQ(text.find("delete table"), std::string::npos);
+    EXPECT_EQ(text.find("flush table"), std::string::npos);
+    EXPECT_EQ(text.find("flush ruleset"), std::string::npos);
+  }
 }
 
 TEST(NetworkRules, LinksAndAddresses) {
@@ -276,6 +310,12 @@ TEST(NetworkRules, FindsOurChainsInAListing) {
   ASSERT_EQ(ids.size(), 2u);
   EXPECT_EQ(ids[0], "abcdefghij0123456789");
   EXPECT_EQ(ids[1], "zzzzzzzzzzzzzzzzzzzz");
+  auto veths = ifaces_in_listing(
+    "table inet sandboxd {\n\tset ifaces {\n\t\ttype ifname\n"
+    "\t\telements = { \"sbxabcdefghij01\", \"other\",\n\t\t\t     \"sbxzzzzzzzzzzzz\" }\n\t}\n"
+    "\tmap egress {\n\t\telements = { \"sbxnotinthesetx\" : accept }\n\t}\n}\n");
+  EXPECT_EQ(veths, (std::vector<std::string>{"sbxabcdefghij01", "sbxzzzzzzzzzzzz"}));
+  EXPECT_TRUE(ifaces_in_listing("table inet sandboxd {\n}\n").empty());
 }
 
 TEST(NetworkResolvConf, WritesInsideTheRootfsOnly) {
@@ -562,7 +602,9 @@ TEST_F(NetworkLive, DefaultPolicyReachesTheInternet) {
   EXPECT_TRUE(contains(net(pool_), ip(*addr)));
   // The stand-in has no route to the pool: an answer proves the masquerade.
   EXPECT_EQ(from(s, internet()), "200");
-  EXPECT_NE(nft_table().find("chain sbx_" + s.id), std::string::npos);
+  // A verdict in the map, no chain: nothing later transactions must list.
+  EXPECT_NE(nft_table().find("\"" + veth_name(s.id) + "\" : accept"), std::string::npos);
+  EXPECT_EQ(nft_table().find("chain sbx_" + s.id), std::string::npos);
 }
 
 TEST_F(NetworkLive, DenyOutBlocksAndAllowOutBeatsDenyOut) {
@@ -603,6 +645,15 @@ TEST_F(NetworkLive, UpdateReplacesThePolicyLive) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().status, 400);
   EXPECT_EQ(from(s, internet()), "200");
+  ASSERT_NE(nft_table().find("chain sbx_" + s.id), std::string::npos);
+  // Back to the default: a verdict again, and the chain is gone.
+  st = network().update(s.id, {});
+  ASSERT_TRUE(st.ok()) << error_of(st);
+  EXPECT_EQ(from(s, internet()), "200");
+  EXPECT_EQ(nft_table().find("chain sbx_" + s.id), std::string::npos);
+  st = network().update(s.id, {false, {}, {}});
+  ASSERT_TRUE(st.ok()) << error_of(st);
+  EXPECT_NE(from(s, internet()), "200");
   EXPECT_EQ(network().update(new_sandbox_id(), {}).error().status, 404);
 }
 
@@ -720,18 +771,26 @@ TEST_F(NetworkLive, FailedSetupUndoesEverything) {
 
 TEST_F(NetworkLive, SweepRemovesChainsWhoseSandboxIsGone) {
   auto& gone = make({});
+  auto& gone_with_chain = make({true, {}, {"192.0.2.0/24"}});
   auto& live = make({});
-  gone.proc.stop(); // the netns dies, and the veth pair with it
-  for (int i = 0; i < 300 && link_exists(veth_name(gone.id)); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_FALSE(link_exists(veth_name(gone.id)));
-  ASSERT_NE(nft_table().find("chain sbx_" + gone.id), std::string::npos);
+  for (auto* s : {&gone, &gone_with_chain}) {
+    s->proc.stop(); // the netns dies, and the veth pair with it
+    for (int i = 0; i < 300 && link_exists(veth_name(s->id)); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_FALSE(link_exists(veth_name(s->id)));
+  }
+  ASSERT_NE(nft_table().find("chain sbx_" + gone_with_chain.id), std::string::npos);
+  ASSERT_NE(nft_table().find("\"" + veth_name(gone.id) + "\""), std::string::npos);
   auto swept = network().sweep();
   ASSERT_TRUE(swept.ok()) << swept.error().message;
-  EXPECT_NE(std::find(swept->begin(), swept->end(), gone.id), swept->end());
-  EXPECT_EQ(std::find(swept->begin(), swept->end(), live.id), swept->end());
+  // Default policies are a map verdict: swept by their veth name.
+  EXPECT_NE(std::find(swept->begin(), swept->end(), veth_name(gone.id)), swept->end());
+  EXPECT_EQ(std::find(swept->begin(), swept->end(), veth_name(live.id)), swept->end());
   auto table = nft_table();
-  EXPECT_EQ(table.find(gone.id), std::string::npos);
-  EXPECT_NE(table.find("chain sbx_" + live.id), std::string::npos);
+  EXPECT_EQ(table.find(veth_name(gone.id)), std::string::npos);
+  EXPECT_NE(std::find(swept->begin(), swept->end(), gone_with_chain.id), swept->end());
+  EXPECT_EQ(table.find(gone_with_chain.id), std::string::npos);
+  EXPECT_EQ(table.find(veth_name(gone_with_chain.id)), std::string::npos);
+  EXPECT_NE(table.find(veth_name(live.id)), std::string::npos);
   EXPECT_EQ(from(live, internet()), "200");
 }
