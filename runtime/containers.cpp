@@ -7,7 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -606,13 +608,30 @@ status container_runtime::stop(const std::string& id) {
   // crun removes the cgroups of a container it knows; one it lost track of
   // (its `crun run` killed at a timeout mid-start) leaves them behind, empty
   // once its processes are gone: removed here, in every hierarchy.
+  // Under load its last processes may still be exiting (zombies the host's
+  // init has not reaped yet): EBUSY for a moment, retried for up to 1 s.
   std::error_code cg_ec;
+  std::vector<fs::path> busy;
   for (auto& h : fs::directory_iterator("/sys/fs/cgroup", cg_ec)) {
     auto cg = h.path() / "sandboxd" / id;
-    // Not a failure of the stop: what is left is an empty directory at worst.
-    if (::rmdir(cg.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR)
+    if (::rmdir(cg.c_str()) == 0 || errno == ENOENT || errno == ENOTDIR)
+      continue;
+    if (errno == EBUSY)
+      busy.push_back(cg);
+    else
       spdlog::warn("sandbox {}: cannot remove cgroup {}: {}", id, cg.string(), strerror(errno));
   }
+  for (int i = 0; i < 50 && !busy.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    busy.erase(std::remove_if(busy.begin(), busy.end(),
+                              [](const fs::path& cg) {
+                                return ::rmdir(cg.c_str()) == 0 || errno == ENOENT;
+                              }),
+               busy.end());
+  }
+  // Not a failure of the stop: what is left is an empty directory at worst.
+  for (auto& cg : busy)
+    spdlog::warn("sandbox {}: cannot remove cgroup {}: still busy after 1 s", id, cg.string());
   // After the container: its processes are gone before its rules are.
   if (auto st = net_.teardown(id); !st)
     failures += (failures.empty() ? "" : "; ") + st.error().message;
