@@ -54,16 +54,23 @@ result<recovery_scan> scan_for_recovery(const store& db,
   return scan;
 }
 
+// Takes a stored record out of the listing index and the running count
+// (before it is replaced or forgotten).
+void unindex(registry_state& st, const sandbox_record& old) {
+  st.listed[old.org_id].erase({old.started_at_ms, old.id});
+  st.running[old.org_id] -= old.state == sandbox_state::running;
+}
+
 // Stores the newest record of a sandbox and keeps the listing index and the
 // counters in step.
 void put_record(self_ptr self, sandbox_record rec) {
   auto& st = self->state;
-  if (auto old = st.records.find(rec.id); old != st.records.end()) {
-    st.listed[old->second.org_id].erase({old->second.started_at_ms, rec.id});
-    st.running[old->second.org_id] -= old->second.state == sandbox_state::running;
-  }
+  auto old = st.records.find(rec.id);
+  bool known = old != st.records.end();
+  if (known)
+    unindex(st, old->second);
   auto& u = st.usage[rec.org_id][rec.template_id];
-  u.count += !st.records.count(rec.id);
+  u.count += !known;
   u.last_ms = std::max(u.last_ms, rec.started_at_ms);
   if (rec.state == sandbox_state::running || rec.state == sandbox_state::paused)
     st.listed[rec.org_id].insert({rec.started_at_ms, rec.id});
@@ -344,8 +351,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         // Never created: nothing was logged, so it is neither listed nor counted.
         auto& st = self->state;
         if (auto old = st.records.find(id); old != st.records.end()) {
-          st.listed[old->second.org_id].erase({old->second.started_at_ms, id});
-          st.running[old->second.org_id] -= old->second.state == sandbox_state::running;
+          unindex(st, old->second);
           --st.usage[old->second.org_id][old->second.template_id].count;
           st.records.erase(old);
         }

@@ -183,20 +183,13 @@ private:
   int fd_ = -1;
 };
 
-// Every IPv4 address on the host's interfaces (this netns): one netlink
+// Every IPv4 address in this netns with its link's index: one rtnetlink
 // dump of IPv4 addresses only, not getifaddrs' dump of every link.
-result<std::vector<uint32_t>> host_addresses() {
+result<std::vector<std::pair<uint32_t, int>>> ipv4_addresses() {
   auto nl = rtnetlink::open();
   if (!nl)
     return nl.error();
-  auto all = nl->ipv4_addresses();
-  if (!all)
-    return all.error();
-  std::vector<uint32_t> out;
-  out.reserve(all->size());
-  for (auto& [addr, _] : *all)
-    out.push_back(addr);
-  return out;
+  return nl->ipv4_addresses();
 }
 
 // nft through libnftables in this process: one context, one transaction at
@@ -350,6 +343,17 @@ bool permits(const resolved_policy& p, uint32_t dst, bool dns_port) {
   return !in_any(p.deny, dst);
 }
 
+namespace {
+
+// nft text removing `chain` whether or not it exists (added first).
+std::string drop_chain(const std::string& chain) {
+  std::string t = table;
+  return "add chain " + t + " " + chain + "\n" + "flush chain " + t + " " + chain + "\n"
+         + "delete chain " + t + " " + chain + "\n";
+}
+
+} // namespace
+
 std::optional<std::string> policy_verdict(const resolved_policy& p) {
   if (!p.allow.empty() || !p.dns.empty())
     return std::nullopt;
@@ -375,9 +379,7 @@ std::string render_policy(const std::string& id, const resolved_policy& p, bool 
     s += "add element " + t + " egress { \"" + veth + "\" : " + *verdict + " }\n";
     // The chain an earlier policy may have had (added first: there may be none).
     if (!fresh)
-      s += "add chain " + t + " " + chain + "\n"
-           + "flush chain " + t + " " + chain + "\n"
-           + "delete chain " + t + " " + chain + "\n";
+      s += drop_chain(chain);
     return s;
   }
   auto rule = "add rule " + t + " " + chain + " ";
@@ -417,10 +419,7 @@ std::string render_delete(const std::string& id) {
   auto chain = chain_name(id);
   auto veth = veth_name(id);
   return "delete element " + t + " egress { \"" + veth + "\" }\n"
-         + "delete element " + t + " ifaces { \"" + veth + "\" }\n"
-         + "add chain " + t + " " + chain + "\n"
-         + "flush chain " + t + " " + chain + "\n"
-         + "delete chain " + t + " " + chain + "\n";
+         + "delete element " + t + " ifaces { \"" + veth + "\" }\n" + drop_chain(chain);
 }
 
 std::vector<std::string> render_forget(const std::string& veth, const std::string& chain) {
@@ -429,8 +428,7 @@ std::vector<std::string> render_forget(const std::string& veth, const std::strin
     "delete element " + t + " egress { \"" + veth + "\" }\n",
     "delete element " + t + " ifaces { \"" + veth + "\" }\n"};
   if (!chain.empty())
-    steps.push_back("add chain " + t + " " + chain + "\n" + "flush chain " + t + " " + chain
-                    + "\n" + "delete chain " + t + " " + chain + "\n");
+    steps.push_back(drop_chain(chain));
   return steps;
 }
 
@@ -678,8 +676,7 @@ result<std::string> sandbox_network::run_nft(const std::string& id, const std::s
     // From whatever state the entries are in: remove them, then `then`.
     if (auto f = forget(veth_name(id), chain_name(id)); !f)
       return f.error();
-    r = then.empty() ? result<std::string>{std::string{}}
-                     : nft_run(render_skeleton(always_deny()) + then);
+    r = then.empty() ? result<std::string>{std::string{}} : nft_run(then);
   }
   if (r)
     skeleton_ready_ = true;
@@ -733,7 +730,7 @@ status sandbox_network::setup(const std::string& id, int init_pid,
     host_lock lock{config_.lock_path};
     if (!lock.ok())
       return internal_error("cannot open " + config_.lock_path + ": " + strerror(errno));
-    auto used = host_addresses();
+    auto used = ipv4_addresses();
     if (!used)
       return used.error();
     uint32_t slots = uint32_t{1} << (prefix_len - pool_.len);
@@ -741,7 +738,7 @@ status sandbox_network::setup(const std::string& id, int init_pid,
     for (uint32_t i = 0; i < slots; ++i) {
       auto a = slot_addresses(pool_, (first + i) % slots);
       bool taken = std::any_of(used->begin(), used->end(),
-                               [&](uint32_t u) { return contains(a->subnet, u); });
+                               [&](const auto& u) { return contains(a->subnet, u.first); });
       if (!taken) {
         chosen = *a;
         break;
@@ -757,7 +754,7 @@ status sandbox_network::setup(const std::string& id, int init_pid,
   //    exists before its chain does (sweep() relies on that order).
   result<std::string> rules = internal_error("not run");
   std::thread nft([&] {
-    rules = run_nft(id, render_policy(id, *resolved, true), render_policy(id, *resolved, true));
+    rules = run_nft(id, render_policy(id, *resolved, true), render_apply(id, *resolved));
   });
   auto inside = wire_sandbox_side(init_pid, *chosen, prefix_len);
   nft.join();
@@ -777,8 +774,7 @@ status sandbox_network::update(const std::string& id, const network_policy& poli
   if (!link_exists(veth_name(id)))
     return not_found("sandbox " + id + " has no network");
   // Flush and refill the chain, one transaction: no moment without a policy.
-  if (auto r = run_nft(id, render_policy(id, *resolved, false), render_policy(id, *resolved, true));
-      !r)
+  if (auto r = run_nft(id, render_policy(id, *resolved, false), render_apply(id, *resolved)); !r)
     return failure{r.error().status, "sandbox network: " + r.error().message};
   return success();
 }
@@ -901,10 +897,7 @@ result<std::string> sandbox_network::sandbox_address(const std::string& id) {
   auto index = ::if_nametoindex(veth_name(id).c_str());
   if (index == 0)
     return not_found("sandbox " + id + " has no network");
-  auto nl = rtnetlink::open();
-  if (!nl)
-    return nl.error();
-  auto all = nl->ipv4_addresses();
+  auto all = ipv4_addresses();
   if (!all)
     return all.error();
   for (auto& [addr, link] : *all)

@@ -192,8 +192,8 @@ private:
   /// The pool and config.always_deny: what no sandbox may ever reach.
   std::vector<ipv4_net> always_deny() const;
   /// nft -f `fast`, prefixed by the skeleton until one has been applied by
-  /// this process; on failure, forgets the sandbox's entries and applies
-  /// the skeleton and `then`.
+  /// this process; on failure, forgets the sandbox's entries and runs
+  /// `then` (a whole transaction, render_apply; empty: nothing more).
   result<std::string> run_nft(const std::string& sandbox_id, const std::string& fast,
                               const std::string& then);
   /// Removes a veth's set and map entries and `chain`, whichever exist.
