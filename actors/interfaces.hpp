@@ -71,6 +71,7 @@ struct registry_stats {
   double latency_sum_s = 0;
   uint64_t creates = 0;                       // successful creates observed
   uint64_t create_failures = 0;
+  std::map<std::string, uint64_t> warm;      // per template: warm sandboxes ready
 };
 
 namespace atom {
@@ -112,6 +113,9 @@ using snapshot = caf::atom_constant<caf::atom("snapshot")>;
 using network = caf::atom_constant<caf::atom("network")>;
 using agent_up = caf::atom_constant<caf::atom("agentup")>;
 using agent_end = caf::atom_constant<caf::atom("agentend")>;
+using prepare = caf::atom_constant<caf::atom("prepare")>;
+using claim = caf::atom_constant<caf::atom("claim")>;
+using drain = caf::atom_constant<caf::atom("drain")>;
 } // namespace atom
 
 /// The single writer of the event log.
@@ -132,6 +136,17 @@ using sandbox_actor = caf::typed_actor<
   caf::replies_to<atom::get>::with<sandbox_record>,
   // Boots the container of a new sandbox; replies once `created` is logged.
   caf::replies_to<atom::start>::with<sandbox_record>,
+  // Warm pool: boots the container (and the template's start command) for
+  // no one yet; nothing is logged and no API sees it until it is claimed.
+  caf::replies_to<atom::prepare>::with<bool>,
+  // Warm pool: hands the prepared sandbox to a caller. The record (same id)
+  // brings the caller's org, metadata, env vars, timeouts and network policy,
+  // applied now; `agent` of the spec, if any, starts once `created` is
+  // logged. A container that can no longer take them is replaced by a fresh
+  // one of the same id. Replies as `start` does.
+  caf::replies_to<atom::claim, sandbox_record, create_spec>::with<sandbox_record>,
+  // Warm pool: removes a prepared sandbox nobody claimed (nothing logged).
+  caf::replies_to<atom::remove>::with<bool>,
   // After replay: brings the container in line with the log, or ends the
   // sandbox as orphaned when its container is gone.
   caf::replies_to<atom::reconcile>::with<sandbox_record>,
@@ -220,7 +235,12 @@ using registry_actor = caf::typed_actor<
   // the runtime; replies with how many sandboxes are live.
   caf::replies_to<atom::recover>::with<uint64_t>,
   // Counts by state and the create latency histogram.
-  caf::replies_to<atom::stats>::with<registry_stats>>;
+  caf::replies_to<atom::stats>::with<registry_stats>,
+  // The warm pool may refill (a create finished, a retry is due).
+  caf::reacts_to<atom::wake>,
+  // Shutdown: removes every warm sandbox and stops refilling; replies with
+  // how many were removed.
+  caf::replies_to<atom::drain>::with<uint64_t>>;
 
 /// One per webhook: tails the log from the webhook's durable cursor and
 /// delivers its events in order, at least once.

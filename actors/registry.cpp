@@ -10,6 +10,8 @@
 #include "actors/blocking.hpp"
 #include "actors/sandbox.hpp"
 #include "actors/template_builder.hpp"
+#include "actors/warm_pool.hpp"
+#include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "runtime/containers.hpp"
 #include "runtime/templates.hpp"
@@ -31,7 +33,12 @@ struct registry_state {
   std::map<std::string, uint64_t> running;
   std::map<std::string, size_t> live_of_org;
   std::map<std::string, std::map<std::string, template_usage>> usage;
-  registry_stats stats{{}, {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, {}, 0, 0, 0};
+  registry_stats stats{{}, {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}, {}, 0, 0, 0, {}};
+  // Sandboxes booted ahead for creates: neither records nor live (no API
+  // sees them), counted against the host limit by `pool`.
+  warm_pool pool;
+  std::map<std::string, sandbox_actor> warm;
+  bool wake_pending = false; // a refill check is scheduled
   static inline const char* name = "registry";
 };
 
@@ -151,9 +158,80 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   return deps;
 }
 
+// Removes warm sandbox `id` (nothing was logged for it).
+void remove_warm(self_ptr self, const std::string& id) {
+  auto it = self->state.warm.find(id);
+  if (it == self->state.warm.end())
+    return;
+  auto actor = it->second;
+  self->state.warm.erase(it);
+  self->request(actor, caf::infinite, atom::remove::value)
+    .then([](bool) {},
+          [id](caf::error& e) {
+            spdlog::error("warm sandbox {}: not removed: {}", id, from_error(e).message);
+          });
+}
+
+// Boots the next warm sandbox the pool wants, if any, in the background:
+// one at a time, never while a create is under way (warm_pool.hpp).
+void refill(self_ptr self) {
+  auto& st = self->state;
+  auto& cfg = st.cfg;
+  auto bootable = [&](const std::string& name) {
+    auto tpl = cfg.templates->find(name);
+    return tpl && cfg.templates->is_built(*tpl);
+  };
+  auto name = st.pool.next(st.live.size(), cfg.max_sandboxes, now_ms(), bootable);
+  if (!name) {
+    // Look again later while short (a backoff, a template not built yet,
+    // the host full); a create finishing looks at once.
+    if (st.pool.short_of_target() && !st.pool.draining() && !st.wake_pending) {
+      st.wake_pending = true;
+      self->delayed_send(self, std::chrono::seconds(5), atom::wake::value);
+    }
+    return;
+  }
+  auto tpl = *cfg.templates->find(*name);
+  // What a create of this template without options would have; the caller's
+  // choices replace it at claim time.
+  sandbox_record rec;
+  rec.id = new_sandbox_id();
+  rec.template_id = tpl.name;
+  rec.alias = tpl.name;
+  rec.env_vars = tpl.env;
+  rec.cpu_count = tpl.cpu_count;
+  rec.memory_mb = tpl.memory_mb;
+  rec.disk_size_mb = cfg.disk_size_mb;
+  rec.state = sandbox_state::creating;
+  auto actor = spawn_sandbox(self->home_system(), rec, deps_for(self, rec));
+  st.pool.boot_started();
+  auto id = rec.id;
+  self->request(actor, caf::infinite, atom::prepare::value)
+    .then(
+      [=](bool) {
+        auto& st = self->state;
+        st.pool.boot_done(*name, id);
+        st.warm.emplace(id, actor);
+        if (st.pool.draining()) // shutting down meanwhile
+          for (auto& w : st.pool.drain())
+            remove_warm(self, w);
+        // Creates that came meanwhile may have filled the host.
+        if (st.live.size() + st.pool.ready() > st.cfg.max_sandboxes)
+          if (auto v = st.pool.give_way())
+            remove_warm(self, *v);
+        refill(self);
+      },
+      [=](caf::error& e) {
+        self->state.pool.boot_failed(now_ms());
+        spdlog::warn("warm pool: a sandbox of {} did not boot: {}", *name, from_error(e).message);
+        refill(self);
+      });
+}
+
 registry_actor::behavior_type registry_behavior(self_ptr self,
                                                 registry_config cfg) {
   self->state.cfg = std::move(cfg);
+  self->state.pool = warm_pool{self->state.cfg.warm_pool};
   return {
     [=](atom::create, create_spec& spec) -> caf::result<sandbox_record> {
       auto& cfg = self->state.cfg;
@@ -174,7 +252,6 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
                                 + std::to_string(cfg.max_sandboxes_per_org)
                                 + " running or paused sandboxes per org)"});
       sandbox_record rec;
-      rec.id = new_sandbox_id();
       rec.org_id = spec.org_id;
       rec.template_id = from->snapshot ? from->snapshot->id : tpl->name;
       rec.alias = !spec.alias.empty() ? spec.alias
@@ -204,16 +281,34 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         rec.ext[k] = v;
       for (auto& [k, v] : ingress_ext(spec.network))
         rec.ext[k] = v;
-      auto deps = deps_for(self, rec);
-      deps.launch = std::move(spec.agent);
-      auto actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
+      auto& st = self->state;
+      // A warm sandbox of the template when one is ready and nothing it
+      // already runs could differ: a template's start command was started
+      // without the caller's env vars.
+      std::optional<std::string> warm_id;
+      if (!from->snapshot && !tpl->user && (tpl->start_cmd.empty() || spec.env_vars.empty()))
+        warm_id = st.pool.take(tpl->name);
+      sandbox_actor actor;
+      if (warm_id) {
+        rec.id = *warm_id;
+        actor = st.warm[*warm_id];
+        st.warm.erase(*warm_id);
+      } else {
+        rec.id = new_sandbox_id();
+        // Warm sandboxes give way to a create that needs their room.
+        if (st.live.size() + st.pool.ready() + st.pool.booting() >= cfg.max_sandboxes)
+          if (auto v = st.pool.give_way())
+            remove_warm(self, *v);
+        auto deps = deps_for(self, rec);
+        deps.launch = std::move(spec.agent);
+        actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
+      }
       put_record(self, rec);
       add_live(self, rec, actor);
+      st.pool.create_started();
       auto rp = self->make_response_promise<sandbox_record>();
       auto t0 = std::chrono::steady_clock::now();
-      self->request(actor, caf::infinite, atom::start::value)
-        .then(
-          [=](sandbox_record& r) mutable {
+      auto on_running = [=](sandbox_record& r) mutable {
             auto& s = self->state.stats;
             auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             s.latency_counts.resize(s.latency_bounds_s.size());
@@ -222,11 +317,23 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
             s.latency_sum_s += secs;
             ++s.creates;
             rp.deliver(std::move(r));
-          },
-          [=](caf::error& e) mutable {
+            self->state.pool.create_done();
+            refill(self);
+      };
+      auto on_failed = [=](caf::error& e) mutable {
             ++self->state.stats.create_failures;
             rp.deliver(e);
-          });
+            self->state.pool.create_done();
+            refill(self);
+      };
+      if (warm_id) {
+        create_spec claim;
+        claim.agent = std::move(spec.agent);
+        self->request(actor, caf::infinite, atom::claim::value, rec, std::move(claim))
+          .then(on_running, on_failed);
+      } else {
+        self->request(actor, caf::infinite, atom::start::value).then(on_running, on_failed);
+      }
       return rp;
     },
     [=](atom::lookup, const std::string& org,
@@ -368,7 +475,30 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       s.by_state = {{"running", 0}, {"paused", 0}};
       for (auto& [id, _] : self->state.live)
         ++s.by_state[to_string(self->state.records[id].state)];
+      s.warm = self->state.pool.ready_by_template();
       return s;
+    },
+    [=](atom::wake) {
+      self->state.wake_pending = false;
+      refill(self);
+    },
+    [=](atom::drain) -> caf::result<uint64_t> {
+      auto ids = self->state.pool.drain();
+      if (ids.empty())
+        return uint64_t{0};
+      auto rp = self->make_response_promise<uint64_t>();
+      auto pending = std::make_shared<size_t>(ids.size());
+      for (auto& id : ids) {
+        auto actor = self->state.warm[id];
+        self->state.warm.erase(id);
+        auto one_less = [=]() mutable {
+          if (--*pending == 0)
+            rp.deliver(static_cast<uint64_t>(ids.size()));
+        };
+        self->request(actor, caf::infinite, atom::remove::value)
+          .then([=](bool) mutable { one_less(); }, [=](caf::error&) mutable { one_less(); });
+      }
+      return rp;
     },
     [=](atom::recover) -> caf::result<uint64_t> {
       auto rp = self->make_response_promise<uint64_t>();
@@ -405,6 +535,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
                                            s.error().message);
                          });
           }
+          refill(self); // the warm pool starts filling beside the reconcile
           auto pending = std::make_shared<size_t>(to_reconcile.size());
           if (*pending == 0) {
             rp.deliver(uint64_t{0});

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "actors/interfaces.hpp"
 
@@ -21,6 +23,8 @@ struct registry_config {
   size_t max_sandboxes_per_org = 200;        // live sandboxes of one org
   int disk_size_mb = 10240;
   std::chrono::milliseconds metrics_interval{5000}; // each sandbox samples its cgroup
+  // Warm sandboxes kept booted per catalogue template (serve --warm-pool).
+  std::map<std::string, size_t> warm_pool;
 };
 
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg);

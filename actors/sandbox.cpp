@@ -28,6 +28,7 @@ struct sandbox_actor_state {
   uint64_t idle_generation = 0;
   bool stopping = false;   // a kill is under way: a lost agent is expected
   uint64_t sample_generation = 0;
+  bool warm = false;       // prepared for the warm pool, not yet claimed
   static inline const char* name = "sandbox";
 };
 
@@ -358,6 +359,69 @@ container_spec spec_of(const sandbox_record& rec, const std::string& lower,
   return spec;
 }
 
+// Logs `created` for a sandbox whose container runs, then starts its
+// one-shot agent and, unless a warm sandbox already did at boot, the
+// template's start command; continues with `k`. Not logged means not
+// created: the container is taken back.
+void go_live(self_ptr self, bool template_started, record_cont k) {
+  auto& rec = self->state.rec;
+  rec.execution_id = new_uuid();
+  auto e = make_event(rec, event_type::created);
+  // Until now max_end_ms held the hard lifetime as a duration.
+  e.max_end_ms = rec.max_end_ms > 0 ? e.timestamp_ms + rec.max_end_ms : 0;
+  rec.max_end_ms = e.max_end_ms;
+  e.idle_timeout_s = rec.idle_timeout_s;
+  e.end_at_ms = capped_end(rec, e.timestamp_ms + rec.timeout_s * 1000);
+  e.env_vars = rec.env_vars;
+  e.alias = rec.alias;
+  e.cpu_count = rec.cpu_count;
+  e.memory_mb = rec.memory_mb;
+  e.disk_size_mb = rec.disk_size_mb;
+  e.timeout_s = rec.timeout_s;
+  e.ext = rec.ext;
+  if (auto& launch = self->state.deps.launch) {
+    e.ext[event_ext::agent] = launch->name;
+    if (!launch->model.empty())
+      e.ext[event_ext::agent_model] = launch->model;
+    e.ext[event_ext::agent_grace] = std::to_string(launch->cancel_grace_s);
+  }
+  commit(self, std::move(e), [=](result<sandbox_record> r) {
+    if (r) {
+      if (auto& launch = self->state.deps.launch) {
+        start_agent(self, *launch);
+        launch.reset(); // the key stays in memory no longer than needed
+      }
+      if (template_started)
+        return k(r);
+      return start_template(self, [=] { k(r); });
+    }
+    auto rt = self->state.deps.runtime;
+    auto id = self->state.rec.id;
+    run_blocking(self, true, [rt, id] { return rt->destroy(id); },
+                 [=](status) {
+                   self->state.rec.state = sandbox_state::error;
+                   self->send(self->state.deps.registry, atom::update::value, self->state.rec);
+                   k(r);
+                   self->quit();
+                 });
+  });
+}
+
+// Boots the container of a new sandbox, then goes live; a boot that fails
+// ends the sandbox in `error` (never logged, so never listed).
+void boot_and_go_live(self_ptr self, record_cont k) {
+  auto rt = self->state.deps.runtime;
+  auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
+  run_blocking(self, true, [rt, spec] { return rt->create(spec); }, [=](status s) {
+    if (s)
+      return go_live(self, false, k);
+    self->state.rec.state = sandbox_state::error;
+    self->send(self->state.deps.registry, atom::update::value, self->state.rec);
+    k(s.error());
+    self->quit();
+  });
+}
+
 sandbox_actor::behavior_type
 sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
   self->state.rec = std::move(rec);
@@ -370,61 +434,73 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
     },
     [=](atom::start) -> caf::result<sandbox_record> {
       auto rp = self->make_response_promise<sandbox_record>();
-      auto k = deliver_to(rp);
+      boot_and_go_live(self, deliver_to(rp));
+      return rp;
+    },
+    [=](atom::prepare) -> caf::result<bool> {
+      auto rp = self->make_response_promise<bool>();
       auto rt = self->state.deps.runtime;
       auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
-      run_blocking(self, true, [rt, spec] { return rt->create(spec); },
-                   [=](status s) {
-                     auto& rec = self->state.rec;
-                     if (!s) {
-                       rec.state = sandbox_state::error;
-                       self->send(self->state.deps.registry,
-                                  atom::update::value, rec);
-                       k(s.error());
-                       self->quit();
-                       return;
-                     }
-                     rec.execution_id = new_uuid();
-                     auto e = make_event(rec, event_type::created);
-                     // Until now max_end_ms held the hard lifetime as a duration.
-                     e.max_end_ms = rec.max_end_ms > 0 ? e.timestamp_ms + rec.max_end_ms : 0;
-                     rec.max_end_ms = e.max_end_ms;
-                     e.idle_timeout_s = rec.idle_timeout_s;
-                     e.end_at_ms = capped_end(rec, e.timestamp_ms + rec.timeout_s * 1000);
-                     e.env_vars = rec.env_vars;
-                     e.alias = rec.alias;
-                     e.cpu_count = rec.cpu_count;
-                     e.memory_mb = rec.memory_mb;
-                     e.disk_size_mb = rec.disk_size_mb;
-                     e.timeout_s = rec.timeout_s;
-                     e.ext = rec.ext;
-                     if (auto& launch = self->state.deps.launch) {
-                       e.ext[event_ext::agent] = launch->name;
-                       if (!launch->model.empty())
-                         e.ext[event_ext::agent_model] = launch->model;
-                       e.ext[event_ext::agent_grace] = std::to_string(launch->cancel_grace_s);
-                     }
-                     commit(self, std::move(e), [=](result<sandbox_record> r) {
-                       if (r) {
-                         if (auto& launch = self->state.deps.launch) {
-                           start_agent(self, *launch);
-                           launch.reset(); // the key stays in memory no longer than needed
-                         }
-                         return start_template(self, [=] { k(r); });
-                       }
-                       // Not logged means not created: take the container back.
-                       auto id = self->state.rec.id;
-                       run_blocking(self, true, [rt, id] { return rt->destroy(id); },
-                                    [=](status) {
-                                      self->state.rec.state = sandbox_state::error;
-                                      self->send(self->state.deps.registry,
-                                                 atom::update::value,
-                                                 self->state.rec);
-                                      k(r);
-                                      self->quit();
-                                    });
-                     });
-                   });
+      run_blocking(self, true, [rt, spec] { return rt->create(spec); }, [=](status s) mutable {
+        if (!s) {
+          rp.deliver(to_error(s.error()));
+          self->quit();
+          return;
+        }
+        self->state.warm = true;
+        start_template(self, [=]() mutable { rp.deliver(true); });
+      });
+      return rp;
+    },
+    [=](atom::claim, sandbox_record& rec, create_spec& extra) -> caf::result<sandbox_record> {
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto k = deliver_to(rp);
+      if (!self->state.warm || rec.id != self->state.rec.id) {
+        rp.deliver(to_error(internal_error("sandbox " + rec.id + " is not a warm sandbox")));
+        return rp;
+      }
+      self->state.warm = false;
+      // The container, and with it the id, hostname, boot id and id range,
+      // stay; everything the caller chose arrives now.
+      self->state.rec = std::move(rec);
+      self->state.deps.launch = std::move(extra.agent);
+      auto rt = self->state.deps.runtime;
+      auto id = self->state.rec.id;
+      auto sock = rt->agent_socket(id);
+      auto env = self->state.rec.env_vars;
+      auto policy = policy_of(self->state.rec);
+      run_blocking(
+        self, true,
+        [rt, id, sock, env, policy]() -> status {
+          // Also proves the agent still answers.
+          auto r = agent::call(sock, {{"op", "set_env"}, {"env", env}}, std::chrono::seconds(5));
+          if (!r)
+            return r.error();
+          bool open = policy.internet && policy.allow_out.empty() && policy.deny_out.empty();
+          return open ? success() : rt->update_network(id, policy);
+        },
+        [=](status s) {
+          if (s)
+            return go_live(self, true, k);
+          spdlog::warn("sandbox {}: warm container not usable ({}); booting a fresh one",
+                       id, s.error().message);
+          run_blocking(self, true, [rt, id] { return rt->destroy(id); },
+                       [=](status) { boot_and_go_live(self, k); });
+        });
+      return rp;
+    },
+    [=](atom::remove) -> caf::result<bool> {
+      if (!self->state.warm)
+        return to_error(conflict("sandbox " + self->state.rec.id + " is not a warm sandbox"));
+      auto rp = self->make_response_promise<bool>();
+      auto rt = self->state.deps.runtime;
+      auto id = self->state.rec.id;
+      run_blocking(self, true, [rt, id] { return rt->destroy(id); }, [=](status s) mutable {
+        if (!s)
+          spdlog::error("warm sandbox {}: not removed: {}", id, s.error().message);
+        rp.deliver(static_cast<bool>(s));
+        self->quit();
+      });
       return rp;
     },
     [=](atom::reconcile) -> caf::result<sandbox_record> {

@@ -13,6 +13,7 @@ Usage:
                  [--max-sandboxes N] [--http-threads N] [--allow-private-webhooks true|false]
                  [--event-retention 7d] [--compaction-interval 1h] [--max-sandboxes-per-org N]
                  [--agents FILE] [--webhook-give-up 24h] [--metrics-interval 5s]
+                 [--warm-pool base=2[,NAME=N...]|0]
   sandboxd keys create --org NAME [--data-dir DIR]
   sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
   sandboxd template list [--templates FILE] [--template-cache DIR]

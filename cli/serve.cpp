@@ -121,6 +121,48 @@ result<int> positive_int(const std::string& name, const std::string& v) {
 
 } // namespace
 
+namespace {
+
+// One or two warm sandboxes of `base` cost ~1 MiB each and make the
+// commonest create a claim.
+constexpr const char* default_warm_pool = "base=2";
+
+// --warm-pool: "name=N,name=N" over catalogue templates, or "0" for none.
+result<std::map<std::string, size_t>> parse_warm_pool(const std::string& text,
+                                                      const template_catalog& catalog) {
+  std::map<std::string, size_t> sizes;
+  if (text == "0" || text.empty())
+    return sizes;
+  auto bad = [&](const std::string& why) {
+    return bad_request("--warm-pool " + why
+                            + " (expected name=N[,name=N...] over the catalogue's templates, "
+                              "or 0 for none)");
+  };
+  size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find(',', start);
+    if (end == std::string::npos)
+      end = text.size();
+    auto item = text.substr(start, end - start);
+    auto eq = item.find('=');
+    if (eq == std::string::npos)
+      return bad("has no size in '" + item + "'");
+    auto name = item.substr(0, eq);
+    auto tpl = catalog.find(name);
+    if (!tpl || tpl->user)
+      return bad("names an unknown template '" + name + "'");
+    auto digits = item.substr(eq + 1);
+    if (digits.empty() || digits.size() > 4
+        || digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) > 1000)
+      return bad("has a bad size in '" + item + "' (0 to 1000)");
+    sizes[tpl->name] = static_cast<size_t>(std::stoi(digits));
+    start = end + 1;
+  }
+  return sizes;
+}
+
+} // namespace
+
 int serve(int argc, char** argv) {
   // glibc gives each thread that ever mallocs an arena of its own and keeps
   // it: with up to 80 executor threads coming and going, freed memory stayed
@@ -132,7 +174,8 @@ int serve(int argc, char** argv) {
                      "templates", "template-cache", "max-sandboxes",
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
                      "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up",
-                     "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain"});
+                     "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain",
+                     "warm-pool"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -199,6 +242,9 @@ int serve(int argc, char** argv) {
     return fail(catalog.error().message);
   // The orgs' own templates (POST /templates) are this server's data.
   catalog->set_user_dir(dir + "/templates");
+  auto warm = parse_warm_pool(opts->get("warm-pool", default_warm_pool), *catalog);
+  if (!warm)
+    return fail(warm.error().message);
   for (auto& t : catalog->all())
     if (!catalog->is_built(t))
       spdlog::warn("template {} is not built (sandboxd template build {})", t.name, t.name);
@@ -239,6 +285,7 @@ int serve(int argc, char** argv) {
   rcfg.max_sandboxes_per_org = static_cast<size_t>(*per_org);
   rcfg.metrics_interval = *sample_every;
   rcfg.disk_size_mb = static_cast<int>(*disk_mb);
+  rcfg.warm_pool = std::move(*warm);
   auto registry = spawn_registry(sys, rcfg);
   {
     caf::scoped_actor self{sys};
@@ -287,6 +334,16 @@ int serve(int argc, char** argv) {
   start_shutdown_watchdog(sigs);
   (*server)->stop();
   admin->reset();
+  {
+    // Warm sandboxes were never anyone's: they go (the watchdog bounds the
+    // wait; a restart removes any left).
+    caf::scoped_actor self{sys};
+    self->request(registry, std::chrono::seconds(4), atom::drain::value)
+      .receive([](uint64_t n) { spdlog::info("removed {} warm sandboxes", n); },
+               [](caf::error& e) {
+                 spdlog::warn("warm sandboxes not all removed: {}", from_error(e).message);
+               });
+  }
   runtime->remove_roots_dir(); // only when no sandbox of ours has a root there
   // Every event is already synced; sandbox actors hold nothing to flush and
   // their containers must keep running, so leave without tearing them down.

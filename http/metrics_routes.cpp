@@ -105,6 +105,10 @@ void prometheus_metrics(api_context& ctx, request& req) {
           o << "# HELP sandboxd_create_failures_total Creates that failed.\n"
                "# TYPE sandboxd_create_failures_total counter\n"
             << "sandboxd_create_failures_total " << s.create_failures << "\n";
+          o << "# HELP sandboxd_warm_sandboxes Sandboxes booted ahead and ready for a create, per template.\n"
+               "# TYPE sandboxd_warm_sandboxes gauge\n";
+          for (auto& [name, n] : s.warm)
+            o << "sandboxd_warm_sandboxes{template=\"" << name << "\"} " << n << "\n";
           auto last = db->last_seq();
           o << "# HELP sandboxd_event_log_seq The newest event's sequence number.\n"
                "# TYPE sandboxd_event_log_seq counter\n"

@@ -15,9 +15,8 @@
 #include "runtime/agent/connection.hpp"
 #include "runtime/agent/process_table.hpp"
 #include "runtime/agent/request.hpp"
+#include "runtime/agent/sandbox_env.hpp"
 #include "runtime/base64.hpp"
-
-extern char** environ;
 
 namespace sandboxd::agent {
 namespace {
@@ -62,7 +61,7 @@ unsigned short dimension(const json& obj, const char* field, unsigned short fall
   return static_cast<unsigned short>(*v);
 }
 
-// The agent's environment, then the user's identity, then the request's env.
+// The sandbox's environment, then the user's identity, then the request's env.
 std::vector<std::string> build_env(const user_info& user, const std::map<std::string, std::string>& extra, bool pty) {
   std::vector<std::pair<std::string, std::string>> env;
   auto set = [&](const std::string& k, const std::string& v) {
@@ -74,16 +73,13 @@ std::vector<std::string> build_env(const user_info& user, const std::map<std::st
     }
     env.emplace_back(k, v);
   };
-  for (char** e = environ; e && *e; ++e) {
-    const char* eq = std::strchr(*e, '=');
-    if (!eq) continue;
-    set(std::string(static_cast<const char*>(*e), eq), std::string(eq + 1));
-  }
+  auto base = sandbox_env();
+  for (const auto& [k, v] : base) set(k, v);
   set("HOME", user.home);
   set("USER", user.name);
   set("LOGNAME", user.name);
-  if (!std::getenv("PATH")) set("PATH", kDefaultPath);
-  if (pty && !std::getenv("TERM")) set("TERM", "xterm-256color");
+  if (!base.count("PATH")) set("PATH", kDefaultPath);
+  if (pty && !base.count("TERM")) set("TERM", "xterm-256color");
   for (const auto& [k, v] : extra) set(k, v);
   std::vector<std::string> out;
   out.reserve(env.size());
@@ -253,6 +249,13 @@ void handle_resize(int fd, const json& req) {
   if (cols < 1 || cols > 65535) fail("invalid_argument", "field out of range: cols");
   if (rows < 1 || rows > 65535) fail("invalid_argument", "field out of range: rows");
   proc->resize(static_cast<unsigned short>(cols), static_cast<unsigned short>(rows));
+  send_frame(fd, json{{"type", "result"}});
+}
+
+// Sets variables for every later process of the sandbox (the host claiming
+// a warm sandbox for a caller whose env vars it did not know at boot).
+void handle_set_env(int fd, const json& req) {
+  set_sandbox_env(string_map(req, "env"));
   send_frame(fd, json{{"type", "result"}});
 }
 

@@ -1,4 +1,5 @@
-// Process ops: exec, connect, list_processes, input, close_stdin, signal, resize.
+// Process ops: exec, connect, list_processes, input, close_stdin, signal, resize,
+// set_env.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,5 +15,6 @@ void handle_input(int fd, const json& req);
 void handle_close_stdin(int fd, const json& req);
 void handle_signal(int fd, const json& req);
 void handle_resize(int fd, const json& req);
+void handle_set_env(int fd, const json& req);
 
 }  // namespace sandboxd::agent

@@ -15,11 +15,10 @@
 #include "runtime/agent/port_ops.hpp"
 #include "runtime/agent/process_ops.hpp"
 #include "runtime/agent/request.hpp"
+#include "runtime/agent/sandbox_env.hpp"
 #include "runtime/agent/watch_ops.hpp"
 #include "runtime/agent/watchers.hpp"
 #include "runtime/agent_protocol.hpp"
-
-extern char** environ;
 
 namespace sandboxd::agent {
 namespace {
@@ -43,12 +42,7 @@ void handle_ping(int fd, const json&) {
 }
 
 void handle_env(int fd, const json&) {
-  json env = json::object();
-  for (char** e = environ; e && *e; ++e) {
-    const char* eq = std::strchr(*e, '=');
-    if (eq) env[std::string(static_cast<const char*>(*e), eq)] = std::string(eq + 1);
-  }
-  send_frame(fd, json{{"type", "result"}, {"env", std::move(env)}});
+  send_frame(fd, json{{"type", "result"}, {"env", sandbox_env()}});
 }
 
 using handler = void (*)(int, const json&);
@@ -67,6 +61,7 @@ handler find_handler(const std::string& op) {
       {"remove", handle_remove},
       {"move", handle_move},
       {"env", handle_env},
+      {"set_env", handle_set_env},
       {"list_processes", handle_list_processes},
       {"connect", handle_connect},
       {"input", handle_input},

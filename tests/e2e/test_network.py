@@ -302,6 +302,23 @@ class Policies(NetworkTest):
         default = self.server.request("GET", f"/sandboxes/{self.make()}").json
         self.assertIsNone(default["allowInternetAccess"])
 
+    def test_a_warm_sandbox_takes_the_callers_policy_at_claim(self):
+        # The server runs the default warm pool: these creates claim sandboxes
+        # booted with the open policy before anyone asked for them.
+        for want_open in (False, True):
+            deadline = time.time() + 30
+            while True:
+                live = {s["sandboxID"] for s in
+                        self.server.request("GET", "/sandboxes?status=running,paused").json}
+                warm = set(os.listdir(os.path.join(self.server.dir, "sandboxes"))) - live
+                if len(warm) == 2 or time.time() > deadline:
+                    break
+                time.sleep(0.05)
+            fields = {} if want_open else {"allowInternetAccess": False}
+            sid = self.make(**fields)
+            self.assertIn(sid, warm, "the create did not claim a warm sandbox")
+            self.assertEqual(self.reaches(sid), want_open)
+
     def test_deny_out_and_live_updates_are_events(self):
         sid = self.make(network={"denyOut": [internet.addr]})
         self.assertFalse(self.reaches(sid))
@@ -365,8 +382,11 @@ class CleanupCommand(NetworkTest):
         self.assertIn("stop it first", busy.stderr)
         self.assertTrue(link_exists(veth_of(mine)))
         self.server.crash()
+        # Warm sandboxes the crash left go too.
+        left = os.listdir(os.path.join(self.server.dir, "sandboxes"))
+        self.assertTrue({mine, theirs, cold} <= set(left))
         out = run(BIN, "cleanup", "--data-dir", self.server.dir)
-        self.assertIn("removed 3 sandboxes", out.stdout)
+        self.assertIn(f"removed {len(left)} sandboxes", out.stdout)
         for sid in (mine, theirs, cold):
             self.assertFalse(link_exists(veth_of(sid)), sid)
             self.assertNotIn(f"chain sbx_{sid} ", nft_table())
