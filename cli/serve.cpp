@@ -131,7 +131,7 @@ constexpr const char* default_warm_pool = "base=2";
 result<std::map<std::string, size_t>> parse_warm_pool(const std::string& text,
                                                       const template_catalog& catalog) {
   std::map<std::string, size_t> sizes;
-  if (text == "0" || text.empty())
+  if (text == "0")
     return sizes;
   auto bad = [&](const std::string& why) {
     return bad_request("--warm-pool " + why
@@ -242,7 +242,11 @@ int serve(int argc, char** argv) {
     return fail(catalog.error().message);
   // The orgs' own templates (POST /templates) are this server's data.
   catalog->set_user_dir(dir + "/templates");
-  auto warm = parse_warm_pool(opts->get("warm-pool", default_warm_pool), *catalog);
+  // The default names `base`: a catalogue of one's own without it has none.
+  auto warm_text = opts->get("warm-pool", "");
+  if (warm_text.empty())
+    warm_text = catalog->find("base") ? default_warm_pool : "0";
+  auto warm = parse_warm_pool(warm_text, *catalog);
   if (!warm)
     return fail(warm.error().message);
   for (auto& t : catalog->all())

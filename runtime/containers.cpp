@@ -598,7 +598,9 @@ status container_runtime::resume(const std::string& id) {
   return success();
 }
 
-status container_runtime::stop(const std::string& id) {
+status container_runtime::stop(const std::string& id) { return halt(id, true); }
+
+status container_runtime::halt(const std::string& id, bool keep_files) {
   if (!is_valid_sandbox_id(id))
     return internal_error("invalid sandbox id " + id);
   auto out = run_command(runtime_cmd({"delete", "--force", id}));
@@ -642,7 +644,7 @@ status container_runtime::stop(const std::string& id) {
   for (auto& entry : fs::directory_iterator(dir + "/lower", ec))
     if (is_mount_point(entry.path()))
       return internal_error("cannot unmount " + entry.path().string());
-  if (auto st = disks_.detach(dir); !st)
+  if (auto st = disks_.detach(dir, keep_files); !st)
     return st;
   ids_.release(id);
   ::unlink((dir + "/id-range").c_str());
@@ -656,7 +658,7 @@ status container_runtime::stop(const std::string& id) {
 }
 
 status container_runtime::destroy(const std::string& id) {
-  if (auto st = stop(id); !st)
+  if (auto st = halt(id, false); !st)
     return st;
   auto dir = sandbox_dir(id);
   std::error_code ec;

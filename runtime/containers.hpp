@@ -107,6 +107,9 @@ public:
 private:
   std::vector<std::string> runtime_cmd(std::vector<std::string> args) const;
   std::string sandbox_dir(const std::string& id) const;
+  /// stop, and destroy's first half: the container, network, cgroups and
+  /// mounts go; `keep_files` makes sure the disk's contents are on its image.
+  status halt(const std::string& id, bool keep_files);
   /// `ids`: the sandbox's user-namespace range (none under gVisor).
   std::string bundle_config(const container_spec& spec, std::optional<id_range> ids) const;
   /// The sandbox's root: its layers and disk shifted into its id range, the

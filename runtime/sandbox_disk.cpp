@@ -5,12 +5,16 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "core/fd_closer.hpp"
 #include "runtime/command.hpp"
@@ -87,6 +91,40 @@ result<int> loop_attach(const std::string& image) {
   return internal_error("no free loop device");
 }
 
+// The loop device a disk was last attached to, kept beside the image (a
+// host-only file: the sandbox never sees its directory).
+std::string loop_record(const std::string& dir) { return dir + "/disk.loop"; }
+
+// Whether loop device `n` still serves `image`: its filesystem is still
+// alive somewhere (a mount namespace copied while it was mounted, such as
+// another sandbox's being set up, holds it until that copy goes).
+bool loop_serves(int n, const std::string& image) {
+  std::ifstream in("/sys/block/loop" + std::to_string(n) + "/loop/backing_file");
+  std::string backing;
+  std::error_code ec;
+  auto real = fs::canonical(image, ec);
+  return in && std::getline(in, backing) && (backing == image || (!ec && backing == real.string()));
+}
+
+// Waits until the filesystem of the last attach of `image` is gone. Two
+// live ext4 instances on one image would each believe the disk theirs: the
+// newer would not see what the older still holds, and the older's late
+// writes would corrupt it.
+status wait_released(const std::string& dir, const std::string& image) {
+  std::ifstream in(loop_record(dir));
+  int n = -1;
+  if (!(in >> n) || n < 0)
+    return success();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (loop_serves(n, image)) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return failure{503, "the sandbox's disk is still in use by the host (loop" + std::to_string(n)
+                            + "); retry in a moment"};
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return success();
+}
+
 } // namespace
 
 sandbox_disks::sandbox_disks(std::string cache_dir) : cache_dir_(std::move(cache_dir)) {}
@@ -142,10 +180,17 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
       return st;
     }
   }
+  if (auto st = wait_released(dir, image); !st)
+    return st;
   auto loop = loop_attach(image);
   if (!loop)
     return loop.error();
   fd_closer dev{*loop};
+  struct stat loop_st;
+  if (::fstat(dev.get(), &loop_st) == 0) {
+    std::ofstream out(loop_record(dir), std::ios::trunc);
+    out << minor(loop_st.st_rdev) << "\n";
+  }
   auto dev_path = "/proc/self/fd/" + std::to_string(dev.get());
   if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
     return internal_error(errno_text("mount the sandbox's disk on " + mnt));
@@ -160,8 +205,17 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
   return success();
 }
 
-status sandbox_disks::detach(const std::string& dir) {
+status sandbox_disks::detach(const std::string& dir, bool keep) {
   auto mnt = mount_point(dir);
+  // Everything written reaches the image now, whatever else still holds the
+  // filesystem after the unmount below (see wait_released).
+  struct stat top, parent;
+  if (keep && ::stat(mnt.c_str(), &top) == 0 && ::stat(dir.c_str(), &parent) == 0
+      && top.st_dev != parent.st_dev) {
+    fd_closer fd{::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)};
+    if (fd.get() >= 0)
+      ::syncfs(fd.get());
+  }
   if (::umount2(mnt.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL
       && errno != ENOENT)
     return internal_error(errno_text("umount " + mnt));

@@ -36,10 +36,12 @@ public:
   explicit sandbox_disks(std::string cache_dir);
 
   /// Makes <dir>/disk.img (unless it exists: a cold resume keeps the files)
-  /// and mounts it at <dir>/disk unless mounted already.
+  /// and mounts it at <dir>/disk unless mounted already; 503 while the
+  /// filesystem of its last mount is still alive elsewhere (waits up to 5 s).
   status attach(const std::string& dir, const disk_limits& limits);
-  /// Unmounts <dir>/disk (the loop device goes with it). Idempotent.
-  status detach(const std::string& dir);
+  /// Unmounts <dir>/disk (the loop device goes with it). Idempotent. With
+  /// `keep`, first writes everything to the image (it will be mounted again).
+  status detach(const std::string& dir, bool keep);
   /// The mounted filesystem's counters.
   result<disk_usage> usage(const std::string& dir) const;
 

@@ -1,6 +1,8 @@
 """E2B's lifecycle options: autoPause (on timeout pause instead of kill),
 autoResume (the data plane wakes a paused sandbox), how they show in
 SandboxDetail.lifecycle, and every way to ask for them wrongly."""
+import subprocess
+import threading
 import time
 
 from harness import Envd, ServerTest, main
@@ -122,6 +124,32 @@ class Lifecycle(ServerTest):
         self.assertNotIn("sleep 1000", self.sh(sid, "ps -eo args"), "booted fresh")
         self.assertEqual(self.types(sid), ["created", "paused", "resumed"])
         self.assertError(self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": "no"}), 400, "memory")
+
+    def test_cold_resume_never_mounts_a_disk_whose_filesystem_is_still_alive(self):
+        # A mount namespace copied while the disk was mounted (any container
+        # being set up at that moment, the warm pool's refills included) holds
+        # its filesystem after the cold pause unmounted it. A second live ext4
+        # on the same image would miss what the first still holds and be
+        # corrupted by its late writes: the resume waits for the first to go.
+        sid = self.make(timeout=300)["sandboxID"]
+        self.sh(sid, "head -c 300000 /dev/urandom | base64 > /home/user/data; sha256sum /home/user/data")
+        digest = self.sh(sid, "sha256sum < /home/user/data")
+        holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
+        try:
+            time.sleep(0.3)  # the copy of the host's mounts exists
+            self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": False}), 204)
+            # Held for longer than a resume waits: refused with the reason.
+            r = self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 300})
+            self.assertError(r, 503, "still in use")
+            self.assertEqual(self.detail(sid)["state"], "paused")
+            # Released while a resume waits: it boots on everything written.
+            threading.Timer(1.0, holder.kill).start()
+            r = self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 300})
+            self.assertStatus(r, 201)
+            self.assertEqual(self.sh(sid, "sha256sum < /home/user/data"), digest)
+        finally:
+            holder.kill()
+            holder.wait()
 
     def test_auto_pause_without_memory_and_a_restart_in_between(self):
         sid = self.make(timeout=1, autoPause=True, autoPauseMemory=False)["sandboxID"]

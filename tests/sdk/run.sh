@@ -101,7 +101,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$BIN" serve --data-dir "$DATA_DIR" \
+"$BIN" serve --data-dir "$DATA_DIR" ${SANDBOXD_ARGS:-} \
   --api-listen "127.0.0.1:$API_PORT" --envd-listen "127.0.0.1:$ENVD_PORT" --domain sandboxd.test \
   >"$LOG" 2>&1 </dev/null &
 SERVER_PID=$!
