@@ -187,7 +187,8 @@ void refill(self_ptr self) {
     // the host full); a create finishing looks at once.
     if (st.pool.short_of_target() && !st.pool.draining() && !st.wake_pending) {
       st.wake_pending = true;
-      self->delayed_send(self, std::chrono::seconds(5), atom::wake::value);
+      auto rest = st.pool.rests_for(now_ms());
+      self->delayed_send(self, std::chrono::milliseconds(rest > 0 ? rest : 5000), atom::wake::value);
     }
     return;
   }
@@ -305,7 +306,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       }
       put_record(self, rec);
       add_live(self, rec, actor);
-      st.pool.create_started();
+      st.pool.create_started(now_ms());
       auto rp = self->make_response_promise<sandbox_record>();
       auto t0 = std::chrono::steady_clock::now();
       auto on_running = [=](sandbox_record& r) mutable {

@@ -1,5 +1,7 @@
 #include "actors/warm_pool.hpp"
 
+#include <algorithm>
+
 namespace sandboxd {
 
 warm_pool::warm_pool(std::map<std::string, size_t> sizes) : sizes_(std::move(sizes)) {
@@ -10,7 +12,7 @@ warm_pool::warm_pool(std::map<std::string, size_t> sizes) : sizes_(std::move(siz
 std::optional<std::string>
 warm_pool::next(size_t live, size_t capacity, int64_t now_ms,
                 const std::function<bool(const std::string&)>& bootable) const {
-  if (booting_ || draining_ || creating_ > 0 || now_ms < resume_at_ms_)
+  if (booting_ || draining_ || creating_ > 0 || rests_for(now_ms) > 0)
     return std::nullopt;
   if (live + ready() >= capacity)
     return std::nullopt;
@@ -28,6 +30,10 @@ warm_pool::next(size_t live, size_t capacity, int64_t now_ms,
     }
   }
   return best;
+}
+
+int64_t warm_pool::rests_for(int64_t now_ms) const {
+  return std::max<int64_t>(0, std::max(resume_at_ms_, quiet_until_ms_) - now_ms);
 }
 
 void warm_pool::boot_started() { booting_ = true; }

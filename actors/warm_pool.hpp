@@ -3,8 +3,9 @@
 // asks it what to do and does the messaging.
 //
 // The rules it keeps: one boot at a time; none while a create is under way
-// (a refill never competes with a caller); none for a while after a boot
-// failed; warm sandboxes count against the host's sandbox limit with the
+// nor for a quiet period after the last one began (a refill never competes
+// with a caller's create or the first commands it runs); none for a while
+// after a boot failed; warm sandboxes count against the host's sandbox limit with the
 // live ones, and give way to a create that needs their room.
 #pragma once
 
@@ -23,6 +24,8 @@ class warm_pool {
 public:
   /// How long refilling rests after a failed boot.
   static constexpr int64_t backoff_ms = 5000;
+  /// How long after the last create began refilling waits.
+  static constexpr int64_t quiet_ms = 1000;
 
   /// `sizes`: warm sandboxes wanted per template name (0 or absent: none).
   explicit warm_pool(std::map<std::string, size_t> sizes = {});
@@ -37,9 +40,15 @@ public:
   void boot_done(const std::string& name, const std::string& id);
   void boot_failed(int64_t now_ms);
 
-  /// Creates under way hold refilling back.
-  void create_started() { ++creating_; }
+  /// Creates under way, and the quiet period after one began, hold
+  /// refilling back.
+  void create_started(int64_t now_ms) {
+    ++creating_;
+    quiet_until_ms_ = now_ms + quiet_ms;
+  }
   void create_done() { creating_ -= creating_ > 0; }
+  /// Milliseconds until a backoff or a quiet period ends (0: none).
+  int64_t rests_for(int64_t now_ms) const;
 
   /// A warm sandbox of `name` for a caller (the longest ready), if any.
   std::optional<std::string> take(const std::string& name);
@@ -64,6 +73,7 @@ private:
   bool draining_ = false;
   size_t creating_ = 0;
   int64_t resume_at_ms_ = 0; // after a failed boot
+  int64_t quiet_until_ms_ = 0; // after the last create began
 };
 
 } // namespace sandboxd

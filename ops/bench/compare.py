@@ -195,6 +195,8 @@ class Podman:
         self.made.append(name)
         subprocess.run(["podman", "run", "-d", "--network", "none", "--name", name,
                         "--memory", "512m", "--pids-limit", "1024", "--cpus", "2",
+                        # podman asks for more open files and processes than root may here
+                        "--ulimit", "nofile=1024:20000", "--ulimit", "nproc=4096:4096",
                         IMAGE, "sleep", "infinity"],
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
         return name

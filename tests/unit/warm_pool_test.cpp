@@ -31,14 +31,17 @@ TEST(WarmPool, BootsOneAtATimeTheEmptiestTemplateFirst) {
 
 TEST(WarmPool, WaitsForCreatesForCapacityAndAfterAFailure) {
   warm_pool p{{{"base", 2}}};
-  p.create_started();
+  p.create_started(0);
   EXPECT_FALSE(p.next(0, 100, 0, any)) << "never while a create is under way";
   p.create_done();
-  EXPECT_TRUE(p.next(0, 100, 0, any));
-  EXPECT_FALSE(p.next(100, 100, 0, any)) << "the host is full";
-  EXPECT_FALSE(p.next(0, 100, 0, [](const std::string&) { return false; })) << "not built";
+  EXPECT_FALSE(p.next(0, 100, warm_pool::quiet_ms - 1, any)) << "nor right after one";
+  EXPECT_EQ(p.rests_for(warm_pool::quiet_ms - 1), 1);
+  EXPECT_TRUE(p.next(0, 100, warm_pool::quiet_ms, any));
+  EXPECT_FALSE(p.next(100, 100, warm_pool::quiet_ms, any)) << "the host is full";
+  EXPECT_FALSE(p.next(0, 100, warm_pool::quiet_ms, [](const std::string&) { return false; })) << "not built";
   p.boot_started();
   p.boot_failed(1000);
+  EXPECT_EQ(p.rests_for(1000), warm_pool::backoff_ms);
   EXPECT_FALSE(p.next(0, 100, 1000 + warm_pool::backoff_ms - 1, any));
   EXPECT_TRUE(p.next(0, 100, 1000 + warm_pool::backoff_ms, any));
   p.boot_started();
