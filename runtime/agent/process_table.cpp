@@ -310,9 +310,12 @@ void process_table::reaper_loop() {
       continue;
     }
     if (errno == EINTR) continue;
-    // ECHILD: no children right now; wait for the next fork.
+    // ECHILD: no children right now; wait for the next fork, however long
+    // (an idle sandbox costs no wakeups). Nothing else can give us a child:
+    // an orphan is re-parented to us before its parent is reaped, so while
+    // any process lives here waitpid blocks instead.
     std::unique_lock<std::mutex> lock(child_mu_);
-    child_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return forks_ != seen; });
+    child_cv_.wait(lock, [&] { return forks_ != seen; });
   }
 }
 
