@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -158,17 +159,33 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   return deps;
 }
 
-// Removes warm sandbox `id` (nothing was logged for it).
-void remove_warm(self_ptr self, const std::string& id) {
+// What a sandbox of catalogue template `tpl` has before any caller's
+// choice: a warm sandbox is booted from exactly this, and a create starts
+// from it, so nothing a warm sandbox shows can differ from a cold one.
+sandbox_record template_record(const template_spec& tpl, const registry_config& cfg) {
+  sandbox_record rec;
+  rec.template_id = tpl.name;
+  rec.alias = tpl.name;
+  rec.env_vars = tpl.env;
+  rec.cpu_count = tpl.cpu_count;
+  rec.memory_mb = tpl.memory_mb;
+  rec.disk_size_mb = cfg.disk_size_mb;
+  rec.state = sandbox_state::creating;
+  return rec;
+}
+
+// Removes warm sandbox `id` (nothing was logged for it), then `done`.
+void remove_warm(self_ptr self, const std::string& id, std::function<void()> done = [] {}) {
   auto it = self->state.warm.find(id);
   if (it == self->state.warm.end())
-    return;
+    return done();
   auto actor = it->second;
   self->state.warm.erase(it);
   self->request(actor, caf::infinite, atom::remove::value)
-    .then([](bool) {},
-          [id](caf::error& e) {
+    .then([done](bool) { done(); },
+          [id, done](caf::error& e) {
             spdlog::error("warm sandbox {}: not removed: {}", id, from_error(e).message);
+            done();
           });
 }
 
@@ -192,18 +209,9 @@ void refill(self_ptr self) {
     }
     return;
   }
-  auto tpl = *cfg.templates->find(*name);
-  // What a create of this template without options would have; the caller's
-  // choices replace it at claim time.
-  sandbox_record rec;
+  // The caller's choices replace the template's at claim time.
+  auto rec = template_record(*cfg.templates->find(*name), cfg);
   rec.id = new_sandbox_id();
-  rec.template_id = tpl.name;
-  rec.alias = tpl.name;
-  rec.env_vars = tpl.env;
-  rec.cpu_count = tpl.cpu_count;
-  rec.memory_mb = tpl.memory_mb;
-  rec.disk_size_mb = cfg.disk_size_mb;
-  rec.state = sandbox_state::creating;
   auto actor = spawn_sandbox(self->home_system(), rec, deps_for(self, rec));
   st.pool.boot_started();
   auto id = rec.id;
@@ -252,9 +260,10 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         return to_error({429, "sandbox limit reached ("
                                 + std::to_string(cfg.max_sandboxes_per_org)
                                 + " running or paused sandboxes per org)"});
-      sandbox_record rec;
+      auto rec = template_record(*tpl, cfg);
       rec.org_id = spec.org_id;
-      rec.template_id = from->snapshot ? from->snapshot->id : tpl->name;
+      if (from->snapshot)
+        rec.template_id = from->snapshot->id;
       rec.alias = !spec.alias.empty() ? spec.alias
                   : from->snapshot    ? public_id(*from->snapshot)
                                       : tpl->name;
@@ -263,14 +272,9 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       rec.idle_timeout_s = spec.idle_timeout_s;
       rec.max_end_ms = spec.max_lifetime_s * 1000; // a duration until `start`
       rec.metadata = std::move(spec.metadata);
-      rec.env_vars = tpl->env;
       for (auto& [k, v] : spec.env_vars)
         rec.env_vars[k] = v;
-      rec.cpu_count = tpl->cpu_count;
-      rec.memory_mb = tpl->memory_mb;
-      rec.disk_size_mb = cfg.disk_size_mb;
       rec.timeout_s = spec.timeout_s;
-      rec.state = sandbox_state::creating;
       // Lifecycle options travel in `created` as named facts.
       if (spec.auto_pause)
         rec.ext[event_ext::on_timeout] = "pause";
@@ -489,16 +493,11 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         return uint64_t{0};
       auto rp = self->make_response_promise<uint64_t>();
       auto pending = std::make_shared<size_t>(ids.size());
-      for (auto& id : ids) {
-        auto actor = self->state.warm[id];
-        self->state.warm.erase(id);
-        auto one_less = [=]() mutable {
+      for (auto& id : ids)
+        remove_warm(self, id, [=]() mutable {
           if (--*pending == 0)
             rp.deliver(static_cast<uint64_t>(ids.size()));
-        };
-        self->request(actor, caf::infinite, atom::remove::value)
-          .then([=](bool) mutable { one_less(); }, [=](caf::error&) mutable { one_less(); });
-      }
+        });
       return rp;
     },
     [=](atom::recover) -> caf::result<uint64_t> {

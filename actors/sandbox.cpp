@@ -407,12 +407,17 @@ void go_live(self_ptr self, bool template_started, record_cont k) {
   });
 }
 
+// Boots the container of a new sandbox (or a warm one) from its record.
+void boot(self_ptr self, std::function<void(status)> then) {
+  auto rt = self->state.deps.runtime;
+  auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
+  run_blocking(self, true, [rt, spec] { return rt->create(spec); }, std::move(then));
+}
+
 // Boots the container of a new sandbox, then goes live; a boot that fails
 // ends the sandbox in `error` (never logged, so never listed).
 void boot_and_go_live(self_ptr self, record_cont k) {
-  auto rt = self->state.deps.runtime;
-  auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
-  run_blocking(self, true, [rt, spec] { return rt->create(spec); }, [=](status s) {
+  boot(self, [=](status s) {
     if (s)
       return go_live(self, false, k);
     self->state.rec.state = sandbox_state::error;
@@ -439,9 +444,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
     },
     [=](atom::prepare) -> caf::result<bool> {
       auto rp = self->make_response_promise<bool>();
-      auto rt = self->state.deps.runtime;
-      auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
-      run_blocking(self, true, [rt, spec] { return rt->create(spec); }, [=](status s) mutable {
+      boot(self, [=](status s) mutable {
         if (!s) {
           rp.deliver(to_error(s.error()));
           self->quit();
@@ -460,6 +463,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         return rp;
       }
       self->state.warm = false;
+      auto booted = policy_of(self->state.rec);
       // The container, and with it the id, hostname, boot id and id range,
       // stay; everything the caller chose arrives now.
       self->state.rec = std::move(rec);
@@ -471,13 +475,14 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto policy = policy_of(self->state.rec);
       run_blocking(
         self, true,
-        [rt, id, sock, env, policy]() -> status {
+        [rt, id, sock, env, policy, booted]() -> status {
           // Also proves the agent still answers.
           auto r = agent::call(sock, {{"op", "set_env"}, {"env", env}}, std::chrono::seconds(5));
           if (!r)
             return r.error();
-          bool open = policy.internet && policy.allow_out.empty() && policy.deny_out.empty();
-          return open ? success() : rt->update_network(id, policy);
+          bool same = policy.internet == booted.internet && policy.allow_out == booted.allow_out
+                      && policy.deny_out == booted.deny_out;
+          return same ? success() : rt->update_network(id, policy);
         },
         [=](status s) {
           if (s)

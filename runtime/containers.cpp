@@ -26,6 +26,7 @@
 #include "runtime/agent_client.hpp"
 #include "runtime/command.hpp"
 #include "runtime/host_limits.hpp"
+#include "runtime/mount_point.hpp"
 #include "runtime/seccomp.hpp"
 #include "core/fd_closer.hpp"
 
@@ -98,12 +99,6 @@ constexpr uint32_t first_sandbox_uid = 1u << 30;
 constexpr uint32_t sandbox_id_ranges = 8192;
 constexpr const char* id_range_locks = "/run/sandboxd/id-ranges.lock";
 constexpr const char* roots_parent = "/run/sandboxd/roots";
-
-bool is_mount_point(const std::string& path) {
-  struct stat self, parent;
-  return ::lstat(path.c_str(), &self) == 0
-         && ::lstat((path + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
-}
 
 void unmount(const std::string& path) {
   ::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);

@@ -18,6 +18,7 @@
 
 #include "core/fd_closer.hpp"
 #include "runtime/command.hpp"
+#include "runtime/mount_point.hpp"
 
 namespace fs = std::filesystem;
 
@@ -98,12 +99,11 @@ std::string loop_record(const std::string& dir) { return dir + "/disk.loop"; }
 // Whether loop device `n` still serves `image`: its filesystem is still
 // alive somewhere (a mount namespace copied while it was mounted, such as
 // another sandbox's being set up, holds it until that copy goes).
-bool loop_serves(int n, const std::string& image) {
+// `image` and `real` are the image's path as given and as resolved.
+bool loop_serves(int n, const std::string& image, const std::string& real) {
   std::ifstream in("/sys/block/loop" + std::to_string(n) + "/loop/backing_file");
   std::string backing;
-  std::error_code ec;
-  auto real = fs::canonical(image, ec);
-  return in && std::getline(in, backing) && (backing == image || (!ec && backing == real.string()));
+  return in && std::getline(in, backing) && (backing == image || backing == real);
 }
 
 // Waits until the filesystem of the last attach of `image` is gone. Two
@@ -115,8 +115,10 @@ status wait_released(const std::string& dir, const std::string& image) {
   int n = -1;
   if (!(in >> n) || n < 0)
     return success();
+  std::error_code ec;
+  auto real = fs::canonical(image, ec).string();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (loop_serves(n, image)) {
+  while (loop_serves(n, image, real)) {
     if (std::chrono::steady_clock::now() > deadline)
       return failure{503, "the sandbox's disk is still in use by the host (loop" + std::to_string(n)
                             + "); retry in a moment"};
@@ -167,9 +169,7 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
   fs::create_directories(mnt, ec);
   if (ec)
     return internal_error("cannot create " + mnt + ": " + ec.message());
-  struct stat top, parent;
-  if (::stat(mnt.c_str(), &top) == 0 && ::stat(dir.c_str(), &parent) == 0
-      && top.st_dev != parent.st_dev)
+  if (is_mount_point(mnt))
     return success(); // mounted already (a restart or a resume)
   if (!fs::exists(image, ec)) {
     auto blank = blank_image(limits);
@@ -209,9 +209,7 @@ status sandbox_disks::detach(const std::string& dir, bool keep) {
   auto mnt = mount_point(dir);
   // Everything written reaches the image now, whatever else still holds the
   // filesystem after the unmount below (see wait_released).
-  struct stat top, parent;
-  if (keep && ::stat(mnt.c_str(), &top) == 0 && ::stat(dir.c_str(), &parent) == 0
-      && top.st_dev != parent.st_dev) {
+  if (keep && is_mount_point(mnt)) {
     fd_closer fd{::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)};
     if (fd.get() >= 0)
       ::syncfs(fd.get());
