@@ -353,6 +353,10 @@ int serve(int argc, char** argv) {
                  spdlog::warn("warm sandboxes not all removed: {}", from_error(e).message);
                });
   }
+  // Killed sandboxes whose leftovers are still being removed (a restart
+  // removes what a crash leaves).
+  if (!runtime->wait_reclaims(std::chrono::seconds(4)))
+    spdlog::warn("killed sandboxes not all removed yet: the next start removes the rest");
   runtime->remove_roots_dir(); // only when no sandbox of ours has a root there
   // Every event is already synced; sandbox actors hold nothing to flush and
   // their containers must keep running, so leave without tearing them down.

@@ -581,7 +581,25 @@ status container_runtime::pause(const std::string& id) {
     return out.error();
   if (out->exit_code != 0)
     return internal_error("pause failed: " + out->output);
-  return success();
+  // crun answers with the freezer still FREEZING when the sandbox's tasks
+  // are busy (seen with 6 spinning processes on 2 cores): a pause answers
+  // once nothing of the sandbox runs. Reading the state makes the kernel
+  // look again.
+  if (gvisor_)
+    return success();
+  auto state_file = "/sys/fs/cgroup/freezer/sandboxd/" + id + "/freezer.state";
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (auto pause = std::chrono::microseconds(100);; pause = std::min(pause * 2, std::chrono::microseconds(5000))) {
+    auto state = read_file(state_file);
+    if (state.empty() || state.rfind("FROZEN", 0) == 0)
+      return success(); // no v1 freezer here: crun's own answer stands
+    if (std::chrono::steady_clock::now() > until)
+      break;
+    std::this_thread::sleep_for(pause);
+  }
+  if (auto st = resume(id); !st)
+    spdlog::error("sandbox {}: cannot thaw after a failed pause: {}", id, st.error().message);
+  return internal_error("the sandbox did not freeze within 2 s");
 }
 
 status container_runtime::resume(const std::string& id) {
@@ -590,82 +608,6 @@ status container_runtime::resume(const std::string& id) {
     return out.error();
   if (out->exit_code != 0)
     return internal_error("resume failed: " + out->output);
-  return success();
-}
-
-status container_runtime::stop(const std::string& id) { return halt(id, true); }
-
-status container_runtime::halt(const std::string& id, bool keep_files) {
-  if (!is_valid_sandbox_id(id))
-    return internal_error("invalid sandbox id " + id);
-  auto out = run_command(runtime_cmd({"delete", "--force", id}));
-  std::string failures;
-  if (out && out->exit_code != 0 && state(id).ok())
-    failures = "delete failed: " + out->output;
-  // crun removes the cgroups of a container it knows; one it lost track of
-  // (its `crun run` killed at a timeout mid-start) leaves them behind, empty
-  // once its processes are gone: removed here, in every hierarchy.
-  // Under load its last processes may still be exiting (zombies the host's
-  // init has not reaped yet): EBUSY for a moment, retried for up to 1 s.
-  std::error_code cg_ec;
-  std::vector<fs::path> busy;
-  for (auto& h : fs::directory_iterator("/sys/fs/cgroup", cg_ec)) {
-    auto cg = h.path() / "sandboxd" / id;
-    if (::rmdir(cg.c_str()) == 0 || errno == ENOENT || errno == ENOTDIR)
-      continue;
-    if (errno == EBUSY)
-      busy.push_back(cg);
-    else
-      spdlog::warn("sandbox {}: cannot remove cgroup {}: {}", id, cg.string(), strerror(errno));
-  }
-  for (int i = 0; i < 50 && !busy.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    busy.erase(std::remove_if(busy.begin(), busy.end(),
-                              [](const fs::path& cg) {
-                                return ::rmdir(cg.c_str()) == 0 || errno == ENOENT;
-                              }),
-               busy.end());
-  }
-  // Not a failure of the stop: what is left is an empty directory at worst.
-  for (auto& cg : busy)
-    spdlog::warn("sandbox {}: cannot remove cgroup {}: still busy after 1 s", id, cg.string());
-  // After the container: its processes are gone before its rules are.
-  if (auto st = net_.teardown(id); !st)
-    failures += (failures.empty() ? "" : "; ") + st.error().message;
-  auto dir = sandbox_dir(id);
-  unmount_root(id);
-  // A layer still mounted here must stop a removal of the directory.
-  std::error_code ec;
-  for (auto& entry : fs::directory_iterator(dir + "/lower", ec))
-    if (is_mount_point(entry.path()))
-      return internal_error("cannot unmount " + entry.path().string());
-  if (auto st = disks_.detach(dir, keep_files); !st)
-    return st;
-  ids_.release(id);
-  ::unlink((dir + "/id-range").c_str());
-  {
-    std::lock_guard<std::mutex> guard{cpu_mtx_};
-    last_cpu_.erase(id);
-  }
-  if (!failures.empty())
-    return internal_error(failures);
-  return success();
-}
-
-status container_runtime::destroy(const std::string& id) {
-  if (auto st = halt(id, false); !st)
-    return st;
-  auto dir = sandbox_dir(id);
-  std::error_code ec;
-  fs::remove_all(dir, ec); // the rootfs link goes, not what it points to
-  if (ec)
-    return internal_error("cannot remove " + dir + ": " + ec.message());
-  // Never a recursive removal there: an unmounted root is an empty directory.
-  auto root = rootfs(id);
-  if ((::rmdir(root.c_str()) != 0 && errno != ENOENT)
-      || (::rmdir(fs::path{root}.parent_path().c_str()) != 0 && errno != ENOENT))
-    return internal_error(bind_source_error("cannot remove", root));
-  remove_roots_dir(); // the last one out
   return success();
 }
 

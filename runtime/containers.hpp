@@ -19,6 +19,8 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -73,6 +75,16 @@ public:
   status resume(const std::string& id);
   /// Removes the container, its network, cgroup, mounts and files. Idempotent.
   status destroy(const std::string& id);
+  /// A kill's first half, on the caller's path: the container's processes
+  /// are gone when it returns (its init killed through a pidfd and waited
+  /// for), nothing else is removed. Each success owes one reclaim(id).
+  status terminate(const std::string& id);
+  /// A kill's second half, off the caller's path: destroy(id), paying what
+  /// terminate owed. A server stopping first waits for it (wait_reclaims); a
+  /// crash leaves what recovery removes as a container no sandbox owns.
+  status reclaim(const std::string& id);
+  /// Until every reclaim owed has run, or `within` passed (false then).
+  bool wait_reclaims(std::chrono::milliseconds within);
   /// Replaces a live sandbox's egress policy (PUT /sandboxes/:id/network):
   /// 400 for a bad policy, 404 when the sandbox has no network.
   status update_network(const std::string& id, const network_policy& policy);
@@ -144,6 +156,9 @@ private:
   id_ranges ids_;
   int64_t inodes_ = 262144;
   host_limits host_{0, 0, 1ll << 40, 0}; // what all sandboxes share (check_host)
+  std::mutex reclaim_mtx_;
+  std::condition_variable reclaim_cv_;
+  int64_t reclaims_owed_ = 0; // terminated, not yet reclaimed
 };
 
 } // namespace sandboxd

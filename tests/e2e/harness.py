@@ -20,6 +20,19 @@ BIN = os.environ.get("SANDBOXD_BIN") or os.path.join(
 OCI = "crun"
 
 
+def eventually(check, within=5.0, every=0.02):
+    """True once check() is, False if it is still not after `within` s. A
+    kill answers once the sandbox's processes are gone; what they leave
+    (cgroups, mounts, veth, files) is removed just after."""
+    deadline = time.time() + within
+    while True:
+        if check():
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(every)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

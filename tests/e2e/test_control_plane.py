@@ -5,7 +5,7 @@ import socket
 import time
 import uuid
 
-from harness import ServerTest, main
+from harness import ServerTest, eventually, main
 
 
 class Lifecycle(ServerTest):
@@ -96,7 +96,8 @@ class Lifecycle(ServerTest):
         self.assertEqual(len(killed), 1)
         self.assertEqual(killed[0]["eventData"]["kill_reason"], "timeout")
         self.assertIn("execution", killed[0]["eventData"])
-        self.assertFalse(os.path.exists(os.path.join(self.server.dir, "sandboxes", sid)))
+        self.assertTrue(eventually(
+            lambda: not os.path.exists(os.path.join(self.server.dir, "sandboxes", sid))))
 
     def test_set_timeout_and_refresh(self):
         sid = self.server.create(timeout=2)

@@ -3,9 +3,10 @@ autoResume (the data plane wakes a paused sandbox), how they show in
 SandboxDetail.lifecycle, and every way to ask for them wrongly."""
 import subprocess
 import threading
+import os
 import time
 
-from harness import Envd, ServerTest, main
+from harness import Envd, ServerTest, eventually, main
 
 T = "sandbox.lifecycle."
 
@@ -98,6 +99,7 @@ class Lifecycle(ServerTest):
         shutil.rmtree(os.path.join(self.server.dir, "runtime", "state", sid))
         try:
             self.assertStatus(self.server.request("DELETE", f"/sandboxes/{sid}"), 204)
+            eventually(lambda: not glob.glob(f"/sys/fs/cgroup/*/sandboxd/{sid}"))
             self.assertEqual(glob.glob(f"/sys/fs/cgroup/*/sandboxd/{sid}"), [])
         finally:
             for left in glob.glob(f"/sys/fs/cgroup/*/sandboxd/{sid}"):
@@ -107,6 +109,43 @@ class Lifecycle(ServerTest):
         r = self.server.request("POST", f"/sandboxes/{sid}/processes", {"cmd": "sh", "args": ["-c", script]})
         self.assertStatus(r, 200)
         return r.json["stdout"]
+
+    def procs_of(self, sid):
+        """Pids in the sandbox's cgroup; [] once it is gone."""
+        try:
+            with open(f"/sys/fs/cgroup/pids/sandboxd/{sid}/cgroup.procs") as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
+    def test_kill_answers_once_every_process_is_gone_frozen_or_not(self):
+        # Processes that ignore every signal they can, fork, and detach; one
+        # sandbox left running, one frozen by a pause that keeps memory (a
+        # frozen task dies only once thawed). The kill answers after the
+        # processes are gone; what they leave is removed just after.
+        import glob
+        script = ("trap '' TERM INT HUP; for i in 1 2 3; do setsid sh -c "
+                  "'trap \"\" TERM; sleep 1000' >/dev/null 2>&1 </dev/null & done; "
+                  "setsid sh -c 'while :; do :; done' >/dev/null 2>&1 </dev/null &")
+        running = self.make(timeout=300)["sandboxID"]
+        frozen = self.make(timeout=300)["sandboxID"]
+        for sid in (running, frozen):
+            self.sh(sid, script)
+            self.assertGreaterEqual(len(self.procs_of(sid)), 5)
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{frozen}/pause"), 204)
+        with open(f"/sys/fs/cgroup/freezer/sandboxd/{frozen}/freezer.state") as f:
+            self.assertEqual(f.read().strip(), "FROZEN")
+        for sid in (running, frozen):
+            self.assertStatus(self.server.request("DELETE", f"/sandboxes/{sid}"), 204)
+            self.assertEqual(self.procs_of(sid), [], "a process outlived the kill")
+            self.assertEqual(self.types(sid)[-1], "killed")
+        for sid in (running, frozen):
+            self.assertTrue(eventually(lambda: not glob.glob(f"/sys/fs/cgroup/*/sandboxd/{sid}")))
+            self.assertTrue(eventually(
+                lambda: not os.path.exists(os.path.join(self.server.dir, "sandboxes", sid))))
+            with open("/proc/mounts") as f:
+                self.assertNotIn(sid, f.read())
+            self.assertFalse(os.path.exists(os.path.join(self.server.dir, "runtime", "state", sid)))
 
     def test_pause_without_memory_frees_it_and_resume_boots_on_the_files(self):
         sid = self.make(timeout=300)["sandboxID"]

@@ -22,7 +22,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import OCI, Server, ServerTest, main
+from harness import OCI, Server, ServerTest, eventually, main
 
 made_ids = []  # every sandbox this module creates, for the final check
 
@@ -269,7 +269,8 @@ class DefaultPolicy(NetworkTest):
         self.assertIn(f'"{veth_of(sid)}" : accept', table)
         self.assertNotIn(f"chain sbx_{sid} ", table)
         self.assertStatus(self.server.request("DELETE", f"/sandboxes/{sid}"), 204)
-        self.assertFalse(link_exists(veth_of(sid)))
+        self.assertTrue(eventually(lambda: not link_exists(veth_of(sid))))
+        self.assertTrue(eventually(lambda: sid not in nft_table()))
         table = nft_table()
         self.assertNotIn(sid, table)
         self.assertNotIn(veth_of(sid), table)

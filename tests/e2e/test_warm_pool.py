@@ -28,9 +28,15 @@ def wait_warm(server, n, timeout=60):
 
 
 def containers(server):
-    """Ids of every sandbox with files on the host, warm or not."""
+    """Ids of every sandbox with files on the host, warm or live. A killed
+    one's files are removed just after its kill answered: not counted."""
     d = os.path.join(server.dir, "sandboxes")
-    return set(os.listdir(d)) if os.path.isdir(d) else set()
+    if not os.path.isdir(d):
+        return set()
+    killed = set()
+    if server.proc and server.proc.poll() is None:  # a stopped server reclaimed them
+        killed = {s["sandboxID"] for s in server.request("GET", "/sandboxes?status=stopped").json}
+    return set(os.listdir(d)) - killed
 
 
 def live_ids(server):
