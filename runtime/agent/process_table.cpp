@@ -9,6 +9,9 @@
 #include <grp.h>
 #include <poll.h>
 #include <pty.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
@@ -27,12 +30,15 @@ constexpr auto kKeepEnded = std::chrono::seconds(60);
 // Where the child failed; reported through the CLOEXEC error pipe.
 enum child_stage : int { stage_exec = 0, stage_chdir, stage_setgroups, stage_setgid, stage_setuid, stage_session };
 
-// Everything the child needs, prepared before fork so that the child only
-// makes async-signal-safe calls.
+// Everything the child needs, prepared before the clone so that the child
+// only makes raw system calls.
 struct child_plan {
-  const char* file = nullptr;
   char* const* argv = nullptr;
   char** envp = nullptr;
+  // Where execvp would look for the program, in order (the PATH of the
+  // process's own environment); with sh_argv for a script without #!.
+  char* const* candidates = nullptr;
+  char** sh_argv = nullptr; // {"/bin/sh", <candidate>, args..., nullptr}
   const char* cwd = nullptr;
   bool set_ids = false;
   uid_t uid = 0;
@@ -50,13 +56,22 @@ struct child_plan {
   ::_exit(127);
 }
 
-[[noreturn]] void run_child(const child_plan& p) {
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+// The child runs in a clone that shares the agent's memory, on a stack of
+// its own, while the spawning thread waits (CLONE_VM | CLONE_VFORK, as
+// posix_spawn does). A fork copied the agent's page tables and made its pages
+// copy-on-write: each later write by one of its threads then cost a fault and
+// a TLB shootdown across CPUs, about half of an exec's cost under load. So:
+// only raw system calls here. glibc's set*id would signal the agent's
+// threads; `environ` and anything allocated are the agent's own.
+int run_child(void* arg) {
+  const auto& p = *static_cast<const child_plan*>(arg);
+  // Dispositions first (inherited blocked), then the mask.
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   // Anything inherited without CLOEXEC must not reach the new program.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 
@@ -72,14 +87,66 @@ struct child_plan {
     ::dup2(p.err, 2);
   }
   if (p.set_ids) {
-    if (::setgroups(p.ngroups, p.groups) < 0) child_fail(p, stage_setgroups);
-    if (::setgid(p.gid) < 0) child_fail(p, stage_setgid);
-    if (::setuid(p.uid) < 0) child_fail(p, stage_setuid);
+    if (::syscall(SYS_setgroups, p.ngroups, p.groups) < 0) child_fail(p, stage_setgroups);
+    if (::syscall(SYS_setgid, p.gid) < 0) child_fail(p, stage_setgid);
+    if (::syscall(SYS_setuid, p.uid) < 0) child_fail(p, stage_setuid);
   }
   if (::chdir(p.cwd) < 0) child_fail(p, stage_chdir);
-  environ = p.envp;
-  ::execvp(p.file, p.argv);
+  // execvp's search: a missing candidate moves on, EACCES is remembered,
+  // any other failure ends the search; a file without #! runs under sh.
+  bool denied = false;
+  for (auto c = p.candidates; *c; ++c) {
+    ::execve(*c, p.argv, p.envp);
+    if (errno == ENOEXEC) {
+      p.sh_argv[1] = *c;
+      ::execve(p.sh_argv[0], p.sh_argv, p.envp);
+      errno = ENOEXEC;
+      break;
+    }
+    if (errno == EACCES)
+      denied = true;
+    else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV
+             && errno != ETIMEDOUT)
+      break;
+  }
+  if (denied && (errno == ENOENT || errno == ENOTDIR))
+    errno = EACCES;
   child_fail(p, stage_exec);
+}
+
+// One stack for every child: clones happen under the table lock, and each
+// child is done with it (exec'd or exited) before its clone returns.
+char* child_stack_top() {
+  static char* top = [] {
+    constexpr size_t size = 256 * 1024;
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    return p == MAP_FAILED ? nullptr : static_cast<char*>(p) + size;
+  }();
+  return top;
+}
+
+// execvp's candidates for `file` under the PATH of `env` (glibc's default
+// when it has none; an empty entry is the working directory).
+std::vector<std::string> exec_candidates(const std::string& file,
+                                         const std::vector<std::string>& env) {
+  if (file.find('/') != std::string::npos)
+    return {file};
+  std::string path = "/bin:/usr/bin";
+  for (auto& e : env)
+    if (e.rfind("PATH=", 0) == 0)
+      path = e.substr(5);
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    auto end = path.find(':', start);
+    auto dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    out.push_back(dir.empty() ? file : dir + "/" + file);
+    if (end == std::string::npos)
+      break;
+    start = end + 1;
+  }
+  return out;
 }
 
 void close_fd(int& fd) {
@@ -163,10 +230,19 @@ std::shared_ptr<process> process_table::spawn(const spawn_options& o, std::share
   proc->exit_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   check(proc->exit_fd_ >= 0, "eventfd");
 
+  auto candidates_s = exec_candidates(o.cmd, env_s);
+  std::vector<char*> candidates;
+  for (auto& c : candidates_s) candidates.push_back(c.data());
+  candidates.push_back(nullptr);
+  std::string sh = "/bin/sh";
+  std::vector<char*> sh_argv{sh.data(), nullptr};
+  sh_argv.insert(sh_argv.end(), argv.begin() + 1, argv.end());  // args and the final nullptr
+
   child_plan plan;
-  plan.file = argv_s[0].c_str();
   plan.argv = argv.data();
   plan.envp = envp.data();
+  plan.candidates = candidates.data();
+  plan.sh_argv = sh_argv.data();
   plan.cwd = o.cwd.c_str();
   plan.set_ids = ::geteuid() == 0 || o.user.uid != ::geteuid();
   plan.uid = o.user.uid;
@@ -185,15 +261,21 @@ std::shared_ptr<process> process_table::spawn(const spawn_options& o, std::share
     // Holding the table lock across fork+insert means the reaper cannot see
     // this pid before it is in the table.
     std::lock_guard<std::mutex> lock(mu_);
-    pid = ::fork();
-    if (pid == 0) run_child(plan);
+    // No signal handler of the agent's may run on the child's stack.
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = ::clone(run_child, child_stack_top(), CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+    int clone_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    errno = clone_errno;
     if (pid > 0) {
       proc->pid_ = pid;
       purge_locked();
       procs_[pid] = proc;
     }
   }
-  check(pid > 0, "fork");
+  check(pid > 0, "clone");
   {
     std::lock_guard<std::mutex> lock(child_mu_);
     ++forks_;
