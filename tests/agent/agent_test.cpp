@@ -1,5 +1,6 @@
 // Runs the real sandboxd-agent binary on the host (socket in a temp dir) and
 // drives it through the host-side client.
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -197,6 +198,31 @@ TEST_F(AgentTest, ExecMissingBinaryIsNotFound) {
   auto r2 = run({{"cmd", "no-such-command-sandboxd"}});
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.error().status, 404);
+}
+
+// The search execvp makes, done by the agent itself (its children are
+// cloned sharing its memory, so they cannot set `environ`): the process's
+// own PATH, a script without #! run by sh, a file it may not run refused.
+TEST_F(AgentTest, ExecSearchesTheProcessPathAndRunsScriptsWithoutShebang) {
+  auto bin = dir_ + "/bin";
+  ASSERT_EQ(::mkdir(bin.c_str(), 0755), 0);
+  {
+    std::ofstream script{bin + "/greet"};
+    script << "echo hello $1\n";
+  }
+  ASSERT_EQ(::chmod((bin + "/greet").c_str(), 0755), 0);
+  {
+    std::ofstream plain{bin + "/plain"};
+    plain << "echo never\n";
+  }
+  auto r = run({{"cmd", "greet"}, {"args", {"you"}}, {"env", {{"PATH", "/nowhere:" + bin}}}});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->stdout_data, "hello you\n");
+  // Not on the agent's own PATH: only the process's counts.
+  EXPECT_FALSE(run({{"cmd", "greet"}}).ok());
+  auto denied = run({{"cmd", bin + "/plain"}});
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().message, "exec " + bin + "/plain: Permission denied");
 }
 
 TEST_F(AgentTest, ExecMissingCwdAndBadRequests) {
