@@ -45,10 +45,14 @@ struct list_query {
   std::optional<std::pair<int64_t, std::string>> after; // the cursor
 };
 
-struct list_page {
-  std::vector<sandbox_record> items;
+/// A page as the API shows it: the items' renderings
+/// (registry_config::render) joined into one JSON array, each kept by the
+/// registry until its sandbox changes, so a listing copies text only.
+struct rendered_page {
+  std::string json;           // "[...]"
   bool more = false;          // another page follows
   uint64_t total_running = 0; // the org's running sandboxes, all filters aside
+  std::optional<std::pair<int64_t, std::string>> last; // the last item's (start, id)
 };
 
 /// How often an org started sandboxes from one template (spawnCount,
@@ -78,6 +82,7 @@ namespace atom {
 using append = caf::atom_constant<caf::atom("append")>;
 using start = caf::atom_constant<caf::atom("start")>;
 using reconcile = caf::atom_constant<caf::atom("reconcile")>;
+using render = caf::atom_constant<caf::atom("render")>;
 using get = caf::atom_constant<caf::atom("get")>;
 using pause = caf::atom_constant<caf::atom("pause")>;
 using connect = caf::atom_constant<caf::atom("connect")>;
@@ -225,7 +230,8 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::stats, std::string>::with<std::map<std::string, template_usage>>,
   // One page of the org's live sandboxes, from an index ordered by start
   // time: the cost is the page, not the number of sandboxes ever made.
-  caf::replies_to<atom::list, list_query>::with<list_page>,
+  // Rendered (a `limit` of SIZE_MAX: the whole listing).
+  caf::replies_to<atom::list, list_query, atom::render>::with<rendered_page>,
   // The ids of every live sandbox, whatever its org: only for finding the
   // sandbox a signed /files URL was made for.
   caf::replies_to<atom::list>::with<std::vector<std::string>>,
@@ -302,7 +308,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::kill_reason)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::webhook)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::registry_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::list_query)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::list_page)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::rendered_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::snapshot_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::network_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::template_request)

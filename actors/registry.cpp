@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
@@ -28,6 +29,8 @@ struct registry_state {
   std::map<std::string, sandbox_actor> live;     // those not yet stopped
   // Per org, the running and paused sandboxes by (start time, id).
   std::map<std::string, std::set<std::pair<int64_t, std::string>>> listed;
+  // Listed sandboxes' renderings (cfg.render), dropped when a record changes.
+  std::unordered_map<std::string, std::string> rendered;
   // Per org: running sandboxes (X-Total-Running), live ones (the per-org
   // limit), and per template its spawn count; kept in step with `records`
   // so that no request walks them.
@@ -77,6 +80,7 @@ void put_record(self_ptr self, sandbox_record rec) {
   bool known = old != st.records.end();
   if (known)
     unindex(st, old->second);
+  st.rendered.erase(rec.id);
   auto& u = st.usage[rec.org_id][rec.template_id];
   u.count += !known;
   u.last_ms = std::max(u.last_ms, rec.started_at_ms);
@@ -106,6 +110,38 @@ bool matches(const sandbox_record& r, const list_query& q) {
   if (q.started_after_ms && r.started_at_ms < *q.started_after_ms)
     return false;
   return metadata_matches(r, q.metadata);
+}
+
+// Calls `visit(record)` for each item of the page `q` asks for, in order;
+// true when more items follow.
+template <class Visit>
+bool walk_page(registry_state& st, const list_query& q, Visit visit) {
+  auto& idx = st.listed[q.org];
+  size_t n = 0;
+  auto take = [&](auto first, auto last) {
+    for (auto it = first; it != last; ++it) {
+      auto& r = st.records[it->second];
+      if (!matches(r, q))
+        continue;
+      if (n == q.limit)
+        return true;
+      visit(r);
+      ++n;
+    }
+    return false;
+  };
+  if (q.ascending)
+    return take(q.after ? idx.upper_bound(*q.after) : idx.begin(), idx.end());
+  return take(std::make_reverse_iterator(q.after ? idx.lower_bound(*q.after) : idx.end()),
+              idx.rend());
+}
+
+// A listed sandbox's rendering, made once per version of its record.
+const std::string& rendering(registry_state& st, const sandbox_record& r) {
+  auto [it, fresh] = st.rendered.try_emplace(r.id);
+  if (fresh)
+    it->second = st.cfg.render(r);
+  return it->second;
 }
 
 // What a sandbox is made from: a catalogue template, or one of the org's
@@ -427,28 +463,20 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       return out;
     },
     [=](atom::stats, const std::string& org) { return self->state.usage[org]; },
-    [=](atom::list, const list_query& q) {
-      list_page page;
+    [=](atom::list, const list_query& q, atom::render) -> caf::result<rendered_page> {
       auto& st = self->state;
-      auto& idx = st.listed[q.org];
+      if (!st.cfg.render)
+        return to_error(internal_error("listings are not rendered here"));
+      rendered_page page;
       page.total_running = st.running[q.org];
-      auto take = [&](auto first, auto last) {
-        for (auto it = first; it != last; ++it) {
-          auto& r = st.records[it->second];
-          if (!matches(r, q))
-            continue;
-          if (page.items.size() == q.limit) {
-            page.more = true;
-            return;
-          }
-          page.items.push_back(r);
-        }
-      };
-      if (q.ascending)
-        take(q.after ? idx.upper_bound(*q.after) : idx.begin(), idx.end());
-      else
-        take(std::make_reverse_iterator(q.after ? idx.lower_bound(*q.after) : idx.end()),
-             idx.rend());
+      page.json = "[";
+      page.more = walk_page(st, q, [&](const sandbox_record& r) {
+        if (page.json.size() > 1)
+          page.json += ',';
+        page.json += rendering(st, r);
+        page.last = std::make_pair(r.started_at_ms, r.id);
+      });
+      page.json += ']';
       return page;
     },
     [=](atom::list) {
@@ -465,6 +493,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         if (auto old = st.records.find(id); old != st.records.end()) {
           unindex(st, old->second);
           --st.usage[old->second.org_id][old->second.template_id].count;
+          st.rendered.erase(id);
           st.records.erase(old);
         }
         drop_live(self, id, rec.org_id);

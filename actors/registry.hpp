@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,6 +26,9 @@ struct registry_config {
   std::chrono::milliseconds metrics_interval{5000}; // each sandbox samples its cgroup
   // Warm sandboxes kept booted per catalogue template (serve --warm-pool).
   std::map<std::string, size_t> warm_pool;
+  // How a live sandbox shows in a listing (the API's JSON); the registry
+  // keeps each rendering until the sandbox's record changes.
+  std::function<std::string(const sandbox_record&)> render;
 };
 
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg);

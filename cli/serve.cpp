@@ -26,6 +26,7 @@
 #include "cli/options.hpp"
 #include "http/admin_channel.hpp"
 #include "http/context.hpp"
+#include "http/e2b_json.hpp"
 #include "http/envd.hpp"
 #include "http/server.hpp"
 #include "runtime/containers.hpp"
@@ -295,6 +296,9 @@ int serve(int argc, char** argv) {
   rcfg.metrics_interval = *sample_every;
   rcfg.disk_size_mb = static_cast<int>(*disk_mb);
   rcfg.warm_pool = std::move(*warm);
+  rcfg.render = [keys = http::sandbox_json_keys{db->secret(), domain}](const sandbox_record& r) {
+    return http::sandbox_json(r, keys).dump();
+  };
   auto registry = spawn_registry(sys, rcfg);
   {
     caf::scoped_actor self{sys};

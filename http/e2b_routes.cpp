@@ -2,6 +2,7 @@
 // timeout and refresh. Each handler validates, sends one typed message and
 // renders the reply; no handler holds state.
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "core/clock.hpp"
@@ -174,8 +175,8 @@ result<std::set<sandbox_state>> state_filter(const std::optional<std::string>& r
 
 // The page cursor: the sort key (start time, id) of the last item served,
 // so pages stay stable while sandboxes come and go.
-std::string cursor_of(const sandbox_record& r) {
-  return std::to_string(r.started_at_ms) + "_" + r.id;
+std::string cursor_of(int64_t started_at_ms, const std::string& id) {
+  return std::to_string(started_at_ms) + "_" + id;
 }
 
 } // namespace
@@ -200,18 +201,28 @@ void list_sandboxes(api_context& ctx, request& req) {
   auto org = req.org;
   auto reg = ctx.registry;
   ctx.sys.spawn([=](caf::event_based_actor* self) {
-    auto reply = [=](std::vector<sandbox_record>& recs) {
-      auto arr = json::array();
-      for (auto& r : recs)
-        if (wanted.count(r.state) && metadata_matches(r, md))
-          arr.push_back(sandbox_json(r, keys));
-      out->send_json(200, arr);
-    };
-    if (history)
-      self->request(reg, caf::infinite, atom::list::value, org, atom::history::value)
-        .then(reply, reply_error_to(out));
-    else
-      self->request(reg, caf::infinite, atom::list::value, org).then(reply, reply_error_to(out));
+    if (!history) {
+      // The whole live listing, newest first, as the registry keeps it rendered.
+      list_query q;
+      q.org = org;
+      q.states = wanted;
+      q.metadata = md;
+      q.limit = std::numeric_limits<size_t>::max();
+      self->request(reg, caf::infinite, atom::list::value, q, atom::render::value)
+        .then([=](rendered_page& page) { out->send_json_text(200, page.json); },
+              reply_error_to(out));
+      return;
+    }
+    self->request(reg, caf::infinite, atom::list::value, org, atom::history::value)
+      .then(
+        [=](std::vector<sandbox_record>& recs) {
+          auto arr = json::array();
+          for (auto& r : recs)
+            if (wanted.count(r.state) && metadata_matches(r, md))
+              arr.push_back(sandbox_json(r, keys));
+          out->send_json(200, arr);
+        },
+        reply_error_to(out));
   });
 }
 
@@ -253,20 +264,16 @@ void list_sandboxes_v2(api_context& ctx, request& req) {
     q.after = std::make_pair(static_cast<int64_t>(started), token->substr(sep + 1));
   }
   auto out = req.out;
-  auto keys = json_keys(ctx);
   auto reg = ctx.registry;
   ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(reg, caf::infinite, atom::list::value, q)
+    self->request(reg, caf::infinite, atom::list::value, q, atom::render::value)
       .then(
-        [=](list_page& page) {
-          auto arr = json::array();
-          for (auto& r : page.items)
-            arr.push_back(sandbox_json(r, keys));
+        [=](rendered_page& page) {
           std::map<std::string, std::string> headers{
             {"X-Total-Running", std::to_string(page.total_running)}};
-          if (page.more && !page.items.empty())
-            headers["X-Next-Token"] = cursor_of(page.items.back());
-          out->send_json_with_headers(200, arr, headers);
+          if (page.more && page.last)
+            headers["X-Next-Token"] = cursor_of(page.last->first, page.last->second);
+          out->send_json_text(200, page.json, headers);
         },
         reply_error_to(out));
   });

@@ -29,6 +29,9 @@ public:
   void send_json(int status, const json& body);
   void send_json_with_headers(int status, const json& body,
                               const std::map<std::string, std::string>& headers);
+  /// JSON already rendered (a cached listing), sent as it is.
+  void send_json_text(int status, const std::string& body,
+                      const std::map<std::string, std::string>& headers = {});
   void send_empty(int status);
   /// A non-JSON body (e.g. Prometheus' text format) with its content type.
   void send_text(int status, const std::string& body, const std::string& content_type);

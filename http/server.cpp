@@ -84,20 +84,22 @@ responder::~responder() {
 }
 
 void responder::send_json(int status, const json& body) {
-  if (impl_->sent.exchange(true))
-    return;
-  impl_->w.headers().add<Http::Header::ContentType>(MIME(Application, Json));
-  impl_->w.send(static_cast<Http::Code>(status), body.dump());
+  send_json_text(status, body.dump());
 }
 
 void responder::send_json_with_headers(int status, const json& body,
                                        const std::map<std::string, std::string>& headers) {
+  send_json_text(status, body.dump(), headers);
+}
+
+void responder::send_json_text(int status, const std::string& body,
+                               const std::map<std::string, std::string>& headers) {
   if (impl_->sent.exchange(true))
     return;
   impl_->w.headers().add<Http::Header::ContentType>(MIME(Application, Json));
   for (auto& [k, v] : headers)
     impl_->w.headers().add(std::make_shared<named_header>(k, v));
-  impl_->w.send(static_cast<Http::Code>(status), body.dump());
+  impl_->w.send(static_cast<Http::Code>(status), body);
 }
 
 void responder::send_text(int status, const std::string& body,

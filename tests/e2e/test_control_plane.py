@@ -182,6 +182,35 @@ class Listing(ServerTest):
         self.assertEqual([x for x in after if x in ids], ids[2:])
         self.assertError(self.server.request("GET", "/v2/sandboxes?startedAfter=yesterday"), 400, "startedAfter")
 
+    def test_listings_show_each_change_as_the_detail_does(self):
+        # Listings are served from renderings kept per sandbox: each change
+        # (pause, resume, a new timeout, a network update, a kill) must show
+        # at once, and a listed sandbox reads exactly as its detail.
+        sid = self.server.create(timeout=600, metadata={"case": "cache"})
+
+        def listed(path):
+            return {s["sandboxID"]: s for s in self.server.request("GET", path).json}
+
+        def check(state):
+            detail = self.server.request("GET", f"/sandboxes/{sid}").json
+            self.assertEqual(detail["state"], state)
+            for path in ("/sandboxes", "/v2/sandboxes", "/v2/sandboxes?metadata=case%3Dcache"):
+                self.assertEqual(listed(path)[sid], detail, path)
+        check("running")
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/timeout", {"timeout": 1200}), 204)
+        check("running")
+        self.assertStatus(self.server.request("PUT", f"/sandboxes/{sid}/network",
+                                              {"allowOut": ["10.1.2.3"], "denyOut": ["0.0.0.0/0"]}), 204)
+        check("running")
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/pause"), 204)
+        check("paused")
+        self.assertNotIn(sid, listed("/v2/sandboxes?state=running"))
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 600}), 201)
+        check("running")
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{sid}"), 204)
+        self.assertNotIn(sid, listed("/sandboxes"))
+        self.assertNotIn(sid, listed("/v2/sandboxes"))
+
     def test_connect_only_extends_a_running_sandbox(self):
         sid = self.server.create(timeout=600)
         end = self.server.request("GET", f"/sandboxes/{sid}").json["endAt"]
