@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,38 +21,15 @@
 #include "core/fd_closer.hpp"
 #include "core/ids.hpp"
 #include "runtime/command.hpp"
+#include "runtime/freezer.hpp"
 #include "runtime/mount_point.hpp"
+#include "runtime/sandbox_init.hpp"
 
 namespace fs = std::filesystem;
 
 namespace sandboxd {
 
 namespace {
-
-// Whether the process behind `pid` sits in sandbox `id`'s cgroup: a pid read
-// from a file may since have gone to another process.
-bool in_sandbox_cgroup(pid_t pid, const std::string& id) {
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/cgroup"};
-  std::string line;
-  auto suffix = ":/sandboxd/" + id;
-  while (std::getline(in, line))
-    if (line.size() >= suffix.size()
-        && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return true;
-  return false;
-}
-
-// A frozen task only dies once thawed (cgroup v1 freezer; v2 alike): a
-// paused sandbox's kill thaws it after the signal, so nothing of it runs.
-void thaw(const std::string& id) {
-  for (auto [file, value] : {std::pair{"/sys/fs/cgroup/freezer/sandboxd/" + id + "/freezer.state",
-                                       "THAWED"},
-                             std::pair{"/sys/fs/cgroup/sandboxd/" + id + "/cgroup.freeze", "0"}}) {
-    std::ofstream out{file};
-    if (out)
-      out << value;
-  }
-}
 
 } // namespace
 
@@ -63,21 +39,24 @@ status container_runtime::terminate(const std::string& id) {
   // The init is our agent, the pid namespace's first process: once it is
   // gone the kernel has killed and reaped every other process in it.
   auto kill_init = [&]() -> status {
-    pid_t pid = 0;
-    std::ifstream{sandbox_dir(id) + "/init.pid"} >> pid;
-    if (pid <= 1)
+    pid_t pid = recorded_init_pid(sandbox_dir(id));
+    if (pid == 0)
       return internal_error("no init pid");
     fd_closer pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
     if (pidfd.get() < 0)
       return errno == ESRCH ? success() : internal_error(std::string{"pidfd_open: "} + strerror(errno));
     // Another process by now (the init died, its pid was reused): nothing
     // of ours to kill. While our init lives it is in our cgroup.
-    if (!in_sandbox_cgroup(pid, id))
+    if (!is_sandbox_process(pid, id))
       return success();
     if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0)
       return errno == ESRCH ? success()
                             : internal_error(std::string{"pidfd_send_signal: "} + strerror(errno));
-    thaw(id);
+    // A frozen task only dies once thawed: thawed after the signal, so
+    // nothing of it runs again.
+    if (has_freezer(id))
+      if (auto st = thaw(id); !st)
+        return st;
     pollfd p{pidfd.get(), POLLIN, 0};
     int r;
     while ((r = ::poll(&p, 1, 2000)) < 0 && errno == EINTR) {

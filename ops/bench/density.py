@@ -3,7 +3,8 @@ a fresh sandboxd of its own. Creates N sandboxes (default 1000) in blocks of
 50 and prints, per block, the create p50/p99 and the kill p50 of 5 extra
 sandboxes made and killed at that density; then listing throughput at N
 live (GET /v2/sandboxes?limit=100 and GET /sandboxes), memory per sandbox,
-the server's RSS, the time to kill all N at once, RSS afterwards, and the
+the server's RSS, a restart's time to serving again (every sandbox
+reconciled), the time to kill all N at once and until all is reclaimed, RSS afterwards, and the
 host's memory cgroup count (/proc/cgroups) before and after.
 Prints figures; asserts nothing."""
 import json
@@ -98,12 +99,31 @@ def main():
         for path in ["/v2/sandboxes?limit=100", "/sandboxes"]:
             r = load(server, path)
             print(f"GET {path:<26} at {n} live: {r}")
+        # Restart: SIGTERM, then a new server replays the log, reconciles
+        # every sandbox with its container and serves.
+        server.stop()
+        t0 = time.perf_counter()
+        server.start()
+        took = time.perf_counter() - t0
+        metrics = server.request("GET", "/metrics", key=None).raw.decode()
+        running = [line.split()[-1] for line in metrics.splitlines()
+                   if line.startswith('sandboxd_sandboxes{state="running"}')]
+        print(f"restart with {n} live: serving (every sandbox reconciled) after {took:.2f} s; "
+              f"running after it: {running[0] if running else 0}; exec in the first and last: "
+              f"{server.run(ids[0], 'true').status} {server.run(ids[-1], 'true').status}")
         t0 = time.perf_counter()
         with ThreadPoolExecutor(16) as pool:
             codes = list(pool.map(lambda s: server.request("DELETE", f"/sandboxes/{s}").status, ids))
         took = time.perf_counter() - t0
+        # A kill answers once the processes are gone; the files, mounts and
+        # cgroups go right after.
+        sandboxes = os.path.join(server.dir, "sandboxes")
+        while os.path.isdir(sandboxes) and os.listdir(sandboxes):
+            time.sleep(0.05)
+        reclaimed = time.perf_counter() - t0
         print(f"kill all {n} (16 at a time): {took:.2f} s, "
-              f"{sum(c == 204 for c in codes)} answered 204")
+              f"{sum(c == 204 for c in codes)} answered 204; everything reclaimed after "
+              f"{reclaimed:.2f} s")
         time.sleep(2)
         print(f"server RSS after the kills {rss_kib(server.proc.pid) / 1024:.1f} MiB "
               f"(start {rss0 / 1024:.1f}); memory cgroups on the host: {cg0} before, "

@@ -184,6 +184,20 @@ TEST_F(temp_db, metrics_history_is_a_ring_filtered_by_time) {
   EXPECT_EQ((*db)->latest_metric("sbx")->mem_used, 10);
   EXPECT_FALSE((*db)->latest_metric("nope"));
   EXPECT_EQ((*db)->metrics("sbx2", 0, INT64_MAX).size(), 1u);
+  // The ring's size survives a reopen: still the newest 4.
+  db->reset();
+  auto again = store::open(dir);
+  ASSERT_TRUE(again);
+  for (int i = 11; i <= 12; ++i) {
+    container_sample s;
+    s.timestamp_ms = i * 1000;
+    s.mem_used = i;
+    ASSERT_TRUE((*again)->append_metric("sbx", s, 4));
+  }
+  auto kept = (*again)->metrics("sbx", 0, INT64_MAX);
+  ASSERT_EQ(kept.size(), 4u);
+  EXPECT_EQ(kept.front().mem_used, 9);
+  EXPECT_EQ(kept.back().mem_used, 12);
 }
 
 TEST_F(temp_db, log_pages_walk_both_ways_from_a_cursor) {
