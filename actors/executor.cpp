@@ -90,7 +90,21 @@ caf::behavior dispatcher(dispatcher_ptr self, size_t limit) {
 }
 
 caf::atom_value name_of(lane l) {
-  return l == lane::lifecycle ? caf::atom("blk-life") : caf::atom("blk-long");
+  switch (l) {
+    case lane::lifecycle: return caf::atom("blk-life");
+    case lane::long_running: return caf::atom("blk-long");
+    case lane::reclaim: return caf::atom("blk-recl");
+  }
+  return caf::atom("blk-life");
+}
+
+size_t threads_of(lane l) {
+  switch (l) {
+    case lane::lifecycle: return lifecycle_threads;
+    case lane::long_running: return long_running_threads;
+    case lane::reclaim: return reclaim_threads;
+  }
+  return lifecycle_threads;
 }
 
 std::mutex registry_mtx; // one executor per system and lane, even when first asked concurrently
@@ -102,15 +116,14 @@ caf::actor blocking_executor(caf::actor_system& sys, lane l) {
   std::lock_guard<std::mutex> guard{registry_mtx};
   if (auto known = sys.registry().get(name))
     return caf::actor_cast<caf::actor>(known);
-  auto limit = l == lane::lifecycle ? lifecycle_threads : long_running_threads;
-  auto d = sys.spawn(dispatcher, limit);
+  auto d = sys.spawn(dispatcher, threads_of(l));
   sys.registry().put(name, caf::actor_cast<caf::strong_actor_ptr>(d));
   return d;
 }
 
 blocking_executors::~blocking_executors() {
   std::lock_guard<std::mutex> guard{registry_mtx};
-  for (auto l : {lane::lifecycle, lane::long_running}) {
+  for (auto l : {lane::lifecycle, lane::long_running, lane::reclaim}) {
     if (auto d = sys_.registry().get(name_of(l))) {
       caf::anon_send_exit(caf::actor_cast<caf::actor>(d), caf::exit_reason::user_shutdown);
       sys_.registry().erase(name_of(l));

@@ -19,12 +19,14 @@ struct blocking_job {
 /// Which queue a job waits in. Lifecycle work (create, kill, pause, samples,
 /// recovery) is short and must never wait behind work that may last as long
 /// as a client wants (an agent call that runs a command to its end, a webhook
-/// post): each lane has its own threads.
-enum class lane { lifecycle, long_running };
+/// post), nor behind the removal of what killed sandboxes left (a mass kill
+/// queues one per sandbox): each lane has its own threads.
+enum class lane { lifecycle, long_running, reclaim };
 
 /// Threads per lane at most (they are started as demand first needs them).
 constexpr size_t lifecycle_threads = 16;
 constexpr size_t long_running_threads = 64;
+constexpr size_t reclaim_threads = 4; // background work: a bounded share of the host
 
 /// The system's executor for `l`, started on first use. Answers
 /// (atom::run, blocking_job) with atom::done once the job ran.

@@ -152,7 +152,7 @@ void kill_sandbox(self_ptr self, kill_reason reason, record_cont k) {
                                  s.error().message);
                    return k(s.error());
                  }
-                 caf::anon_send(blocking_executor(self->home_system(), lane::lifecycle),
+                 caf::anon_send(blocking_executor(self->home_system(), lane::reclaim),
                                 atom::run::value, blocking_job{[rt, id] {
                                   if (auto st = rt->reclaim(id); !st)
                                     spdlog::error("sandbox {}: reclaim after kill failed: {}", id,

@@ -26,9 +26,9 @@
 #include "runtime/agent_client.hpp"
 #include "runtime/command.hpp"
 #include "runtime/freezer.hpp"
-#include "runtime/sandbox_init.hpp"
 #include "runtime/host_limits.hpp"
 #include "runtime/mount_point.hpp"
+#include "runtime/sandbox_init.hpp"
 #include "runtime/seccomp.hpp"
 #include "core/fd_closer.hpp"
 

@@ -29,10 +29,6 @@ namespace fs = std::filesystem;
 
 namespace sandboxd {
 
-namespace {
-
-} // namespace
-
 status container_runtime::terminate(const std::string& id) {
   if (!is_valid_sandbox_id(id))
     return internal_error("invalid sandbox id " + id);
@@ -99,10 +95,21 @@ status container_runtime::stop(const std::string& id) { return halt(id, true); }
 status container_runtime::halt(const std::string& id, bool keep_files) {
   if (!is_valid_sandbox_id(id))
     return internal_error("invalid sandbox id " + id);
-  auto out = run_command(runtime_cmd({"delete", "--force", id}));
   std::string failures;
-  if (out && out->exit_code != 0 && state(id).ok())
-    failures = "delete failed: " + out->output;
+  auto now = gvisor_ ? result<std::string>{not_found("")} : state(id);
+  if (now && *now == "stopped") {
+    // Its processes are gone (a kill's reclaim): what `crun delete` would
+    // still do is remove its state directory and the cgroups (below),
+    // without a process of its own for it.
+    std::error_code ec;
+    fs::remove_all(state_root_ + "/" + id, ec);
+    if (ec)
+      failures = "cannot remove the runtime's state of " + id + ": " + ec.message();
+  } else {
+    auto out = run_command(runtime_cmd({"delete", "--force", id}));
+    if (out && out->exit_code != 0 && state(id).ok())
+      failures = "delete failed: " + out->output;
+  }
   // crun removes the cgroups of a container it knows; one it lost track of
   // (its `crun run` killed at a timeout mid-start) leaves them behind, empty
   // once its processes are gone: removed here, in every hierarchy.
