@@ -96,8 +96,11 @@ status container_runtime::halt(const std::string& id, bool keep_files) {
   if (!is_valid_sandbox_id(id))
     return internal_error("invalid sandbox id " + id);
   std::string failures;
-  auto now = gvisor_ ? result<std::string>{not_found("")} : state(id);
-  if (now && *now == "stopped") {
+  auto processes_gone = [&] {
+    auto now = state(id);
+    return now && *now == "stopped";
+  };
+  if (!gvisor_ && processes_gone()) {
     // Its processes are gone (a kill's reclaim): what `crun delete` would
     // still do is remove its state directory and the cgroups (below),
     // without a process of its own for it.

@@ -165,12 +165,14 @@ TEST_F(temp_db, event_pages_are_stable_while_events_are_appended) {
 TEST_F(temp_db, metrics_history_is_a_ring_filtered_by_time) {
   auto db = store::open(dir);
   ASSERT_TRUE(db);
-  for (int i = 1; i <= 10; ++i) {
+  auto sample = [](int i) {
     container_sample s;
     s.timestamp_ms = i * 1000;
     s.mem_used = i;
-    ASSERT_TRUE((*db)->append_metric("sbx", s, 4));
-  }
+    return s;
+  };
+  for (int i = 1; i <= 10; ++i)
+    ASSERT_TRUE((*db)->append_metric("sbx", sample(i), 4));
   container_sample other;
   other.timestamp_ms = 5000;
   ASSERT_TRUE((*db)->append_metric("sbx2", other, 4));
@@ -188,12 +190,8 @@ TEST_F(temp_db, metrics_history_is_a_ring_filtered_by_time) {
   db->reset();
   auto again = store::open(dir);
   ASSERT_TRUE(again);
-  for (int i = 11; i <= 12; ++i) {
-    container_sample s;
-    s.timestamp_ms = i * 1000;
-    s.mem_used = i;
-    ASSERT_TRUE((*again)->append_metric("sbx", s, 4));
-  }
+  for (int i = 11; i <= 12; ++i)
+    ASSERT_TRUE((*again)->append_metric("sbx", sample(i), 4));
   auto kept = (*again)->metrics("sbx", 0, INT64_MAX);
   ASSERT_EQ(kept.size(), 4u);
   EXPECT_EQ(kept.front().mem_used, 9);
