@@ -581,7 +581,7 @@ status container_runtime::pause(const std::string& id) {
   // The freezer directly where there is one: what crun would do, less a
   // process. The pause answers once nothing of the sandbox runs.
   if (!gvisor_ && has_freezer(id))
-    return freeze(id, std::chrono::seconds(2));
+    return freeze(id, std::chrono::seconds(10));
   auto out = run_command(runtime_cmd({"pause", id}));
   if (!out)
     return out.error();

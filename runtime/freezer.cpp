@@ -47,13 +47,26 @@ bool has_freezer(const std::string& id) {
 status freeze(const std::string& id, std::chrono::milliseconds within) {
   if (auto st = write_state(id, "FROZEN"); !st)
     return st;
-  auto until = std::chrono::steady_clock::now() + within;
+  // A task in uninterruptible sleep (disk I/O on a loaded host) freezes only
+  // once it wakes: FREEZING may last seconds. Each round asks again, and every
+  // second thaws and freezes anew, as runc does: a task can otherwise miss
+  // the freeze for good.
+  auto start = std::chrono::steady_clock::now();
+  auto next_retry = start + std::chrono::seconds(1);
   for (auto nap = std::chrono::microseconds(100);;
-       nap = std::min(nap * 2, std::chrono::microseconds(5000))) {
+       nap = std::min(nap * 2, std::chrono::microseconds(10000))) {
     if (read_state(id).rfind("FROZEN", 0) == 0)
       return success();
-    if (std::chrono::steady_clock::now() > until)
+    auto now = std::chrono::steady_clock::now();
+    if (now > start + within)
       break;
+    if (now > next_retry) {
+      next_retry = now + std::chrono::seconds(1);
+      if (auto st = thaw(id); !st)
+        return st;
+    }
+    if (auto st = write_state(id, "FROZEN"); !st)
+      return st;
     std::this_thread::sleep_for(nap);
   }
   if (auto st = thaw(id); !st)
