@@ -1,6 +1,9 @@
 #include <cstdio>
 #include <string>
 
+#include <spdlog/cfg/env.h>
+#include <spdlog/spdlog.h>
+
 #include "cli/commands.hpp"
 
 namespace {
@@ -32,6 +35,7 @@ Defaults: --data-dir ./data, --api-listen 127.0.0.1:3000,
 } // namespace
 
 int main(int argc, char** argv) {
+  spdlog::cfg::load_env_levels(); // SPDLOG_LEVEL=debug shows where each create's time goes
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "serve")
     return sandboxd::cli::serve(argc, argv);

@@ -14,6 +14,15 @@ public:
   }
   fd_closer(const fd_closer&) = delete;
   fd_closer& operator=(const fd_closer&) = delete;
+  fd_closer(fd_closer&& other) noexcept : fd_(other.release()) {}
+  fd_closer& operator=(fd_closer&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0)
+        ::close(fd_);
+      fd_ = other.release();
+    }
+    return *this;
+  }
   int get() const { return fd_; }
   /// Gives the descriptor up: the caller closes it.
   int release() {

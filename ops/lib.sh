@@ -12,7 +12,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libcaf-dev librocksdb-dev libpistache-dev libcereal-dev libspdlog-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
-  libmicrohttpd-dev zlib1g-dev libnftables-dev libmnl-dev
+  libmicrohttpd-dev zlib1g-dev libnftables-dev libmnl-dev libseccomp-dev
   crun mmdebstrap python3 curl ca-certificates
   nftables iproute2 e2fsprogs runsc
 )

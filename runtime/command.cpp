@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,7 +15,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 #include <thread>
+
+#include "core/fd_closer.hpp"
 
 extern char** environ;
 
@@ -118,6 +123,50 @@ result<command_output> run_command(const std::vector<std::string>& argv,
     return internal_error(argv[0] + " timed out after "
                           + std::to_string(timeout.count()) + " ms");
   return out;
+}
+
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos)
+    return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    auto end = dirs.find(':', start);
+    if (end == std::string::npos)
+      end = dirs.size();
+    auto dir = dirs.substr(start, end - start);
+    auto candidate = (dir.empty() ? std::string{"."} : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+result<int> sealed_copy(const std::string& path) {
+  auto fail = [&](const std::string& what) {
+    return internal_error(what + " " + path + ": " + strerror(errno));
+  };
+  fd_closer in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (in.get() < 0)
+    return fail("open");
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0)
+    return fail("stat");
+  fd_closer copy{::memfd_create("sealed-exe", MFD_CLOEXEC | MFD_ALLOW_SEALING)};
+  if (copy.get() < 0)
+    return fail("memfd for");
+  for (off_t at = 0; at < st.st_size;) {
+    auto n = ::sendfile(copy.get(), in.get(), &at, static_cast<size_t>(st.st_size - at));
+    if (n <= 0)
+      return fail("copy");
+  }
+  // The seals crun looks for (runc's set): nothing may change it any more.
+  if (::fcntl(copy.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+      != 0)
+    return fail("seal the copy of");
+  return copy.release();
 }
 
 } // namespace sandboxd

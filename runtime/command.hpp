@@ -25,4 +25,15 @@ run_command(const std::vector<std::string>& argv,
             std::chrono::milliseconds timeout = std::chrono::seconds(30),
             const std::string& stdio_path = "", int pass_fd = -1);
 
+/// The executable `name` names: itself when it holds a '/', else the first
+/// match on PATH ("" when none).
+std::string find_program(const std::string& name);
+
+/// A sealed in-memory copy of the executable `path`, as an fd (close-on-exec)
+/// to run as "/proc/self/fd/<fd>". crun started from such a copy skips making
+/// a read-only copy of itself on every call (its guard against a container
+/// overwriting the host's binary through /proc/<pid>/exe, CVE-2019-5736): a
+/// sealed memfd already is that guard.
+result<int> sealed_copy(const std::string& path);
+
 } // namespace sandboxd

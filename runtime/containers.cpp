@@ -23,13 +23,16 @@
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
 #include "core/ids.hpp"
+#include "core/stopwatch.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/command.hpp"
 #include "runtime/freezer.hpp"
 #include "runtime/host_limits.hpp"
 #include "runtime/mount_point.hpp"
+#include "runtime/overlay.hpp"
 #include "runtime/sandbox_init.hpp"
 #include "runtime/seccomp.hpp"
+#include "runtime/seccomp_bpf.hpp"
 #include "core/fd_closer.hpp"
 
 namespace fs = std::filesystem;
@@ -150,6 +153,7 @@ container_runtime::container_runtime(std::string runtime_bin,
                                      std::string agent_bin,
                                      network_config network)
   : runtime_bin_(std::move(runtime_bin)),
+    runtime_exe_(runtime_bin_),
     gvisor_(fs::path(runtime_bin_).filename() == "runsc"),
     data_dir_(std::move(data_dir)),
     state_root_(data_dir_ + "/runtime/state"),
@@ -194,7 +198,7 @@ container_runtime::container_runtime(std::string runtime_bin,
 
 std::vector<std::string>
 container_runtime::runtime_cmd(std::vector<std::string> args) const {
-  std::vector<std::string> argv{runtime_bin_, "--root", state_root_};
+  std::vector<std::string> argv{runtime_exe_, "--root", state_root_};
   if (gvisor_) {
     // No network (its netstack reads the interfaces only at boot, before
     // ours exist); writes go to the sandbox's disk, not to memory; the agent
@@ -237,6 +241,20 @@ status container_runtime::check_host() {
                           + "' is not usable; install crun (apt-get install crun)");
   if (auto st = net_.check_host(); !st)
     return st;
+  if (auto& bpf = seccomp_bpf_base64(); !gvisor_ && !bpf)
+    return bpf.error();
+  if (!gvisor_ && sealed_runtime_.get() < 0) {
+    auto path = find_program(runtime_bin_);
+    auto sealed = path.empty() ? result<int>{not_found(runtime_bin_ + " is not on PATH")}
+                               : sealed_copy(path);
+    if (sealed) {
+      sealed_runtime_ = fd_closer{*sealed};
+      runtime_exe_ = "/proc/self/fd/" + std::to_string(*sealed);
+    } else {
+      spdlog::warn("crun runs from its file, each start copying itself first: {}",
+                   sealed.error().message);
+    }
+  }
   // All sandboxes together leave pids, memory and CPU to the host.
   host_ = default_host_limits();
   if (auto st = apply_host_limits(host_); !st)
@@ -368,6 +386,12 @@ std::string container_runtime::bundle_config(const container_spec& spec,
                              {"type", "bind"},
                              {"source", interpreter_dir_},
                              {"options", {"bind", "ro", "nosuid", "nodev"}}});
+  // crun loads the profile compiled once here rather than compiling it on
+  // every start (check_host made sure it compiles).
+  if (auto& bpf = seccomp_bpf_base64(); bpf && !gvisor_) {
+    cfg["annotations"] = {{"run.oci.seccomp_bpf_data", *bpf}};
+    cfg["linux"].erase("seccomp");
+  }
   if (gvisor_) {
     cfg["process"]["args"] = {"/.sandboxd/agent", "--socket", "/run/sandboxd/agent.sock"};
     // gVisor's kernel answers the sandbox's syscalls; runsc filters what
@@ -397,6 +421,7 @@ status container_runtime::create(const container_spec& spec, bool fresh) {
 }
 
 status container_runtime::boot(const container_spec& spec) {
+  stopwatch watch;
   auto dir = sandbox_dir(spec.id);
   auto root_dir = fs::path{rootfs(spec.id)}.parent_path().string();
   std::error_code ec;
@@ -421,8 +446,10 @@ status container_runtime::boot(const container_spec& spec) {
   auto limits = spec.disk;
   if (limits.inodes <= 0)
     limits.inodes = inodes_;
+  watch.lap("dirs");
   if (auto st = disks_.attach(dir, limits); !st)
     return st;
+  watch.lap("disk");
   // gVisor's kernel is the boundary there and shows host ids as they are:
   // its sandboxes keep the ids they have inside, unshifted.
   std::optional<id_range> ids;
@@ -439,8 +466,10 @@ status container_runtime::boot(const container_spec& spec) {
     if (auto st = write_private(dir + "/id-range", std::to_string(ids->base)); !st)
       return st;
   }
+  watch.lap("ids");
   if (auto st = mount_root(spec, ids); !st)
     return st;
+  watch.lap("mounts");
   // Every boot its own boot id (a resume without memory is a new boot), and
   // never the host's: shown over /proc/sys/kernel/random/boot_id.
   if (!gvisor_) {
@@ -454,15 +483,21 @@ status container_runtime::boot(const container_spec& spec) {
     ids, [&] { return net_.write_resolv_conf(rootfs(spec.id), spec.network); });
   if (!resolv)
     return resolv;
+  watch.lap("config");
   if (auto st = start(spec.id); !st)
     return st;
+  watch.lap("runtime");
   // The network, while the agent starts: veth, address, NAT, policy.
   int pid = std::atoi(read_file(dir + "/init.pid").c_str());
   if (!gvisor_) {
     if (auto st = net_.setup(spec.id, pid, spec.network); !st)
       return st;
   }
-  return wait_for_agent(spec.id);
+  watch.lap("network");
+  auto agent = wait_for_agent(spec.id);
+  watch.lap("agent");
+  spdlog::debug("sandbox {} booted: {}", spec.id, watch.summary());
+  return agent;
 }
 
 status container_runtime::start(const std::string& id) {
@@ -539,6 +574,11 @@ status container_runtime::mount_root(const container_spec& spec, std::optional<i
   // Every layer read-only and shifted into the sandbox's range, topmost first.
   std::vector<std::string> sources = spec.layers;
   sources.push_back(spec.lower_rootfs);
+  if (overlay_takes_fds()) {
+    auto st = mount_root_of_trees(spec.id, sources, ns.get(), *ids);
+    if (st || st.error().status != 501)
+      return st;
+  }
   std::string lowers;
   std::error_code ec;
   for (size_t i = 0; i < sources.size(); ++i) {
@@ -565,6 +605,34 @@ status container_runtime::mount_root(const container_spec& spec, std::optional<i
     if (::mount("overlay", rootfs(spec.id).c_str(), "overlay", 0, opts.c_str()) != 0)
       return internal_error(bind_source_error("mount overlay on", rootfs(spec.id)));
     return success();
+  });
+}
+
+status container_runtime::mount_root_of_trees(const std::string& id,
+                                             const std::vector<std::string>& sources, int userns,
+                                             id_range ids) {
+  std::vector<fd_closer> trees;
+  std::vector<int> lowers;
+  for (auto& source : sources) {
+    auto tree = idmapped_tree(source, userns, true);
+    if (!tree)
+      return tree.error();
+    trees.emplace_back(*tree);
+    lowers.push_back(*tree);
+  }
+  auto disk = sandbox_disks::mount_point(sandbox_dir(id));
+  auto mapped = idmapped_tree(disk, userns, false);
+  if (!mapped)
+    return mapped.error();
+  fd_closer tree{*mapped};
+  fd_closer upper{::openat(tree.get(), "upper", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+  fd_closer work{::openat(tree.get(), "work", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+  if (upper.get() < 0 || work.get() < 0)
+    return internal_error("cannot open " + disk + "/upper and /work: " + strerror(errno));
+  // As the range's root: the overlay writes its upper layer with the creds
+  // of whoever made it, and host root has no id in the range.
+  return as_range_root(ids, [&] {
+    return mount_overlay(lowers, upper.get(), work.get(), rootfs(id));
   });
 }
 

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "core/fd_closer.hpp"
 #include "core/result.hpp"
 #include "core/sample.hpp"
 #include "runtime/host_limits.hpp"
@@ -127,6 +128,10 @@ private:
   /// The sandbox's root: its layers and disk shifted into its id range, the
   /// overlay of them at <dir>/rootfs.
   status mount_root(const container_spec& spec, std::optional<id_range> ids);
+  /// The shifted root from detached layer trees (see runtime/overlay.hpp);
+  /// 501 when the kernel cannot, and mount_root mounts each layer instead.
+  status mount_root_of_trees(const std::string& id, const std::vector<std::string>& sources,
+                             int userns, id_range ids);
   void unmount_root(const std::string& id);
   /// Where the sandbox's merged root is mounted (<dir>/rootfs links there).
   std::string rootfs(const std::string& id) const;
@@ -140,6 +145,10 @@ private:
   static status as_root_inside(std::optional<id_range> ids, const std::function<status()>& fn);
 
   std::string runtime_bin_;
+  // What runtime_cmd runs: runtime_bin_, or for crun its sealed copy in
+  // memory once check_host made one (see sealed_copy).
+  std::string runtime_exe_;
+  fd_closer sealed_runtime_;
   bool gvisor_; // runsc: a kernel of its own per sandbox, no user namespace or network
   std::string data_dir_;
   std::string state_root_;

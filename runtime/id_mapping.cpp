@@ -162,8 +162,7 @@ result<int> user_namespace_fd(id_range r) {
   return fd;
 }
 
-status idmapped_mount(const std::string& source, const std::string& target, int userns_fd,
-                      bool read_only) {
+result<int> idmapped_tree(const std::string& source, int userns_fd, bool read_only) {
   fd_closer tree{static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, source.c_str(),
                                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC))};
   if (tree.get() < 0)
@@ -174,7 +173,16 @@ status idmapped_mount(const std::string& source, const std::string& target, int 
   attr.userns_fd = static_cast<uint64_t>(userns_fd);
   if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0)
     return internal_error(sys_error("idmap " + source));
-  if (::syscall(SYS_move_mount, tree.get(), "", AT_FDCWD, target.c_str(),
+  return tree.release();
+}
+
+status idmapped_mount(const std::string& source, const std::string& target, int userns_fd,
+                      bool read_only) {
+  auto tree = idmapped_tree(source, userns_fd, read_only);
+  if (!tree)
+    return tree.error();
+  fd_closer fd{*tree};
+  if (::syscall(SYS_move_mount, fd.get(), "", AT_FDCWD, target.c_str(),
                 MOVE_MOUNT_F_EMPTY_PATH) != 0)
     return internal_error(sys_error("mount " + source + " on " + target));
   return success();

@@ -69,6 +69,8 @@ result<int> user_namespace_fd(id_range r);
 /// template is then safe even from a recursive removal that reaches it).
 status idmapped_mount(const std::string& source, const std::string& target, int userns_fd,
                       bool read_only);
+/// The same, left detached: an fd of the idmapped tree, in no mount table.
+result<int> idmapped_tree(const std::string& source, int userns_fd, bool read_only);
 
 /// Runs `fn` on this thread as the range's root for file-system access
 /// (fsuid/fsgid = base) with the host's file capabilities kept: an overlay

@@ -9,10 +9,17 @@
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include "core/fd_closer.hpp"
 
 namespace sandboxd {
 
@@ -47,6 +54,24 @@ result<rtnetlink> rtnetlink::open() {
     return internal_error(std::string{"netlink bind: "} + std::strerror(err));
   }
   return rtnetlink{sock};
+}
+
+result<rtnetlink> rtnetlink::open_in(int netns_fd) {
+  fd_closer home{::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)};
+  if (home.get() < 0)
+    return internal_error(std::string{"open this thread's network namespace: "}
+                          + std::strerror(errno));
+  if (::setns(netns_fd, CLONE_NEWNET) != 0)
+    return internal_error(std::string{"enter the sandbox's network namespace: "}
+                          + std::strerror(errno));
+  auto opened = open();
+  if (::setns(home.get(), CLONE_NEWNET) != 0) {
+    // A server thread left inside a sandbox's network would make every later
+    // connection of it there: stopping is the only safe way on.
+    spdlog::critical("cannot return to the host's network namespace: {}", std::strerror(errno));
+    std::abort();
+  }
+  return opened;
 }
 
 rtnetlink::rtnetlink(mnl_socket* sock) : sock_(sock), port_(mnl_socket_get_portid(sock)) {}
@@ -113,17 +138,45 @@ status rtnetlink::set_up(const std::string& name, const std::string& alias) {
   return talk(nlh, "set " + name + " up");
 }
 
-status rtnetlink::add_address(const std::string& name, uint32_t addr, int prefix_len) {
-  auto index = ::if_nametoindex(name.c_str());
+result<unsigned> rtnetlink::index_of(const std::string& name) {
+  // Asked over this socket, not if_nametoindex(): that asks the namespace of
+  // the calling thread, which need not be the socket's (open_in).
+  std::vector<char> buf(buffer_size);
+  auto* nlh = start(buf, RTM_GETLINK, 0, ++seq_);
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  if (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0)
+    return netlink_error("find link " + name, errno);
+  std::vector<char> answer(buffer_size);
+  unsigned index = 0;
+  auto on_message = [](const nlmsghdr* m, void* arg) -> int {
+    *static_cast<unsigned*>(arg) =
+      static_cast<unsigned>(static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(m))->ifi_index);
+    return MNL_CB_STOP;
+  };
+  auto n = mnl_socket_recvfrom(sock_, answer.data(), answer.size());
+  if (n < 0)
+    return netlink_error("find link " + name, errno);
+  if (mnl_cb_run(answer.data(), static_cast<size_t>(n), nlh->nlmsg_seq, port_, on_message,
+                 &index) < 0)
+    return netlink_error("find link " + name, errno);
   if (index == 0)
-    return netlink_error("address on " + name, ENODEV);
+    return netlink_error("find link " + name, ENODEV);
+  return index;
+}
+
+status rtnetlink::add_address(const std::string& name, uint32_t addr, int prefix_len) {
+  auto index = index_of(name);
+  if (!index)
+    return failure{index.error().status, "address on " + name + ": " + index.error().message};
   std::vector<char> buf(buffer_size);
   auto* nlh = start(buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ++seq_);
   auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
   ifa->ifa_family = AF_INET;
   ifa->ifa_prefixlen = static_cast<unsigned char>(prefix_len);
   ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-  ifa->ifa_index = index;
+  ifa->ifa_index = *index;
   uint32_t be = htonl(addr);
   mnl_attr_put(nlh, IFA_LOCAL, sizeof be, &be);
   mnl_attr_put(nlh, IFA_ADDRESS, sizeof be, &be);
@@ -131,9 +184,9 @@ status rtnetlink::add_address(const std::string& name, uint32_t addr, int prefix
 }
 
 status rtnetlink::add_default_route(const std::string& name, uint32_t gateway) {
-  auto index = ::if_nametoindex(name.c_str());
-  if (index == 0)
-    return netlink_error("default route on " + name, ENODEV);
+  auto index = index_of(name);
+  if (!index)
+    return failure{index.error().status, "default route on " + name + ": " + index.error().message};
   std::vector<char> buf(buffer_size);
   auto* nlh = start(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ++seq_);
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
@@ -144,7 +197,7 @@ status rtnetlink::add_default_route(const std::string& name, uint32_t gateway) {
   rtm->rtm_type = RTN_UNICAST;
   uint32_t be = htonl(gateway);
   mnl_attr_put(nlh, RTA_GATEWAY, sizeof be, &be);
-  mnl_attr_put_u32(nlh, RTA_OIF, index);
+  mnl_attr_put_u32(nlh, RTA_OIF, *index);
   return talk(nlh, "default route on " + name);
 }
 

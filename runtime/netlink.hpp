@@ -1,8 +1,8 @@
 // rtnetlink in-process (libmnl): the few link, address and route operations
 // sandbox networking needs, without spawning `ip` for each.
 //
-// A socket works in the network namespace of the thread that opened it;
-// every call blocks only for the kernel's answer.
+// A socket works in the network namespace it was opened in, whatever thread
+// uses it later; every call blocks only for the kernel's answer.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,9 @@ class rtnetlink {
 public:
   /// Opens a NETLINK_ROUTE socket in the calling thread's network namespace.
   static result<rtnetlink> open();
+  /// Opens one in the network namespace `netns_fd` refers to: the calling
+  /// thread enters it only to create the socket, then returns to its own.
+  static result<rtnetlink> open_in(int netns_fd);
 
   rtnetlink(rtnetlink&& other) noexcept;
   rtnetlink& operator=(rtnetlink&&) = delete;
@@ -41,6 +44,8 @@ public:
 
 private:
   explicit rtnetlink(mnl_socket* sock);
+  /// The index of link `name` in the socket's namespace.
+  result<unsigned> index_of(const std::string& name);
   /// Sends the request in `buf` and waits for its acknowledgement.
   status talk(void* buf, const std::string& what);
 

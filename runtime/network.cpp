@@ -23,9 +23,9 @@
 #include <optional>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "core/ascii.hpp"
+#include "core/fd_closer.hpp"
 #include "core/ids.hpp"
 #include "runtime/command.hpp"
 #include "runtime/netlink.hpp"
@@ -625,33 +625,19 @@ status wire_host_side(const std::string& id, int init_pid, const sandbox_address
 // the sandbox's address, the default route through the gateway.
 status wire_sandbox_side(int init_pid, const sandbox_addresses& a, int len) {
   auto ns = "/proc/" + std::to_string(init_pid) + "/ns/net";
-  int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  fd_closer fd{::open(ns.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (fd.get() < 0)
     return internal_error("open " + ns + ": " + strerror(errno));
-  status out = success();
-  // A short-lived thread of our own enters the netns (a thread's namespace
-  // cannot be restored reliably, so no pooled thread ever does).
-  std::thread inside([&] {
-    if (::setns(fd, CLONE_NEWNET) != 0) {
-      out = internal_error("setns " + ns + ": " + strerror(errno));
-      return;
-    }
-    auto nl = rtnetlink::open();
-    if (!nl) {
-      out = nl.error();
-      return;
-    }
-    if (out = nl->set_up("lo"); !out)
-      return;
-    if (out = nl->add_address("eth0", a.sandbox, len); !out)
-      return;
-    if (out = nl->set_up("eth0"); !out)
-      return;
-    out = nl->add_default_route("eth0", a.host);
-  });
-  inside.join();
-  ::close(fd);
-  return out;
+  auto nl = rtnetlink::open_in(fd.get());
+  if (!nl)
+    return nl.error();
+  if (auto r = nl->set_up("lo"); !r)
+    return r;
+  if (auto r = nl->add_address("eth0", a.sandbox, len); !r)
+    return r;
+  if (auto r = nl->set_up("eth0"); !r)
+    return r;
+  return nl->add_default_route("eth0", a.host);
 }
 
 } // namespace
@@ -749,19 +735,13 @@ status sandbox_network::setup(const std::string& id, int init_pid,
     if (auto r = wire_host_side(id, init_pid, *chosen, prefix_len); !r)
       return fail(r.error());
   }
-  // 2. The rules and 3. the sandbox side (lo, address, default route), at
-  //    once: nothing runs in the sandbox before create returns. The link
-  //    exists before its chain does (sweep() relies on that order).
-  result<std::string> rules = internal_error("not run");
-  std::thread nft([&] {
-    rules = run_nft(id, render_policy(id, *resolved, true), render_apply(id, *resolved));
-  });
-  auto inside = wire_sandbox_side(init_pid, *chosen, prefix_len);
-  nft.join();
-  if (!rules)
-    return fail(rules.error());
-  if (!inside)
-    return fail(inside.error());
+  // 2. The rules, then 3. the sandbox side (lo, address, default route):
+  //    nothing runs in the sandbox before create returns. The link exists
+  //    before its chain does (sweep() relies on that order).
+  if (auto r = run_nft(id, render_policy(id, *resolved, true), render_apply(id, *resolved)); !r)
+    return fail(r.error());
+  if (auto r = wire_sandbox_side(init_pid, *chosen, prefix_len); !r)
+    return fail(r.error());
   return success();
 }
 
@@ -783,26 +763,16 @@ status sandbox_network::teardown(const std::string& id) {
   if (!is_valid_sandbox_id(id))
     return internal_error("invalid sandbox id " + id);
   auto veth = veth_name(id);
-  // The link and the rules at once (each is slow in the kernel, ~15-20 ms).
   // Deleting our end removes the pair; it is gone already if the netns is.
-  status link = success();
-  std::thread del([&] {
-    if (!link_exists(veth))
-      return;
+  if (link_exists(veth)) {
     auto nl = rtnetlink::open();
-    if (!nl) {
-      link = nl.error();
-      return;
-    }
+    if (!nl)
+      return nl.error();
     if (auto r = nl->delete_link(veth); !r && r.error().status != 404)
-      link = r;
-  });
-  auto rules = run_nft(id, render_delete(id), "");
-  del.join();
-  if (!link)
-    return link;
-  if (!rules)
-    return failure{rules.error().status, "sandbox network: " + rules.error().message};
+      return r;
+  }
+  if (auto r = run_nft(id, render_delete(id), ""); !r)
+    return failure{r.error().status, "sandbox network: " + r.error().message};
   return success();
 }
 

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
+#include "runtime/command.hpp"
 
 extern char** environ;
 
@@ -130,27 +131,6 @@ int bounded_int(const nlohmann::json& t, const char* key, int fallback, int lo, 
     throw std::runtime_error(where + ": " + key + " must be an integer from "
                              + std::to_string(lo) + " to " + std::to_string(hi));
   return v.get<int>();
-}
-
-// The executable `name` names: itself when it holds a '/', else the first
-// match on PATH.
-std::string find_program(const std::string& name) {
-  if (name.find('/') != std::string::npos)
-    return name;
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    auto end = dirs.find(':', start);
-    if (end == std::string::npos)
-      end = dirs.size();
-    auto dir = dirs.substr(start, end - start);
-    auto candidate = (dir.empty() ? std::string{"."} : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    start = end + 1;
-  }
-  return "";
 }
 
 // Runs argv with stdout and stderr going line by line to `progress`; the

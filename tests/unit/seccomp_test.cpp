@@ -1,13 +1,23 @@
 // runtime/seccomp: the default-deny syscall profile's tables and the OCI
-// object made from them (tests/security/test_syscalls.py runs it for real).
+// object made from them, and the program compiled from it (the filter crun
+// loads; tests/security/test_syscalls.py runs it for real).
 #include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <map>
 #include <set>
 #include <string>
 
+#include "runtime/base64.hpp"
 #include "runtime/seccomp.hpp"
+#include "runtime/seccomp_bpf.hpp"
 
 using namespace sandboxd;
 using nlohmann::json;
@@ -163,4 +173,46 @@ TEST(Seccomp, WhatEveryProgramNeedsIsAllowed) {
         "dup3", "ioctl", "epoll_pwait", "prlimit64", "setresuid", "setgroups",
         "faccessat2", "close_range", "inotify_add_watch", "memfd_create", "accept4"})
     EXPECT_EQ(allowed.count(n), 1u) << n;
+}
+
+// The program crun loads (run.oci.seccomp_bpf_data): loaded here in a child,
+// it refuses and allows as the profile says.
+TEST(Seccomp, CompiledProgramRefusesAndAllowsAsTheProfileSays) {
+  auto program = compile_seccomp(seccomp_profile());
+  ASSERT_TRUE(program) << program.error().message;
+  ASSERT_EQ(program->size() % sizeof(sock_filter), 0u);
+  auto encoded = seccomp_bpf_base64();
+  ASSERT_TRUE(encoded);
+  EXPECT_EQ(base64::decode(*encoded), *program);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    sock_fprog prog{static_cast<unsigned short>(program->size() / sizeof(sock_filter)),
+                    reinterpret_cast<sock_filter*>(program->data())};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+        || ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+      ::_exit(10);
+    // Each check's number is the exit code when it fails.
+    errno = 0;
+    if (::syscall(SYS_keyctl, 0, 0, 0, 0, 0) != -1 || errno != EPERM)
+      ::_exit(11);
+    if (::unshare(CLONE_NEWUSER) != -1 || errno != EPERM)
+      ::_exit(12);
+    if (::syscall(SYS_clone3, nullptr, 0) != -1 || errno != ENOSYS)
+      ::_exit(13); // refused with ENOSYS: glibc falls back to clone
+    if (::syscall(SYS_io_uring_setup, 1, nullptr) != -1 || errno != EPERM)
+      ::_exit(14);
+    if (::unshare(CLONE_FS) != 0)
+      ::_exit(15);
+    if (::getpid() <= 0)
+      ::_exit(16);
+    int fds[2];
+    if (::pipe(fds) != 0)
+      ::_exit(17);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "check " << WEXITSTATUS(status) << " failed";
 }
