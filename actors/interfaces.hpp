@@ -244,6 +244,9 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::stats>::with<registry_stats>,
   // The warm pool may refill (a create finished, a retry is due).
   caf::reacts_to<atom::wake>,
+  // A metrics tick: samples every running sandbox's cgroup in one blocking
+  // job and appends them all in one write, then arms the next tick.
+  caf::reacts_to<atom::sample>,
   // Shutdown: removes every warm sandbox and stops refilling; replies with
   // how many were removed.
   caf::replies_to<atom::drain>::with<uint64_t>>;

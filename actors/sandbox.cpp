@@ -61,8 +61,9 @@ void arm_ttl(self_ptr self) {
                      atom::expire::value, gen);
 }
 
-// Samples the cgroup now and then every metrics interval while running; a
-// new generation (each transition) replaces the earlier timer.
+// Samples the cgroup once when the sandbox starts running (its first point
+// at once); the registry's metrics tick takes every later one. A new
+// generation (each transition) drops a sample still due.
 void arm_sampler(self_ptr self) {
   auto gen = ++self->state.sample_generation;
   if (self->state.rec.state == sandbox_state::running)
@@ -873,9 +874,6 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         [=](status s) {
           if (!s)
             spdlog::debug("sandbox {}: no sample: {}", id, s.error().message);
-          if (generation == self->state.sample_generation)
-            self->delayed_send(self, self->state.deps.metrics_interval, atom::sample::value,
-                               generation);
         });
     },
     [=](atom::expire, uint64_t generation) {

@@ -30,7 +30,6 @@ struct sandbox_deps {
   // `user` in /workspace, its output in the sandbox's log.
   std::string start_cmd;
   int ready_port = 0; // the start command is up once this port listens inside
-  std::chrono::milliseconds metrics_interval{5000}; // between cgroup samples
 };
 
 /// Spawns the actor for `rec`: a new sandbox (state creating, then `start`)

@@ -764,15 +764,20 @@ status sandbox_network::teardown(const std::string& id) {
     return internal_error("invalid sandbox id " + id);
   auto veth = veth_name(id);
   // Deleting our end removes the pair; it is gone already if the netns is.
+  // The rules go whether or not the link did.
+  status link = success();
   if (link_exists(veth)) {
     auto nl = rtnetlink::open();
     if (!nl)
-      return nl.error();
-    if (auto r = nl->delete_link(veth); !r && r.error().status != 404)
-      return r;
+      link = nl.error();
+    else if (auto r = nl->delete_link(veth); !r && r.error().status != 404)
+      link = r;
   }
-  if (auto r = run_nft(id, render_delete(id), ""); !r)
-    return failure{r.error().status, "sandbox network: " + r.error().message};
+  auto rules = run_nft(id, render_delete(id), "");
+  if (!link)
+    return link;
+  if (!rules)
+    return failure{rules.error().status, "sandbox network: " + rules.error().message};
   return success();
 }
 

@@ -671,33 +671,41 @@ std::optional<container_sample> sample_from(const rocksdb::Slice& v) {
 
 status store::append_metric(const std::string& sandbox_id, const container_sample& s,
                             size_t cap) {
-  // The ring's size is kept beside it, so an append costs a read and a seek,
-  // not a walk of the whole ring (200 appends/s at 1,000 sandboxes). One
-  // writer per sandbox (its actor samples one at a time): no lock.
-  auto prefix = sandbox_id + std::string(1, '\0');
-  auto count_key = "metriccount:" + sandbox_id;
-  uint64_t count = 0;
-  if (auto v = get(meta_, count_key)) {
-    count = from_be64(*v);
-  } else {
-    // A ring written before the count was kept: counted once.
-    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
-      ++count;
-  }
+  return append_metrics({{sandbox_id, s}}, cap);
+}
+
+status store::append_metrics(const std::vector<std::pair<std::string, container_sample>>& samples,
+                             size_t cap) {
+  // Each ring's size is kept beside it, so an append costs a read and a
+  // seek, not a walk of the whole ring (200 appends/s at 1,000 sandboxes).
+  std::lock_guard<std::mutex> guard{metrics_mtx_};
   rocksdb::WriteBatch batch;
-  batch.Put(metrics_, index_key(sandbox_id, static_cast<uint64_t>(s.timestamp_ms)),
-            sample_json(s).dump());
-  ++count;
-  if (count > cap) {
-    // The oldest go (the new sample sorts after them all).
-    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && count > cap; it->Next()) {
-      batch.Delete(metrics_, it->key());
-      --count;
+  for (auto& [sandbox_id, s] : samples) {
+    auto prefix = sandbox_id + std::string(1, '\0');
+    auto count_key = "metriccount:" + sandbox_id;
+    uint64_t count = 0;
+    if (auto v = get(meta_, count_key)) {
+      count = from_be64(*v);
+    } else {
+      // A ring written before the count was kept: counted once.
+      std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+        ++count;
     }
+    batch.Put(metrics_, index_key(sandbox_id, static_cast<uint64_t>(s.timestamp_ms)),
+              sample_json(s).dump());
+    ++count;
+    if (count > cap) {
+      // The oldest go (the new sample sorts after them all).
+      std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && count > cap;
+           it->Next()) {
+        batch.Delete(metrics_, it->key());
+        --count;
+      }
+    }
+    batch.Put(meta_, count_key, be64(count));
   }
-  batch.Put(meta_, count_key, be64(count));
   return write(batch, false);
 }
 

@@ -200,6 +200,9 @@ public:
   /// Not synced: a lost sample is a gap in a graph.
   status append_metric(const std::string& sandbox_id, const container_sample& s,
                        size_t cap = 720);
+  /// The same for many sandboxes at once (a metrics tick): one write.
+  status append_metrics(const std::vector<std::pair<std::string, container_sample>>& samples,
+                        size_t cap = 720);
   /// Samples taken in [start_ms, end_ms], oldest first.
   std::vector<container_sample> metrics(const std::string& sandbox_id, int64_t start_ms,
                                         int64_t end_ms) const;
@@ -284,6 +287,7 @@ private:
   rocksdb::ColumnFamilyHandle* build_logs_ = nullptr;
   std::mutex build_logs_mtx_; // serializes a build's line count
   std::mutex logs_mtx_; // serializes a sandbox's line count
+  std::mutex metrics_mtx_; // serializes the rings' counts (a tick and a first sample may meet)
   // A synced write of one key, and a batch write: synced (WAL fsynced before
   // it returns) unless it holds output rather than records (logs, samples).
   status put(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const std::string& value);

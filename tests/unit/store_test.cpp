@@ -198,6 +198,30 @@ TEST_F(temp_db, metrics_history_is_a_ring_filtered_by_time) {
   EXPECT_EQ(kept.back().mem_used, 12);
 }
 
+// A metrics tick appends every running sandbox's sample in one write; each
+// ring keeps its own cap.
+TEST_F(temp_db, a_tick_appends_to_every_ring_at_once) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  for (int i = 1; i <= 5; ++i) {
+    std::vector<std::pair<std::string, container_sample>> tick;
+    for (auto id : {"a", "b", "c"}) {
+      container_sample s;
+      s.timestamp_ms = i * 1000;
+      s.mem_used = i;
+      tick.emplace_back(id, s);
+    }
+    ASSERT_TRUE((*db)->append_metrics(tick, 3));
+  }
+  for (auto id : {"a", "b", "c"}) {
+    auto kept = (*db)->metrics(id, 0, INT64_MAX);
+    ASSERT_EQ(kept.size(), 3u) << id;
+    EXPECT_EQ(kept.front().mem_used, 3);
+    EXPECT_EQ(kept.back().mem_used, 5);
+  }
+  EXPECT_TRUE((*db)->append_metrics({}, 3)); // a tick with nothing running
+}
+
 TEST_F(temp_db, log_pages_walk_both_ways_from_a_cursor) {
   auto db = store::open(dir);
   ASSERT_TRUE(db);
