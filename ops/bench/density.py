@@ -3,7 +3,7 @@ a fresh sandboxd of its own. Creates N sandboxes (default 1000) in blocks of
 50 and prints, per block, the create p50/p99 and the kill p50 of 5 extra
 sandboxes made and killed at that density; then listing throughput at N
 live (GET /v2/sandboxes?limit=100 and GET /sandboxes), memory per sandbox,
-the server's RSS, a restart's time to serving again (every sandbox
+the server's RSS, idle CPU (the host's and sandboxd's own), a restart's time to serving again (every sandbox
 reconciled), the time to kill all N at once and until all is reclaimed, RSS afterwards, and the
 host's memory cgroup count (/proc/cgroups) before and after.
 Prints figures; asserts nothing."""
@@ -31,16 +31,20 @@ def memory_cgroups():
     return -1
 
 
-def busy_cores(seconds=5):
-    """Cores' worth of CPU used on the whole host over `seconds` (/proc/stat)."""
+def busy_cores(pid, seconds=5):
+    """Cores' worth of CPU used over `seconds` by the whole host (/proc/stat)
+    and by process `pid` (all its threads)."""
     def sample():
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]  # total, idle + iowait
-    t0, i0 = sample()
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(v), v[3] + v[4], int(fields[11]) + int(fields[12])  # total, idle + iowait, ours
+    t0, i0, p0 = sample()
     time.sleep(seconds)
-    t1, i1 = sample()
-    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(1, t1 - t0))
+    t1, i1, p1 = sample()
+    host = (os.cpu_count() or 1) * (1 - (i1 - i0) / max(1, t1 - t0))
+    return host, (p1 - p0) / os.sysconf("SC_CLK_TCK") / seconds
 
 
 def ms(xs, p):
@@ -91,7 +95,9 @@ def main():
         print(f"create p50 at {len(ids)} live / first block: {row[0] / first_block[0]:.2f}x; "
               f"kill p50 {row[2]:.1f} ms")
         time.sleep(1)
-        print(f"CPU used by the host with {n} idle sandboxes (5 s): {busy_cores():.2f} cores")
+        host, ours = busy_cores(server.proc.pid)
+        print(f"CPU used with {n} idle sandboxes (5 s): host {host:.2f} cores, "
+              f"sandboxd {ours:.3f} cores")
         mem1 = mem_available_kib()
         rss1 = rss_kib(server.proc.pid)
         print(f"memory per live sandbox (MemAvailable drop / {n}): {(mem0 - mem1) / n / 1024:.2f} MiB;"
