@@ -2,6 +2,8 @@
 // carrying an HTTP-style status and a human-readable reason.
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <variant>
@@ -26,6 +28,11 @@ inline failure not_found(std::string m) { return {404, std::move(m)}; }
 inline failure conflict(std::string m) { return {409, std::move(m)}; }
 inline failure internal_error(std::string m) { return {500, std::move(m)}; }
 inline failure bad_gateway(std::string m) { return {502, std::move(m)}; }
+
+/// "`what`: <the text of the current errno>", for a failed system call.
+inline std::string errno_text(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 template <class T>
 class result {

@@ -145,9 +145,7 @@ std::string find_program(const std::string& name) {
 }
 
 result<int> sealed_copy(const std::string& path) {
-  auto fail = [&](const std::string& what) {
-    return internal_error(what + " " + path + ": " + strerror(errno));
-  };
+  auto fail = [&](const std::string& what) { return internal_error(errno_text(what + " " + path)); };
   fd_closer in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (in.get() < 0)
     return fail("open");

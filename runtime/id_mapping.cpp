@@ -21,10 +21,6 @@ namespace sandboxd {
 
 namespace {
 
-std::string sys_error(const std::string& what) {
-  return what + ": " + std::strerror(errno);
-}
-
 bool write_all(const std::string& path, const std::string& text) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0)
@@ -59,7 +55,7 @@ status id_ranges::open_lock_file() {
   std::filesystem::create_directories(std::filesystem::path{lock_file_}.parent_path(), ec);
   fd_ = ::open(lock_file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd_ < 0)
-    return internal_error(sys_error("cannot open the id range locks " + lock_file_));
+    return internal_error(errno_text("cannot open the id range locks " + lock_file_));
   return success();
 }
 
@@ -135,11 +131,11 @@ result<int> user_namespace_fd(id_range r) {
   void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED)
-    return internal_error(sys_error("mmap"));
+    return internal_error(errno_text("mmap"));
   pid_t pid = ::clone(hold_namespace, static_cast<char*>(stack) + stack_size,
                       CLONE_NEWUSER | CLONE_VM | SIGCHLD, nullptr);
   if (pid < 0) {
-    auto err = sys_error("clone(CLONE_NEWUSER)");
+    auto err = errno_text("clone(CLONE_NEWUSER)");
     ::munmap(stack, stack_size);
     return internal_error(err);
   }
@@ -148,11 +144,11 @@ result<int> user_namespace_fd(id_range r) {
   std::string err;
   int fd = -1;
   if (!write_all(proc + "/uid_map", map))
-    err = sys_error("write uid_map");
+    err = errno_text("write uid_map");
   else if (!write_all(proc + "/gid_map", map))
-    err = sys_error("write gid_map");
+    err = errno_text("write gid_map");
   else if ((fd = ::open((proc + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC)) < 0)
-    err = sys_error("open user namespace");
+    err = errno_text("open user namespace");
   ::kill(pid, SIGKILL);
   while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
@@ -166,13 +162,13 @@ result<int> idmapped_tree(const std::string& source, int userns_fd, bool read_on
   fd_closer tree{static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, source.c_str(),
                                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC))};
   if (tree.get() < 0)
-    return internal_error(sys_error("open_tree " + source));
+    return internal_error(errno_text("open_tree " + source));
   mount_attr attr{};
   attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
                   | (read_only ? MOUNT_ATTR_RDONLY : 0);
   attr.userns_fd = static_cast<uint64_t>(userns_fd);
   if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0)
-    return internal_error(sys_error("idmap " + source));
+    return internal_error(errno_text("idmap " + source));
   return tree.release();
 }
 
@@ -184,7 +180,7 @@ status idmapped_mount(const std::string& source, const std::string& target, int 
   fd_closer fd{*tree};
   if (::syscall(SYS_move_mount, fd.get(), "", AT_FDCWD, target.c_str(),
                 MOVE_MOUNT_F_EMPTY_PATH) != 0)
-    return internal_error(sys_error("mount " + source + " on " + target));
+    return internal_error(errno_text("mount " + source + " on " + target));
   return success();
 }
 
@@ -192,7 +188,7 @@ status as_range_root(id_range r, const std::function<status()>& fn) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct saved[2]{};
   if (::syscall(SYS_capget, &header, saved) != 0)
-    return internal_error(sys_error("capget"));
+    return internal_error(errno_text("capget"));
   // setfsuid/setfsgid and capset act on the calling thread only.
   auto old_gid = static_cast<gid_t>(::setfsgid(r.base));
   auto old_uid = static_cast<uid_t>(::setfsuid(r.base));
@@ -207,7 +203,7 @@ status as_range_root(id_range r, const std::function<status()>& fn) {
   if (!entered)
     st = internal_error("cannot take the file-system ids of range " + std::to_string(r.base));
   else if (::syscall(SYS_capset, &header, raised) != 0)
-    st = internal_error(sys_error("capset"));
+    st = internal_error(errno_text("capset"));
   else
     st = fn();
   ::setfsuid(old_uid);

@@ -17,10 +17,6 @@ namespace {
 
 std::atomic<bool> takes_fds{true};
 
-failure sys_failure(const std::string& what) {
-  return internal_error(what + ": " + std::strerror(errno));
-}
-
 int set_fd(int fs, const char* key, int fd) {
   return static_cast<int>(::syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, key, nullptr, fd));
 }
@@ -33,7 +29,7 @@ status mount_overlay(const std::vector<int>& lowers, int upper, int work,
                      const std::string& target) {
   fd_closer fs{static_cast<int>(::syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC))};
   if (fs.get() < 0)
-    return sys_failure("fsopen overlay");
+    return internal_error(errno_text("fsopen overlay"));
   for (int lower : lowers)
     if (set_fd(fs.get(), "lowerdir+", lower) != 0) {
       // Before 6.13 "lowerdir+" takes paths only (EINVAL); before 6.8 the
@@ -42,20 +38,20 @@ status mount_overlay(const std::vector<int>& lowers, int upper, int work,
         takes_fds = false;
         return failure{501, "this kernel does not take overlay layers as file descriptors"};
       }
-      return sys_failure("overlay lower layer");
+      return internal_error(errno_text("overlay lower layer"));
     }
   if (set_fd(fs.get(), "upperdir", upper) != 0)
-    return sys_failure("overlay upper layer");
+    return internal_error(errno_text("overlay upper layer"));
   if (set_fd(fs.get(), "workdir", work) != 0)
-    return sys_failure("overlay work directory");
+    return internal_error(errno_text("overlay work directory"));
   if (::syscall(SYS_fsconfig, fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
-    return sys_failure("create overlay");
+    return internal_error(errno_text("create overlay"));
   fd_closer mnt{static_cast<int>(::syscall(SYS_fsmount, fs.get(), FSMOUNT_CLOEXEC, 0))};
   if (mnt.get() < 0)
-    return sys_failure("fsmount overlay");
+    return internal_error(errno_text("fsmount overlay"));
   if (::syscall(SYS_move_mount, mnt.get(), "", AT_FDCWD, target.c_str(),
                 MOVE_MOUNT_F_EMPTY_PATH) != 0)
-    return sys_failure("mount overlay on " + target);
+    return internal_error(errno_text("mount overlay on " + target));
   return success();
 }
 

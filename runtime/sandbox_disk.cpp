@@ -26,8 +26,6 @@ namespace sandboxd {
 
 namespace {
 
-std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
-
 // Copies only the data extents of a sparse file (a blank ext4 is a few MB
 // of metadata in gigabytes of holes).
 status sparse_copy(const std::string& from, const std::string& to) {

@@ -89,7 +89,7 @@ result<std::string> compile_seccomp(const nlohmann::json& profile) {
   }
   fd_closer out{::memfd_create("seccomp-bpf", MFD_CLOEXEC)};
   if (out.get() < 0)
-    return internal_error(std::string{"seccomp: memfd: "} + std::strerror(errno));
+    return internal_error(errno_text("seccomp: memfd"));
   if (int rc = seccomp_export_bpf(ctx.get(), out.get()); rc < 0)
     return seccomp_error("export", rc);
   std::string program;
@@ -97,7 +97,7 @@ result<std::string> compile_seccomp(const nlohmann::json& profile) {
   for (off_t at = 0;;) {
     auto n = ::pread(out.get(), buf, sizeof buf, at);
     if (n < 0)
-      return internal_error(std::string{"seccomp: read the program: "} + std::strerror(errno));
+      return internal_error(errno_text("seccomp: read the program"));
     if (n == 0)
       break;
     program.append(buf, static_cast<size_t>(n));
