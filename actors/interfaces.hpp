@@ -237,8 +237,9 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::list>::with<std::vector<std::string>>,
   // A sandbox reports its record after each transition.
   caf::reacts_to<atom::update, sandbox_record>,
-  // Replays the log, respawns the live sandboxes and reconciles them with
-  // the runtime; replies with how many sandboxes are live.
+  // Replays the log and respawns the live sandboxes; replies with how many
+  // are live once they are, then reconciles each with the runtime (its
+  // reconcile first in its mailbox) and logs when all are.
   caf::replies_to<atom::recover>::with<uint64_t>,
   // Counts by state and the create latency histogram.
   caf::replies_to<atom::stats>::with<registry_stats>,

@@ -1,6 +1,8 @@
 #include "actors/registry.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -25,8 +27,12 @@ namespace {
 
 struct registry_state {
   registry_config cfg;
-  std::map<std::string, sandbox_record> records; // every sandbox, ever
-  std::map<std::string, sandbox_actor> live;     // those not yet stopped
+  std::map<std::string, sandbox_record> records; // those not yet stopped
+  std::map<std::string, sandbox_actor> live;     // those with an actor
+  // Per org, the newest `ended_kept` stopped sandboxes, oldest first (for
+  // `GET /sandboxes?state=stopped`); an older one is rebuilt from its events
+  // when asked for by id. Memory stays in proportion to the live sandboxes.
+  std::map<std::string, std::deque<sandbox_record>> ended;
   // Per org, the running and paused sandboxes by (start time, id).
   std::map<std::string, std::set<std::pair<int64_t, std::string>>> listed;
   // Listed sandboxes' renderings (cfg.render), dropped when a record changes.
@@ -48,16 +54,40 @@ struct registry_state {
 
 using self_ptr = registry_actor::stateful_pointer<registry_state>;
 
-// What replay finds: every sandbox's record and the containers on the host.
+constexpr size_t ended_kept = 1000;
+
+// Keeps a stopped sandbox among its org's newest ended ones.
+void keep_ended(std::map<std::string, std::deque<sandbox_record>>& ended, sandbox_record&& rec) {
+  auto& q = ended[rec.org_id];
+  q.push_back(std::move(rec));
+  if (q.size() > ended_kept)
+    q.pop_front();
+}
+
+void count_usage(std::map<std::string, std::map<std::string, template_usage>>& usage,
+                 const sandbox_record& rec) {
+  auto& u = usage[rec.org_id][rec.template_id];
+  ++u.count;
+  u.last_ms = std::max(u.last_ms, rec.started_at_ms);
+}
+
+// What replay finds: the live sandboxes' records, the newest ended ones and
+// every one's template usage, and the containers on the host.
 struct recovery_scan {
   std::map<std::string, sandbox_record> records;
+  std::map<std::string, std::deque<sandbox_record>> ended;
+  std::map<std::string, std::map<std::string, template_usage>> usage;
   std::vector<std::string> containers;
 };
 
 result<recovery_scan> scan_for_recovery(const store& db,
                                         container_runtime& rt) {
   recovery_scan scan;
-  scan.records = db.replay([](const std::string& why) { spdlog::error("replay: {}", why); });
+  scan.records = db.replay([](const std::string& why) { spdlog::error("replay: {}", why); },
+                           [&scan](sandbox_record&& rec) {
+                             count_usage(scan.usage, rec);
+                             keep_ended(scan.ended, std::move(rec));
+                           });
   auto ids = rt.list();
   if (!ids)
     return ids.error();
@@ -83,7 +113,13 @@ void put_record(self_ptr self, sandbox_record rec) {
   st.rendered.erase(rec.id);
   auto& u = st.usage[rec.org_id][rec.template_id];
   u.count += !known;
-  u.last_ms = std::max(u.last_ms, rec.started_at_ms);
+  u.last_ms = std::max(u.last_ms, rec.started_at_ms); // set once it has started
+  if (rec.state == sandbox_state::stopped) {
+    if (known)
+      st.records.erase(old);
+    keep_ended(st.ended, std::move(rec));
+    return;
+  }
   if (rec.state == sandbox_state::running || rec.state == sandbox_state::paused)
     st.listed[rec.org_id].insert({rec.started_at_ms, rec.id});
   st.running[rec.org_id] += rec.state == sandbox_state::running;
@@ -428,10 +464,35 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       return live->second;
     },
     [=](atom::get, const std::string& org, const std::string& id) -> caf::result<sandbox_record> {
-      auto rec = self->state.records.find(id);
-      if (rec == self->state.records.end() || rec->second.org_id != org)
-        return to_error(not_found("sandbox not found"));
-      return rec->second;
+      auto& st = self->state;
+      if (auto rec = st.records.find(id); rec != st.records.end()) {
+        if (rec->second.org_id != org)
+          return to_error(not_found("sandbox not found"));
+        return rec->second;
+      }
+      if (auto q = st.ended.find(org); q != st.ended.end())
+        for (auto it = q->second.rbegin(); it != q->second.rend(); ++it)
+          if (it->id == id)
+            return *it;
+      // Ended longer ago: its events say what it was.
+      auto rp = self->make_response_promise<sandbox_record>();
+      auto db = st.cfg.db;
+      run_blocking(
+        self, false,
+        [db, id]() -> result<sandbox_record> {
+          auto rec = db->replay_sandbox(id);
+          if (!rec)
+            return not_found("sandbox not found");
+          return std::move(*rec);
+        },
+        [=](result<sandbox_record> rec) mutable {
+          if (!rec || rec->org_id != org)
+            rp.deliver(to_error(not_found("sandbox not found")));
+          else
+            rp.deliver(std::move(*rec));
+        },
+        lane::reclaim);
+      return rp;
     },
     [=](atom::lookup, const std::string& id) -> caf::result<sandbox_actor> {
       auto live = self->state.live.find(id);
@@ -498,6 +559,8 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       for (auto& [id, rec] : self->state.records)
         if (rec.org_id == org)
           out.push_back(rec);
+      if (auto q = self->state.ended.find(org); q != self->state.ended.end())
+        out.insert(out.end(), q->second.begin(), q->second.end());
       std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
         return a.started_at_ms > b.started_at_ms;
       });
@@ -586,16 +649,19 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
           }
           std::set<std::string> owned;
           std::vector<sandbox_actor> to_reconcile;
+          self->state.usage = std::move(scan->usage); // the ended ones'; put_record adds the live
+          self->state.ended = std::move(scan->ended);
           for (auto& [id, rec] : scan->records) {
-            put_record(self, rec);
-            if (rec.state == sandbox_state::stopped)
-              continue;
-            owned.insert(id);
-            auto actor = spawn_sandbox(self->home_system(), rec,
-                                       deps_for(self, rec));
-            add_live(self, rec, actor);
-            to_reconcile.push_back(actor);
+            if (rec.state != sandbox_state::stopped) {
+              owned.insert(id);
+              auto actor = spawn_sandbox(self->home_system(), rec,
+                                         deps_for(self, rec));
+              add_live(self, rec, actor);
+              to_reconcile.push_back(actor);
+            }
+            put_record(self, std::move(rec)); // a long log holds many: never two copies
           }
+          scan->records.clear();
           // Containers in our own state root that no live sandbox owns.
           for (auto& id : scan->containers) {
             if (owned.count(id))
@@ -609,15 +675,22 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
                          });
           }
           refill(self); // the warm pool starts filling beside the reconcile
-          auto pending = std::make_shared<size_t>(to_reconcile.size());
-          if (*pending == 0) {
-            rp.deliver(uint64_t{0});
+          // Serving starts now: each actor's reconcile is first in its
+          // mailbox (sent before any request can find it here), so a request
+          // for a sandbox waits behind that sandbox's reconcile only.
+          rp.deliver(static_cast<uint64_t>(to_reconcile.size()));
+          if (to_reconcile.empty())
             return;
-          }
+          auto pending = std::make_shared<size_t>(to_reconcile.size());
+          auto total = to_reconcile.size();
+          auto since = std::chrono::steady_clock::now();
           for (auto& actor : to_reconcile) {
             auto finish = [=]() mutable {
               if (--*pending == 0)
-                rp.deliver(static_cast<uint64_t>(self->state.live.size()));
+                spdlog::info("reconciled {} live sandboxes in {} ms; {} still live", total,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - since).count(),
+                             self->state.live.size());
             };
             self->request(actor, caf::infinite, atom::reconcile::value)
               .then([=](sandbox_record&) mutable { finish(); },

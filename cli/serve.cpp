@@ -306,7 +306,7 @@ int serve(int argc, char** argv) {
     self->request(registry, caf::infinite, atom::recover::value)
       .receive(
         [&](uint64_t live) {
-          spdlog::info("replayed {} events; {} live sandboxes", db->last_seq(), live);
+          spdlog::info("replayed {} events; {} live sandboxes, reconciling", db->last_seq(), live);
         },
         [&](caf::error& e) {
           ok = false;

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -100,7 +101,7 @@ nlohmann::json to_json(const event& e);
 
 /// cereal encoding used for storage; decode returns nullopt on corrupt bytes.
 std::string encode(const event& e);
-std::optional<event> decode_event(const std::string& bytes);
+std::optional<event> decode_event(std::string_view bytes);
 
 /// What the chain hashes: every field but `hash` (prev_hash and seq
 /// included, so neither reordering nor relinking goes unnoticed).

@@ -100,6 +100,11 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   // Memtables are most of the server's memory: without a cap each family
   // may hold 64 MiB before a flush. Flushing earlier costs little here.
   opts.db_write_buffer_size = 32 << 20;
+  // Every append also writes `meta`, a family whose memtable never fills:
+  // without a cap on the WAL's total size, RocksDB keeps every WAL file it
+  // still covers (measured: 500 MiB after 1,000,000 events), and the next
+  // start replays them all. Past this size, such families are flushed.
+  opts.max_total_wal_size = 32 << 20;
   // Read-only (an auditor) opens what exists: a store written by an older
   // version lacks the newer families, which auditing never reads.
   std::vector<std::string> names = cf_names;
@@ -249,7 +254,8 @@ std::optional<store::checkpoint> store::load_checkpoint() const {
 }
 
 std::map<std::string, sandbox_record>
-store::replay(const std::function<void(const std::string&)>& on_bad) const {
+store::replay(const std::function<void(const std::string&)>& on_bad,
+              const std::function<void(sandbox_record&&)>& on_ended) const {
   std::map<std::string, sandbox_record> recs;
   uint64_t from = 1;
   if (auto c = load_checkpoint()) {
@@ -260,9 +266,18 @@ store::replay(const std::function<void(const std::string&)>& on_bad) const {
   scan(
     from,
     [&](const event& e) {
-      if (auto st = apply(recs[e.sandbox_id], e); !st && on_bad)
-        on_bad("event " + e.id + " (seq " + std::to_string(e.seq) + ") does not apply: "
-               + st.error().message);
+      auto [it, fresh] = recs.try_emplace(e.sandbox_id);
+      auto st = apply(it->second, e);
+      if (!st) {
+        if (on_bad)
+          on_bad("event " + e.id + " (seq " + std::to_string(e.seq) + ") does not apply: "
+                 + st.error().message);
+        if (fresh)
+          recs.erase(it); // nothing of it applied (e.g. an event after its end was handed on)
+      } else if (on_ended && it->second.state == sandbox_state::stopped) {
+        on_ended(std::move(it->second));
+        recs.erase(it);
+      }
       return true;
     },
     [&](uint64_t seq) {
@@ -270,6 +285,21 @@ store::replay(const std::function<void(const std::string&)>& on_bad) const {
         on_bad("event seq " + std::to_string(seq) + " is unreadable");
     });
   return recs;
+}
+
+std::optional<sandbox_record> store::replay_sandbox(const std::string& sandbox_id) const {
+  sandbox_record rec;
+  if (auto c = load_checkpoint())
+    for (auto& r : c->sandboxes)
+      if (r.id == sandbox_id)
+        rec = r;
+  bool found = !rec.id.empty();
+  for (auto& e : events_of_sandbox(sandbox_id))
+    if (e.seq > rec.last_seq)
+      found |= static_cast<bool>(apply(rec, e));
+  if (!found)
+    return std::nullopt;
+  return rec;
 }
 
 result<uint64_t> store::compact(int64_t cutoff_ms) {
@@ -382,10 +412,14 @@ store::verify_report store::verify() const {
 
 void store::scan(uint64_t from, const std::function<bool(const event&)>& f,
                  const std::function<void(uint64_t)>& on_corrupt) const {
-  std::unique_ptr<rocksdb::Iterator> it{
-    db_->NewIterator(rocksdb::ReadOptions{}, events_)};
+  // A scan reads the log once from `from` on (a replay reads all of it):
+  // read ahead, and keep its blocks out of the cache the API's reads use.
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  ro.readahead_size = 4 << 20;
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, events_)};
   for (it->Seek(be64(from)); it->Valid(); it->Next()) {
-    auto e = decode_event(it->value().ToString());
+    auto e = decode_event(std::string_view{it->value().data(), it->value().size()});
     if (!e) {
       if (on_corrupt)
         on_corrupt(from_be64(it->key()));

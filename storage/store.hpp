@@ -94,9 +94,17 @@ public:
 
   /// The sandboxes as the retained log rebuilds them: the checkpoint's
   /// snapshot with every later event folded in. `on_bad` hears of events
-  /// that do not apply or do not decode.
+  /// that do not apply or do not decode. With `on_ended`, a sandbox is
+  /// handed to it when its `killed` event is folded in and left out of the
+  /// result: a long log then costs memory for the live sandboxes only.
   std::map<std::string, sandbox_record>
-  replay(const std::function<void(const std::string&)>& on_bad = {}) const;
+  replay(const std::function<void(const std::string&)>& on_bad = {},
+         const std::function<void(sandbox_record&&)>& on_ended = {}) const;
+
+  /// One sandbox as its retained events rebuild it (from its index, with
+  /// the checkpoint's snapshot if it was alive there); nullopt when the
+  /// log holds nothing of it.
+  std::optional<sandbox_record> replay_sandbox(const std::string& sandbox_id) const;
 
   /// Walks the whole chain and reports the first broken link, if any.
   struct verify_report {

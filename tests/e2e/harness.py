@@ -80,13 +80,17 @@ class Server:
         with open(os.path.join(self.dir, "api-key")) as f:
             self.key = f.read().strip()
 
-    def start(self):
+    def start_async(self):
+        """Starts the process without waiting for it to serve."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [BIN, "serve", "--data-dir", self.dir,
                  "--api-listen", f"127.0.0.1:{self.port}",
                  "--envd-listen", f"127.0.0.1:{self.envd_port}"] + self.extra_args,
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+    def start(self):
+        self.start_async()
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

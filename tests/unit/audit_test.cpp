@@ -197,6 +197,37 @@ event lifecycle(event_type t, const std::string& sbx, int64_t ts) {
 
 } // namespace
 
+TEST_F(chain, replay_hands_ended_sandboxes_on_and_rebuilds_one_by_id) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE((*db)->append({lifecycle(event_type::created, "a", 100),
+                             lifecycle(event_type::created, "b", 200)}));
+  ASSERT_TRUE((*db)->append({lifecycle(event_type::paused, "a", 300)}));
+  ASSERT_TRUE((*db)->append({lifecycle(event_type::killed, "b", 400)}));
+  // An event after b's end does not apply, and leaves nothing behind.
+  ASSERT_TRUE((*db)->append({lifecycle(event_type::updated, "b", 500)}));
+  std::vector<std::string> ended, bad;
+  auto live = (*db)->replay([&](const std::string& why) { bad.push_back(why); },
+                            [&](sandbox_record&& r) { ended.push_back(r.id); });
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live["a"].state, sandbox_state::paused);
+  EXPECT_EQ(ended, std::vector<std::string>{"b"});
+  EXPECT_EQ(bad.size(), 1u);
+  // Without the callback, every sandbox stays in the result (audit replay).
+  EXPECT_EQ((*db)->replay().size(), 2u);
+  auto b = (*db)->replay_sandbox("b");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->state, sandbox_state::stopped);
+  EXPECT_EQ(b->org_id, "org");
+  EXPECT_EQ(b->started_at_ms, 200);
+  EXPECT_FALSE((*db)->replay_sandbox("nobody"));
+  // One alive at a compaction comes back from the checkpoint's snapshot.
+  ASSERT_TRUE((*db)->compact(1000));
+  auto a = (*db)->replay_sandbox("a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->state, sandbox_state::paused);
+}
+
 TEST_F(chain, compaction_keeps_a_signed_checkpoint_and_the_state) {
   {
     auto db = store::open(dir);
