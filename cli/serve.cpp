@@ -80,14 +80,20 @@ result<std::string> bootstrap_key(store& db, const std::string& dir) {
 // Every connection is a descriptor (and on the envd listener a thread): the
 // default soft limit of 1024 would refuse clients long before the listeners'
 // own limits do.
-void raise_open_files_limit() {
+// Returns the limit in force.
+size_t raise_open_files_limit() {
   rlimit r{};
-  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max)
-    return;
-  auto soft = r.rlim_cur;
-  r.rlim_cur = r.rlim_max;
-  if (::setrlimit(RLIMIT_NOFILE, &r) != 0)
-    spdlog::warn("cannot raise the open files limit from {}: {}", soft, std::strerror(errno));
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0)
+    return 1024;
+  if (r.rlim_cur < r.rlim_max) {
+    auto soft = r.rlim_cur;
+    r.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &r) != 0) {
+      spdlog::warn("cannot raise the open files limit from {}: {}", soft, std::strerror(errno));
+      r.rlim_cur = soft;
+    }
+  }
+  return r.rlim_cur == RLIM_INFINITY ? size_t{1} << 20 : static_cast<size_t>(r.rlim_cur);
 }
 
 // Stopping must not wait on a listener that hangs (a worker stuck on a
@@ -176,7 +182,7 @@ int serve(int argc, char** argv) {
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
                      "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up",
                      "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain",
-                     "warm-pool"});
+                     "warm-pool", "max-connections", "max-connections-per-client"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -196,6 +202,13 @@ int serve(int argc, char** argv) {
     return fail(max_sandboxes.error().message);
   if (!http_threads)
     return fail(http_threads.error().message);
+  auto max_conns = positive_int("max-connections", opts->get("max-connections", "4096"));
+  if (!max_conns)
+    return fail(max_conns.error().message);
+  auto per_client = positive_int("max-connections-per-client",
+                                 opts->get("max-connections-per-client", "2048"));
+  if (!per_client)
+    return fail(per_client.error().message);
   auto disk_mb = positive_int("sandbox-disk-mb", opts->get("sandbox-disk-mb", "10240"));
   if (!disk_mb)
     return fail(disk_mb.error().message);
@@ -270,7 +283,14 @@ int serve(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  raise_open_files_limit();
+  auto nofile = raise_open_files_limit();
+  bool lowered = false;
+  auto limits = http::fit_connection_limits(
+    {static_cast<size_t>(*max_conns), static_cast<size_t>(*per_client)}, nofile,
+    static_cast<size_t>(*max_sandboxes), &lowered);
+  if (lowered)
+    spdlog::warn("the open files limit ({}) holds {} connections per listener, {} per client "
+                 "address: less than asked for", nofile, limits.total, limits.per_client);
 
   caf::actor_system_config cfg;
   // Work sharing: idle workers block on the shared queue. Work stealing
@@ -324,10 +344,10 @@ int serve(int argc, char** argv) {
                         "http://" + envd_listen, envd_hp->second, templates,
                         std::make_shared<const agent_catalog>(std::move(*agents)), builder,
                         domain};
-  auto server = http::api_server::start(ctx, api_listen, *http_threads);
+  auto server = http::api_server::start(ctx, api_listen, *http_threads, limits);
   if (!server)
     return die(server.error().message);
-  auto envd = http::envd_server::start({sys, registry, db}, envd_listen);
+  auto envd = http::envd_server::start({sys, registry, db}, limits, envd_listen);
   if (!envd)
     return die(envd.error().message);
   auto admin = admin_channel::start(dir + "/admin.sock", db);

@@ -13,6 +13,7 @@
 
 #include "actors/interfaces.hpp"
 #include "core/result.hpp"
+#include "http/connection_gate.hpp"
 
 namespace sandboxd {
 class store;
@@ -28,7 +29,8 @@ struct envd_context {
 
 class envd_server {
 public:
-  static result<std::unique_ptr<envd_server>> start(envd_context ctx,
+  /// Listens on "HOST:PORT", holding at most `limits` connections.
+  static result<std::unique_ptr<envd_server>> start(envd_context ctx, connection_limits limits,
                                                     const std::string& listen);
   ~envd_server();
 

@@ -33,11 +33,10 @@ namespace {
 
 using connect::max_message_bytes;
 
-// Limits of the listener. Thread per connection, so every open connection is
-// a thread: the cap keeps a flood from exhausting threads and memory, while
-// staying well above what an SDK client opens (a few per sandbox, one per
-// open stream). Connections beyond it are closed on accept.
-constexpr unsigned connection_limit = 4096;
+// Limits of the listener: thread per connection, so every open connection is
+// a thread, capped in all and per client address (connection_limits, well
+// above what an SDK client opens: a few per sandbox, one per open stream).
+// Connections beyond them are closed on accept.
 // Our handlers need little stack (the largest frame is gunzip's 64 KiB
 // buffer); 1 MiB instead of glibc's 8 MiB keeps 4096 threads cheap.
 constexpr size_t thread_stack = 1u << 20;
@@ -666,7 +665,7 @@ struct envd_server::impl {
   explicit impl(envd_context c) : ctx(std::move(c)) {}
 };
 
-result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx,
+result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx, connection_limits limits,
                                                         const std::string& listen) {
   auto hp = parse_listen(listen);
   if (!hp)
@@ -691,7 +690,8 @@ result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx,
     MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv->impl_->watch,
     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, nullptr,
     MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s,
-    MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+    MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(limits.total),
+    MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(limits.per_client),
     MHD_OPTION_THREAD_STACK_SIZE, thread_stack,
     MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
     MHD_OPTION_END);

@@ -317,12 +317,43 @@ struct peer_guard {
 };
 
 constexpr const char* guard_key = "sandboxd.guard";
+constexpr const char* ticket_key = "sandboxd.ticket";
 
 class api_handler : public Http::Handler {
 public:
   HTTP_PROTOTYPE(api_handler)
 
-  explicit api_handler(api_context* ctx) : ctx_(ctx) {}
+  // Pistache clones the handler for each worker: the gate stays shared.
+  api_handler(api_context* ctx, std::shared_ptr<connection_gate> gate)
+    : ctx_(ctx), gate_(std::move(gate)) {}
+
+  // Pistache's own onConnection only sets up the parser (private there, so
+  // done here as it does); then the gate. A connection past a limit is told
+  // why and closed like any refused request (the client reads the answer,
+  // then closes; the header timeout cuts one that does not); while many are
+  // being told, the next ones are hung up on at once, so that a client
+  // opening connections as fast as it can gets no more descriptors.
+  void onConnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    peer->putData(ParserData, std::make_shared<Http::RequestParser>(getMaxRequestSize()));
+    auto client = client_key(peer->address().host());
+    auto verdict = gate_->admit(client);
+    if (verdict == connection_gate::verdict::hang_up) {
+      ::shutdown(peer->fd(), SHUT_RDWR); // the next read sees EOF: Pistache closes
+      return;
+    }
+    peer->putData(ticket_key, std::make_shared<connection_ticket>(gate_, client, verdict));
+    if (verdict == connection_gate::verdict::explain) {
+      auto g = std::make_shared<peer_guard>();
+      peer->putData(guard_key, g);
+      refuse(peer, *g, failure{503, "too many connections: this server holds at most "
+                                      "so many per client address and in all; close idle ones"});
+    }
+  }
+
+  void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    if (auto t = std::static_pointer_cast<connection_ticket>(peer->tryGetData(ticket_key)))
+      t->release();
+  }
 
   void onRequest(const Http::Request& in, Http::ResponseWriter w) override {
     request req;
@@ -493,6 +524,7 @@ private:
   }
 
   api_context* ctx_;
+  std::shared_ptr<connection_gate> gate_;
 };
 
 } // namespace
@@ -516,7 +548,8 @@ result<std::pair<std::string, uint16_t>> parse_listen(const std::string& s) {
 }
 
 result<std::unique_ptr<api_server>>
-api_server::start(api_context& ctx, const std::string& listen, int threads) {
+api_server::start(api_context& ctx, const std::string& listen, int threads,
+                  connection_limits limits) {
   auto hp = parse_listen(listen);
   if (!hp)
     return hp.error();
@@ -534,7 +567,8 @@ api_server::start(api_context& ctx, const std::string& listen, int threads) {
                   .bodyTimeout(body_timeout)
                   .keepaliveTimeout(keepalive_timeout);
     srv->impl_->endpoint->init(opts);
-    srv->impl_->endpoint->setHandler(Http::make_handler<api_handler>(&ctx));
+    srv->impl_->endpoint->setHandler(
+      Http::make_handler<api_handler>(&ctx, std::make_shared<connection_gate>(limits)));
     srv->impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     return failure{500, "cannot listen on " + listen + ": " + e.what()};

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/result.hpp"
+#include "http/connection_gate.hpp"
 
 namespace sandboxd::http {
 
@@ -13,9 +14,11 @@ struct api_context;
 
 class api_server {
 public:
-  /// Listens on "HOST:PORT" with `threads` HTTP workers.
+  /// Listens on "HOST:PORT" with `threads` HTTP workers, holding at most
+  /// `limits` connections.
   static result<std::unique_ptr<api_server>>
-  start(api_context& ctx, const std::string& listen, int threads);
+  start(api_context& ctx, const std::string& listen, int threads,
+        connection_limits limits = {});
   ~api_server();
   void stop();
 

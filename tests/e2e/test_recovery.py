@@ -142,6 +142,8 @@ class Keys(unittest.TestCase):
             (["--envd-listen", "127.0.0.1:99999"], "bad port"),
             (["--max-sandboxes", "0"], "positive integer"),
             (["--http-threads", "x"], "positive integer"),
+            (["--max-connections", "0"], "positive integer"),
+            (["--max-connections-per-client", "-5"], "positive integer"),
             (["--event-retention", "5y"], "duration"),
             (["--compaction-interval", "0"], "positive duration"),
             (["--allow-private-webhooks", "maybe"], "true or false"),

@@ -4,7 +4,9 @@ Observed before: a JSON body nested 200,000 deep killed the server (SIGSEGV);
 two 40 MiB POSTs without a key each pinned a core until the server was killed,
 and SIGTERM did not stop it; 1,500 idle connections to the envd listener
 locked every other client out; a signed /files URL for one user read a
-root-only file once `Authorization: Basic root:` was added. Each test performs
+root-only file once `Authorization: Basic root:` was added; one client opening
+19,000 connections took every descriptor the server had, pinned both cores
+in Pistache's accept loop and held creates up. Each test performs
 the attack against a real server (and a real sandbox) and checks the server
 afterwards: alive, idle, serving others."""
 import base64
@@ -20,7 +22,7 @@ import time
 import unittest
 from urllib.parse import urlencode
 
-from harness import Envd, Server, ServerTest, main
+from harness import Envd, Server, ServerTest, eventually, main
 
 DEEP = 200_000
 BIG = 40 << 20
@@ -42,6 +44,37 @@ def raise_nofile():
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+def connect_from(source, port):
+    """A connection to 127.0.0.1:port from another loopback address: what a
+    second client host looks like."""
+    sock = socket.socket()
+    try:
+        sock.bind((source, 0))
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def read_until_closed(sock, timeout):
+    """What the server sent before closing; None if it is still open after
+    `timeout` seconds."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            got = sock.recv(65536)
+            if not got:
+                return data
+            data += got
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return data
 
 
 class RawPost:
@@ -257,6 +290,51 @@ class Connections(HostileTest):
                     s.close()
         self.assertAlive()
 
+    def test_one_client_cannot_take_every_connection(self):
+        """A client opening connections by the thousand gets its 2,048 per
+        listener; past them the API answers 503 and hangs up, envd closes
+        at once. The server keeps its descriptors and serves everyone else."""
+        raise_nofile()
+        pid = self.server.proc.pid
+        fds0 = len(os.listdir(f"/proc/{pid}/fd"))
+        for port in (self.server.port, self.server.envd_port):
+            socks = []
+            try:
+                for _ in range(2048 + 300):
+                    socks.append(connect_from("127.0.0.2", port))
+                t0 = time.time()
+                # Past the 2,048, the API answers why (503) to the next 256
+                # while they stay open, and hangs up on the rest; envd closes
+                # them all on accept.
+                if port == self.server.port:
+                    for sock in socks[2048 + 20:2048 + 70]:
+                        data = read_until_closed(sock, 5)
+                        self.assertIsNotNone(data, "still open")
+                        self.assertTrue(data.startswith(b"HTTP/1.1 503"), data[:200])
+                        body = json.loads(data.partition(b"\r\n\r\n")[2])
+                        self.assertEqual(body["code"], 503)
+                        self.assertIn("too many connections", body["message"])
+                for sock in socks[-20:]:
+                    self.assertIsNotNone(read_until_closed(sock, 5), f"port {port}: still open")
+                self.assertLess(time.time() - t0, 5)
+                # The first ones are held open.
+                for sock in socks[:20]:
+                    self.assertIsNone(read_until_closed(sock, 0.05), f"port {port}: closed")
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+                self.assertLess(fds, fds0 + 2048 + 256 + 30, f"port {port}")  # admitted + being told
+                # Everyone else is served.
+                if port == self.server.envd_port:
+                    r = self.envd.unary("process.Process/List", {})
+                else:
+                    r = self.server.request("GET", "/sandboxes", timeout=5)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(self.server.run(self.envd.sid, "true", timeout=10).status, 200)
+            finally:
+                for sock in socks:
+                    sock.close()
+        self.assertTrue(eventually(lambda: len(os.listdir(f"/proc/{pid}/fd")) < fds0 + 50, 30))
+        self.assertAlive()
+
     def test_slowloris_is_cut(self):
         def slow(port, out):
             s = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -293,6 +371,35 @@ class Connections(HostileTest):
             self.assertGreater(t, 10)
             self.assertLess(t, 25, f"port {port}")
         self.assertAlive()
+
+
+class ConnectionTotal(ServerTest):
+    server_args = ("--max-connections", "300", "--max-connections-per-client", "200")
+
+    def test_the_total_holds_and_frees_up(self):
+        raise_nofile()
+        pid = self.server.proc.pid
+        fds0 = len(os.listdir(f"/proc/{pid}/fd"))
+        a, b = [], []
+        try:
+            a = [connect_from("127.0.0.2", self.server.port) for _ in range(200)]
+            b = [connect_from("127.0.0.3", self.server.port) for _ in range(200)]
+            self.assertTrue(eventually(
+                lambda: len(os.listdir(f"/proc/{pid}/fd")) >= fds0 + 300, 10))
+            # Full: a third client is told so, with the reason.
+            r = self.server.request("GET", "/sandboxes", timeout=5)
+            self.assertError(r, 503, "too many connections")
+            # Held: 300 admitted, and those being told why (256 at most).
+            self.assertLess(len(os.listdir(f"/proc/{pid}/fd")), fds0 + 300 + 256 + 20)
+            for sock in a:
+                sock.close()
+            a = []
+            self.assertTrue(eventually(
+                lambda: self.server.request("GET", "/sandboxes", timeout=5).status == 200, 10))
+        finally:
+            for sock in a + b:
+                sock.close()
+        self.assertIsNone(self.server.proc.poll())
 
 
 class SignedUrls(HostileTest):
