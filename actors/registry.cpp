@@ -126,6 +126,23 @@ void put_record(self_ptr self, sandbox_record rec) {
   st.records[rec.id] = std::move(rec);
 }
 
+// A fork's snapshot is hidden and only for its forks: once the last of them
+// ended (and nothing stacks on it), it goes, files and all. The removal
+// itself refuses while another sandbox or snapshot rests on it.
+void forget_fork_snapshot(self_ptr self, const std::string& org, const std::string& template_id) {
+  if (self->state.cfg.templates->find(template_id))
+    return; // a catalogue template: most sandboxes, and no read
+  auto snap = self->state.cfg.db->find_snapshot(org, template_id);
+  if (!snap || !snap->hidden)
+    return;
+  self->request(caf::actor_cast<registry_actor>(self), caf::infinite, atom::remove::value, org,
+                snap->id)
+    .then([id = snap->id](bool) { spdlog::info("fork snapshot {} removed: its forks ended", id); },
+          [id = snap->id](caf::error& e) {
+            spdlog::debug("fork snapshot {} stays: {}", id, from_error(e).message);
+          });
+}
+
 // A sandbox actor is live from its spawn until its record says stopped.
 void add_live(self_ptr self, const sandbox_record& rec, sandbox_actor actor) {
   if (self->state.live.emplace(rec.id, std::move(actor)).second)
@@ -217,6 +234,7 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   sandbox_deps deps;
   deps.runtime = cfg.runtime;
   deps.db = cfg.db;
+  deps.max_snapshots = cfg.max_snapshots_per_org;
   deps.log = cfg.log;
   deps.registry = self;
   if (auto o = resolve_origin(cfg, rec.org_id, rec.template_id)) {
@@ -591,6 +609,8 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
     },
     [=](atom::update, sandbox_record& rec) {
       auto id = rec.id;
+      if (rec.state == sandbox_state::stopped)
+        forget_fork_snapshot(self, rec.org_id, rec.template_id);
       if (rec.state == sandbox_state::error) {
         // Never created: nothing was logged, so it is neither listed nor counted.
         auto& st = self->state;

@@ -23,6 +23,7 @@ struct registry_config {
   size_t max_sandboxes = 200;                // live sandboxes on this host
   size_t max_sandboxes_per_org = 200;        // live sandboxes of one org
   int disk_size_mb = 10240;
+  size_t max_snapshots_per_org = 100;        // each holds a copy of a sandbox's files
   std::chrono::milliseconds metrics_interval{5000}; // between metrics ticks (every running sandbox)
   // Warm sandboxes kept booted per catalogue template (serve --warm-pool).
   std::map<std::string, size_t> warm_pool;

@@ -735,32 +735,41 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         snap.layers.push_back(l);
       auto id = rec.id;
       bool thaw = rec.state == sandbox_state::running;
+      auto db = self->state.deps.db;
+      auto cap = self->state.deps.max_snapshots;
+      auto org = rec.org_id;
       // Serialized: nothing else happens to the sandbox while it is frozen.
       run_blocking(
         self, true,
-        [rt, id, dest, thaw]() -> status {
+        [rt, id, dest, thaw, db, cap, org, snap]() -> result<snapshot_info> {
+          // Each snapshot holds a copy of a sandbox's files: an org's count
+          // is capped (its forks' hidden ones included, until they end).
+          if (db->snapshots(org, cap, [](const snapshot_info&) { return true; }, std::nullopt,
+                            nullptr).size() >= cap)
+            return failure{429, "snapshot limit reached (" + std::to_string(cap)
+                                  + " per org, forks' included while they run): delete some"};
           if (thaw)
             if (auto s = rt->pause(id); !s)
-              return s;
+              return s.error();
           auto copied = rt->copy_layer(id, dest);
           if (thaw)
             if (auto s = rt->resume(id); !s)
-              return s;
-          return copied;
+              return s.error();
+          if (!copied)
+            return copied.error();
+          auto taken = snap;
+          taken.created_ms = now_ms();
+          if (auto st = db->put_snapshot(taken); !st)
+            return st.error();
+          return taken;
         },
-        [=](status s) mutable {
-          if (!s) {
-            rp.deliver(to_error(s.error()));
+        [=](result<snapshot_info> done) mutable {
+          if (!done) {
+            rp.deliver(to_error(done.error()));
             return;
           }
-          auto done = snap;
-          done.created_ms = now_ms();
-          if (auto st = self->state.deps.db->put_snapshot(done); !st) {
-            rp.deliver(to_error(st.error()));
-            return;
-          }
-          spdlog::info("sandbox {}: snapshot {} taken", id, done.id);
-          rp.deliver(done);
+          spdlog::info("sandbox {}: snapshot {} taken", id, done->id);
+          rp.deliver(std::move(*done));
         });
       return rp;
     },

@@ -18,6 +18,7 @@ class store;
 struct sandbox_deps {
   std::shared_ptr<container_runtime> runtime;
   std::shared_ptr<store> db; // the sandbox's log lines
+  size_t max_snapshots = 100; // of its org (serve --max-snapshots-per-org)
   event_log_actor log;
   registry_actor registry;
   std::string lower_rootfs; // the template's root filesystem

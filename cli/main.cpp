@@ -17,7 +17,7 @@ Usage:
                  [--event-retention 7d] [--compaction-interval 1h] [--max-sandboxes-per-org N]
                  [--agents FILE] [--webhook-give-up 24h] [--metrics-interval 5s]
                  [--warm-pool base=2[,NAME=N...]|0] [--max-connections 4096]
-                 [--max-connections-per-client 2048]
+                 [--max-connections-per-client 2048] [--max-snapshots-per-org 100]
   sandboxd keys create --org NAME [--data-dir DIR]
   sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
   sandboxd template list [--templates FILE] [--template-cache DIR]

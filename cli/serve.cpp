@@ -182,7 +182,8 @@ int serve(int argc, char** argv) {
                      "http-threads", "agent", "allow-private-webhooks", "event-retention",
                      "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up",
                      "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain",
-                     "warm-pool", "max-connections", "max-connections-per-client"});
+                     "warm-pool", "max-connections", "max-connections-per-client",
+                     "max-snapshots-per-org"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -198,6 +199,10 @@ int serve(int argc, char** argv) {
   auto per_org = positive_int("max-sandboxes-per-org", opts->get("max-sandboxes-per-org", "200"));
   if (!per_org)
     return fail(per_org.error().message);
+  auto snapshots_per_org = positive_int("max-snapshots-per-org",
+                                        opts->get("max-snapshots-per-org", "100"));
+  if (!snapshots_per_org)
+    return fail(snapshots_per_org.error().message);
   if (!max_sandboxes)
     return fail(max_sandboxes.error().message);
   if (!http_threads)
@@ -313,6 +318,7 @@ int serve(int argc, char** argv) {
   rcfg.log = log;
   rcfg.max_sandboxes = static_cast<size_t>(*max_sandboxes);
   rcfg.max_sandboxes_per_org = static_cast<size_t>(*per_org);
+  rcfg.max_snapshots_per_org = static_cast<size_t>(*snapshots_per_org);
   rcfg.metrics_interval = *sample_every;
   rcfg.disk_size_mb = static_cast<int>(*disk_mb);
   rcfg.warm_pool = std::move(*warm);

@@ -1,6 +1,10 @@
 // Snapshots and fork (E2B's shapes): a sandbox's files frozen into a layer
 // that new sandboxes start from. Filesystem only: Debian's crun is built
 // without CRIU, so a sandbox made from a snapshot boots fresh on its files.
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
 #include "core/ids.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
@@ -113,8 +117,17 @@ void fork_sandbox(api_context& ctx, request& req) {
               spec.env_vars = src.env_vars;
               auto done = [=](json item) {
                 (*results)[i] = std::move(item);
-                if (--*left == 0)
-                  out->send_json(201, json(*results));
+                if (--*left != 0)
+                  return;
+                out->send_json(201, json(*results));
+                // No fork started: nothing will end to let its snapshot go.
+                if (std::none_of(results->begin(), results->end(),
+                                 [](const json& r) { return r.contains("sandbox"); }))
+                  self->request(reg, caf::infinite, atom::remove::value, org, snap.id)
+                    .then([](bool) {},
+                          [id = snap.id](caf::error& e) {
+                            spdlog::warn("fork snapshot {} stays: {}", id, from_error(e).message);
+                          });
               };
               self->request(reg, caf::infinite, atom::create::value, spec)
                 .then([=](sandbox_record& r) { done({{"sandbox", sandbox_json(r, keys)}}); },

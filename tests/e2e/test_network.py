@@ -420,6 +420,10 @@ class Restarts(NetworkTest):
             time.sleep(0.05)
         self.assertIn(f'"{veth_of(sid)}"', nft_table())
         self.server.start()
+        # Reconciles go on once the server serves: the orphan's leftovers go within moments.
+        deadline = time.time() + 10
+        while sid in nft_table() and time.time() < deadline:
+            time.sleep(0.05)
         self.assertNotIn(sid, nft_table())
         self.assertNotIn(veth_of(sid), nft_table())
         self.assertFalse(link_exists(veth_of(sid)))

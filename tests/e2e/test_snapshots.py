@@ -3,7 +3,7 @@ from it by id or name, forks that start from the same state, and all of it
 surviving a restart; other orgs see none of it."""
 import time
 
-from harness import ServerTest, main
+from harness import ServerTest, eventually, main
 
 
 class SnapTest(ServerTest):
@@ -220,19 +220,70 @@ class Deletion(SnapTest):
         # The sandbox it was taken from is not touched.
         self.assertEqual(self.sh(src, "cat /home/user/data.txt")["stdout"], "kept\n")
 
-    def test_a_forks_snapshot_is_deleted_by_its_templateID(self):
+    def test_a_forks_snapshot_goes_with_its_last_fork(self):
         before = self.layers()
         src = self.sandbox()
-        r = self.server.request("POST", f"/sandboxes/{src}/fork", {"count": 1})
+        r = self.server.request("POST", f"/sandboxes/{src}/fork", {"count": 2})
         self.assertStatus(r, 201)
-        fork = r.json[0]["sandbox"]
-        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{fork['sandboxID']}")
-        self.assertError(self.delete(fork["templateID"]), 409, fork["sandboxID"])
-        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{fork['sandboxID']}"), 204)
-        self.assertStatus(self.delete(fork["templateID"]), 204)
-        self.assertEqual(self.layers(), before)
+        forks = [x["sandbox"] for x in r.json]
+        for f in forks:
+            self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{f['sandboxID']}")
+        self.assertEqual(len(self.layers() - before), 1)
+        # Deleted by its forks' templateID: refused while they live.
+        self.assertError(self.delete(forks[0]["templateID"]), 409, "is in use by sandbox")
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{forks[0]['sandboxID']}"), 204)
+        time.sleep(0.5)
+        self.assertEqual(len(self.layers() - before), 1, "the other fork still rests on it")
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{forks[1]['sandboxID']}"), 204)
+        self.assertTrue(eventually(lambda: self.layers() == before))
+        self.assertError(self.delete(forks[1]["templateID"]), 404)
         # The catalogue is the operator's.
         self.assertError(self.delete("base"), 403)
+
+
+class ForkWithNoRoom(Deletion):
+    # Room for the source only: no fork starts, and its snapshot goes.
+    server_args = ("--max-sandboxes", "1")
+
+    def test_a_fork_that_started_nothing_leaves_nothing(self):
+        before = self.layers()
+        src = self.sandbox()
+        r = self.server.request("POST", f"/sandboxes/{src}/fork", {"count": 2})
+        self.assertStatus(r, 201)
+        self.assertEqual([x["error"]["code"] for x in r.json], [429, 429], r.json)
+        self.assertTrue(eventually(lambda: self.layers() == before))
+
+    test_a_snapshot_is_deleted_once_nothing_rests_on_it = None
+    test_a_forks_snapshot_goes_with_its_last_fork = None
+
+
+class SnapshotLimit(Deletion):
+    server_args = ("--max-snapshots-per-org", "2")
+
+    def test_an_org_holds_so_many_snapshots(self):
+        before = self.layers()
+        src = self.sandbox()
+        a = self.snapshot(src, "cap-a")["snapshotID"]
+        self.snapshot(src, "cap-b")
+        # Each is a copy of the sandbox's files: the third is refused, a
+        # fork too (its snapshot would be the third), and nothing is copied.
+        r = self.server.request("POST", f"/sandboxes/{src}/snapshots", {"name": "cap-c"})
+        self.assertError(r, 429, "snapshot limit reached (2 per org")
+        self.assertError(self.server.request("POST", f"/sandboxes/{src}/fork", {}), 429,
+                         "snapshot limit")
+        self.assertEqual(len(self.layers() - before), 2)
+        # Another org counts its own.
+        other = self.server.new_key("snap-counter")
+        theirs = self.sandbox(key=other)
+        r = self.server.request("POST", f"/sandboxes/{theirs}/snapshots", {}, key=other)
+        self.assertStatus(r, 201)
+        self.assertStatus(self.delete(r.json["snapshotID"], key=other), 204)
+        # Room again once one is deleted.
+        self.assertStatus(self.delete(a), 204)
+        self.snapshot(src, "cap-c")
+
+    test_a_snapshot_is_deleted_once_nothing_rests_on_it = None
+    test_a_forks_snapshot_goes_with_its_last_fork = None
 
 
 if __name__ == "__main__":
