@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -49,6 +50,8 @@ struct registry_state {
   warm_pool pool;
   std::map<std::string, sandbox_actor> warm;
   bool wake_pending = false; // a refill check is scheduled
+  // A drain that waits for the boot under way (shutdown must not leave it).
+  std::function<void()> after_boot = [] {};
   static inline const char* name = "registry";
 };
 
@@ -351,9 +354,19 @@ void refill(self_ptr self) {
         auto& st = self->state;
         st.pool.boot_done(*name, id);
         st.warm.emplace(id, actor);
-        if (st.pool.draining()) // shutting down meanwhile
-          for (auto& w : st.pool.drain())
-            remove_warm(self, w);
+        if (st.pool.draining()) { // shutting down meanwhile: the drain waits for this one
+          auto done = std::exchange(st.after_boot, [] {});
+          auto ids = st.pool.drain();
+          auto left = std::make_shared<size_t>(ids.size());
+          if (ids.empty())
+            done();
+          for (auto& w : ids)
+            remove_warm(self, w, [=] {
+              if (--*left == 0)
+                done();
+            });
+          return;
+        }
         // Creates that came meanwhile may have filled the host.
         if (st.live.size() + st.pool.ready() > st.cfg.max_sandboxes)
           if (auto v = st.pool.give_way())
@@ -361,6 +374,7 @@ void refill(self_ptr self) {
         refill(self);
       },
       [=](caf::error& e) {
+        std::exchange(self->state.after_boot, [] {})();
         self->state.pool.boot_failed(now_ms());
         spdlog::warn("warm pool: a sandbox of {} did not boot: {}", *name, from_error(e).message);
         refill(self);
@@ -644,16 +658,22 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       sample_running(self);
     },
     [=](atom::drain) -> caf::result<uint64_t> {
-      auto ids = self->state.pool.drain();
-      if (ids.empty())
+      auto& st = self->state;
+      auto ids = st.pool.drain();
+      // A warm sandbox still booting is removed once booted (or failed).
+      size_t n = ids.size() + (st.pool.booting() ? 1 : 0);
+      if (n == 0)
         return uint64_t{0};
       auto rp = self->make_response_promise<uint64_t>();
-      auto pending = std::make_shared<size_t>(ids.size());
+      auto pending = std::make_shared<size_t>(n);
+      auto one = [=]() mutable {
+        if (--*pending == 0)
+          rp.deliver(static_cast<uint64_t>(n));
+      };
       for (auto& id : ids)
-        remove_warm(self, id, [=]() mutable {
-          if (--*pending == 0)
-            rp.deliver(static_cast<uint64_t>(ids.size()));
-        });
+        remove_warm(self, id, one);
+      if (st.pool.booting())
+        st.after_boot = one;
       return rp;
     },
     [=](atom::recover) -> caf::result<uint64_t> {

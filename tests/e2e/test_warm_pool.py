@@ -137,6 +137,23 @@ class WarmPoolLifecycle(unittest.TestCase):
         self.assertEqual(self.server.request("GET", f"/sandboxes/{sid}").json["state"], "running")
         wait_warm(self.server, 2)
 
+    def test_shutdown_while_a_warm_sandbox_boots_removes_it_too(self):
+        wait_warm(self.server, 2)
+        d = os.path.join(self.server.dir, "sandboxes")
+        before = set(os.listdir(d))
+        sid = self.server.create()  # claims one: a refill boots after a quiet second
+        booting, deadline = set(), time.time() + 10
+        while not booting and time.time() < deadline:
+            booting = set(os.listdir(d)) - before - {sid}
+        self.assertEqual(len(booting), 1, "no refill began")
+        self.server.stop()  # SIGTERM while it boots (its files are there from the boot's start)
+        self.assertEqual(set(os.listdir(d)), {sid},
+                         self.server.log()[-2000:])
+        for gone in booting:
+            self.assertFalse(os.path.exists(f"/sys/fs/cgroup/pids/sandboxd/{gone}"))
+        self.server.start()
+        self.assertEqual(self.server.request("GET", f"/sandboxes/{sid}").json["state"], "running")
+
     def test_restart_after_a_crash_removes_the_warm_sandboxes_it_left(self):
         wait_warm(self.server, 2)
         sid = self.server.create()
