@@ -67,10 +67,12 @@ void keep_ended(std::map<std::string, std::deque<sandbox_record>>& ended, sandbo
     q.pop_front();
 }
 
+// Counts a sandbox of its template once (`first`), and its start time on
+// every record (a new one's is set once it has started).
 void count_usage(std::map<std::string, std::map<std::string, template_usage>>& usage,
-                 const sandbox_record& rec) {
+                 const sandbox_record& rec, bool first = true) {
   auto& u = usage[rec.org_id][rec.template_id];
-  ++u.count;
+  u.count += first;
   u.last_ms = std::max(u.last_ms, rec.started_at_ms);
 }
 
@@ -114,9 +116,7 @@ void put_record(self_ptr self, sandbox_record rec) {
   if (known)
     unindex(st, old->second);
   st.rendered.erase(rec.id);
-  auto& u = st.usage[rec.org_id][rec.template_id];
-  u.count += !known;
-  u.last_ms = std::max(u.last_ms, rec.started_at_ms); // set once it has started
+  count_usage(st.usage, rec, !known);
   if (rec.state == sandbox_state::stopped) {
     if (known)
       st.records.erase(old);
@@ -355,16 +355,9 @@ void refill(self_ptr self) {
         st.pool.boot_done(*name, id);
         st.warm.emplace(id, actor);
         if (st.pool.draining()) { // shutting down meanwhile: the drain waits for this one
-          auto done = std::exchange(st.after_boot, [] {});
-          auto ids = st.pool.drain();
-          auto left = std::make_shared<size_t>(ids.size());
-          if (ids.empty())
-            done();
-          for (auto& w : ids)
-            remove_warm(self, w, [=] {
-              if (--*left == 0)
-                done();
-            });
+          for (auto& w : st.pool.drain())
+            remove_warm(self, w,
+                        w == id ? std::exchange(st.after_boot, [] {}) : std::function<void()>{[] {}});
           return;
         }
         // Creates that came meanwhile may have filled the host.
