@@ -144,6 +144,7 @@ class Keys(unittest.TestCase):
             (["--http-threads", "x"], "positive integer"),
             (["--max-connections", "0"], "positive integer"),
             (["--max-connections-per-client", "-5"], "positive integer"),
+            (["--max-snapshots-per-org", "0"], "positive integer"),
             (["--event-retention", "5y"], "duration"),
             (["--compaction-interval", "0"], "positive duration"),
             (["--allow-private-webhooks", "maybe"], "true or false"),
