@@ -76,6 +76,7 @@ struct registry_stats {
   uint64_t creates = 0;                       // successful creates observed
   uint64_t create_failures = 0;
   std::map<std::string, uint64_t> warm;      // per template: warm sandboxes ready
+  uint64_t ready_disks = 0;                   // sandbox disks made ahead
 };
 
 namespace atom {

@@ -109,6 +109,9 @@ void prometheus_metrics(api_context& ctx, request& req) {
                "# TYPE sandboxd_warm_sandboxes gauge\n";
           for (auto& [name, n] : s.warm)
             o << "sandboxd_warm_sandboxes{template=\"" << name << "\"} " << n << "\n";
+          o << "# HELP sandboxd_ready_disks Sandbox disks made ahead for the next creates.\n"
+               "# TYPE sandboxd_ready_disks gauge\n"
+               "sandboxd_ready_disks " << s.ready_disks << "\n";
           auto last = db->last_seq();
           o << "# HELP sandboxd_event_log_seq The newest event's sequence number.\n"
                "# TYPE sandboxd_event_log_seq counter\n"

@@ -62,6 +62,15 @@ public:
   /// The inode limit of every sandbox's filesystem (serve --sandbox-inodes).
   void set_inode_limit(int64_t inodes) { inodes_ = inodes; }
 
+  /// Keeps `count` sandbox disks of `disk_bytes` (and the inode limit) made
+  /// ahead; make_ready_disk makes one, in the background (sandbox_disk.hpp).
+  void keep_disks_ready(size_t count, int64_t disk_bytes) {
+    disks_.keep_ready(count, {disk_bytes, inodes_});
+  }
+  bool disks_short() const { return disks_.short_of_ready(); }
+  status make_ready_disk() { return disks_.make_ready(); }
+  size_t ready_disks() const { return disks_.ready(); }
+
   /// Checks the runtime works on this host; the failure explains the fix.
   status check_host();
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +20,8 @@
 #include "core/fd_closer.hpp"
 #include "runtime/command.hpp"
 #include "runtime/mount_point.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace fs = std::filesystem;
 
@@ -94,6 +97,11 @@ result<int> loop_attach(const std::string& image) {
 // host-only file: the sandbox never sees its directory).
 std::string loop_record(const std::string& dir) { return dir + "/disk.loop"; }
 
+void write_loop_record(const std::string& dir, int minor) {
+  std::ofstream out(loop_record(dir), std::ios::trunc);
+  out << minor << "\n";
+}
+
 // Whether loop device `n` still serves `image`: its filesystem is still
 // alive somewhere (a mount namespace copied while it was mounted, such as
 // another sandbox's being set up, holds it until that copy goes).
@@ -128,6 +136,126 @@ status wait_released(const std::string& dir, const std::string& image) {
 } // namespace
 
 sandbox_disks::sandbox_disks(std::string cache_dir) : cache_dir_(std::move(cache_dir)) {}
+
+sandbox_disks::~sandbox_disks() {
+  std::lock_guard<std::mutex> guard{ready_mtx_};
+  std::error_code ec;
+  for (auto& d : ready_) {
+    d.mount = fd_closer{}; // the last reference: the filesystem and its loop device go
+    fs::remove(d.image, ec);
+  }
+  ready_.clear();
+}
+
+void sandbox_disks::keep_ready(size_t count, const disk_limits& limits) {
+  std::lock_guard<std::mutex> guard{ready_mtx_};
+  if (ready_serial_ == 0) {
+    std::error_code ec;
+    fs::remove_all(ready_dir(), ec);
+  }
+  ready_serial_ = std::max<uint64_t>(ready_serial_, 1);
+  ready_wanted_ = count;
+  ready_limits_ = limits;
+}
+
+bool sandbox_disks::short_of_ready() const {
+  std::lock_guard<std::mutex> guard{ready_mtx_};
+  return ready_.size() + ready_making_ < ready_wanted_;
+}
+
+size_t sandbox_disks::ready() const {
+  std::lock_guard<std::mutex> guard{ready_mtx_};
+  return ready_.size();
+}
+
+status sandbox_disks::make_ready() {
+  disk_limits limits;
+  std::string image;
+  {
+    std::lock_guard<std::mutex> guard{ready_mtx_};
+    if (ready_.size() + ready_making_ >= ready_wanted_)
+      return success();
+    ++ready_making_;
+    limits = ready_limits_;
+    // Named after this process too: a restart never reuses a dead one's names.
+    image = ready_dir() + "/" + std::to_string(::getpid()) + "-" + std::to_string(ready_serial_++) + ".img";
+  }
+  ready_disk disk;
+  disk.image = image;
+  auto made = [&]() -> status {
+    auto blank = blank_image(limits);
+    if (!blank)
+      return blank.error();
+    std::error_code ec;
+    fs::create_directories(ready_dir(), ec);
+    ::chmod(ready_dir().c_str(), 0700);
+    if (auto st = sparse_copy(*blank, image); !st)
+      return st;
+    auto loop = loop_attach(image);
+    if (!loop)
+      return loop.error();
+    fd_closer dev{*loop};
+    struct stat loop_st;
+    if (::fstat(dev.get(), &loop_st) != 0)
+      return internal_error(errno_text("stat the loop device of " + image));
+    disk.loop_minor = static_cast<int>(minor(loop_st.st_rdev));
+    // Mounted detached: the filesystem exists, in no mount namespace.
+    fd_closer fsfd{static_cast<int>(::syscall(SYS_fsopen, "ext4", FSOPEN_CLOEXEC))};
+    if (fsfd.get() < 0)
+      return internal_error(errno_text("fsopen ext4"));
+    auto source = "/proc/self/fd/" + std::to_string(dev.get());
+    if (::syscall(SYS_fsconfig, fsfd.get(), FSCONFIG_SET_STRING, "source", source.c_str(), 0) != 0
+        || ::syscall(SYS_fsconfig, fsfd.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+      return internal_error(errno_text("mount the disk " + image));
+    disk.mount = fd_closer{static_cast<int>(::syscall(
+      SYS_fsmount, fsfd.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV))};
+    if (disk.mount.get() < 0)
+      return internal_error(errno_text("fsmount the disk " + image));
+    for (auto sub : {"upper", "work"})
+      if (::mkdirat(disk.mount.get(), sub, 0755) != 0)
+        return internal_error(errno_text(std::string{"mkdir "} + sub + " on the disk " + image));
+    return success();
+  }();
+  std::lock_guard<std::mutex> guard{ready_mtx_};
+  --ready_making_;
+  if (!made) {
+    disk.mount = fd_closer{};
+    std::error_code ec;
+    fs::remove(image, ec);
+    return made;
+  }
+  ready_.push_back(std::move(disk));
+  return success();
+}
+
+bool sandbox_disks::place_ready(const std::string& dir, const std::string& image,
+                                const std::string& mnt, const disk_limits& limits) {
+  ready_disk disk;
+  {
+    std::lock_guard<std::mutex> guard{ready_mtx_};
+    if (ready_.empty() || limits.bytes != ready_limits_.bytes
+        || limits.inodes != ready_limits_.inodes)
+      return false;
+    disk = std::move(ready_.front());
+    ready_.pop_front();
+  }
+  std::error_code ec;
+  if (::rename(disk.image.c_str(), image.c_str()) != 0) {
+    spdlog::warn("a disk made ahead could not move to {}: {}", dir, std::strerror(errno));
+    disk.mount = fd_closer{};
+    fs::remove(disk.image, ec);
+    return false;
+  }
+  // Recorded first: should the move fail, the image stays and attach
+  // mounts it anew once this filesystem is gone (wait_released).
+  write_loop_record(dir, disk.loop_minor);
+  if (::syscall(SYS_move_mount, disk.mount.get(), "", AT_FDCWD, mnt.c_str(),
+                MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    spdlog::warn("a disk made ahead could not be mounted on {}: {}", mnt, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
 
 result<std::string> sandbox_disks::blank_image(const disk_limits& limits) {
   auto path = cache_dir_ + "/blank-" + std::to_string(limits.bytes >> 20) + "m-"
@@ -169,6 +297,11 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
     return internal_error("cannot create " + mnt + ": " + ec.message());
   if (is_mount_point(mnt))
     return success(); // mounted already (a restart or a resume)
+  if (!fs::exists(image, ec) && place_ready(dir, image, mnt, limits)) {
+    if (::chmod(mnt.c_str(), 0700) != 0)
+      return internal_error(errno_text("chmod " + mnt));
+    return success();
+  }
   if (!fs::exists(image, ec)) {
     auto blank = blank_image(limits);
     if (!blank)
@@ -185,10 +318,8 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
     return loop.error();
   fd_closer dev{*loop};
   struct stat loop_st;
-  if (::fstat(dev.get(), &loop_st) == 0) {
-    std::ofstream out(loop_record(dir), std::ios::trunc);
-    out << minor(loop_st.st_rdev) << "\n";
-  }
+  if (::fstat(dev.get(), &loop_st) == 0)
+    write_loop_record(dir, static_cast<int>(minor(loop_st.st_rdev)));
   auto dev_path = "/proc/self/fd/" + std::to_string(dev.get());
   if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
     return internal_error(errno_text("mount the sandbox's disk on " + mnt));

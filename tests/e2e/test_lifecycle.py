@@ -219,5 +219,82 @@ class Lifecycle(ServerTest):
         self.assertEqual(self.server.request("GET", "/sandboxes").json, before)
 
 
+
+def loops_backing(prefix):
+    """Loop devices whose backing file lies under `prefix`."""
+    found = []
+    for dev in os.listdir("/sys/block"):
+        try:
+            with open(f"/sys/block/{dev}/loop/backing_file") as f:
+                if f.read().strip().startswith(prefix):
+                    found.append(dev)
+        except OSError:
+            pass
+    return found
+
+
+class ReadyDisks(ServerTest):
+    """Sandbox disks made ahead: a create moves one into place instead of
+    copying, attaching and mounting a new one; they sit in no mount table and
+    die with the server."""
+    server_args = ("--warm-pool", "0", "--sandbox-disk-mb", "256")
+
+    def ready_disks(self):
+        for line in self.server.request("GET", "/metrics", key=None).raw.decode().splitlines():
+            if line.startswith("sandboxd_ready_disks "):
+                return int(line.split()[1])
+        return -1
+
+    def ready_images(self):
+        d = os.path.join(self.server.dir, "runtime", "disks", "ready")
+        return {os.stat(os.path.join(d, n)).st_ino: n for n in os.listdir(d)} if os.path.isdir(d) else {}
+
+    def test_a_create_takes_a_disk_made_ahead_and_the_server_makes_the_next(self):
+        self.assertTrue(eventually(lambda: self.ready_disks() == 4, within=20), self.ready_disks())
+        ready = self.ready_images()
+        self.assertEqual(len(ready), 4)
+        with open("/proc/self/mountinfo") as f:
+            self.assertNotIn("/disks/ready", f.read(), "a disk made ahead is in no mount table")
+        sid = self.server.create(timeout=300)
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{sid}")
+        sdir = os.path.join(self.server.dir, "sandboxes", sid)
+        self.assertIn(os.stat(os.path.join(sdir, "disk.img")).st_ino, ready,
+                      "the sandbox's image is one made ahead, moved")
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split() for line in f]
+        disk = [m for m in mounts if m[1] == os.path.join(sdir, "disk")]
+        self.assertEqual(len(disk), 1, "its disk is mounted where a fresh one would be")
+        self.assertEqual(disk[0][2], "ext4")
+        self.assertTrue({"nosuid", "nodev"} <= set(disk[0][3].split(",")), disk[0][3])
+        self.assertEqual(os.stat(os.path.join(sdir, "disk")).st_mode & 0o777, 0o700)
+        # It is the sandbox's own disk, of the size asked for, and writable.
+        out = self.server.sh(sid, "echo kept > /home/user/f && cat /home/user/f && df -m / | tail -1")["stdout"]
+        self.assertTrue(out.startswith("kept\n"), out)
+        self.assertIn(int(out.split()[2]), range(128, 257), out)  # of 256 MB: ext4 keeps some
+        # The next create finds one again.
+        self.assertTrue(eventually(lambda: self.ready_disks() == 4, within=20), self.ready_disks())
+        # A cold pause unmounts it and a resume mounts the same image again.
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": False}), 204)
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 300}), 201)
+        self.assertEqual(self.server.sh(sid, "cat /home/user/f")["stdout"], "kept\n")
+
+    def test_disks_made_ahead_die_with_the_server_and_a_restart_removes_their_images(self):
+        self.assertTrue(eventually(lambda: self.ready_disks() == 4, within=20))
+        before = self.ready_images()
+        prefix = os.path.join(self.server.dir, "runtime", "disks", "ready") + "/"
+        self.assertEqual(len(loops_backing(prefix)), 4)
+        self.server.crash()
+        self.assertTrue(eventually(lambda: not loops_backing(prefix), within=10),
+                        f"loop devices outlived the server: {loops_backing(prefix)}")
+        self.server.start()
+        self.assertTrue(eventually(lambda: self.ready_disks() == 4, within=20))
+        after = self.ready_images()
+        self.assertEqual(len(after), 4)
+        self.assertFalse(set(before.values()) & set(after.values()), "the dead server's images are gone")
+        self.server.stop()
+        self.assertTrue(eventually(lambda: not loops_backing(prefix), within=10))
+        self.server.start()
+
+
 if __name__ == "__main__":
     main()
