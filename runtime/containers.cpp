@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -277,7 +278,34 @@ status container_runtime::check_host() {
   // Policy chains left by sandboxes that are gone (crashes, killed netns).
   if (auto swept = net_.sweep(); !swept)
     return swept.error();
+  if (!gvisor_ && overlay_takes_fds()) {
+    if (auto st = launch_.make({data_dir_ + "/sandboxes", roots_dir_}); !st)
+      spdlog::warn("containers start from the host's mount namespace, each copying every "
+                   "mount there: {}", st.error().message);
+  }
   return success();
+}
+
+result<fd_closer> container_runtime::running_root(const std::string& id) const {
+  int pid = std::atoi(read_file(sandbox_dir(id) + "/init.pid").c_str());
+  if (pid <= 0)
+    return failure{409, "sandbox " + id + " is not running"};
+  // The /proc entry is held open: should the init exit and its pid be
+  // reused, what it leads to is gone rather than another process's.
+  fd_closer proc{::open(("/proc/" + std::to_string(pid)).c_str(),
+                        O_PATH | O_DIRECTORY | O_CLOEXEC)};
+  if (proc.get() < 0)
+    return failure{409, "sandbox " + id + " is not running"};
+  fd_closer cgroup{::openat(proc.get(), "cgroup", O_RDONLY | O_CLOEXEC)};
+  char buf[4096];
+  auto n = cgroup.get() >= 0 ? ::read(cgroup.get(), buf, sizeof buf - 1) : -1;
+  if (n <= 0 || std::string(buf, static_cast<size_t>(n)).find("/sandboxd/" + id + "\n")
+                  == std::string::npos)
+    return failure{409, "sandbox " + id + " is not running"};
+  fd_closer root{::openat(proc.get(), "root", O_PATH | O_DIRECTORY | O_CLOEXEC)};
+  if (root.get() < 0)
+    return internal_error(errno_text("open the root of sandbox " + id));
+  return root;
 }
 
 std::string container_runtime::bundle_config(const container_spec& spec,
@@ -467,8 +495,11 @@ status container_runtime::boot(const container_spec& spec) {
       return st;
   }
   watch.lap("ids");
-  if (auto st = mount_root(spec, ids); !st)
+  fd_closer root;
+  if (auto st = mount_root(spec, ids, root); !st)
     return st;
+  // Until start mounts it, the root is reached through its fd.
+  auto root_path = root.get() >= 0 ? "/proc/self/fd/" + std::to_string(root.get()) : rootfs(spec.id);
   watch.lap("mounts");
   // Every boot its own boot id (a resume without memory is a new boot), and
   // never the host's: shown over /proc/sys/kernel/random/boot_id.
@@ -480,11 +511,11 @@ status container_runtime::boot(const container_spec& spec) {
   if (auto st = write_private(dir + "/config.json", bundle_config(spec, ids)); !st)
     return st;
   auto resolv = as_root_inside(
-    ids, [&] { return net_.write_resolv_conf(rootfs(spec.id), spec.network); });
+    ids, [&] { return net_.write_resolv_conf(root_path, spec.network); });
   if (!resolv)
     return resolv;
   watch.lap("config");
-  if (auto st = start(spec.id); !st)
+  if (auto st = start(spec.id, root.get()); !st)
     return st;
   watch.lap("runtime");
   // The network, while the agent starts: veth, address, NAT, policy.
@@ -500,7 +531,7 @@ status container_runtime::boot(const container_spec& spec) {
   return agent;
 }
 
-status container_runtime::start(const std::string& id) {
+status container_runtime::start(const std::string& id, int root) {
   auto dir = sandbox_dir(id);
   std::vector<std::string> run{"run", "--detach"};
   int listener = -1;
@@ -518,8 +549,21 @@ status container_runtime::start(const std::string& id) {
       return internal_error("cannot create " + dir + "/agent: " + ec.message());
   }
   run.insert(run.end(), {"--pid-file", dir + "/init.pid", "--bundle", dir, id});
-  auto out = run_command(runtime_cmd(std::move(run)), std::chrono::seconds(30),
-                         dir + "/console.log", listener);
+  result<command_output> out = internal_error("crun did not run");
+  auto run_it = [&]() -> status {
+    out = run_command(runtime_cmd(std::move(run)), std::chrono::seconds(30),
+                      dir + "/console.log", listener);
+    return success();
+  };
+  if (root >= 0) {
+    if (auto st = launch_.run_with_root(root, rootfs(id), run_it); !st) {
+      if (listener >= 0)
+        ::close(listener);
+      return st;
+    }
+  } else {
+    run_it();
+  }
   if (listener >= 0)
     ::close(listener);
   if (!out || out->exit_code != 0)
@@ -552,7 +596,8 @@ status container_runtime::as_root_inside(std::optional<id_range> ids,
   return ids ? as_range_root(*ids, fn) : fn();
 }
 
-status container_runtime::mount_root(const container_spec& spec, std::optional<id_range> ids) {
+status container_runtime::mount_root(const container_spec& spec, std::optional<id_range> ids,
+                                     fd_closer& detached) {
   auto dir = sandbox_dir(spec.id);
   unmount_root(spec.id); // what a failed stop may have left
   if (!ids) {
@@ -575,7 +620,7 @@ status container_runtime::mount_root(const container_spec& spec, std::optional<i
   std::vector<std::string> sources = spec.layers;
   sources.push_back(spec.lower_rootfs);
   if (overlay_takes_fds()) {
-    auto st = mount_root_of_trees(spec.id, sources, ns.get(), *ids);
+    auto st = mount_root_of_trees(spec.id, sources, ns.get(), *ids, detached);
     if (st || st.error().status != 501)
       return st;
   }
@@ -610,7 +655,7 @@ status container_runtime::mount_root(const container_spec& spec, std::optional<i
 
 status container_runtime::mount_root_of_trees(const std::string& id,
                                              const std::vector<std::string>& sources, int userns,
-                                             id_range ids) {
+                                             id_range ids, fd_closer& detached) {
   std::vector<fd_closer> trees;
   std::vector<int> lowers;
   for (auto& source : sources) {
@@ -631,9 +676,21 @@ status container_runtime::mount_root_of_trees(const std::string& id,
     return internal_error("cannot open " + disk + "/upper and /work: " + strerror(errno));
   // As the range's root: the overlay writes its upper layer with the creds
   // of whoever made it, and host root has no id in the range.
-  return as_range_root(ids, [&] {
-    return mount_overlay(lowers, upper.get(), work.get(), rootfs(id));
+  auto st = as_range_root(ids, [&]() -> status {
+    auto made = make_overlay(lowers, upper.get(), work.get());
+    if (!made)
+      return made.error();
+    detached = fd_closer{*made};
+    return success();
   });
+  if (!st || launch_.made())
+    return st;
+  // No launch namespace (it could not be made): on the host's path then.
+  if (::syscall(SYS_move_mount, detached.get(), "", AT_FDCWD, rootfs(id).c_str(),
+                MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    return internal_error(errno_text("mount overlay on " + rootfs(id)));
+  detached = fd_closer{};
+  return success();
 }
 
 void container_runtime::unmount_root(const std::string& id) {
@@ -678,8 +735,11 @@ status container_runtime::update_network(const std::string& id,
   auto ids = ids_.of(id);
   if (!ids)
     return ids.error();
+  auto root = running_root(id);
+  if (!root)
+    return root.error();
   return as_range_root(*ids, [&] {
-    return net_.write_resolv_conf(rootfs(id), policy);
+    return net_.write_resolv_conf("/proc/self/fd/" + std::to_string(root->get()), policy);
   });
 }
 

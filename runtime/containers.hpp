@@ -32,6 +32,7 @@
 #include "core/sample.hpp"
 #include "runtime/host_limits.hpp"
 #include "runtime/id_mapping.hpp"
+#include "runtime/launch_namespace.hpp"
 #include "runtime/network.hpp"
 #include "runtime/sandbox_disk.hpp"
 
@@ -135,19 +136,26 @@ private:
   /// `ids`: the sandbox's user-namespace range (none under gVisor).
   std::string bundle_config(const container_spec& spec, std::optional<id_range> ids) const;
   /// The sandbox's root: its layers and disk shifted into its id range, the
-  /// overlay of them at <dir>/rootfs.
-  status mount_root(const container_spec& spec, std::optional<id_range> ids);
+  /// overlay of them. Made of detached trees where the kernel can, it is
+  /// handed back in `detached`, mounted nowhere (start mounts it in the
+  /// container's launch namespace only); else mounted at rootfs(id).
+  status mount_root(const container_spec& spec, std::optional<id_range> ids, fd_closer& detached);
   /// The shifted root from detached layer trees (see runtime/overlay.hpp);
   /// 501 when the kernel cannot, and mount_root mounts each layer instead.
   status mount_root_of_trees(const std::string& id, const std::vector<std::string>& sources,
-                             int userns, id_range ids);
+                             int userns, id_range ids, fd_closer& detached);
+  /// The sandbox's running root, through its init's /proc entry, once that
+  /// is checked to be the init of this sandbox's container.
+  result<fd_closer> running_root(const std::string& id) const;
   void unmount_root(const std::string& id);
   /// Where the sandbox's merged root is mounted (<dir>/rootfs links there).
   std::string rootfs(const std::string& id) const;
   /// Everything create does, in order; the caller undoes it on a failure.
   status boot(const container_spec& spec);
   /// Runs the container detached, the agent's socket handed over (crun).
-  status start(const std::string& id);
+  /// `root`, when given, is its detached root: mounted at rootfs(id) in a
+  /// copy of the launch namespace, the one crun starts in.
+  status start(const std::string& id, int root = -1);
   /// Until the agent answers a ping (10 s).
   status wait_for_agent(const std::string& id);
   /// `fn` with the file-system ids of root inside the sandbox.
@@ -171,6 +179,7 @@ private:
   std::map<std::string, std::pair<int64_t, int64_t>> last_cpu_;
   sandbox_network net_;
   sandbox_disks disks_;
+  launch_namespace launch_; // made by check_host (crun)
   id_ranges ids_;
   int64_t inodes_ = 262144;
   host_limits host_{0, 0, 1ll << 40, 0}; // what all sandboxes share (check_host)

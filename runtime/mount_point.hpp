@@ -2,11 +2,16 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace sandboxd {
 
 /// True when `path` (never followed if a link) sits on another device than
 /// its parent: something is mounted there.
 bool is_mount_point(const std::string& path);
+
+/// The mount points in this thread's mount namespace below `dir`,
+/// deepest first (for unmounting in order).
+std::vector<std::string> mount_points_under(const std::string& dir);
 
 } // namespace sandboxd

@@ -25,8 +25,7 @@ int set_fd(int fs, const char* key, int fd) {
 
 bool overlay_takes_fds() { return takes_fds.load(); }
 
-status mount_overlay(const std::vector<int>& lowers, int upper, int work,
-                     const std::string& target) {
+result<int> make_overlay(const std::vector<int>& lowers, int upper, int work) {
   fd_closer fs{static_cast<int>(::syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC))};
   if (fs.get() < 0)
     return internal_error(errno_text("fsopen overlay"));
@@ -49,10 +48,7 @@ status mount_overlay(const std::vector<int>& lowers, int upper, int work,
   fd_closer mnt{static_cast<int>(::syscall(SYS_fsmount, fs.get(), FSMOUNT_CLOEXEC, 0))};
   if (mnt.get() < 0)
     return internal_error(errno_text("fsmount overlay"));
-  if (::syscall(SYS_move_mount, mnt.get(), "", AT_FDCWD, target.c_str(),
-                MOVE_MOUNT_F_EMPTY_PATH) != 0)
-    return internal_error(errno_text("mount overlay on " + target));
-  return success();
+  return mnt.release();
 }
 
 } // namespace sandboxd

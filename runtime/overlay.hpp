@@ -15,12 +15,12 @@ namespace sandboxd {
 /// Whether the kernel took layers as fds so far (true until one refuses).
 bool overlay_takes_fds();
 
-/// Mounts at `target` an overlay of `lowers` (read-only trees, topmost
-/// first) over `upper`, with `work` beside it (directories on one
-/// filesystem). The overlay acts with the caller's credentials: call it as
-/// the range's root for an idmapped sandbox. Fails with 501 when the kernel
-/// does not take layers as fds, and overlay_takes_fds() is false from then on.
-status mount_overlay(const std::vector<int>& lowers, int upper, int work,
-                     const std::string& target);
+/// An overlay of `lowers` (read-only trees, topmost first) over `upper`,
+/// with `work` beside it (directories on one filesystem), mounted nowhere
+/// yet: its fd, for move_mount. The overlay acts with the caller's
+/// credentials: call it as the range's root for an idmapped sandbox. Fails
+/// with 501 when the kernel does not take layers as fds, and
+/// overlay_takes_fds() is false from then on.
+result<int> make_overlay(const std::vector<int>& lowers, int upper, int work);
 
 } // namespace sandboxd

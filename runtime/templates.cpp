@@ -27,6 +27,7 @@
 
 #include "core/crypto.hpp"
 #include "runtime/command.hpp"
+#include "runtime/mount_point.hpp"
 
 extern char** environ;
 
@@ -293,28 +294,7 @@ bool wait_until_unused(const std::string& dir, std::chrono::seconds wait,
 // mmdebstrap left mounted inside it (/proc, /sys, device nodes), so removal
 // never walks into a mount.
 void remove_build_dir(const std::string& dir, std::error_code& ec) {
-  std::vector<std::string> inside;
-  std::ifstream mounts{"/proc/self/mounts"};
-  std::string dev, target, rest;
-  while (mounts >> dev >> target && std::getline(mounts, rest)) {
-    std::string path; // octal escapes: \040 for a space and so on
-    for (size_t i = 0; i < target.size(); ++i) {
-      if (target[i] == '\\' && i + 3 < target.size()
-          && std::all_of(target.begin() + i + 1, target.begin() + i + 4,
-                         [](char c) { return c >= '0' && c <= '7'; })) {
-        path += static_cast<char>(std::stoi(target.substr(i + 1, 3), nullptr, 8));
-        i += 3;
-      } else {
-        path += target[i];
-      }
-    }
-    if (path.rfind(dir + "/", 0) == 0)
-      inside.push_back(path);
-  }
-  // Deepest first.
-  std::sort(inside.begin(), inside.end(),
-            [](auto& a, auto& b) { return a.size() > b.size(); });
-  for (auto& m : inside)
+  for (auto& m : mount_points_under(dir))
     ::umount2(m.c_str(), MNT_DETACH);
   remove_one_fs(dir, ec);
 }

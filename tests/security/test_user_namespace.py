@@ -62,7 +62,9 @@ class UserNamespaceTest(ServerTest):
         return outside
 
     def rootfs(self, sid, path=""):
-        return os.path.join(self.server.dir, "sandboxes", sid, "rootfs", path.lstrip("/"))
+        """The sandbox's root seen from the host: through its init, the one
+        way there (it is mounted in no host mount table)."""
+        return os.path.join(f"/proc/{init_pid(self.server, sid)}/root", path.lstrip("/"))
 
     def test_root_processes_run_as_an_unprivileged_host_uid(self):
         sid = self.sandbox()
@@ -137,38 +139,45 @@ class UserNamespaceTest(ServerTest):
         self.assertEqual((st.st_uid, st.st_gid), (base, base))
         self.assertEqual(os.lstat(self.rootfs(sid, "/root/owned")).st_uid, base)
         self.assertEqual(os.lstat(self.rootfs(sid, "/home/user/mine")).st_uid, base + 1000)
-        # Run from the host, the setuid shell gives its range's root, not uid 0.
+        # Run from the host (only root gets there, below), the setuid shell
+        # changes nobody's ids: a mount of another namespace never honours
+        # setuid. It runs with the caller's own ids, never the file owner's.
         r = subprocess.run([self.rootfs(sid, "/tmp/rootsh"), "-p", "-c",
                             "cat /proc/self/status"], capture_output=True, text=True, timeout=30)
-        euid = [int(line.split()[2]) for line in r.stdout.splitlines() if line.startswith("Uid:")]
-        self.assertEqual(euid, [base])
+        uids = [line.split()[1:] for line in r.stdout.splitlines() if line.startswith("Uid:")]
+        self.assertEqual(uids, [["0", "0", "0", "0"]])
         # No other host user even reaches the sandbox's files: the merged
-        # root is mounted under /run (the sandbox's root resolves that path
-        # itself) below a directory only its range's root group may pass.
-        root = os.path.realpath(self.rootfs(sid))
+        # root is mounted only in the container's own namespace, at a path
+        # under /run (its root resolves that path itself while it starts)
+        # below a directory only its range's root group may pass; nothing is
+        # mounted at that path on the host.
+        root = os.readlink(os.path.join(self.server.dir, "sandboxes", sid, "rootfs"))
         self.assertTrue(root.startswith("/run/sandboxd/roots/"), root)
+        self.assertIsNone(mount_entry(root), "the sandbox's root is in no host mount table")
         gate = os.stat(os.path.dirname(root))
         self.assertEqual((gate.st_uid, gate.st_gid, stat.S_IMODE(gate.st_mode)), (0, base, 0o710))
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            "stat", os.path.join(root, "tmp/rootsh")],
-                           capture_output=True, text=True, timeout=30)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("Permission denied", r.stderr)
+        for path in (os.path.join(root, "tmp"), self.rootfs(sid, "tmp/rootsh")):
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "stat", path], capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0, path)
+            self.assertIn("Permission denied", r.stderr)
 
     def test_the_template_is_shared_read_only_and_never_chowned(self):
         a, b = self.sandbox(), self.sandbox()
         # The template reaches each overlay as a detached idmapped tree: no
         # path in the host's mount table leads into it (nothing to write or
-        # remove through); each sandbox has there only its disk and its root.
+        # remove through); each sandbox has there only its disk, and its root
+        # is an overlay in its own namespace.
         with open("/proc/self/mountinfo") as f:
             targets = [line.split()[4] for line in f]
         for sid in (a, b):
             d = os.path.join(self.server.dir, "sandboxes", sid)
-            root = os.path.realpath(self.rootfs(sid))
-            mine = sorted(t for t in targets if t.startswith(d + "/") or t == root)
-            self.assertEqual(mine, sorted([os.path.join(d, "disk"), root]))
-            entry = mount_entry(root)
-            self.assertEqual(entry[entry.index("-") + 1], "overlay")
+            root = os.readlink(os.path.join(d, "rootfs"))
+            mine = sorted(t for t in targets if t.startswith(d + "/") or t.startswith(root))
+            self.assertEqual(mine, [os.path.join(d, "disk")])
+            with open(f"/proc/{init_pid(self.server, sid)}/mountinfo") as f:
+                inside = [line.split() for line in f if line.split()[4] == "/"]
+            self.assertEqual(inside[-1][inside[-1].index("-") + 1], "overlay")
         # Same inode in both sandboxes as in the template on disk: one tree,
         # no copy per sandbox, shown as each sandbox's range, never chowned.
         fa = os.stat(self.rootfs(a, "/etc/os-release"))
