@@ -93,6 +93,23 @@ result<int> loop_attach(const std::string& image) {
   return internal_error("no free loop device");
 }
 
+// `image` on a free loop device: its open fd and its minor number.
+struct attached_loop {
+  fd_closer dev;
+  int minor = -1;
+};
+result<attached_loop> attach_loop(const std::string& image) {
+  auto loop = loop_attach(image);
+  if (!loop)
+    return loop.error();
+  attached_loop out{fd_closer{*loop}, -1};
+  struct stat st;
+  if (::fstat(out.dev.get(), &st) != 0)
+    return internal_error(errno_text("stat the loop device of " + image));
+  out.minor = static_cast<int>(minor(st.st_rdev));
+  return out;
+}
+
 // The loop device a disk was last attached to, kept beside the image (a
 // host-only file: the sandbox never sees its directory).
 std::string loop_record(const std::string& dir) { return dir + "/disk.loop"; }
@@ -191,14 +208,11 @@ status sandbox_disks::make_ready() {
     ::chmod(ready_dir().c_str(), 0700);
     if (auto st = sparse_copy(*blank, image); !st)
       return st;
-    auto loop = loop_attach(image);
+    auto loop = attach_loop(image);
     if (!loop)
       return loop.error();
-    fd_closer dev{*loop};
-    struct stat loop_st;
-    if (::fstat(dev.get(), &loop_st) != 0)
-      return internal_error(errno_text("stat the loop device of " + image));
-    disk.loop_minor = static_cast<int>(minor(loop_st.st_rdev));
+    auto& dev = loop->dev;
+    disk.loop_minor = loop->minor;
     // Mounted detached: the filesystem exists, in no mount namespace.
     fd_closer fsfd{static_cast<int>(::syscall(SYS_fsopen, "ext4", FSOPEN_CLOEXEC))};
     if (fsfd.get() < 0)
@@ -313,13 +327,11 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
   }
   if (auto st = wait_released(dir, image); !st)
     return st;
-  auto loop = loop_attach(image);
+  auto loop = attach_loop(image);
   if (!loop)
     return loop.error();
-  fd_closer dev{*loop};
-  struct stat loop_st;
-  if (::fstat(dev.get(), &loop_st) == 0)
-    write_loop_record(dir, static_cast<int>(minor(loop_st.st_rdev)));
+  auto& dev = loop->dev;
+  write_loop_record(dir, loop->minor);
   auto dev_path = "/proc/self/fd/" + std::to_string(dev.get());
   if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
     return internal_error(errno_text("mount the sandbox's disk on " + mnt));
