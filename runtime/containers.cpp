@@ -555,17 +555,11 @@ status container_runtime::start(const std::string& id, int root) {
                       dir + "/console.log", listener);
     return success();
   };
-  if (root >= 0) {
-    if (auto st = launch_.run_with_root(root, rootfs(id), run_it); !st) {
-      if (listener >= 0)
-        ::close(listener);
-      return st;
-    }
-  } else {
-    run_it();
-  }
+  auto launched = root >= 0 ? launch_.run_with_root(root, rootfs(id), run_it) : run_it();
   if (listener >= 0)
     ::close(listener);
+  if (!launched)
+    return launched;
   if (!out || out->exit_code != 0)
     return internal_error("container start failed: "
                           + (out ? read_file(dir + "/console.log") : out.error().message));
@@ -686,9 +680,8 @@ status container_runtime::mount_root_of_trees(const std::string& id,
   if (!st || launch_.made())
     return st;
   // No launch namespace (it could not be made): on the host's path then.
-  if (::syscall(SYS_move_mount, detached.get(), "", AT_FDCWD, rootfs(id).c_str(),
-                MOVE_MOUNT_F_EMPTY_PATH) != 0)
-    return internal_error(errno_text("mount overlay on " + rootfs(id)));
+  if (auto moved = attach_mount(detached.get(), rootfs(id), "overlay"); !moved)
+    return moved;
   detached = fd_closer{};
   return success();
 }

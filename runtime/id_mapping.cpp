@@ -1,4 +1,5 @@
 #include "runtime/id_mapping.hpp"
+#include "runtime/mount_point.hpp"
 
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -178,10 +179,7 @@ status idmapped_mount(const std::string& source, const std::string& target, int 
   if (!tree)
     return tree.error();
   fd_closer fd{*tree};
-  if (::syscall(SYS_move_mount, fd.get(), "", AT_FDCWD, target.c_str(),
-                MOVE_MOUNT_F_EMPTY_PATH) != 0)
-    return internal_error(errno_text("mount " + source + " on " + target));
-  return success();
+  return attach_mount(fd.get(), target, source);
 }
 
 status as_range_root(id_range r, const std::function<status()>& fn) {

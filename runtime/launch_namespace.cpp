@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,7 +16,6 @@
 namespace sandboxd {
 
 namespace {
-
 
 // setns into a mount namespace needs a thread whose root and working
 // directory are its own, not shared with the process's other threads.
@@ -81,8 +79,7 @@ status launch_namespace::run_with_root(int root, const std::string& target,
     return_to(host_.get());
     return st;
   }
-  if (::syscall(SYS_move_mount, root, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    auto st = internal_error(errno_text("mount the sandbox's root on " + target));
+  if (auto st = attach_mount(root, target, "the sandbox's root"); !st) {
     return_to(host_.get());
     return st;
   }

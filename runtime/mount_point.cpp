@@ -1,6 +1,10 @@
 #include "runtime/mount_point.hpp"
 
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -11,6 +15,12 @@ bool is_mount_point(const std::string& path) {
   struct stat self, parent;
   return ::lstat(path.c_str(), &self) == 0
          && ::lstat((path + "/..").c_str(), &parent) == 0 && self.st_dev != parent.st_dev;
+}
+
+status attach_mount(int fd, const std::string& target, const std::string& what) {
+  if (::syscall(SYS_move_mount, fd, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    return internal_error(errno_text("mount " + what + " on " + target));
+  return success();
 }
 
 std::vector<std::string> mount_points_under(const std::string& dir) {

@@ -166,11 +166,8 @@ sandbox_disks::~sandbox_disks() {
 
 void sandbox_disks::keep_ready(size_t count, const disk_limits& limits) {
   std::lock_guard<std::mutex> guard{ready_mtx_};
-  if (ready_serial_ == 0) {
-    std::error_code ec;
-    fs::remove_all(ready_dir(), ec);
-  }
-  ready_serial_ = std::max<uint64_t>(ready_serial_, 1);
+  std::error_code ec;
+  fs::remove_all(ready_dir(), ec);
   ready_wanted_ = count;
   ready_limits_ = limits;
 }
@@ -225,9 +222,6 @@ status sandbox_disks::make_ready() {
       SYS_fsmount, fsfd.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV))};
     if (disk.mount.get() < 0)
       return internal_error(errno_text("fsmount the disk " + image));
-    for (auto sub : {"upper", "work"})
-      if (::mkdirat(disk.mount.get(), sub, 0755) != 0)
-        return internal_error(errno_text(std::string{"mkdir "} + sub + " on the disk " + image));
     return success();
   }();
   std::lock_guard<std::mutex> guard{ready_mtx_};
@@ -263,9 +257,8 @@ bool sandbox_disks::place_ready(const std::string& dir, const std::string& image
   // Recorded first: should the move fail, the image stays and attach
   // mounts it anew once this filesystem is gone (wait_released).
   write_loop_record(dir, disk.loop_minor);
-  if (::syscall(SYS_move_mount, disk.mount.get(), "", AT_FDCWD, mnt.c_str(),
-                MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    spdlog::warn("a disk made ahead could not be mounted on {}: {}", mnt, std::strerror(errno));
+  if (auto st = attach_mount(disk.mount.get(), mnt, "a disk made ahead"); !st) {
+    spdlog::warn("{}", st.error().message);
     return false;
   }
   return true;
@@ -311,30 +304,27 @@ status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) 
     return internal_error("cannot create " + mnt + ": " + ec.message());
   if (is_mount_point(mnt))
     return success(); // mounted already (a restart or a resume)
-  if (!fs::exists(image, ec) && place_ready(dir, image, mnt, limits)) {
-    if (::chmod(mnt.c_str(), 0700) != 0)
-      return internal_error(errno_text("chmod " + mnt));
-    return success();
-  }
-  if (!fs::exists(image, ec)) {
-    auto blank = blank_image(limits);
-    if (!blank)
-      return blank.error();
-    if (auto st = sparse_copy(*blank, image); !st) {
-      fs::remove(image, ec);
-      return st;
+  bool fresh = !fs::exists(image, ec);
+  if (!fresh || !place_ready(dir, image, mnt, limits)) {
+    if (!fs::exists(image, ec)) { // a placement that failed may have left its image
+      auto blank = blank_image(limits);
+      if (!blank)
+        return blank.error();
+      if (auto st = sparse_copy(*blank, image); !st) {
+        fs::remove(image, ec);
+        return st;
+      }
     }
+    if (auto st = wait_released(dir, image); !st)
+      return st;
+    auto loop = attach_loop(image);
+    if (!loop)
+      return loop.error();
+    write_loop_record(dir, loop->minor);
+    auto dev_path = "/proc/self/fd/" + std::to_string(loop->dev.get());
+    if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
+      return internal_error(errno_text("mount the sandbox's disk on " + mnt));
   }
-  if (auto st = wait_released(dir, image); !st)
-    return st;
-  auto loop = attach_loop(image);
-  if (!loop)
-    return loop.error();
-  auto& dev = loop->dev;
-  write_loop_record(dir, loop->minor);
-  auto dev_path = "/proc/self/fd/" + std::to_string(dev.get());
-  if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, "") != 0)
-    return internal_error(errno_text("mount the sandbox's disk on " + mnt));
   // Stored with the ids they have inside: only the host may look at it raw.
   if (::chmod(mnt.c_str(), 0700) != 0)
     return internal_error(errno_text("chmod " + mnt));

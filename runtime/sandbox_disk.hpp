@@ -46,8 +46,8 @@ public:
   sandbox_disks(const sandbox_disks&) = delete;
   sandbox_disks& operator=(const sandbox_disks&) = delete;
 
-  /// Keeps `count` disks of `limits` made ahead (0: none). Removes what a
-  /// previous process left of its own (they died with it: nothing mounts them).
+  /// Keeps `count` disks of `limits` made ahead (0: none). Called once, at
+  /// start: removes what a previous process left (its disks died with it).
   void keep_ready(size_t count, const disk_limits& limits);
   /// Whether fewer disks are ready than kept (make_ready is due).
   bool short_of_ready() const;
