@@ -210,6 +210,34 @@ status rtnetlink::delete_link(const std::string& name) {
   return talk(nlh, "delete link " + name);
 }
 
+std::optional<std::pair<uint32_t, int>> parse_ipv4_address(const nlmsghdr* m) {
+  if (m->nlmsg_len < mnl_nlmsg_size(sizeof(ifaddrmsg)))
+    return std::nullopt;
+  auto* a = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(m));
+  if (a->ifa_family != AF_INET)
+    return std::nullopt;
+  const nlattr* local = nullptr;
+  const nlattr* address = nullptr;
+  for (auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(m, sizeof(ifaddrmsg)));
+       mnl_attr_ok(attr, static_cast<int>(static_cast<const char*>(mnl_nlmsg_get_payload_tail(m))
+                                          - reinterpret_cast<const char*>(attr)));
+       attr = mnl_attr_next(attr)) {
+    auto type = mnl_attr_get_type(attr);
+    if (mnl_attr_get_payload_len(attr) != 4)
+      continue;
+    if (type == IFA_LOCAL)
+      local = attr;
+    else if (type == IFA_ADDRESS)
+      address = attr;
+  }
+  auto* use = local ? local : address;
+  if (!use)
+    return std::nullopt;
+  uint32_t be;
+  std::memcpy(&be, mnl_attr_get_payload(use), 4);
+  return std::pair{ntohl(be), static_cast<int>(a->ifa_index)};
+}
+
 result<std::vector<std::pair<uint32_t, int>>> rtnetlink::ipv4_addresses() {
   std::vector<char> buf(buffer_size);
   auto* nlh = start(buf, RTM_GETADDR, NLM_F_DUMP, ++seq_);
@@ -219,29 +247,8 @@ result<std::vector<std::pair<uint32_t, int>>> rtnetlink::ipv4_addresses() {
     return netlink_error("list addresses", errno);
   std::vector<std::pair<uint32_t, int>> out;
   auto on_message = [](const nlmsghdr* m, void* arg) -> int {
-    auto* found = static_cast<std::vector<std::pair<uint32_t, int>>*>(arg);
-    auto* a = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(m));
-    if (a->ifa_family != AF_INET)
-      return MNL_CB_OK;
-    const nlattr* local = nullptr;
-    const nlattr* address = nullptr;
-    for (auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(m, sizeof(ifaddrmsg)));
-         mnl_attr_ok(attr, static_cast<int>(static_cast<const char*>(mnl_nlmsg_get_payload_tail(m))
-                                            - reinterpret_cast<const char*>(attr)));
-         attr = mnl_attr_next(attr)) {
-      auto type = mnl_attr_get_type(attr);
-      if (mnl_attr_get_payload_len(attr) != 4)
-        continue;
-      if (type == IFA_LOCAL)
-        local = attr;
-      else if (type == IFA_ADDRESS)
-        address = attr;
-    }
-    if (auto* use = local ? local : address) {
-      uint32_t be;
-      std::memcpy(&be, mnl_attr_get_payload(use), 4);
-      found->emplace_back(ntohl(be), static_cast<int>(a->ifa_index));
-    }
+    if (auto a = parse_ipv4_address(m))
+      static_cast<std::vector<std::pair<uint32_t, int>>*>(arg)->push_back(*a);
     return MNL_CB_OK;
   };
   std::vector<char> answer(buffer_size);

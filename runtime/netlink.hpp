@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,13 @@
 
 struct mnl_socket;
 
+struct nlmsghdr;
+
 namespace sandboxd {
+
+/// The IPv4 address and link index an RTM_NEWADDR/RTM_DELADDR message names
+/// (IFA_LOCAL, else IFA_ADDRESS); nothing for another family.
+std::optional<std::pair<uint32_t, int>> parse_ipv4_address(const nlmsghdr* m);
 
 class rtnetlink {
 public:

@@ -183,15 +183,6 @@ private:
   int fd_ = -1;
 };
 
-// Every IPv4 address in this netns with its link's index: one rtnetlink
-// dump of IPv4 addresses only, not getifaddrs' dump of every link.
-result<std::vector<std::pair<uint32_t, int>>> ipv4_addresses() {
-  auto nl = rtnetlink::open();
-  if (!nl)
-    return nl.error();
-  return nl->ipv4_addresses();
-}
-
 // nft through libnftables in this process: one context, one transaction at
 // a time (a context is not thread-safe; the kernel serializes commits anyway).
 result<std::string> nft_run(const std::string& text) {
@@ -616,6 +607,15 @@ status wire_host_side(const std::string& id, int init_pid, const sandbox_address
   auto veth = veth_name(id);
   if (auto r = nl->add_veth(veth, "eth0", init_pid); !r)
     return r;
+  // No IPv6 on the host's end (sandboxes have no IPv6 route): otherwise
+  // each end adds a link-local address and routes to the host's table,
+  // which the kernel walks on every link change: O(sandboxes) per create.
+  auto v6 = "/proc/sys/net/ipv6/conf/" + veth + "/disable_ipv6";
+  if (fd_closer f{::open(v6.c_str(), O_WRONLY | O_CLOEXEC)}; f.get() >= 0) {
+    if (::write(f.get(), "1", 1) != 1)
+      return internal_error("disable IPv6 on " + veth + ": " + strerror(errno));
+  } else if (errno != ENOENT) // ENOENT: a kernel without IPv6
+    return internal_error("open " + v6 + ": " + strerror(errno));
   if (auto r = nl->add_address(veth, a.host, len); !r)
     return r;
   return nl->set_up(veth, "sandboxd:" + id);
@@ -716,16 +716,13 @@ status sandbox_network::setup(const std::string& id, int init_pid,
     host_lock lock{config_.lock_path};
     if (!lock.ok())
       return internal_error("cannot open " + config_.lock_path + ": " + strerror(errno));
-    auto used = ipv4_addresses();
-    if (!used)
-      return used.error();
+    if (auto st = addresses_.sync(); !st)
+      return st.error();
     uint32_t slots = uint32_t{1} << (prefix_len - pool_.len);
     uint32_t first = preferred_slot(id, slots);
     for (uint32_t i = 0; i < slots; ++i) {
       auto a = slot_addresses(pool_, (first + i) % slots);
-      bool taken = std::any_of(used->begin(), used->end(),
-                               [&](const auto& u) { return contains(a->subnet, u.first); });
-      if (!taken) {
+      if (!addresses_.any_in(a->subnet.addr, uint64_t{1} << (32 - a->subnet.len))) {
         chosen = *a;
         break;
       }
@@ -872,12 +869,10 @@ result<std::string> sandbox_network::sandbox_address(const std::string& id) {
   auto index = ::if_nametoindex(veth_name(id).c_str());
   if (index == 0)
     return not_found("sandbox " + id + " has no network");
-  auto all = ipv4_addresses();
-  if (!all)
-    return all.error();
-  for (auto& [addr, link] : *all)
-    if (link == static_cast<int>(index))
-      return ipv4_to_string(addr + 1); // the gateway's neighbour in the /30
+  if (auto st = addresses_.sync(); !st)
+    return st.error();
+  if (auto addr = addresses_.address_on(static_cast<int>(index)))
+    return ipv4_to_string(*addr + 1); // the gateway's neighbour in the /30
   return not_found("sandbox " + id + " has no network");
 }
 

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "runtime/address_view.hpp"
 
 namespace sandboxd {
 
@@ -202,6 +203,8 @@ private:
   network_config config_;
   ipv4_net pool_;
   std::atomic<bool> skeleton_ready_{false};
+  /// The host's IPv4 addresses, for the /30 search without a dump per create.
+  address_view addresses_;
 };
 
 } // namespace sandboxd

@@ -265,8 +265,13 @@ class ReadyDisks(ServerTest):
         disk = [m for m in mounts if m[1] == os.path.join(sdir, "disk")]
         self.assertEqual(len(disk), 1, "its disk is mounted where a fresh one would be")
         self.assertEqual(disk[0][2], "ext4")
-        self.assertTrue({"nosuid", "nodev"} <= set(disk[0][3].split(",")), disk[0][3])
+        # No background zeroing or bitmap reads by the kernel for it.
+        self.assertTrue({"nosuid", "nodev", "noinit_itable", "no_prefetch_block_bitmaps"}
+                        <= set(disk[0][3].split(",")), disk[0][3])
         self.assertEqual(os.stat(os.path.join(sdir, "disk")).st_mode & 0o777, 0o700)
+        # A blank disk is a few hundred KB on the host (no reserved group
+        # descriptors to copy), whatever its size inside.
+        self.assertLess(os.stat(os.path.join(sdir, "disk.img")).st_blocks * 512, 1 << 20)
         # It is the sandbox's own disk, of the size asked for, and writable.
         out = self.server.sh(sid, "echo kept > /home/user/f && cat /home/user/f && df -m / | tail -1")["stdout"]
         self.assertTrue(out.startswith("kept\n"), out)
@@ -277,6 +282,10 @@ class ReadyDisks(ServerTest):
         self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/pause", {"memory": False}), 204)
         self.assertStatus(self.server.request("POST", f"/sandboxes/{sid}/connect", {"timeout": 300}), 201)
         self.assertEqual(self.server.sh(sid, "cat /home/user/f")["stdout"], "kept\n")
+        with open("/proc/self/mounts") as f:
+            disk = [line.split() for line in f if line.split()[1] == os.path.join(sdir, "disk")]
+        self.assertEqual(len(disk), 1)
+        self.assertIn("noinit_itable", disk[0][3].split(","), "mounted again the same way")
 
     def test_disks_made_ahead_die_with_the_server_and_a_restart_removes_their_images(self):
         self.assertTrue(eventually(lambda: self.ready_disks() == 4, within=20))

@@ -605,6 +605,12 @@ TEST_F(NetworkLive, DefaultPolicyReachesTheInternet) {
   // A verdict in the map, no chain: nothing later transactions must list.
   EXPECT_NE(nft_table().find("\"" + veth_name(s.id) + "\" : accept"), std::string::npos);
   EXPECT_EQ(nft_table().find("chain sbx_" + s.id), std::string::npos);
+  // The host's end has no IPv6: nothing of it in the host's IPv6 table,
+  // which the kernel walks on every link change.
+  std::ifstream v6{"/proc/sys/net/ipv6/conf/" + veth_name(s.id) + "/disable_ipv6"};
+  std::string disabled;
+  if (v6 >> disabled)
+    EXPECT_EQ(disabled, "1");
 }
 
 TEST_F(NetworkLive, DenyOutBlocksAndAllowOutBeatsDenyOut) {
