@@ -29,7 +29,7 @@ struct delivery_state {
   uint64_t cursor = 0;
   std::optional<delivery> in_flight;
   std::deque<uint64_t> redeliveries;
-  bool busy = false;          // an attempt is out
+  bool busy = false;          // a scan or an attempt is out on the executor
   bool waiting = false;       // a backoff timer is set
   uint64_t timer_generation = 0;
   std::mt19937_64 rng{std::random_device{}()};
@@ -44,20 +44,76 @@ int64_t backoff_ms(delivery_state& st, size_t attempts) {
   return std::uniform_int_distribution<int64_t>{d / 2, d}(st.rng);
 }
 
-void advance(self_ptr self);
+// Every read and (synced) write of the store happens in the jobs below, on
+// the executor: a scheduler thread never waits for the disk.
 
-// POSTs the event at d.seq once and records the attempt.
-void attempt(self_ptr self, delivery d, bool redelivery) {
-  auto& st = self->state;
-  auto e = st.cfg.db->event_at(d.seq);
-  if (!e) {
-    spdlog::error("webhook {}: event {} unreadable, skipped", st.hook.id, d.seq);
-    st.cursor = std::max(st.cursor, d.seq);
-    st.cfg.db->set_webhook_cursor(st.hook.id, st.cursor);
-    st.in_flight.reset();
-    return advance(self);
+// What a scan after the cursor found: the next event to deliver (with the
+// attempts a restart interrupted), or how far the cursor moved without one.
+struct next_found {
+  std::optional<delivery> next;
+  uint64_t cursor = 0;
+  bool more = false; // stopped after scan_step events: look again
+};
+
+result<next_found> find_next(store& db, const webhook& hook, uint64_t cursor) {
+  next_found out;
+  out.cursor = cursor;
+  std::optional<event> next;
+  uint64_t looked_at = 0;
+  db.scan(cursor + 1, [&](const event& e) {
+    out.cursor = e.seq;
+    if (hook.enabled && e.team_id == hook.org_id && hook.wants(e.type)) {
+      next = e;
+      return false;
+    }
+    return ++looked_at < scan_step;
+  });
+  if (next) {
+    if (auto stored = db.find_delivery(hook.id, next->seq)) {
+      out.next = *stored;
+    } else {
+      out.next.emplace();
+      out.next->webhook_id = hook.id;
+      out.next->seq = next->seq;
+      out.next->event_id = next->id;
+      out.next->type = next->type;
+      out.next->sandbox_id = next->sandbox_id;
+    }
+    out.cursor = cursor; // moves when the event is done
+    return out;
   }
-  st.busy = true;
+  out.more = looked_at >= scan_step;
+  if (out.cursor != cursor)
+    if (auto st = db.set_webhook_cursor(hook.id, out.cursor); !st)
+      return st.error();
+  return out;
+}
+
+// One attempt: the delivery after it, whether the event is done with, and
+// the receiver's Retry-After.
+struct attempt_outcome {
+  delivery d;
+  bool done = false;
+  bool skipped = false; // nothing to send (a redelivery of nothing, an unreadable event)
+  std::optional<int64_t> retry_after_s;
+};
+
+// POSTs the event at d.seq once, stores the attempt, and the cursor when
+// the event is done (a redelivery never moves it).
+result<attempt_outcome> post_and_record(const webhook& hook, const webhook_config& cfg,
+                                        delivery d, bool redelivery, uint64_t cursor) {
+  auto& db = *cfg.db;
+  attempt_outcome out;
+  auto e = db.event_at(d.seq);
+  if (!e) {
+    spdlog::error("webhook {}: event {} unreadable, skipped", hook.id, d.seq);
+    out.skipped = true;
+    out.d = d;
+    if (!redelivery)
+      if (auto st = db.set_webhook_cursor(hook.id, std::max(cursor, d.seq)); !st)
+        return st.error();
+    return out;
+  }
   auto body = to_json(*e).dump();
   auto attempt_id = new_uuid();
   auto ts = now_ms() / 1000;
@@ -66,63 +122,84 @@ void attempt(self_ptr self, delivery d, bool redelivery) {
   std::vector<std::pair<std::string, std::string>> headers = {
     {"Content-Type", "application/json"},
     {"User-Agent", "sandboxd-webhooks/1"},
-    {"e2b-webhook-id", st.hook.id},
+    {"e2b-webhook-id", hook.id},
     {"e2b-delivery-id", attempt_id},
     {"e2b-signature-version", "v1"},
-    {"e2b-signature", webhooks::e2b_signature(st.hook.secret, body)},
+    {"e2b-signature", webhooks::e2b_signature(hook.secret, body)},
     {"webhook-id", msg_id},
     {"webhook-timestamp", std::to_string(ts)},
-    {"webhook-signature", webhooks::standard_signature(st.hook.secret, msg_id, ts, body)},
+    {"webhook-signature", webhooks::standard_signature(hook.secret, msg_id, ts, body)},
   };
-  auto url = st.hook.url;
-  auto allow = st.cfg.allow_private;
   auto started = now_ms();
+  auto r = webhooks::post(hook.url, headers, body, attempt_timeout, cfg.allow_private);
+  delivery_attempt a;
+  a.id = attempt_id;
+  a.request_url = hook.url;
+  a.timestamp_ms = started;
+  a.success = r.ok();
+  a.http_status = r.http_status;
+  a.duration_ms = r.duration_ms;
+  a.error_class = r.error_class;
+  a.error_message = r.error_message;
+  out.retry_after_s = r.retry_after_s;
+  // Re-read: a redelivery appends to the stored record.
+  if (redelivery)
+    if (auto stored = db.find_delivery(hook.id, d.seq))
+      d = *stored;
+  d.attempts.push_back(a);
+  out.done = a.success || redelivery;
+  if (!out.done && now_ms() - d.first_attempt_ms() >= cfg.give_up_after_ms) {
+    d.gave_up = true;
+    out.done = true;
+    spdlog::warn("webhook {}: giving up on event {} after {} s", hook.id, d.event_id,
+                 cfg.give_up_after_ms / 1000);
+  }
+  if (auto st = db.put_delivery(d); !st)
+    return st.error();
+  if (out.done && !redelivery)
+    if (auto st = db.set_webhook_cursor(hook.id, d.seq); !st)
+      return st.error();
+  out.d = std::move(d);
+  return out;
+}
+
+void advance(self_ptr self);
+
+// A store that failed: the work is tried again later, never dropped (a
+// receiver may then see an event twice: webhook-id lets it drop the copy).
+void retry_later(self_ptr self, const failure& f) {
+  auto& st = self->state;
+  spdlog::error("webhook {}: {}; trying again in 5 s", st.hook.id, f.message);
+  st.waiting = true;
+  self->delayed_send(self, seconds(5), atom::retry::value, ++st.timer_generation);
+}
+
+void attempt(self_ptr self, delivery d, bool redelivery) {
+  auto& st = self->state;
+  st.busy = true;
   run_blocking(
     self, false,
-    [url, headers, body, allow]() -> result<webhooks::post_result> {
-      return webhooks::post(url, headers, body, attempt_timeout, allow);
+    [hook = st.hook, cfg = st.cfg, d, redelivery, cursor = st.cursor] {
+      return post_and_record(hook, cfg, d, redelivery, cursor);
     },
-    [=](result<webhooks::post_result> r) mutable {
+    [=](result<attempt_outcome> r) {
       auto& st = self->state;
       st.busy = false;
-      delivery_attempt a;
-      a.id = attempt_id;
-      a.request_url = url;
-      a.timestamp_ms = started;
-      if (r) {
-        a.success = r->ok();
-        a.http_status = r->http_status;
-        a.duration_ms = r->duration_ms;
-        a.error_class = r->error_class;
-        a.error_message = r->error_message;
-      } else {
-        a.error_class = "internal_error";
-        a.error_message = r.error().message;
+      if (!r) {
+        if (redelivery) // asked again, it is tried again
+          st.redeliveries.push_front(d.seq);
+        return retry_later(self, r.error());
       }
-      // Re-read: a redelivery appends to the stored record.
-      if (redelivery)
-        if (auto stored = st.cfg.db->find_delivery(st.hook.id, d.seq))
-          d = *stored;
-      d.attempts.push_back(a);
-      auto done = a.success || redelivery;
-      if (!done && now_ms() - d.first_attempt_ms() >= st.cfg.give_up_after_ms) {
-        d.gave_up = true;
-        done = true;
-        spdlog::warn("webhook {}: giving up on event {} after {} s", st.hook.id, d.event_id,
-                     st.cfg.give_up_after_ms / 1000);
-      }
-      st.cfg.db->put_delivery(d);
       if (redelivery)
         return advance(self);
-      if (done) {
-        st.cursor = d.seq;
-        st.cfg.db->set_webhook_cursor(st.hook.id, st.cursor);
+      if (r->done || r->skipped) {
+        st.cursor = std::max(st.cursor, r->d.seq);
         st.in_flight.reset();
         return advance(self);
       }
-      st.in_flight = d;
-      auto delay = backoff_ms(st, d.attempts.size());
-      if (r && r->retry_after_s)
+      st.in_flight = r->d;
+      auto delay = backoff_ms(st, r->d.attempts.size());
+      if (r->retry_after_s)
         delay = std::min(*r->retry_after_s * 1000, max_delay_ms);
       st.waiting = true;
       self->delayed_send(self, milliseconds(delay), atom::retry::value, ++st.timer_generation);
@@ -139,50 +216,39 @@ void advance(self_ptr self) {
   if (!st.redeliveries.empty()) {
     auto seq = st.redeliveries.front();
     st.redeliveries.pop_front();
-    if (auto d = st.cfg.db->find_delivery(st.hook.id, seq))
-      return attempt(self, *d, true);
-    return advance(self);
+    delivery d;
+    d.webhook_id = st.hook.id;
+    d.seq = seq;
+    return attempt(self, d, true);
   }
   if (st.in_flight)
     return attempt(self, *st.in_flight, false);
-  std::optional<event> next;
-  uint64_t looked_at = 0, last = st.cursor;
-  st.cfg.db->scan(st.cursor + 1, [&](const event& e) {
-    last = e.seq;
-    if (st.hook.enabled && e.team_id == st.hook.org_id && st.hook.wants(e.type)) {
-      next = e;
-      return false;
-    }
-    return ++looked_at < scan_step;
-  });
-  if (!next) {
-    if (last != st.cursor) {
-      st.cursor = last;
-      st.cfg.db->set_webhook_cursor(st.hook.id, st.cursor);
-      if (looked_at >= scan_step)
+  st.busy = true;
+  run_blocking(
+    self, false, [hook = st.hook, db = st.cfg.db, cursor = st.cursor] {
+      return find_next(*db, hook, cursor);
+    },
+    [=](result<next_found> r) {
+      auto& st = self->state;
+      st.busy = false;
+      if (!r)
+        return retry_later(self, r.error());
+      st.cursor = r->cursor;
+      if (r->next) {
+        st.in_flight = r->next;
+        return attempt(self, *r->next, false);
+      }
+      if (r->more)
         self->send(self, atom::wake::value);
-    }
-    return;
-  }
-  // A delivery interrupted by a restart resumes with its attempts so far.
-  delivery d;
-  if (auto stored = st.cfg.db->find_delivery(st.hook.id, next->seq)) {
-    d = *stored;
-  } else {
-    d.webhook_id = st.hook.id;
-    d.seq = next->seq;
-    d.event_id = next->id;
-    d.type = next->type;
-    d.sandbox_id = next->sandbox_id;
-  }
-  st.in_flight = d;
-  attempt(self, d, false);
+    },
+    lane::long_running);
 }
 
-webhook_actor::behavior_type delivery_behavior(self_ptr self, webhook hook, webhook_config cfg) {
+webhook_actor::behavior_type delivery_behavior(self_ptr self, webhook hook, webhook_config cfg,
+                                               uint64_t cursor) {
   self->state.hook = std::move(hook);
   self->state.cfg = std::move(cfg);
-  self->state.cursor = self->state.cfg.db->webhook_cursor(self->state.hook.id);
+  self->state.cursor = cursor;
   self->send(self, atom::wake::value);
   return {
     [=](atom::wake) { advance(self); },
@@ -213,9 +279,10 @@ webhook_dispatcher_actor::behavior_type
 dispatcher_behavior(webhook_dispatcher_actor::stateful_pointer<dispatcher_state> self,
                     webhook_config cfg) {
   self->state.cfg = std::move(cfg);
+  // The dispatcher is detached: its reads and writes block its own thread.
   auto spawn_hook = [=](const webhook& w) {
-    self->state.hooks[w.id]
-      = self->home_system().spawn(delivery_behavior, w, self->state.cfg);
+    self->state.hooks[w.id] = self->home_system().spawn(
+      delivery_behavior, w, self->state.cfg, self->state.cfg.db->webhook_cursor(w.id));
   };
   for (auto& w : self->state.cfg.db->webhooks())
     spawn_hook(w);
