@@ -18,7 +18,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -233,6 +232,32 @@ result<ipv4_net> parse_ipv4_net(const std::string& text) {
   }
   net.addr &= mask_of(net.len);
   return net;
+}
+
+std::vector<uint32_t> lookup_ipv4(const std::vector<std::string>& names) {
+  std::vector<uint32_t> out;
+  if (names.empty())
+    return out;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  std::vector<gaicb> requests(names.size());
+  std::vector<gaicb*> list;
+  for (size_t i = 0; i < names.size(); ++i) {
+    requests[i].ar_name = names[i].c_str();
+    requests[i].ar_request = &hints;
+    list.push_back(&requests[i]);
+  }
+  // GAI_WAIT: returns once every lookup has ended; one that failed adds nothing.
+  ::getaddrinfo_a(GAI_WAIT, list.data(), static_cast<int>(list.size()), nullptr);
+  for (auto& q : requests) {
+    if (::gai_error(&q) != 0)
+      continue;
+    for (auto* i = q.ar_result; i; i = i->ai_next)
+      out.push_back(ntohl(reinterpret_cast<sockaddr_in*>(i->ai_addr)->sin_addr.s_addr));
+    ::freeaddrinfo(q.ar_result);
+  }
+  return out;
 }
 
 std::string ipv4_to_string(uint32_t a) {
@@ -566,29 +591,14 @@ result<resolved_policy> sandbox_network::resolve(const network_policy& policy) {
     r.deny.push_back(*parse_ipv4_net(e));
   if (!policy.internet)
     r.deny = {ipv4_net{0, 0}};
-  // Domains: resolved now (A records), 16 lookups at a time.
-  auto lookup = [this](const std::string& d) {
-    if (config_.resolver)
-      return config_.resolver(d);
-    std::vector<uint32_t> addrs;
-    addrinfo hints{};
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (::getaddrinfo(d.c_str(), nullptr, &hints, &res) == 0) {
-      for (auto* i = res; i; i = i->ai_next)
-        addrs.push_back(ntohl(reinterpret_cast<sockaddr_in*>(i->ai_addr)->sin_addr.s_addr));
-      ::freeaddrinfo(res);
-    }
-    return addrs;
-  };
-  for (size_t start = 0; start < domains.size(); start += 16) {
-    std::vector<std::future<std::vector<uint32_t>>> batch;
-    for (size_t i = start; i < std::min(domains.size(), start + 16); ++i)
-      batch.push_back(std::async(std::launch::async, lookup, domains[i]));
-    for (auto& f : batch)
-      for (auto a : f.get())
+  // Domains: resolved now (A records).
+  if (config_.resolver) {
+    for (auto& d : domains)
+      for (auto a : config_.resolver(d))
         r.allow.push_back({a, 32});
+  } else {
+    for (auto a : lookup_ipv4(domains))
+      r.allow.push_back({a, 32});
   }
   // A domain is only useful if the sandbox can look it up.
   if (any_domain)

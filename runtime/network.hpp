@@ -81,6 +81,11 @@ struct ipv4_net {
   bool operator==(const ipv4_net& o) const { return addr == o.addr && len == o.len; }
 };
 
+/// The IPv4 addresses (host byte order) of `names`, looked up all at once on
+/// glibc's own bounded pool of lookup threads (getaddrinfo_a), never a
+/// thread per name; a name that does not resolve adds nothing.
+std::vector<uint32_t> lookup_ipv4(const std::vector<std::string>& names);
+
 /// "a.b.c.d" or "a.b.c.d/n" (host bits are cleared); strict: no leading zeros.
 result<ipv4_net> parse_ipv4_net(const std::string& text);
 std::string to_string(const ipv4_net& net);

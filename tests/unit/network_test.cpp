@@ -93,6 +93,13 @@ TEST(NetworkPolicy, RefusesBadEntriesWithClearMessages) {
   check(many, "at most 1024");
 }
 
+TEST(NetworkPolicy, LooksUpNamesTogetherAndSkipsWhatDoesNotResolve) {
+  // /etc/hosts answers for localhost; .invalid never resolves (RFC 6761).
+  auto found = lookup_ipv4({"localhost", "no-such-host.invalid", "localhost"});
+  EXPECT_EQ(found, (std::vector<uint32_t>{0x7f000001, 0x7f000001}));
+  EXPECT_TRUE(lookup_ipv4({}).empty());
+}
+
 TEST(NetworkPolicy, ParsesStrictIPv4) {
   EXPECT_EQ(to_string(net("10.1.2.3/8")), "10.0.0.0/8"); // host bits cleared
   EXPECT_EQ(to_string(net("0.0.0.0/0")), "0.0.0.0/0");
@@ -609,8 +616,9 @@ TEST_F(NetworkLive, DefaultPolicyReachesTheInternet) {
   // which the kernel walks on every link change.
   std::ifstream v6{"/proc/sys/net/ipv6/conf/" + veth_name(s.id) + "/disable_ipv6"};
   std::string disabled;
-  if (v6 >> disabled)
+  if (v6 >> disabled) {
     EXPECT_EQ(disabled, "1");
+  }
 }
 
 TEST_F(NetworkLive, DenyOutBlocksAndAllowOutBeatsDenyOut) {
