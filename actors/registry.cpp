@@ -30,6 +30,9 @@ struct registry_state {
   registry_config cfg;
   std::map<std::string, sandbox_record> records; // those not yet stopped
   std::map<std::string, sandbox_actor> live;     // those with an actor
+  // The snapshot layers each live sandbox rests on (none: a catalogue
+  // template's): a snapshot's removal checks them without a read.
+  std::map<std::string, std::vector<std::string>> layers_of;
   // Per org, the newest `ended_kept` stopped sandboxes, oldest first (for
   // `GET /sandboxes?state=stopped`); an older one is rebuilt from its events
   // when asked for by id. Memory stays in proportion to the live sandboxes.
@@ -84,6 +87,7 @@ struct recovery_scan {
   std::map<std::string, std::deque<sandbox_record>> ended;
   std::map<std::string, std::map<std::string, template_usage>> usage;
   std::vector<std::string> containers;
+  std::vector<snapshot_info> hidden; // fork snapshots: gone once their forks are
 };
 
 result<recovery_scan> scan_for_recovery(const store& db,
@@ -98,6 +102,7 @@ result<recovery_scan> scan_for_recovery(const store& db,
   if (!ids)
     return ids.error();
   scan.containers = std::move(*ids);
+  scan.hidden = db.hidden_snapshots();
   return scan;
 }
 
@@ -133,18 +138,28 @@ void put_record(self_ptr self, sandbox_record rec) {
 // A fork's snapshot is hidden and only for its forks: once the last of them
 // ended (and nothing stacks on it), it goes, files and all. The removal
 // itself refuses while another sandbox or snapshot rests on it.
+void remove_fork_snapshot(self_ptr self, const std::string& org, const std::string& id) {
+  self->request(caf::actor_cast<registry_actor>(self), caf::infinite, atom::remove::value, org, id)
+    .then([id](bool) { spdlog::info("fork snapshot {} removed: its forks ended", id); },
+          [id](caf::error& e) {
+            spdlog::debug("fork snapshot {} stays: {}", id, from_error(e).message);
+          });
+}
+
 void forget_fork_snapshot(self_ptr self, const std::string& org, const std::string& template_id) {
   if (self->state.cfg.templates->find(template_id))
     return; // a catalogue template: most sandboxes, and no read
-  auto snap = self->state.cfg.db->find_snapshot(org, template_id);
-  if (!snap || !snap->hidden)
-    return;
-  self->request(caf::actor_cast<registry_actor>(self), caf::infinite, atom::remove::value, org,
-                snap->id)
-    .then([id = snap->id](bool) { spdlog::info("fork snapshot {} removed: its forks ended", id); },
-          [id = snap->id](caf::error& e) {
-            spdlog::debug("fork snapshot {} stays: {}", id, from_error(e).message);
-          });
+  auto db = self->state.cfg.db;
+  run_blocking(
+    self, false,
+    [db, org, template_id]() -> result<std::optional<snapshot_info>> {
+      return db->find_snapshot(org, template_id);
+    },
+    [=](result<std::optional<snapshot_info>> snap) {
+      if (snap && *snap && (*snap)->hidden)
+        remove_fork_snapshot(self, org, (*snap)->id);
+    },
+    lane::reclaim);
 }
 
 // A sandbox actor is live from its spawn until its record says stopped.
@@ -156,6 +171,7 @@ void add_live(self_ptr self, const sandbox_record& rec, sandbox_actor actor) {
 void drop_live(self_ptr self, const std::string& id, const std::string& org) {
   if (self->state.live.erase(id))
     --self->state.live_of_org[org];
+  self->state.layers_of.erase(id);
 }
 
 bool matches(const sandbox_record& r, const list_query& q) {
@@ -249,6 +265,8 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
     if (o->snapshot)
       deps.layers = o->snapshot->layers;
   }
+  if (!deps.layers.empty())
+    self->state.layers_of[rec.id] = deps.layers;
   return deps;
 }
 
@@ -551,49 +569,82 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       return live->second;
     },
     [=](atom::remove, const std::string& org, const std::string& ref) -> caf::result<bool> {
-      auto& cfg = self->state.cfg;
-      auto snap = cfg.db->find_snapshot(org, ref);
-      if (!snap)
-        return to_error(not_found("snapshot " + ref + " not found"));
-      // Its own layer is the topmost; sandboxes and snapshots made from it
-      // stack it under theirs. Checked here, in the registry, where creates
-      // are serialized: none can start on it once it is forgotten below.
-      auto own = cfg.runtime->layer_dir(snap->id);
-      auto rests_on_it = [&](const std::vector<std::string>& layers) {
-        return std::find(layers.begin(), layers.end(), own) != layers.end();
-      };
-      for (auto& [id, actor] : self->state.live) {
-        auto rec = self->state.records.find(id);
-        if (rec == self->state.records.end() || rec->second.org_id != org)
-          continue;
-        auto from = resolve_origin(cfg, org, rec->second.template_id);
-        if (refers_to(rec->second.template_id, *snap)
-            || (from && from->snapshot && rests_on_it(from->snapshot->layers)))
-          return to_error(conflict("snapshot " + public_id(*snap) + " is in use by sandbox " + id
-                                   + "; kill it first"));
-      }
-      auto stacked = cfg.db->snapshots(
-        org, 1, [&](const snapshot_info& s) { return s.id != snap->id && rests_on_it(s.layers); },
-        std::nullopt, nullptr);
-      if (!stacked.empty())
-        return to_error(conflict("snapshot " + public_id(stacked.front()) + " rests on snapshot "
-                                 + public_id(*snap) + "; delete it first"));
-      if (auto st = cfg.db->delete_snapshot(*snap); !st)
-        return to_error(st.error());
-      // The files go off the scheduler: a layer may hold a whole disk.
+      // Serialized (the registry takes no other message meanwhile, its
+      // thread is free): no create can start on the snapshot between the
+      // checks and its removal from the store. Its files go after.
       auto rp = self->make_response_promise<bool>();
-      run_blocking(self, false, [own]() -> result<bool> {
-        std::error_code ec;
-        std::filesystem::remove_all(own, ec);
-        if (ec)
-          return internal_error("snapshot forgotten, but its files stay at " + own + ": " + ec.message());
-        return true;
-      }, [rp](result<bool> r) mutable {
-        if (r)
-          rp.deliver(true);
-        else
-          rp.deliver(to_error(r.error()));
-      });
+      auto db = self->state.cfg.db;
+      auto rt = self->state.cfg.runtime;
+      run_blocking(
+        self, true,
+        [db, org, ref]() -> result<snapshot_info> {
+          auto snap = db->find_snapshot(org, ref);
+          if (!snap)
+            return not_found("snapshot " + ref + " not found");
+          return std::move(*snap);
+        },
+        [=](result<snapshot_info> snap) mutable {
+          if (!snap) {
+            rp.deliver(to_error(snap.error()));
+            return;
+          }
+          // Its own layer is the topmost; sandboxes and snapshots made from
+          // it stack it under theirs.
+          auto own = rt->layer_dir(snap->id);
+          auto rests_on_it = [own](const std::vector<std::string>& layers) {
+            return std::find(layers.begin(), layers.end(), own) != layers.end();
+          };
+          auto& st = self->state;
+          for (auto& [id, actor] : st.live) {
+            auto rec = st.records.find(id);
+            if (rec == st.records.end() || rec->second.org_id != org)
+              continue;
+            auto layers = st.layers_of.find(id);
+            if (refers_to(rec->second.template_id, *snap)
+                || (layers != st.layers_of.end() && rests_on_it(layers->second))) {
+              rp.deliver(to_error(conflict("snapshot " + public_id(*snap) + " is in use by sandbox "
+                                           + id + "; kill it first")));
+              return;
+            }
+          }
+          run_blocking(
+            self, true,
+            [db, org, snap = *snap, rests_on_it]() -> result<bool> {
+              auto stacked = db->snapshots(
+                org, 1,
+                [&](const snapshot_info& s) { return s.id != snap.id && rests_on_it(s.layers); },
+                std::nullopt, nullptr);
+              if (!stacked.empty())
+                return conflict("snapshot " + public_id(stacked.front()) + " rests on snapshot "
+                                + public_id(snap) + "; delete it first");
+              if (auto st = db->delete_snapshot(snap); !st)
+                return st.error();
+              return true;
+            },
+            [=](result<bool> forgotten) mutable {
+              if (!forgotten) {
+                rp.deliver(to_error(forgotten.error()));
+                return;
+              }
+              // A layer may hold a whole disk: the registry does not wait for it.
+              run_blocking(
+                self, false,
+                [own]() -> result<bool> {
+                  std::error_code ec;
+                  std::filesystem::remove_all(own, ec);
+                  if (ec)
+                    return internal_error("snapshot forgotten, but its files stay at " + own
+                                          + ": " + ec.message());
+                  return true;
+                },
+                [rp](result<bool> r) mutable {
+                  if (r)
+                    rp.deliver(true);
+                  else
+                    rp.deliver(to_error(r.error()));
+                });
+            });
+        });
       return rp;
     },
     [=](atom::list, const std::string& org) {
@@ -739,18 +790,27 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
           // mailbox (sent before any request can find it here), so a request
           // for a sandbox waits behind that sandbox's reconcile only.
           rp.deliver(static_cast<uint64_t>(to_reconcile.size()));
+          // Fork snapshots whose forks ended while the server was down (or
+          // before it could remove them): each goes unless something rests
+          // on it. After the reconcile, which may end forks itself.
+          auto sweep = [=, hidden = std::move(scan->hidden)] {
+            for (auto& snap : hidden)
+              remove_fork_snapshot(self, snap.org_id, snap.id);
+          };
           if (to_reconcile.empty())
-            return;
+            return sweep();
           auto pending = std::make_shared<size_t>(to_reconcile.size());
           auto total = to_reconcile.size();
           auto since = std::chrono::steady_clock::now();
           for (auto& actor : to_reconcile) {
             auto finish = [=]() mutable {
-              if (--*pending == 0)
-                spdlog::info("reconciled {} live sandboxes in {} ms; {} still live", total,
-                             std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now() - since).count(),
-                             self->state.live.size());
+              if (--*pending != 0)
+                return;
+              spdlog::info("reconciled {} live sandboxes in {} ms; {} still live", total,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - since).count(),
+                           self->state.live.size());
+              sweep();
             };
             self->request(actor, caf::infinite, atom::reconcile::value)
               .then([=](sandbox_record&) mutable { finish(); },

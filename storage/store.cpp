@@ -813,6 +813,19 @@ store::snapshots(const std::string& org_id, size_t limit,
     keep, more);
 }
 
+std::vector<snapshot_info> store::hidden_snapshots() const {
+  std::vector<snapshot_info> out;
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, snapshots_)};
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
+    if (j.is_discarded())
+      continue;
+    if (auto s = snapshot_from_storage_json(j); s && s->hidden)
+      out.push_back(std::move(*s));
+  }
+  return out;
+}
+
 std::optional<snapshot_info> store::find_snapshot(const std::string& org_id,
                                                   const std::string& ref) const {
   auto found = snapshots(org_id, 1, [&](const snapshot_info& s) { return refers_to(ref, s); },

@@ -3,7 +3,7 @@ from it by id or name, forks that start from the same state, and all of it
 surviving a restart; other orgs see none of it."""
 import time
 
-from harness import ServerTest, eventually, main
+from harness import OCI, ServerTest, eventually, main
 
 
 class SnapTest(ServerTest):
@@ -239,6 +239,42 @@ class Deletion(SnapTest):
         self.assertError(self.delete(forks[1]["templateID"]), 404)
         # The catalogue is the operator's.
         self.assertError(self.delete("base"), 403)
+
+
+class ForkAcrossACrash(Deletion):
+    """A fork's snapshot does not outlive its forks when the server was down
+    as they ended, or was killed before it could remove the snapshot."""
+
+    def test_a_fork_that_ended_while_the_server_was_down(self):
+        import os
+        import subprocess
+        before = self.layers()
+        src = self.sandbox()
+        r = self.server.request("POST", f"/sandboxes/{src}/fork", {"count": 1})
+        self.assertStatus(r, 201)
+        fork = r.json[0]["sandbox"]["sandboxID"]
+        self.assertEqual(len(self.layers() - before), 1)
+        self.server.crash()
+        subprocess.run([OCI, "--root", os.path.join(self.server.dir, "runtime", "state"),
+                        "delete", "--force", fork], check=True, capture_output=True)
+        self.server.start()
+        self.assertTrue(eventually(lambda: self.layers() == before, within=30), self.layers())
+
+    def test_a_crash_right_after_the_last_fork_ended(self):
+        before = self.layers()
+        src = self.sandbox()
+        r = self.server.request("POST", f"/sandboxes/{src}/fork", {"count": 1})
+        self.assertStatus(r, 201)
+        fork = r.json[0]["sandbox"]["sandboxID"]
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{fork}"), 204)
+        self.server.crash()  # before or after the removal: either way it goes
+        self.server.start()
+        self.assertTrue(eventually(lambda: self.layers() == before, within=30), self.layers())
+        # The sandbox it was forked from is untouched.
+        self.assertEqual(self.server.request("GET", f"/sandboxes/{src}").json["state"], "running")
+
+    test_a_snapshot_is_deleted_once_nothing_rests_on_it = None
+    test_a_forks_snapshot_goes_with_its_last_fork = None
 
 
 class ForkWithNoRoom(Deletion):

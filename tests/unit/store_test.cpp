@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <filesystem>
+#include <set>
 
 #include <rocksdb/db.h>
 
@@ -273,4 +274,28 @@ TEST_F(temp_db, auditors_open_a_store_from_before_the_newer_families) {
   ASSERT_TRUE(ro) << ro.error().message;
   EXPECT_EQ((*ro)->last_seq(), 1u);
   EXPECT_TRUE((*ro)->verify().ok);
+}
+
+TEST_F(temp_db, hidden_snapshots_are_found_in_every_org_and_only_they) {
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  auto snap = [](std::string id, std::string org, bool hidden, int64_t at) {
+    snapshot_info s;
+    s.id = std::move(id);
+    s.org_id = std::move(org);
+    s.template_id = "base";
+    s.created_ms = at;
+    s.hidden = hidden;
+    return s;
+  };
+  ASSERT_TRUE((*db)->put_snapshot(snap("fork-a", "org-1", true, 1)));
+  ASSERT_TRUE((*db)->put_snapshot(snap("named-a", "org-1", false, 2)));
+  ASSERT_TRUE((*db)->put_snapshot(snap("fork-b", "org-2", true, 3)));
+  auto hidden = (*db)->hidden_snapshots();
+  std::set<std::string> ids;
+  for (auto& s : hidden)
+    ids.insert(s.org_id + "/" + s.id);
+  EXPECT_EQ(ids, (std::set<std::string>{"org-1/fork-a", "org-2/fork-b"}));
+  ASSERT_TRUE((*db)->delete_snapshot(hidden.front()));
+  EXPECT_EQ((*db)->hidden_snapshots().size(), 1u);
 }
