@@ -238,6 +238,9 @@ void advance(self_ptr self) {
         st.in_flight = r->next;
         return attempt(self, *r->next, false);
       }
+      // A redelivery asked for during the scan goes now.
+      if (!st.redeliveries.empty())
+        return advance(self);
       if (r->more)
         self->send(self, atom::wake::value);
     },
