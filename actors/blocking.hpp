@@ -3,6 +3,7 @@
 // message to the caller, in the caller's context.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -32,6 +33,18 @@ void run_blocking(Self* self, bool serialize, F f, Then then, lane l = lane::lif
     req.await(on_done, on_error);
   else
     req.then(on_done, on_error);
+}
+
+/// A run_blocking continuation answering `rp` with the job's value or its
+/// failure.
+template <class T>
+std::function<void(result<T>)> deliver_to(caf::typed_response_promise<T> rp) {
+  return [rp](result<T> r) mutable {
+    if (r)
+      rp.deliver(std::move(*r));
+    else
+      rp.deliver(to_error(r.error()));
+  };
 }
 
 } // namespace sandboxd

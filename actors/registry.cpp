@@ -637,12 +637,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
                                           + ": " + ec.message());
                   return true;
                 },
-                [rp](result<bool> r) mutable {
-                  if (r)
-                    rp.deliver(true);
-                  else
-                    rp.deliver(to_error(r.error()));
-                });
+                deliver_to(rp));
             });
         });
       return rp;

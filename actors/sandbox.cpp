@@ -170,16 +170,6 @@ void kill_sandbox(self_ptr self, kill_reason reason, record_cont k) {
                });
 }
 
-template <class T>
-std::function<void(result<T>)> deliver_to(caf::typed_response_promise<T> rp) {
-  return [rp](result<T> r) mutable {
-    if (r)
-      rp.deliver(std::move(*r));
-    else
-      rp.deliver(to_error(r.error()));
-  };
-}
-
 // A finished process's output as log lines, one per line of output.
 std::vector<store::log_line> output_lines(const agent::exec_outcome& r) {
   std::vector<store::log_line> lines;
