@@ -1,5 +1,5 @@
 // `sandboxd audit verify|replay`: what an auditor runs against a data dir,
-// read-only and beside a running server.
+// as a RocksDB secondary instance, safe beside a running server.
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -75,7 +75,7 @@ int audit(int argc, char** argv) {
   auto opts = parse(argc, argv, 2, {"data-dir", "sandbox", "since"});
   if (!opts || opts->positional.size() != 1)
     return usage();
-  auto db = store::open_read_only(opts->get("data-dir", "./data") + "/db");
+  auto db = store::open_secondary(opts->get("data-dir", "./data") + "/db");
   if (!db) {
     std::fprintf(stderr, "sandboxd audit: %s\n", db.error().message.c_str());
     return 1;

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -88,7 +90,7 @@ result<std::unique_ptr<store>> store::open(const std::string& dir) {
   return open_impl(dir, false);
 }
 
-result<std::unique_ptr<store>> store::open_read_only(const std::string& dir) {
+result<std::unique_ptr<store>> store::open_secondary(const std::string& dir) {
   return open_impl(dir, true);
 }
 
@@ -96,7 +98,9 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   rocksdb::Options opts;
   opts.create_if_missing = !read_only;
   opts.create_missing_column_families = !read_only;
-  opts.max_open_files = 256;
+  // A secondary must keep every table file open: the primary may delete
+  // one (compaction) between the secondary's catch-up and its read.
+  opts.max_open_files = read_only ? -1 : 256;
   // Memtables are most of the server's memory: without a cap each family
   // may hold 64 MiB before a flush. Flushing earlier costs little here.
   opts.db_write_buffer_size = 32 << 20;
@@ -105,7 +109,7 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   // still covers (measured: 500 MiB after 1,000,000 events), and the next
   // start replays them all. Past this size, such families are flushed.
   opts.max_total_wal_size = 32 << 20;
-  // Read-only (an auditor) opens what exists: a store written by an older
+  // A secondary (an auditor) opens what exists: a store written by an older
   // version lacks the newer families, which auditing never reads.
   std::vector<std::string> names = cf_names;
   if (read_only) {
@@ -126,12 +130,26 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   std::unique_ptr<store> s{new store};
   rocksdb::DB* raw = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> opened;
+  // A read-only open beside a live writer is undefined in RocksDB; a
+  // secondary instance is the supported way: it keeps its own info log and
+  // manifest position in a directory of its own, then replays the primary's
+  // MANIFEST and WAL up to now.
+  if (read_only) {
+    char tmpl[] = "/tmp/sandboxd-reader-XXXXXX";
+    if (!mkdtemp(tmpl))
+      return failure{503, errno_text("cannot make a directory for the secondary store")};
+    s->secondary_dir_ = tmpl;
+  }
   auto st = read_only
-              ? rocksdb::DB::OpenForReadOnly(opts, dir, descs, &opened, &raw)
+              ? rocksdb::DB::OpenAsSecondary(opts, dir, s->secondary_dir_, descs, &opened, &raw)
               : rocksdb::DB::Open(opts, dir, descs, &opened, &raw);
   if (!st.ok())
     return failure{503, "cannot open the store in " + dir + ": " + st.ToString()};
   s->db_.reset(raw);
+  if (read_only) {
+    if (auto caught = s->db_->TryCatchUpWithPrimary(); !caught.ok())
+      return failure{503, "cannot catch up with the store in " + dir + ": " + caught.ToString()};
+  }
   // handles_ follows cf_names; a family not opened stays null.
   s->handles_.assign(cf_names.size(), nullptr);
   for (size_t i = 0; i < names.size(); ++i)
@@ -178,6 +196,10 @@ store::~store() {
       if (h)
         db_->DestroyColumnFamilyHandle(h);
     db_->Close();
+  }
+  if (!secondary_dir_.empty()) {
+    std::error_code ec; // a leftover in /tmp is harmless; nothing to report to
+    std::filesystem::remove_all(secondary_dir_, ec);
   }
 }
 

@@ -49,9 +49,10 @@ public:
   /// process holds it.
   static result<std::unique_ptr<store>> open(const std::string& dir);
 
-  /// Opens an existing database for reading only; works beside a running
-  /// server (auditors, `sandboxd audit`).
-  static result<std::unique_ptr<store>> open_read_only(const std::string& dir);
+  /// Opens an existing database for reading only, as a RocksDB secondary
+  /// instance caught up with the writer as of now: safe beside a running
+  /// server (auditors, `sandboxd audit`). Never writes to `dir`.
+  static result<std::unique_ptr<store>> open_secondary(const std::string& dir);
 
   ~store();
   store(const store&) = delete;
@@ -308,6 +309,7 @@ private:
   uint64_t last_seq_ = 0;
   std::string last_hash_;
   std::string secret_;
+  std::string secondary_dir_; // a secondary's own directory, removed on close
 };
 
 } // namespace sandboxd

@@ -67,7 +67,7 @@ struct chain : ::testing::Test {
   }
 
   store::verify_report verify() {
-    auto db = store::open_read_only(dir);
+    auto db = store::open_secondary(dir);
     EXPECT_TRUE(db);
     return (*db)->verify();
   }
@@ -87,7 +87,7 @@ TEST_F(chain, events_link_to_their_predecessor) {
   auto r = verify();
   EXPECT_TRUE(r.ok) << r.reason;
   EXPECT_EQ(r.checked, 5u);
-  auto db = store::open_read_only(dir);
+  auto db = store::open_secondary(dir);
   EXPECT_EQ((*db)->head().seq, 5u);
   EXPECT_EQ((*db)->head().hash, appended.back().hash);
 }
@@ -142,7 +142,7 @@ TEST_F(chain, a_truncated_tail_is_noticed) {
   EXPECT_NE(r.reason.find("head"), std::string::npos);
 }
 
-TEST_F(chain, read_only_open_works_beside_the_writer) {
+TEST_F(chain, a_secondary_reader_works_beside_the_writer) {
   auto writer = store::open(dir);
   ASSERT_TRUE(writer);
   event e;
@@ -150,10 +150,36 @@ TEST_F(chain, read_only_open_works_beside_the_writer) {
   e.sandbox_id = "s";
   e.team_id = "o";
   ASSERT_TRUE((*writer)->append({e}));
-  auto reader = store::open_read_only(dir);
-  ASSERT_TRUE(reader) << reader.error().message;
-  EXPECT_EQ((*reader)->last_seq(), 1u);
-  EXPECT_TRUE((*reader)->verify().ok);
+  auto readers_dirs = [] {
+    size_t n = 0;
+    for (auto& d : std::filesystem::directory_iterator("/tmp"))
+      n += d.path().filename().string().rfind("sandboxd-reader-", 0) == 0;
+    return n;
+  };
+  auto dirs_before = readers_dirs();
+  {
+    auto reader = store::open_secondary(dir);
+    ASSERT_TRUE(reader) << reader.error().message;
+    EXPECT_EQ((*reader)->last_seq(), 1u);
+    EXPECT_TRUE((*reader)->verify().ok);
+    EXPECT_EQ(readers_dirs(), dirs_before + 1);
+    // The writer goes on (its WAL only, nothing flushed): a second reader
+    // opened now sees the new event and the chain still holds.
+    e.id = new_uuid();
+    ASSERT_TRUE((*writer)->append({e}));
+    auto later = store::open_secondary(dir);
+    ASSERT_TRUE(later) << later.error().message;
+    EXPECT_EQ((*later)->last_seq(), 2u);
+    EXPECT_EQ((*later)->head().hash, (*writer)->head().hash);
+    auto report = (*later)->verify();
+    EXPECT_TRUE(report.ok) << report.reason;
+    EXPECT_EQ(report.checked, 2u);
+  }
+  EXPECT_EQ(readers_dirs(), dirs_before); // each reader's own directory is gone
+  // The writer was not disturbed.
+  e.id = new_uuid();
+  ASSERT_TRUE((*writer)->append({e}));
+  EXPECT_EQ((*writer)->last_seq(), 3u);
 }
 
 TEST(event_hash, covers_every_field_but_itself) {

@@ -270,7 +270,7 @@ TEST_F(temp_db, auditors_open_a_store_from_before_the_newer_families) {
       raw->DestroyColumnFamilyHandle(h);
     delete raw;
   }
-  auto ro = store::open_read_only(dir);
+  auto ro = store::open_secondary(dir);
   ASSERT_TRUE(ro) << ro.error().message;
   EXPECT_EQ((*ro)->last_seq(), 1u);
   EXPECT_TRUE((*ro)->verify().ok);
