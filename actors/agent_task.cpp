@@ -3,6 +3,7 @@
 #include "actors/output_lines.hpp"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "core/clock.hpp"
 #include "runtime/agent_client.hpp"
@@ -34,12 +35,17 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
       return;
     }
     output_lines out{"stdout"}, err{"stderr"};
+    auto keep = [&](const std::vector<store::log_line>& lines) {
+      if (lines.empty())
+        return;
+      if (auto s = db->append_logs(sandbox_id, lines); !s)
+        spdlog::warn("sandbox {}: output not logged: {}", sandbox_id, s.error().message);
+    };
     auto flush_all = [&] {
       std::vector<store::log_line> lines;
       out.flush(now_ms(), lines);
       err.flush(now_ms(), lines);
-      if (!lines.empty())
-        db->append_logs(sandbox_id, lines);
+      keep(lines);
     };
     for (;;) {
       self->receive([&](caf::down_msg&) { parent_gone = true; }, caf::after(milliseconds(0)) >> [] {});
@@ -61,8 +67,7 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
         auto data = base64::decode(f.value("data", ""));
         std::vector<store::log_line> lines;
         (type == "stderr" ? err : out).feed(data.value_or(""), now_ms(), lines);
-        if (!lines.empty())
-          db->append_logs(sandbox_id, lines);
+        keep(lines);
       } else if (type == "end") {
         flush_all();
         // A signalled process reports 128 + the signal, as a shell does.

@@ -82,16 +82,61 @@ void count_usage(std::map<std::string, std::map<std::string, template_usage>>& u
 
 // What replay finds: the live sandboxes' records, the newest ended ones and
 // every one's template usage, and the containers on the host.
+// What a sandbox is made from: a catalogue template, or one of the org's
+// snapshots (its layers on the template it was taken from).
+struct origin {
+  template_spec base;
+  std::optional<snapshot_info> snapshot;
+};
+
+// Reads the store unless `template_id` is a catalogue template: called on
+// the executor then (catalogue_origin first).
+result<origin> resolve_origin(const template_catalog& catalog, const store& db,
+                              const std::string& org, const std::string& template_id) {
+  auto tpl = catalog.find(template_id);
+  if (tpl)
+    return origin{*tpl, std::nullopt};
+  // The org's own templates (POST /templates), by id or name: 409 while
+  // the first build of one is under way.
+  if (auto own = find_user_template_spec(db, org, template_id)) {
+    if (!*own)
+      return own->error();
+    return origin{**own, std::nullopt};
+  }
+  auto snap = db.find_snapshot(org, template_id);
+  if (!snap)
+    return tpl.error();
+  auto base = catalog.find(snap->template_id);
+  if (!base)
+    if (auto own = find_user_template_spec(db, org, snap->template_id); own && *own)
+      base = **own;
+  if (!base)
+    return internal_error("snapshot " + snap->id + " rests on template " + snap->template_id
+                          + ", which this server no longer has");
+  return origin{*base, snap};
+}
+
+// The origin of a sandbox of catalogue template `template_id`, without a
+// read; nullopt when it names something else (an org's template or snapshot).
+std::optional<origin> catalogue_origin(const template_catalog& catalog,
+                                       const std::string& template_id) {
+  if (auto tpl = catalog.find(template_id))
+    return origin{*tpl, std::nullopt};
+  return std::nullopt;
+}
+
 struct recovery_scan {
   std::map<std::string, sandbox_record> records;
   std::map<std::string, std::deque<sandbox_record>> ended;
   std::map<std::string, std::map<std::string, template_usage>> usage;
   std::vector<std::string> containers;
   std::vector<snapshot_info> hidden; // fork snapshots: gone once their forks are
+  std::vector<std::string> orphan_layers; // on disk, owned by no snapshot in the store
+  std::map<std::string, origin> origins; // of the live records (none: no longer resolvable)
 };
 
-result<recovery_scan> scan_for_recovery(const store& db,
-                                        container_runtime& rt) {
+result<recovery_scan> scan_for_recovery(const store& db, container_runtime& rt,
+                                        const template_catalog& catalog) {
   recovery_scan scan;
   scan.records = db.replay([](const std::string& why) { spdlog::error("replay: {}", why); },
                            [&scan](sandbox_record&& rec) {
@@ -102,7 +147,24 @@ result<recovery_scan> scan_for_recovery(const store& db,
   if (!ids)
     return ids.error();
   scan.containers = std::move(*ids);
-  scan.hidden = db.hidden_snapshots();
+  // A layer no snapshot owns was left by a crash between a snapshot's
+  // removal from the store and its files' (or its copy and its store write).
+  std::set<std::string> owned;
+  for (auto& snap : db.all_snapshots()) {
+    owned.insert(snap.id);
+    if (snap.hidden)
+      scan.hidden.push_back(std::move(snap));
+  }
+  std::error_code ec;
+  for (auto& entry : std::filesystem::directory_iterator(rt.layers_root(), ec))
+    if (!owned.count(entry.path().filename().string()))
+      scan.orphan_layers.push_back(entry.path().string());
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return internal_error("cannot list " + rt.layers_root() + ": " + ec.message());
+  for (auto& [id, rec] : scan.records)
+    if (rec.state != sandbox_state::stopped)
+      if (auto o = resolve_origin(catalog, db, rec.org_id, rec.template_id))
+        scan.origins.emplace(id, std::move(*o));
   return scan;
 }
 
@@ -217,39 +279,10 @@ const std::string& rendering(registry_state& st, const sandbox_record& r) {
   return it->second;
 }
 
-// What a sandbox is made from: a catalogue template, or one of the org's
-// snapshots (its layers on the template it was taken from).
-struct origin {
-  template_spec base;
-  std::optional<snapshot_info> snapshot;
-};
 
-result<origin> resolve_origin(const registry_config& cfg, const std::string& org,
-                              const std::string& template_id) {
-  auto tpl = cfg.templates->find(template_id);
-  if (tpl)
-    return origin{*tpl, std::nullopt};
-  // The org's own templates (POST /templates), by id or name: 409 while
-  // the first build of one is under way.
-  if (auto own = find_user_template_spec(*cfg.db, org, template_id)) {
-    if (!*own)
-      return own->error();
-    return origin{**own, std::nullopt};
-  }
-  auto snap = cfg.db->find_snapshot(org, template_id);
-  if (!snap)
-    return tpl.error();
-  auto base = cfg.templates->find(snap->template_id);
-  if (!base)
-    if (auto own = find_user_template_spec(*cfg.db, org, snap->template_id); own && *own)
-      base = **own;
-  if (!base)
-    return internal_error("snapshot " + snap->id + " rests on template " + snap->template_id
-                          + ", which this server no longer has");
-  return origin{*base, snap};
-}
-
-sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
+// What sandbox `rec` made from `from` needs (no origin: a sandbox whose
+// template or snapshot is gone, which its reconcile or start then reports).
+sandbox_deps deps_for(self_ptr self, const sandbox_record& rec, const std::optional<origin>& from) {
   auto& cfg = self->state.cfg;
   sandbox_deps deps;
   deps.runtime = cfg.runtime;
@@ -257,7 +290,7 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec) {
   deps.max_snapshots = cfg.max_snapshots_per_org;
   deps.log = cfg.log;
   deps.registry = self;
-  if (auto o = resolve_origin(cfg, rec.org_id, rec.template_id)) {
+  if (auto& o = from) {
     deps.lower_rootfs = cfg.templates->rootfs(o->base);
     deps.base_template = o->base.name;
     deps.start_cmd = o->base.start_cmd;
@@ -388,7 +421,8 @@ void refill(self_ptr self) {
   // The caller's choices replace the template's at claim time.
   auto rec = template_record(*cfg.templates->find(*name), cfg);
   rec.id = new_sandbox_id();
-  auto actor = spawn_sandbox(self->home_system(), rec, deps_for(self, rec));
+  auto actor = spawn_sandbox(self->home_system(), rec,
+                             deps_for(self, rec, catalogue_origin(*cfg.templates, *name)));
   st.pool.boot_started();
   auto id = rec.id;
   self->request(actor, caf::infinite, atom::prepare::value)
@@ -417,6 +451,102 @@ void refill(self_ptr self) {
       });
 }
 
+// A create once its origin is known: the capacity checks, a warm sandbox
+// or a new one, and `rp` answered when it runs (or fails).
+void create_from(self_ptr self, create_spec spec, origin from,
+                 caf::typed_response_promise<sandbox_record> rp) {
+  auto& cfg = self->state.cfg;
+  auto tpl = std::optional<template_spec>{from.base};
+  auto refuse = [&](failure f) { rp.deliver(to_error(f)); };
+  if (!cfg.templates->is_built(*tpl))
+    return refuse({503, "template " + tpl->name
+                          + " is not built yet; run: sandboxd template build " + tpl->name});
+  if (self->state.live.size() >= cfg.max_sandboxes)
+    return refuse({429, "sandbox limit reached (" + std::to_string(cfg.max_sandboxes)
+                          + " running or paused sandboxes on this host)"});
+  if (self->state.live_of_org[spec.org_id] >= cfg.max_sandboxes_per_org)
+    return refuse({429, "sandbox limit reached (" + std::to_string(cfg.max_sandboxes_per_org)
+                          + " running or paused sandboxes per org)"});
+  auto rec = template_record(*tpl, cfg);
+  rec.org_id = spec.org_id;
+  if (from.snapshot)
+    rec.template_id = from.snapshot->id;
+  rec.alias = !spec.alias.empty() ? spec.alias
+              : from.snapshot    ? public_id(*from.snapshot)
+                                  : tpl->name;
+  if (spec.alias.empty() && !from.snapshot && tpl->user && !tpl->aliases.empty())
+    rec.alias = tpl->aliases.front(); // an org's own template: its name
+  rec.idle_timeout_s = spec.idle_timeout_s;
+  rec.max_end_ms = spec.max_lifetime_s * 1000; // a duration until `start`
+  rec.metadata = std::move(spec.metadata);
+  for (auto& [k, v] : spec.env_vars)
+    rec.env_vars[k] = v;
+  rec.timeout_s = spec.timeout_s;
+  // Lifecycle options travel in `created` as named facts.
+  if (spec.auto_pause)
+    rec.ext[event_ext::on_timeout] = "pause";
+  if (spec.auto_pause && !spec.auto_pause_memory)
+    rec.ext[event_ext::keep_memory] = "false";
+  if (spec.auto_resume)
+    rec.ext[event_ext::auto_resume] = "true";
+  for (auto& [k, v] : network_ext(spec.network))
+    rec.ext[k] = v;
+  for (auto& [k, v] : ingress_ext(spec.network))
+    rec.ext[k] = v;
+  auto& st = self->state;
+  // A warm sandbox of the template when one is ready and nothing it
+  // already runs could differ: a template's start command was started
+  // without the caller's env vars.
+  std::optional<std::string> warm_id;
+  if (!from.snapshot && !tpl->user && (tpl->start_cmd.empty() || spec.env_vars.empty()))
+    warm_id = st.pool.take(tpl->name);
+  sandbox_actor actor;
+  if (warm_id) {
+    rec.id = *warm_id;
+    actor = st.warm[*warm_id];
+    st.warm.erase(*warm_id);
+  } else {
+    rec.id = new_sandbox_id();
+    // Warm sandboxes give way to a create that needs their room.
+    if (st.live.size() + st.pool.ready() + st.pool.booting() >= cfg.max_sandboxes)
+      if (auto v = st.pool.give_way())
+        remove_warm(self, *v);
+    auto deps = deps_for(self, rec, from);
+    deps.launch = std::move(spec.agent);
+    actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
+  }
+  put_record(self, rec);
+  add_live(self, rec, actor);
+  st.pool.create_started(now_ms());
+  auto t0 = std::chrono::steady_clock::now();
+  auto on_running = [=](sandbox_record& r) mutable {
+    auto& s = self->state.stats;
+    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    s.latency_counts.resize(s.latency_bounds_s.size());
+    for (size_t i = 0; i < s.latency_bounds_s.size(); ++i)
+      s.latency_counts[i] += secs <= s.latency_bounds_s[i];
+    s.latency_sum_s += secs;
+    ++s.creates;
+    rp.deliver(std::move(r));
+    self->state.pool.create_done();
+    refill(self);
+  };
+  auto on_failed = [=](caf::error& e) mutable {
+    ++self->state.stats.create_failures;
+    rp.deliver(e);
+    self->state.pool.create_done();
+    refill(self);
+  };
+  if (warm_id) {
+    create_spec claim;
+    claim.agent = std::move(spec.agent);
+    self->request(actor, caf::infinite, atom::claim::value, rec, std::move(claim))
+      .then(on_running, on_failed);
+  } else {
+    self->request(actor, caf::infinite, atom::start::value).then(on_running, on_failed);
+  }
+}
+
 registry_actor::behavior_type registry_behavior(self_ptr self,
                                                 registry_config cfg) {
   self->state.cfg = std::move(cfg);
@@ -425,101 +555,25 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
   return {
     [=](atom::create, create_spec& spec) -> caf::result<sandbox_record> {
       auto& cfg = self->state.cfg;
-      auto from = resolve_origin(cfg, spec.org_id, spec.template_id);
-      if (!from)
-        return to_error(from.error());
-      auto tpl = std::optional<template_spec>{from->base};
-      if (!cfg.templates->is_built(*tpl))
-        return to_error({503, "template " + tpl->name
-                                + " is not built yet; run: sandboxd template build "
-                                + tpl->name});
-      if (self->state.live.size() >= cfg.max_sandboxes)
-        return to_error({429, "sandbox limit reached ("
-                                + std::to_string(cfg.max_sandboxes)
-                                + " running or paused sandboxes on this host)"});
-      if (self->state.live_of_org[spec.org_id] >= cfg.max_sandboxes_per_org)
-        return to_error({429, "sandbox limit reached ("
-                                + std::to_string(cfg.max_sandboxes_per_org)
-                                + " running or paused sandboxes per org)"});
-      auto rec = template_record(*tpl, cfg);
-      rec.org_id = spec.org_id;
-      if (from->snapshot)
-        rec.template_id = from->snapshot->id;
-      rec.alias = !spec.alias.empty() ? spec.alias
-                  : from->snapshot    ? public_id(*from->snapshot)
-                                      : tpl->name;
-      if (spec.alias.empty() && !from->snapshot && tpl->user && !tpl->aliases.empty())
-        rec.alias = tpl->aliases.front(); // an org's own template: its name
-      rec.idle_timeout_s = spec.idle_timeout_s;
-      rec.max_end_ms = spec.max_lifetime_s * 1000; // a duration until `start`
-      rec.metadata = std::move(spec.metadata);
-      for (auto& [k, v] : spec.env_vars)
-        rec.env_vars[k] = v;
-      rec.timeout_s = spec.timeout_s;
-      // Lifecycle options travel in `created` as named facts.
-      if (spec.auto_pause)
-        rec.ext[event_ext::on_timeout] = "pause";
-      if (spec.auto_pause && !spec.auto_pause_memory)
-        rec.ext[event_ext::keep_memory] = "false";
-      if (spec.auto_resume)
-        rec.ext[event_ext::auto_resume] = "true";
-      for (auto& [k, v] : network_ext(spec.network))
-        rec.ext[k] = v;
-      for (auto& [k, v] : ingress_ext(spec.network))
-        rec.ext[k] = v;
-      auto& st = self->state;
-      // A warm sandbox of the template when one is ready and nothing it
-      // already runs could differ: a template's start command was started
-      // without the caller's env vars.
-      std::optional<std::string> warm_id;
-      if (!from->snapshot && !tpl->user && (tpl->start_cmd.empty() || spec.env_vars.empty()))
-        warm_id = st.pool.take(tpl->name);
-      sandbox_actor actor;
-      if (warm_id) {
-        rec.id = *warm_id;
-        actor = st.warm[*warm_id];
-        st.warm.erase(*warm_id);
-      } else {
-        rec.id = new_sandbox_id();
-        // Warm sandboxes give way to a create that needs their room.
-        if (st.live.size() + st.pool.ready() + st.pool.booting() >= cfg.max_sandboxes)
-          if (auto v = st.pool.give_way())
-            remove_warm(self, *v);
-        auto deps = deps_for(self, rec);
-        deps.launch = std::move(spec.agent);
-        actor = spawn_sandbox(self->home_system(), rec, std::move(deps));
-      }
-      put_record(self, rec);
-      add_live(self, rec, actor);
-      st.pool.create_started(now_ms());
       auto rp = self->make_response_promise<sandbox_record>();
-      auto t0 = std::chrono::steady_clock::now();
-      auto on_running = [=](sandbox_record& r) mutable {
-            auto& s = self->state.stats;
-            auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            s.latency_counts.resize(s.latency_bounds_s.size());
-            for (size_t i = 0; i < s.latency_bounds_s.size(); ++i)
-              s.latency_counts[i] += secs <= s.latency_bounds_s[i];
-            s.latency_sum_s += secs;
-            ++s.creates;
-            rp.deliver(std::move(r));
-            self->state.pool.create_done();
-            refill(self);
-      };
-      auto on_failed = [=](caf::error& e) mutable {
-            ++self->state.stats.create_failures;
-            rp.deliver(e);
-            self->state.pool.create_done();
-            refill(self);
-      };
-      if (warm_id) {
-        create_spec claim;
-        claim.agent = std::move(spec.agent);
-        self->request(actor, caf::infinite, atom::claim::value, rec, std::move(claim))
-          .then(on_running, on_failed);
-      } else {
-        self->request(actor, caf::infinite, atom::start::value).then(on_running, on_failed);
+      if (auto o = catalogue_origin(*cfg.templates, spec.template_id)) {
+        create_from(self, std::move(spec), std::move(*o), rp);
+        return rp;
       }
+      // An org's template or snapshot: read on the executor, the registry
+      // waiting for it (serialized) so no snapshot removal comes between.
+      auto db = cfg.db;
+      auto catalog = cfg.templates;
+      auto org = spec.org_id;
+      auto ref = spec.template_id;
+      run_blocking(
+        self, true, [=] { return resolve_origin(*catalog, *db, org, ref); },
+        [=, spec = std::move(spec)](result<origin> from) mutable {
+          if (!from)
+            rp.deliver(to_error(from.error()));
+          else
+            create_from(self, std::move(spec), std::move(*from), rp);
+        });
       return rp;
     },
     [=](atom::lookup, const std::string& org,
@@ -747,7 +801,10 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
       auto db = self->state.cfg.db;
       auto rt = self->state.cfg.runtime;
       run_blocking(
-        self, true, [db, rt] { return scan_for_recovery(*db, *rt); },
+        self, true,
+        [db, rt, catalog = self->state.cfg.templates] {
+          return scan_for_recovery(*db, *rt, *catalog);
+        },
         [=](result<recovery_scan> scan) mutable {
           if (!scan) {
             rp.deliver(to_error(scan.error()));
@@ -760,8 +817,12 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
           for (auto& [id, rec] : scan->records) {
             if (rec.state != sandbox_state::stopped) {
               owned.insert(id);
-              auto actor = spawn_sandbox(self->home_system(), rec,
-                                         deps_for(self, rec));
+              auto o = scan->origins.find(id);
+              auto actor = spawn_sandbox(
+                self->home_system(), rec,
+                deps_for(self, rec,
+                         o == scan->origins.end() ? std::nullopt
+                                                  : std::optional<origin>{o->second}));
               add_live(self, rec, actor);
               to_reconcile.push_back(actor);
             }
@@ -779,6 +840,23 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
                              spdlog::error("cannot remove {}: {}", id,
                                            s.error().message);
                          });
+          }
+          for (auto& dir : scan->orphan_layers) {
+            spdlog::warn("removing snapshot layer {}: no snapshot owns it", dir);
+            run_blocking(
+              self, false,
+              [dir]() -> status {
+                std::error_code ec;
+                std::filesystem::remove_all(dir, ec);
+                if (ec)
+                  return internal_error("cannot remove " + dir + ": " + ec.message());
+                return success();
+              },
+              [](status s) {
+                if (!s)
+                  spdlog::error("{}", s.error().message);
+              },
+              lane::reclaim);
           }
           refill(self); // the warm pool starts filling beside the reconcile
           // Serving starts now: each actor's reconcile is first in its

@@ -1,5 +1,6 @@
 #include "actors/sandbox.hpp"
 
+#include <filesystem>
 #include <functional>
 
 #include <nlohmann/json.hpp>
@@ -90,7 +91,16 @@ void log_transition(self_ptr self, const event& e) {
   auto line = to_string(e.type);
   if (e.reason)
     line += " (" + to_string(*e.reason) + ")";
-  self->state.deps.db->append_logs(self->state.rec.id, {{e.timestamp_ms, "system", line}});
+  // A write (unsynced, but a write): on the executor, not this thread.
+  auto db = self->state.deps.db;
+  auto id = self->state.rec.id;
+  auto at = e.timestamp_ms;
+  run_blocking(
+    self, false, [db, id, at, line] { return db->append_logs(id, {{at, "system", line}}); },
+    [id](status s) {
+      if (!s)
+        spdlog::warn("sandbox {}: a line of its log is lost: {}", id, s.error().message);
+    });
 }
 
 // Logs `e` (synced), folds it into the record, tells the registry and
@@ -524,11 +534,14 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
           // Paused without memory: the files are all there is.
           if (cold) {
             if (st)
-              rt->stop(id);
+              if (auto s = rt->stop(id); !s)
+                spdlog::warn("sandbox {}: a container left of it not stopped: {}", id,
+                             s.error().message);
             return false;
           }
           if (!st || *st == "stopped" || *st == "created") {
-            rt->destroy(id);
+            if (auto s = rt->destroy(id); !s)
+              spdlog::warn("sandbox {}: not fully removed: {}", id, s.error().message);
             return true;
           }
           if (*st == "running" && logged == sandbox_state::paused)
@@ -643,7 +656,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
             lines.erase(lines.begin(), lines.end() - 10000);
           for (auto& l : lines)
             l.line = utf8_lossy(l.line);
-          db->append_logs(id, lines);
+          if (auto s = db->append_logs(id, lines); !s)
+            spdlog::warn("sandbox {}: task output not logged: {}", id, s.error().message);
         }
         // Whatever stopped the process from running is the sandbox's
         // failure, not the caller's: 502 with the agent's reason.
@@ -749,8 +763,11 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
             return copied.error();
           auto taken = snap;
           taken.created_ms = now_ms();
-          if (auto st = db->put_snapshot(taken); !st)
+          if (auto st = db->put_snapshot(taken); !st) {
+            std::error_code ec;
+            std::filesystem::remove_all(dest, ec); // a layer no snapshot owns is garbage
             return st.error();
+          }
           return taken;
         },
         [=](result<snapshot_info> done) mutable {

@@ -39,7 +39,8 @@ std::string level_of(const std::string& line) {
 
 void log_line(store& db, const std::string& build_id, const std::string& level,
               const std::string& step, const std::string& message) {
-  db.append_build_logs(build_id, {{now_ms(), level, step, message}});
+  if (auto s = db.append_build_logs(build_id, {{now_ms(), level, step, message}}); !s)
+    spdlog::warn("template build {}: a log line is lost: {}", build_id, s.error().message);
 }
 
 // The build is over: record how it ended, on the build and its template.
@@ -113,7 +114,7 @@ void pump(self_ptr self) {
           auto level = level_of(line);
           if (level == "error" && first_error.empty())
             first_error = line.size() > 300 ? line.substr(0, 300) + "..." : line;
-          dbp->append_build_logs(build_id, {{now_ms(), level, "base", line}});
+          log_line(*dbp, build_id, level, "base", line);
         });
         if (st || first_error.empty())
           return st;
@@ -292,7 +293,9 @@ size_t fail_interrupted_builds(store& db, const template_catalog& cat,
 
 template_builder_actor spawn_template_builder(caf::actor_system& sys,
                                               template_builder_config cfg) {
-  return sys.spawn(builder_behavior, std::move(cfg));
+  // Detached: its handlers read and write the store (synced), which must not
+  // hold a scheduler thread; builds are rare, so one thread of its own is cheap.
+  return sys.spawn<caf::detached>(builder_behavior, std::move(cfg));
 }
 
 std::optional<result<template_spec>>

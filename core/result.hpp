@@ -35,7 +35,7 @@ inline std::string errno_text(const std::string& what) {
 }
 
 template <class T>
-class result {
+class [[nodiscard]] result {
  public:
   result(T value) : v_(std::move(value)) {}
   result(failure f) : v_(std::move(f)) {}

@@ -118,8 +118,11 @@ public:
 
   /// Where the layer of snapshot `snapshot_id` lives.
   std::string layer_dir(const std::string& snapshot_id) const {
-    return data_dir_ + "/snapshots/" + snapshot_id;
+    return layers_root() + "/" + snapshot_id;
   }
+
+  /// The directory holding every snapshot's layer (and nothing else).
+  std::string layers_root() const { return data_dir_ + "/snapshots"; }
 
   /// The host path of the agent's unix socket for sandbox `id`.
   std::string agent_socket(const std::string& id) const;

@@ -715,8 +715,10 @@ status sandbox_network::setup(const std::string& id, int init_pid,
   if (pool_.len > prefix_len)
     return internal_error("invalid sandbox network pool " + config_.pool);
   auto fail = [&](const failure& f) -> status {
-    teardown(id);
-    return failure{f.status, "sandbox network: " + f.message};
+    auto message = "sandbox network: " + f.message;
+    if (auto t = teardown(id); !t)
+      message += "; and not cleaned up: " + t.error().message;
+    return failure{f.status, message};
   };
   // 1. The veth pair and the gateway address, allocated under the host lock:
   //    a /30 is taken while any host interface has an address in it.

@@ -347,7 +347,8 @@ result<uint64_t> store::compact(int64_t cutoff_ms) {
       return internal_error("cannot compact: event seq " + std::to_string(seq) + " is unreadable");
     if (e->timestamp_ms >= cutoff_ms)
       break;
-    apply(recs[e->sandbox_id], *e);
+    // An event that does not apply is skipped, as replay skips it.
+    (void)apply(recs[e->sandbox_id], *e);
     batch.Delete(events_, it->key());
     batch.Delete(by_org_, index_key(e->team_id, seq));
     batch.Delete(by_sandbox_, index_key(e->sandbox_id, seq));
@@ -835,14 +836,14 @@ store::snapshots(const std::string& org_id, size_t limit,
     keep, more);
 }
 
-std::vector<snapshot_info> store::hidden_snapshots() const {
+std::vector<snapshot_info> store::all_snapshots() const {
   std::vector<snapshot_info> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, snapshots_)};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
     if (j.is_discarded())
       continue;
-    if (auto s = snapshot_from_storage_json(j); s && s->hidden)
+    if (auto s = snapshot_from_storage_json(j))
       out.push_back(std::move(*s));
   }
   return out;

@@ -228,8 +228,9 @@ public:
   std::vector<snapshot_info> snapshots(const std::string& org_id, size_t limit,
                                        const std::function<bool(const snapshot_info&)>& keep,
                                        const std::optional<std::string>& before, bool* more) const;
-  /// Every org's hidden snapshots (made for forks), for the sweep at start.
-  std::vector<snapshot_info> hidden_snapshots() const;
+  /// Every org's snapshots, for the sweeps at start (forks' hidden ones whose
+  /// forks ended; layers on disk that no snapshot owns).
+  std::vector<snapshot_info> all_snapshots() const;
   /// The org's newest snapshot that `ref` names (id or name, tagged or not).
   std::optional<snapshot_info> find_snapshot(const std::string& org_id, const std::string& ref) const;
   /// A snapshot's cursor for `snapshots(before=...)`.

@@ -988,7 +988,7 @@ TEST_F(AgentTest, PollingWatcherLifecycle) {
   struct remover {  // removes the watcher even if an assertion fails
     std::function<void()> fn;
     ~remover() { fn(); }
-  } cleanup{[&] { agent::call(socket_, {{"op", "watcher_remove"}, {"watcher_id", id}}); }};
+  } cleanup{[&] { (void)agent::call(socket_, {{"op", "watcher_remove"}, {"watcher_id", id}}); }};
 
   touch(path("p/a.txt"));
   ASSERT_EQ(::mkdir(path("p/sub").c_str(), 0755), 0);
@@ -1034,7 +1034,7 @@ TEST_F(AgentTest, PollingWatcherKeepsNewestEvents) {
   struct remover {
     std::function<void()> fn;
     ~remover() { fn(); }
-  } cleanup{[&] { agent::call(socket_, {{"op", "watcher_remove"}, {"watcher_id", id}}); }};
+  } cleanup{[&] { (void)agent::call(socket_, {{"op", "watcher_remove"}, {"watcher_id", id}}); }};
   touch(path("p/a"));
   touch(path("p/b"));
   for (int i = 0; i < 10100; ++i)  // alternate files so inotify cannot merge events

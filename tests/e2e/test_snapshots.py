@@ -273,6 +273,23 @@ class ForkAcrossACrash(Deletion):
         # The sandbox it was forked from is untouched.
         self.assertEqual(self.server.request("GET", f"/sandboxes/{src}").json["state"], "running")
 
+    def test_a_layer_no_snapshot_owns_goes_at_start(self):
+        # What a crash between a snapshot's removal from the store and its
+        # files' leaves; a snapshot that is still stored keeps its layer.
+        import os
+        src = self.sandbox()
+        kept = self.snapshot(src, "kept-across")["snapshotID"]
+        layers = self.layers()
+        self.server.crash()
+        orphan = os.path.join(self.server.dir, "snapshots", "orphanlayer000000000")
+        os.makedirs(os.path.join(orphan, "upper", "deep"))
+        with open(os.path.join(orphan, "upper", "deep", "file"), "w") as f:
+            f.write("left behind")
+        self.server.start()
+        self.assertTrue(eventually(lambda: not os.path.exists(orphan), within=30))
+        self.assertEqual(self.layers(), layers)
+        self.assertStatus(self.server.request("DELETE", f"/templates/{kept}"), 204)
+
     test_a_snapshot_is_deleted_once_nothing_rests_on_it = None
     test_a_forks_snapshot_goes_with_its_last_fork = None
 

@@ -520,8 +520,9 @@ protected:
 
   void TearDown() override {
     for (auto& s : sandboxes_) {
-      if (net_)
-        net_->teardown(s->id);
+      if (net_) {
+        EXPECT_TRUE(net_->teardown(s->id));
+      }
       s->proc.stop();
     }
     // Our pool went into the host's shared always_deny set: take it out.

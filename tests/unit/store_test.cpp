@@ -276,7 +276,7 @@ TEST_F(temp_db, auditors_open_a_store_from_before_the_newer_families) {
   EXPECT_TRUE((*ro)->verify().ok);
 }
 
-TEST_F(temp_db, hidden_snapshots_are_found_in_every_org_and_only_they) {
+TEST_F(temp_db, all_snapshots_are_found_in_every_org) {
   auto db = store::open(dir);
   ASSERT_TRUE(db);
   auto snap = [](std::string id, std::string org, bool hidden, int64_t at) {
@@ -291,11 +291,12 @@ TEST_F(temp_db, hidden_snapshots_are_found_in_every_org_and_only_they) {
   ASSERT_TRUE((*db)->put_snapshot(snap("fork-a", "org-1", true, 1)));
   ASSERT_TRUE((*db)->put_snapshot(snap("named-a", "org-1", false, 2)));
   ASSERT_TRUE((*db)->put_snapshot(snap("fork-b", "org-2", true, 3)));
-  auto hidden = (*db)->hidden_snapshots();
+  auto all = (*db)->all_snapshots();
   std::set<std::string> ids;
-  for (auto& s : hidden)
-    ids.insert(s.org_id + "/" + s.id);
-  EXPECT_EQ(ids, (std::set<std::string>{"org-1/fork-a", "org-2/fork-b"}));
-  ASSERT_TRUE((*db)->delete_snapshot(hidden.front()));
-  EXPECT_EQ((*db)->hidden_snapshots().size(), 1u);
+  for (auto& s : all)
+    ids.insert(s.org_id + "/" + s.id + (s.hidden ? " (hidden)" : ""));
+  EXPECT_EQ(ids, (std::set<std::string>{"org-1/fork-a (hidden)", "org-1/named-a",
+                                        "org-2/fork-b (hidden)"}));
+  ASSERT_TRUE((*db)->delete_snapshot(all.front()));
+  EXPECT_EQ((*db)->all_snapshots().size(), 2u);
 }
