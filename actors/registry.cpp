@@ -138,11 +138,14 @@ struct recovery_scan {
 result<recovery_scan> scan_for_recovery(const store& db, container_runtime& rt,
                                         const template_catalog& catalog) {
   recovery_scan scan;
-  scan.records = db.replay([](const std::string& why) { spdlog::error("replay: {}", why); },
-                           [&scan](sandbox_record&& rec) {
-                             count_usage(scan.usage, rec);
-                             keep_ended(scan.ended, std::move(rec));
-                           });
+  auto replayed = db.replay([](const std::string& why) { spdlog::error("replay: {}", why); },
+                            [&scan](sandbox_record&& rec) {
+                              count_usage(scan.usage, rec);
+                              keep_ended(scan.ended, std::move(rec));
+                            });
+  if (!replayed)
+    return replayed.error(); // serving half a log would orphan what it left out
+  scan.records = std::move(*replayed);
   auto ids = rt.list();
   if (!ids)
     return ids.error();
@@ -604,11 +607,15 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         [db, id]() -> result<sandbox_record> {
           auto rec = db->replay_sandbox(id);
           if (!rec)
+            return rec.error();
+          if (!*rec)
             return not_found("sandbox not found");
-          return std::move(*rec);
+          return std::move(**rec);
         },
         [=](result<sandbox_record> rec) mutable {
-          if (!rec || rec->org_id != org)
+          if (!rec)
+            rp.deliver(to_error(rec.error()));
+          else if (rec->org_id != org)
             rp.deliver(to_error(not_found("sandbox not found")));
           else
             rp.deliver(std::move(*rec));

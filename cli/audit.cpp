@@ -46,12 +46,20 @@ int replay(store& db, const std::string& only, std::optional<int64_t> since) {
     ++bad;
   });
   auto cp = db.load_checkpoint();
-  db.scan(cp ? cp->seq + 1 : 1, [&](const event& e) {
+  if (!recs || !cp) {
+    std::fprintf(stderr, "%s\n", (!recs ? recs.error() : cp.error()).message.c_str());
+    return 1;
+  }
+  auto scanned = db.scan(*cp ? (*cp)->seq + 1 : 1, [&](const event& e) {
     if ((only.empty() || e.sandbox_id == only) && (!since || e.timestamp_ms >= *since))
       std::printf("%s\n", nlohmann::json{{"event", to_json(e)}}.dump().c_str());
     return true;
   });
-  for (auto& [id, r] : recs) {
+  if (!scanned) {
+    std::fprintf(stderr, "%s\n", scanned.error().message.c_str());
+    return 1;
+  }
+  for (auto& [id, r] : *recs) {
     if (!only.empty() && id != only)
       continue;
     nlohmann::json s = {{"sandboxID", id},

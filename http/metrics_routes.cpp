@@ -122,7 +122,9 @@ void prometheus_metrics(api_context& ctx, request& req) {
           uint64_t backlog = 0, hooks = 0;
           for (auto& w : db->webhooks()) {
             ++hooks;
-            auto cursor = db->webhook_cursor(w.id);
+            // An unreadable cursor counts as no backlog rather than failing the scrape.
+            auto read = db->webhook_cursor(w.id);
+            uint64_t cursor = read ? *read : last;
             backlog += last > cursor ? last - cursor : 0;
           }
           o << "# HELP sandboxd_webhooks Configured webhooks.\n"

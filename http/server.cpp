@@ -171,8 +171,10 @@ result<const route*> route_and_auth(api_context& ctx, request& req) {
       return failure{401, "missing API key: send X-API-Key or Authorization: Bearer"};
     auto org = ctx.db->org_of_key(key);
     if (!org)
+      return org.error(); // 503: the key may well be valid
+    if (!*org)
       return failure{401, "invalid API key"};
-    req.org = *org;
+    req.org = **org;
   }
   return found;
 }

@@ -68,9 +68,11 @@ status apply_fields(webhook& w, const json& body, bool creating) {
 // The caller's webhook `:id`, or 404.
 result<webhook> own_webhook(api_context& ctx, const request& req) {
   auto w = ctx.db->find_webhook(req.params.at("id"));
-  if (!w || w->org_id != req.org)
+  if (!w)
+    return w.error();
+  if (!*w || (*w)->org_id != req.org)
     return not_found("webhook not found");
-  return *w;
+  return **w;
 }
 
 // The dispatcher owns webhook configuration: it stores `w` and replies.

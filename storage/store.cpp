@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
@@ -84,6 +85,16 @@ std::string index_key(const std::string& owner, uint64_t seq) {
   return k;
 }
 
+// For readers whose callers take absent for an answer (listings, template
+// lookups): an unreadable value is logged, then read as absent.
+std::optional<std::string> readable(result<std::optional<std::string>> got,
+                                    const std::string& what) {
+  if (got)
+    return std::move(*got);
+  spdlog::error("store: {} is unreadable: {}", what, got.error().message);
+  return std::nullopt;
+}
+
 } // namespace
 
 result<std::unique_ptr<store>> store::open(const std::string& dir) {
@@ -146,39 +157,58 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
   if (!st.ok())
     return failure{503, "cannot open the store in " + dir + ": " + st.ToString()};
   s->db_.reset(raw);
+  s->handles_ = opened; // closed with the store, whatever happens next
   if (read_only) {
     if (auto caught = s->db_->TryCatchUpWithPrimary(); !caught.ok())
       return failure{503, "cannot catch up with the store in " + dir + ": " + caught.ToString()};
   }
-  // handles_ follows cf_names; a family not opened stays null.
-  s->handles_.assign(cf_names.size(), nullptr);
+  // Each family by its name (never by its place in a list); one a
+  // secondary did not find (an older store) stays null, and goes unread.
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
   for (size_t i = 0; i < names.size(); ++i)
-    s->handles_[static_cast<size_t>(std::find(cf_names.begin(), cf_names.end(), names[i])
-                                    - cf_names.begin())] = opened[i];
-  s->events_ = s->handles_[1];
-  s->by_org_ = s->handles_[2];
-  s->by_sandbox_ = s->handles_[3];
-  s->orgs_ = s->handles_[4];
-  s->keys_ = s->handles_[5];
-  s->meta_ = s->handles_[6];
-  s->webhooks_ = s->handles_[7];
-  s->cursors_ = s->handles_[8];
-  s->deliveries_ = s->handles_[9];
-  s->logs_ = s->handles_[10];
-  s->metrics_ = s->handles_[11];
-  s->snapshots_ = s->handles_[12];
-  s->templates_ = s->handles_[13];
-  s->template_builds_ = s->handles_[14];
-  s->build_logs_ = s->handles_[15];
+    by_name[names[i]] = opened[i];
+  const std::pair<const char*, rocksdb::ColumnFamilyHandle* store::*> members[] = {
+    {"events", &store::events_},
+    {"events_by_org", &store::by_org_},
+    {"events_by_sandbox", &store::by_sandbox_},
+    {"orgs", &store::orgs_},
+    {"api_keys", &store::keys_},
+    {"meta", &store::meta_},
+    {"webhooks", &store::webhooks_},
+    {"webhook_cursors", &store::cursors_},
+    {"deliveries", &store::deliveries_},
+    {"logs", &store::logs_},
+    {"metrics", &store::metrics_},
+    {"snapshots", &store::snapshots_},
+    {"templates", &store::templates_},
+    {"template_builds", &store::template_builds_},
+    {"template_build_logs", &store::build_logs_},
+  };
+  for (auto& [name, member] : members) {
+    auto found = by_name.find(name);
+    if (found == by_name.end() && !read_only)
+      return internal_error(std::string{"the store has no column family "} + name);
+    (*s).*member = found == by_name.end() ? nullptr : found->second;
+  }
   // The newest sequence number is the last key of the events family.
   std::unique_ptr<rocksdb::Iterator> it{
     s->db_->NewIterator(rocksdb::ReadOptions{}, s->events_)};
   it->SeekToLast();
   if (it->Valid())
     s->last_seq_ = from_be64(it->key());
-  s->last_hash_ = s->get(s->meta_, "head_hash").value_or("");
-  if (auto secret = s->get(s->meta_, "secret")) {
-    s->secret_ = *secret;
+  if (!it->status().ok())
+    return failure{503, "cannot read the store's events: " + it->status().ToString()};
+  // Unreadable is not absent: a new secret or an empty head would break
+  // every token and the hash chain.
+  auto head = s->get(s->meta_, "head_hash");
+  if (!head)
+    return head.error();
+  s->last_hash_ = head->value_or("");
+  auto secret = s->get(s->meta_, "secret");
+  if (!secret)
+    return secret.error();
+  if (*secret) {
+    s->secret_ = **secret;
   } else if (!read_only) {
     s->secret_ = random_hex(32);
     rocksdb::WriteOptions wo;
@@ -203,13 +233,15 @@ store::~store() {
   }
 }
 
-std::optional<std::string> store::get(rocksdb::ColumnFamilyHandle* cf,
-                                      const std::string& key) const {
+result<std::optional<std::string>> store::get(rocksdb::ColumnFamilyHandle* cf,
+                                              const std::string& key) const {
   std::string value;
   auto st = db_->Get(rocksdb::ReadOptions{}, cf, key, &value);
+  if (st.IsNotFound())
+    return std::optional<std::string>{};
   if (!st.ok())
-    return std::nullopt;
-  return value;
+    return failure{503, "cannot read the store: " + st.ToString()};
+  return std::optional<std::string>{std::move(value)};
 }
 
 result<std::vector<event>> store::append(std::vector<event> events) {
@@ -253,13 +285,15 @@ nlohmann::json checkpoint_body(const store::checkpoint& c) {
 
 } // namespace
 
-std::optional<store::checkpoint> store::load_checkpoint() const {
+result<std::optional<store::checkpoint>> store::load_checkpoint() const {
   auto text = get(meta_, "checkpoint");
   if (!text)
-    return std::nullopt;
-  auto j = nlohmann::json::parse(*text, nullptr, false);
+    return text.error();
+  if (!*text)
+    return std::optional<checkpoint>{};
+  auto j = nlohmann::json::parse(**text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    return checkpoint{0, "", 0, {}, "unreadable"};
+    return std::optional<checkpoint>{checkpoint{0, "", 0, {}, "unreadable"}};
   checkpoint c;
   try {
     c.seq = j.at("seq");
@@ -272,20 +306,23 @@ std::optional<store::checkpoint> store::load_checkpoint() const {
   } catch (const std::exception&) {
     c.signature = "unreadable";
   }
-  return c;
+  return std::optional<checkpoint>{std::move(c)};
 }
 
-std::map<std::string, sandbox_record>
+result<std::map<std::string, sandbox_record>>
 store::replay(const std::function<void(const std::string&)>& on_bad,
               const std::function<void(sandbox_record&&)>& on_ended) const {
   std::map<std::string, sandbox_record> recs;
   uint64_t from = 1;
-  if (auto c = load_checkpoint()) {
-    for (auto& r : c->sandboxes)
+  auto c = load_checkpoint();
+  if (!c)
+    return c.error();
+  if (*c) {
+    for (auto& r : (*c)->sandboxes)
       recs[r.id] = r;
-    from = c->seq + 1;
+    from = (*c)->seq + 1;
   }
-  scan(
+  auto scanned = scan(
     from,
     [&](const event& e) {
       auto [it, fresh] = recs.try_emplace(e.sandbox_id);
@@ -306,13 +343,19 @@ store::replay(const std::function<void(const std::string&)>& on_bad,
       if (on_bad)
         on_bad("event seq " + std::to_string(seq) + " is unreadable");
     });
+  if (!scanned)
+    return scanned.error();
   return recs;
 }
 
-std::optional<sandbox_record> store::replay_sandbox(const std::string& sandbox_id) const {
+result<std::optional<sandbox_record>>
+store::replay_sandbox(const std::string& sandbox_id) const {
   sandbox_record rec;
-  if (auto c = load_checkpoint())
-    for (auto& r : c->sandboxes)
+  auto c = load_checkpoint();
+  if (!c)
+    return c.error();
+  if (*c)
+    for (auto& r : (*c)->sandboxes)
       if (r.id == sandbox_id)
         rec = r;
   bool found = !rec.id.empty();
@@ -320,13 +363,16 @@ std::optional<sandbox_record> store::replay_sandbox(const std::string& sandbox_i
     if (e.seq > rec.last_seq)
       found |= static_cast<bool>(apply(rec, e));
   if (!found)
-    return std::nullopt;
-  return rec;
+    return std::optional<sandbox_record>{};
+  return std::optional<sandbox_record>{std::move(rec)};
 }
 
 result<uint64_t> store::compact(int64_t cutoff_ms) {
   std::lock_guard<std::mutex> guard{append_mtx_};
-  auto previous = load_checkpoint();
+  auto loaded = load_checkpoint();
+  if (!loaded)
+    return loaded.error();
+  auto& previous = *loaded;
   std::map<std::string, sandbox_record> recs;
   checkpoint next;
   if (previous) {
@@ -389,7 +435,12 @@ store::verify_report store::verify() const {
   std::string prev;
   uint64_t prev_seq = 0;
   // A compacted log begins at its signed checkpoint.
-  if (auto c = load_checkpoint()) {
+  auto loaded = load_checkpoint();
+  if (!loaded) {
+    broken(0, "", loaded.error().message);
+    return r;
+  }
+  if (auto& c = *loaded) {
     auto expected = hmac_sha256_hex(secret_, "checkpoint:" + checkpoint_body(*c).dump());
     if (!secure_equals(c->signature, expected)) {
       broken(c->seq, "", "the retention checkpoint's signature is invalid");
@@ -428,13 +479,20 @@ store::verify_report store::verify() const {
     prev_seq = seq;
     ++r.checked;
   }
-  if (get(meta_, "head_hash").value_or("") != prev)
+  if (!it->status().ok()) {
+    broken(prev_seq + 1, "", "cannot read on: " + it->status().ToString());
+    return r;
+  }
+  auto head = get(meta_, "head_hash");
+  if (!head)
+    broken(prev_seq, "", head.error().message);
+  else if (head->value_or("") != prev)
     broken(prev_seq, "", "the recorded head is not the last event (events removed from the end?)");
   return r;
 }
 
-void store::scan(uint64_t from, const std::function<bool(const event&)>& f,
-                 const std::function<void(uint64_t)>& on_corrupt) const {
+status store::scan(uint64_t from, const std::function<bool(const event&)>& f,
+                   const std::function<void(uint64_t)>& on_corrupt) const {
   // A scan reads the log once from `from` on (a replay reads all of it):
   // read ahead, and keep its blocks out of the cache the API's reads use.
   rocksdb::ReadOptions ro;
@@ -449,8 +507,11 @@ void store::scan(uint64_t from, const std::function<bool(const event&)>& f,
       continue;
     }
     if (!f(*e))
-      return;
+      return success();
   }
+  if (!it->status().ok())
+    return failure{503, "cannot read the event log: " + it->status().ToString()};
+  return success();
 }
 
 std::vector<event> store::events_of_sandbox(const std::string& id) const {
@@ -462,7 +523,7 @@ std::vector<event> store::events_of_sandbox(const std::string& id) const {
        it->Next()) {
     auto k = it->key();
     k.remove_prefix(prefix.size());
-    if (auto bytes = get(events_, be64(from_be64(k))))
+    if (auto bytes = readable(get(events_, be64(from_be64(k))), "an event of " + id))
       if (auto e = decode_event(*bytes))
         out.push_back(std::move(*e));
   }
@@ -491,7 +552,7 @@ std::vector<event> store::query_events(const event_query& q, bool* more) const {
        q.ascending ? it->Next() : it->Prev()) {
     auto k = it->key();
     k.remove_prefix(prefix.size());
-    auto bytes = get(events_, be64(from_be64(k)));
+    auto bytes = readable(get(events_, be64(from_be64(k))), "an event of " + q.org_id);
     if (!bytes)
       continue;
     auto e = decode_event(*bytes);
@@ -514,11 +575,13 @@ std::vector<event> store::query_events(const event_query& q, bool* more) const {
   return out;
 }
 
-std::optional<event> store::event_at(uint64_t seq) const {
+result<std::optional<event>> store::event_at(uint64_t seq) const {
   auto bytes = get(events_, be64(seq));
   if (!bytes)
-    return std::nullopt;
-  return decode_event(*bytes);
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<event>{};
+  return decode_event(**bytes);
 }
 
 status store::write(rocksdb::WriteBatch& batch, bool sync) {
@@ -544,11 +607,13 @@ status store::put_webhook(const webhook& w) {
   return put(webhooks_, w.id, encode(w));
 }
 
-std::optional<webhook> store::find_webhook(const std::string& id) const {
+result<std::optional<webhook>> store::find_webhook(const std::string& id) const {
   auto text = get(webhooks_, id);
   if (!text)
-    return std::nullopt;
-  return decode_webhook(*text);
+    return text.error();
+  if (!*text)
+    return std::optional<webhook>{};
+  return decode_webhook(**text);
 }
 
 std::vector<webhook> store::webhooks(const std::string& org_id) const {
@@ -570,9 +635,11 @@ status store::delete_webhook(const std::string& id) {
   return write(batch);
 }
 
-uint64_t store::webhook_cursor(const std::string& id) const {
+result<uint64_t> store::webhook_cursor(const std::string& id) const {
   auto v = get(cursors_, id);
-  return v ? from_be64(*v) : 0;
+  if (!v)
+    return v.error();
+  return *v ? from_be64(**v) : uint64_t{0};
 }
 
 status store::set_webhook_cursor(const std::string& id, uint64_t seq) {
@@ -583,11 +650,14 @@ status store::put_delivery(const delivery& d) {
   return put(deliveries_, index_key(d.webhook_id, d.seq), encode(d));
 }
 
-std::optional<delivery> store::find_delivery(const std::string& webhook_id, uint64_t seq) const {
+result<std::optional<delivery>> store::find_delivery(const std::string& webhook_id,
+                                                     uint64_t seq) const {
   auto text = get(deliveries_, index_key(webhook_id, seq));
   if (!text)
-    return std::nullopt;
-  return decode_delivery(*text);
+    return text.error();
+  if (!*text)
+    return std::optional<delivery>{};
+  return decode_delivery(**text);
 }
 
 std::vector<delivery> store::deliveries(const std::string& webhook_id,
@@ -614,9 +684,10 @@ status store::append_logs(const std::string& sandbox_id, const std::vector<log_l
   static std::atomic<uint64_t> counter{0};
   std::lock_guard<std::mutex> guard{logs_mtx_};
   auto count_key = "logcount:" + sandbox_id;
-  uint64_t count = 0;
-  if (auto v = get(meta_, count_key))
-    count = from_be64(*v);
+  auto v = get(meta_, count_key);
+  if (!v)
+    return v.error();
+  uint64_t count = *v ? from_be64(**v) : 0;
   rocksdb::WriteBatch batch;
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
               std::chrono::system_clock::now().time_since_epoch())
@@ -741,8 +812,11 @@ status store::append_metrics(const std::vector<std::pair<std::string, container_
     auto prefix = sandbox_id + std::string(1, '\0');
     auto count_key = "metriccount:" + sandbox_id;
     uint64_t count = 0;
-    if (auto v = get(meta_, count_key)) {
-      count = from_be64(*v);
+    auto v = get(meta_, count_key);
+    if (!v)
+      return v.error();
+    if (*v) {
+      count = from_be64(**v);
     } else {
       // A ring written before the count was kept: counted once.
       std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
@@ -862,8 +936,12 @@ result<std::string> store::ensure_org(const std::string& name) {
   if (name.empty())
     return bad_request("org name must not be empty");
   std::lock_guard<std::mutex> guard{append_mtx_};
-  if (auto id = get(orgs_, name))
-    return *id;
+  // Unreadable is not absent: a second id for the same org would split it.
+  auto known = get(orgs_, name);
+  if (!known)
+    return known.error();
+  if (*known)
+    return **known;
   auto id = new_uuid();
   if (auto st = put(orgs_, name, id); !st)
     return st.error();
@@ -880,7 +958,7 @@ result<std::string> store::create_key(const std::string& org_name) {
   return key;
 }
 
-std::optional<std::string> store::org_of_key(const std::string& key) const {
+result<std::optional<std::string>> store::org_of_key(const std::string& key) const {
   return get(keys_, sha256_hex(key));
 }
 
@@ -942,7 +1020,7 @@ std::optional<user_template> store::find_user_template(const std::string& org_id
                                                        const std::string& ref) const {
   if (ref.empty())
     return std::nullopt;
-  if (auto raw = get(templates_, owned_key(org_id, ref))) {
+  if (auto raw = readable(get(templates_, owned_key(org_id, ref)), "template " + ref)) {
     auto j = nlohmann::json::parse(*raw, nullptr, false);
     if (!j.is_discarded())
       return user_template_from_storage_json(j);
@@ -974,7 +1052,8 @@ status store::put_template_build(const template_build& b) {
 
 std::optional<template_build> store::find_template_build(const std::string& template_id,
                                                          const std::string& build_id) const {
-  auto raw = get(template_builds_, owned_key(template_id, build_id));
+  auto raw = readable(get(template_builds_, owned_key(template_id, build_id)),
+                      "build " + build_id);
   if (!raw)
     return std::nullopt;
   auto j = nlohmann::json::parse(*raw, nullptr, false);

@@ -87,7 +87,8 @@ public:
     std::vector<sandbox_record> sandboxes;
     std::string signature;
   };
-  std::optional<checkpoint> load_checkpoint() const;
+  /// Nullopt when no checkpoint was written; a failure when it cannot be read.
+  result<std::optional<checkpoint>> load_checkpoint() const;
 
   /// Drops events older than `cutoff_ms` (never the newest one), folding
   /// them into a new checkpoint. Returns how many were dropped.
@@ -98,14 +99,16 @@ public:
   /// that do not apply or do not decode. With `on_ended`, a sandbox is
   /// handed to it when its `killed` event is folded in and left out of the
   /// result: a long log then costs memory for the live sandboxes only.
-  std::map<std::string, sandbox_record>
+  /// Fails when the log cannot be read to its end (never a partial result:
+  /// a sandbox missing from it would be taken for one that never was).
+  result<std::map<std::string, sandbox_record>>
   replay(const std::function<void(const std::string&)>& on_bad = {},
          const std::function<void(sandbox_record&&)>& on_ended = {}) const;
 
   /// One sandbox as its retained events rebuild it (from its index, with
   /// the checkpoint's snapshot if it was alive there); nullopt when the
   /// log holds nothing of it.
-  std::optional<sandbox_record> replay_sandbox(const std::string& sandbox_id) const;
+  result<std::optional<sandbox_record>> replay_sandbox(const std::string& sandbox_id) const;
 
   /// Walks the whole chain and reports the first broken link, if any.
   struct verify_report {
@@ -118,8 +121,9 @@ public:
   verify_report verify() const;
 
   /// Calls `f` for each event with seq ≥ `from`, in order, until it returns
-  /// false. Undecodable entries are reported through `on_corrupt`.
-  void scan(uint64_t from, const std::function<bool(const event&)>& f,
+  /// false. Undecodable entries are reported through `on_corrupt`; a failure
+  /// means the log could not be read (an I/O error), not that it ended.
+  status scan(uint64_t from, const std::function<bool(const event&)>& f,
             const std::function<void(uint64_t seq)>& on_corrupt = {}) const;
 
   /// The events of one sandbox, oldest first (served from its index).
@@ -152,18 +156,18 @@ public:
   result<std::string> create_key(const std::string& org_name);
 
   /// The org id owning `key`, if any.
-  std::optional<std::string> org_of_key(const std::string& key) const;
+  result<std::optional<std::string>> org_of_key(const std::string& key) const;
 
   /// True once any key exists (first-start bootstrap).
   bool has_keys() const;
 
-  /// The event at `seq`, if stored and readable.
-  std::optional<event> event_at(uint64_t seq) const;
+  /// The event at `seq`; nullopt when it is not stored or does not decode.
+  result<std::optional<event>> event_at(uint64_t seq) const;
 
   // -- webhooks -------------------------------------------------------------
 
   status put_webhook(const webhook& w);
-  std::optional<webhook> find_webhook(const std::string& id) const;
+  result<std::optional<webhook>> find_webhook(const std::string& id) const;
   /// The webhooks of `org_id`, or of every org when empty.
   std::vector<webhook> webhooks(const std::string& org_id = "") const;
   /// Removes the webhook with its cursor and deliveries.
@@ -171,11 +175,12 @@ public:
 
   /// The last sequence number a webhook is done with (delivered, given up
   /// on, or not for it).
-  uint64_t webhook_cursor(const std::string& id) const;
+  result<uint64_t> webhook_cursor(const std::string& id) const;
   status set_webhook_cursor(const std::string& id, uint64_t seq);
 
   status put_delivery(const delivery& d);
-  std::optional<delivery> find_delivery(const std::string& webhook_id, uint64_t seq) const;
+  result<std::optional<delivery>> find_delivery(const std::string& webhook_id,
+                                               uint64_t seq) const;
   /// A webhook's deliveries, newest first, before `before_seq` when given;
   /// `keep` filters; `more` tells whether others follow.
   std::vector<delivery> deliveries(const std::string& webhook_id,
@@ -277,8 +282,9 @@ public:
 
 private:
   store() = default;
-  std::optional<std::string> get(rocksdb::ColumnFamilyHandle* cf,
-                                 const std::string& key) const;
+  /// Nullopt when the key is absent; a failure when it cannot be read.
+  result<std::optional<std::string>> get(rocksdb::ColumnFamilyHandle* cf,
+                                         const std::string& key) const;
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

@@ -60,7 +60,7 @@ result<next_found> find_next(store& db, const webhook& hook, uint64_t cursor) {
   out.cursor = cursor;
   std::optional<event> next;
   uint64_t looked_at = 0;
-  db.scan(cursor + 1, [&](const event& e) {
+  auto scanned = db.scan(cursor + 1, [&](const event& e) {
     out.cursor = e.seq;
     if (hook.enabled && e.team_id == hook.org_id && hook.wants(e.type)) {
       next = e;
@@ -68,9 +68,14 @@ result<next_found> find_next(store& db, const webhook& hook, uint64_t cursor) {
     }
     return ++looked_at < scan_step;
   });
+  if (!scanned)
+    return scanned.error();
   if (next) {
-    if (auto stored = db.find_delivery(hook.id, next->seq)) {
-      out.next = *stored;
+    auto stored = db.find_delivery(hook.id, next->seq);
+    if (!stored)
+      return stored.error();
+    if (*stored) {
+      out.next = **stored;
     } else {
       out.next.emplace();
       out.next->webhook_id = hook.id;
@@ -104,7 +109,10 @@ result<attempt_outcome> post_and_record(const webhook& hook, const webhook_confi
                                         delivery d, bool redelivery, uint64_t cursor) {
   auto& db = *cfg.db;
   attempt_outcome out;
-  auto e = db.event_at(d.seq);
+  auto read = db.event_at(d.seq);
+  if (!read)
+    return read.error(); // tried again: unreadable now is not gone
+  auto& e = *read;
   if (!e) {
     spdlog::error("webhook {}: event {} unreadable, skipped", hook.id, d.seq);
     out.skipped = true;
@@ -143,9 +151,13 @@ result<attempt_outcome> post_and_record(const webhook& hook, const webhook_confi
   a.error_message = r.error_message;
   out.retry_after_s = r.retry_after_s;
   // Re-read: a redelivery appends to the stored record.
-  if (redelivery)
-    if (auto stored = db.find_delivery(hook.id, d.seq))
-      d = *stored;
+  if (redelivery) {
+    auto stored = db.find_delivery(hook.id, d.seq);
+    if (!stored)
+      return stored.error();
+    if (*stored)
+      d = **stored;
+  }
   d.attempts.push_back(a);
   out.done = a.success || redelivery;
   if (!out.done && now_ms() - d.first_attempt_ms() >= cfg.give_up_after_ms) {
@@ -283,12 +295,18 @@ dispatcher_behavior(webhook_dispatcher_actor::stateful_pointer<dispatcher_state>
                     webhook_config cfg) {
   self->state.cfg = std::move(cfg);
   // The dispatcher is detached: its reads and writes block its own thread.
-  auto spawn_hook = [=](const webhook& w) {
-    self->state.hooks[w.id] = self->home_system().spawn(
-      delivery_behavior, w, self->state.cfg, self->state.cfg.db->webhook_cursor(w.id));
+  auto spawn_hook = [=](const webhook& w, uint64_t cursor) {
+    self->state.hooks[w.id] =
+      self->home_system().spawn(delivery_behavior, w, self->state.cfg, cursor);
   };
-  for (auto& w : self->state.cfg.db->webhooks())
-    spawn_hook(w);
+  for (auto& w : self->state.cfg.db->webhooks()) {
+    // From 0 would send every event again: a webhook whose cursor cannot be
+    // read stays idle (and says so) until the server restarts.
+    if (auto cursor = self->state.cfg.db->webhook_cursor(w.id))
+      spawn_hook(w, *cursor);
+    else
+      spdlog::error("webhook {}: not delivering: {}", w.id, cursor.error().message);
+  }
   return {
     [=](atom::wake) {
       for (auto& [id, h] : self->state.hooks)
@@ -297,11 +315,12 @@ dispatcher_behavior(webhook_dispatcher_actor::stateful_pointer<dispatcher_state>
     [=](atom::create, webhook& w) -> caf::result<webhook> {
       auto& db = *self->state.cfg.db;
       // Only events from now on: the cursor starts at the log's head.
-      if (auto st = db.set_webhook_cursor(w.id, db.head().seq); !st)
+      auto head = db.head().seq;
+      if (auto st = db.set_webhook_cursor(w.id, head); !st)
         return to_error(st.error());
       if (auto st = db.put_webhook(w); !st)
         return to_error(st.error());
-      spawn_hook(w);
+      spawn_hook(w, head);
       return w;
     },
     [=](atom::update, webhook& w) -> caf::result<webhook> {

@@ -233,23 +233,27 @@ TEST_F(chain, replay_hands_ended_sandboxes_on_and_rebuilds_one_by_id) {
   // An event after b's end does not apply, and leaves nothing behind.
   ASSERT_TRUE((*db)->append({lifecycle(event_type::updated, "b", 500)}));
   std::vector<std::string> ended, bad;
-  auto live = (*db)->replay([&](const std::string& why) { bad.push_back(why); },
-                            [&](sandbox_record&& r) { ended.push_back(r.id); });
+  auto replayed = (*db)->replay([&](const std::string& why) { bad.push_back(why); },
+                                [&](sandbox_record&& r) { ended.push_back(r.id); });
+  ASSERT_TRUE(replayed);
+  auto& live = *replayed;
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live["a"].state, sandbox_state::paused);
   EXPECT_EQ(ended, std::vector<std::string>{"b"});
   EXPECT_EQ(bad.size(), 1u);
   // Without the callback, every sandbox stays in the result (audit replay).
-  EXPECT_EQ((*db)->replay().size(), 2u);
-  auto b = (*db)->replay_sandbox("b");
+  EXPECT_EQ((*db)->replay()->size(), 2u);
+  auto b = *(*db)->replay_sandbox("b");
   ASSERT_TRUE(b);
   EXPECT_EQ(b->state, sandbox_state::stopped);
   EXPECT_EQ(b->org_id, "org");
   EXPECT_EQ(b->started_at_ms, 200);
-  EXPECT_FALSE((*db)->replay_sandbox("nobody"));
+  auto nobody = (*db)->replay_sandbox("nobody");
+  ASSERT_TRUE(nobody);
+  EXPECT_FALSE(*nobody);
   // One alive at a compaction comes back from the checkpoint's snapshot.
   ASSERT_TRUE((*db)->compact(1000));
-  auto a = (*db)->replay_sandbox("a");
+  auto a = *(*db)->replay_sandbox("a");
   ASSERT_TRUE(a);
   EXPECT_EQ(a->state, sandbox_state::paused);
 }
@@ -264,28 +268,28 @@ TEST_F(chain, compaction_keeps_a_signed_checkpoint_and_the_state) {
     ASSERT_TRUE((*db)->append({lifecycle(event_type::paused, "a", 300)}));
     ASSERT_TRUE((*db)->append({lifecycle(event_type::killed, "b", 400)}));
     ASSERT_TRUE((*db)->append({lifecycle(event_type::created, "c", 5000)}));
-    auto before = (*db)->replay();
+    auto before = *(*db)->replay();
     auto dropped = (*db)->compact(1000);
     ASSERT_TRUE(dropped);
     EXPECT_EQ(*dropped, 4u);
     EXPECT_EQ(*(*db)->compact(1000), 0u); // nothing more to drop
     // The state rebuilt from checkpoint + retained events is the same,
     // but for the stopped sandbox, which retention forgets.
-    auto after = (*db)->replay();
+    auto after = *(*db)->replay();
     EXPECT_EQ(after.size(), 2u);
     EXPECT_EQ(after["a"].state, sandbox_state::paused);
     EXPECT_EQ(after["a"].end_at_ms, before["a"].end_at_ms);
     EXPECT_EQ(after["c"].state, sandbox_state::running);
     EXPECT_EQ(after.count("b"), 0u);
     // The chain continues from the checkpoint, and new appends link on.
-    auto cp = (*db)->load_checkpoint();
+    auto cp = *(*db)->load_checkpoint();
     ASSERT_TRUE(cp);
     EXPECT_EQ(cp->seq, 4u);
     ASSERT_TRUE((*db)->append({lifecycle(event_type::resumed, "a", 6000)}));
     auto r = (*db)->verify();
     EXPECT_TRUE(r.ok) << r.reason;
     EXPECT_EQ(r.checked, 2u);
-    EXPECT_EQ((*db)->replay()["a"].state, sandbox_state::running);
+    EXPECT_EQ((*(*db)->replay())["a"].state, sandbox_state::running);
     // The newest event is never dropped, however old.
     EXPECT_EQ(*(*db)->compact(1000000), 1u);
     EXPECT_EQ((*db)->last_seq(), 6u);

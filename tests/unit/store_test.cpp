@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 
@@ -62,10 +63,10 @@ TEST_F(temp_db, replay_after_reopen_rebuilds_state) {
   ASSERT_TRUE(db);
   EXPECT_EQ((*db)->last_seq(), 4u);
   std::map<std::string, sandbox_record> recs;
-  (*db)->scan(0, [&](const event& e) {
+  ASSERT_TRUE((*db)->scan(0, [&](const event& e) {
     EXPECT_TRUE(apply(recs[e.sandbox_id], e).ok());
     return true;
-  });
+  }));
   EXPECT_EQ(recs["s1"].state, sandbox_state::paused);
   EXPECT_EQ(recs["s2"].state, sandbox_state::stopped);
   // Appends continue after the last stored sequence number.
@@ -96,12 +97,14 @@ TEST_F(temp_db, keys_are_hashed_and_map_to_their_org) {
   EXPECT_EQ(k1->size(), 44u);
   EXPECT_EQ(k1->rfind("e2b_", 0), 0u);
   EXPECT_TRUE((*db)->has_keys());
-  auto o1 = (*db)->org_of_key(*k1);
-  auto o2 = (*db)->org_of_key(*k2);
+  auto o1 = *(*db)->org_of_key(*k1);
+  auto o2 = *(*db)->org_of_key(*k2);
   ASSERT_TRUE(o1 && o2);
   EXPECT_NE(*o1, *o2);
   EXPECT_EQ(*o1, *(*db)->ensure_org("acme"));
-  EXPECT_FALSE((*db)->org_of_key("e2b_0000000000000000000000000000000000000000"));
+  auto unknown = (*db)->org_of_key("e2b_0000000000000000000000000000000000000000");
+  ASSERT_TRUE(unknown);
+  EXPECT_FALSE(*unknown);
 }
 
 TEST_F(temp_db, second_open_is_refused_while_the_first_holds_it) {
@@ -299,4 +302,61 @@ TEST_F(temp_db, all_snapshots_are_found_in_every_org) {
                                         "org-2/fork-b (hidden)"}));
   ASSERT_TRUE((*db)->delete_snapshot(all.front()));
   EXPECT_EQ((*db)->all_snapshots().size(), 2u);
+}
+
+// Flushes every column family of the store in `dir` (closed) to table
+// files, then breaks the data of the `family`'s files (their footers and
+// indexes, at the end, stay whole: the store opens, a read fails).
+static void corrupt_family(const std::string& dir, const std::string& family) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (auto& n : names)
+    descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options{}, dir, descs, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db{raw};
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions{}, handles).ok());
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db->GetLiveFilesMetaData(&files);
+  for (auto* h : handles)
+    ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  ASSERT_TRUE(db->Close().ok());
+  int broken = 0;
+  for (auto& f : files) {
+    if (f.column_family_name != family)
+      continue;
+    auto path = dir + f.name; // name begins with '/'
+    std::FILE* fp = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(fp, nullptr) << path;
+    std::string junk(std::min<size_t>(64, f.size / 4), 'x');
+    ASSERT_EQ(std::fwrite(junk.data(), 1, junk.size(), fp), junk.size());
+    std::fclose(fp);
+    ++broken;
+  }
+  ASSERT_GT(broken, 0) << "no table file of " << family;
+}
+
+TEST_F(temp_db, an_unreadable_value_is_an_error_not_an_absence) {
+  std::string org, key;
+  {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    auto k = (*db)->create_key("acme");
+    ASSERT_TRUE(k);
+    key = *k;
+    org = *(*db)->ensure_org("acme");
+  }
+  corrupt_family(dir, "orgs");
+  corrupt_family(dir, "api_keys");
+  auto db = store::open(dir);
+  ASSERT_TRUE(db) << db.error().message;
+  // Read as absent, the org would get a second id, and a valid key a 401.
+  auto again = (*db)->ensure_org("acme");
+  ASSERT_FALSE(again) << "a new id " << *again << " for an org whose id is " << org;
+  EXPECT_EQ(again.error().status, 503);
+  auto owner = (*db)->org_of_key(key);
+  ASSERT_FALSE(owner);
+  EXPECT_EQ(owner.error().status, 503);
 }
