@@ -16,6 +16,12 @@
 // Every append is one WriteBatch with the WAL synced: when append returns,
 // the event survives a crash. Events form a hash chain (core/event.hpp); the
 // head's hash is kept in `meta` within the same batch.
+//
+// One class, its implementation split by concern (as RocksDB splits DBImpl):
+// store.cpp (open, close, raw reads and writes), store_event_log.cpp,
+// store_accounts.cpp, store_webhooks.cpp, store_telemetry.cpp (logs,
+// metrics), store_artifacts.cpp (snapshots, templates, builds); key
+// encodings shared between them in store_detail.hpp.
 #pragma once
 
 #include <cstdint>

@@ -9,6 +9,7 @@
 
 #include "core/ids.hpp"
 #include "storage/store.hpp"
+#include "tests/unit/raw_db.hpp"
 
 using namespace sandboxd;
 namespace fs = std::filesystem;
@@ -45,18 +46,9 @@ struct chain : ::testing::Test {
   // Opens the raw database (the store closed) and hands `f` the events family.
   template <class F>
   void with_raw_events(F f) {
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto& name : names)
-      descs.emplace_back(name, rocksdb::ColumnFamilyOptions{});
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options{}, dir, descs, &handles, &raw).ok());
-    f(raw, handles[std::find(names.begin(), names.end(), "events") - names.begin()]);
-    for (auto* h : handles)
-      raw->DestroyColumnFamilyHandle(h);
-    delete raw;
+    with_raw_db(dir, [&](rocksdb::DB* raw, auto& families) {
+      f(raw, families.at("events"));
+    });
   }
 
   static std::string key(uint64_t seq) {

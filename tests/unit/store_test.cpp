@@ -10,6 +10,7 @@
 #include "core/ids.hpp"
 #include "core/sandbox.hpp"
 #include "storage/store.hpp"
+#include "tests/unit/raw_db.hpp"
 
 using namespace sandboxd;
 namespace fs = std::filesystem;
@@ -254,25 +255,9 @@ TEST_F(temp_db, auditors_open_a_store_from_before_the_newer_families) {
     ASSERT_TRUE((*db)->append({ev(event_type::created, "s1", "o1")}));
   }
   // Drop the newest family as an older sandboxd never made it.
-  {
-    rocksdb::Options opts;
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto& n : names)
-      descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(opts, dir, descs, &handles, &raw).ok());
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == "metrics") {
-        ASSERT_TRUE(raw->DropColumnFamily(handles[i]).ok());
-      }
-    }
-    for (auto* h : handles)
-      raw->DestroyColumnFamilyHandle(h);
-    delete raw;
-  }
+  with_raw_db(dir, [](rocksdb::DB* raw, auto& families) {
+    ASSERT_TRUE(raw->DropColumnFamily(families.at("metrics")).ok());
+  });
   auto ro = store::open_secondary(dir);
   ASSERT_TRUE(ro) << ro.error().message;
   EXPECT_EQ((*ro)->last_seq(), 1u);
@@ -308,21 +293,14 @@ TEST_F(temp_db, all_snapshots_are_found_in_every_org) {
 // files, then breaks the data of the `family`'s files (their footers and
 // indexes, at the end, stay whole: the store opens, a read fails).
 static void corrupt_family(const std::string& dir, const std::string& family) {
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (auto& n : names)
-    descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options{}, dir, descs, &handles, &raw).ok());
-  std::unique_ptr<rocksdb::DB> db{raw};
-  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions{}, handles).ok());
   std::vector<rocksdb::LiveFileMetaData> files;
-  db->GetLiveFilesMetaData(&files);
-  for (auto* h : handles)
-    ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-  ASSERT_TRUE(db->Close().ok());
+  with_raw_db(dir, [&](rocksdb::DB* db, auto& families) {
+    std::vector<rocksdb::ColumnFamilyHandle*> all;
+    for (auto& [name, h] : families)
+      all.push_back(h);
+    ASSERT_TRUE(db->Flush(rocksdb::FlushOptions{}, all).ok());
+    db->GetLiveFilesMetaData(&files);
+  });
   int broken = 0;
   for (auto& f : files) {
     if (f.column_family_name != family)
