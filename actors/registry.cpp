@@ -135,7 +135,7 @@ struct recovery_scan {
   std::map<std::string, origin> origins; // of the live records (none: no longer resolvable)
 };
 
-result<recovery_scan> scan_for_recovery(const store& db, container_runtime& rt,
+result<recovery_scan> scan_for_recovery(const store& db, sandbox_runtime& rt,
                                         const template_catalog& catalog) {
   recovery_scan scan;
   auto replayed = db.replay([](const std::string& why) { spdlog::error("replay: {}", why); },

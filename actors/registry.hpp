@@ -12,12 +12,12 @@
 namespace sandboxd {
 
 class store;
-class container_runtime;
+class sandbox_runtime;
 class template_catalog;
 
 struct registry_config {
   std::shared_ptr<store> db;                 // read for replay only
-  std::shared_ptr<container_runtime> runtime;
+  std::shared_ptr<sandbox_runtime> runtime;
   std::shared_ptr<const template_catalog> templates;
   event_log_actor log;
   size_t max_sandboxes = 200;                // live sandboxes on this host

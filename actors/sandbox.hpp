@@ -11,12 +11,12 @@
 
 namespace sandboxd {
 
-class container_runtime;
+class sandbox_runtime;
 class store;
 
 /// What a sandbox actor needs from the rest of the system.
 struct sandbox_deps {
-  std::shared_ptr<container_runtime> runtime;
+  std::shared_ptr<sandbox_runtime> runtime;
   std::shared_ptr<store> db; // the sandbox's log lines
   size_t max_snapshots = 100; // of its org (serve --max-snapshots-per-org)
   event_log_actor log;

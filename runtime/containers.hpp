@@ -35,25 +35,11 @@
 #include "runtime/launch_namespace.hpp"
 #include "runtime/network.hpp"
 #include "runtime/sandbox_disk.hpp"
+#include "runtime/sandbox_runtime.hpp"
 
 namespace sandboxd {
 
-struct container_spec {
-  std::string id;
-  std::string lower_rootfs; // the template, never written
-  // Snapshot layers stacked on the template, topmost first (a sandbox made
-  // from a snapshot); read-only like the template.
-  std::vector<std::string> layers;
-  int cpu_count = 2;
-  int memory_mb = 512;
-  int pids_max = 1024;
-  disk_limits disk{10240ll << 20, 0}; // the writable layer's filesystem; 0 inodes: the runtime's
-  std::map<std::string, std::string> env;
-  network_policy network; // allowInternetAccess + network{allowOut, denyOut}
-};
-
-
-class container_runtime {
+class container_runtime final : public sandbox_runtime {
 public:
   /// `runtime_bin`: crun, runc or a path. `agent_bin`: our agent, copied into
   /// the data dir so rebuilding the repo never changes a live sandbox's init.
@@ -68,67 +54,40 @@ public:
   void keep_disks_ready(size_t count, int64_t disk_bytes) {
     disks_.keep_ready(count, {disk_bytes, inodes_});
   }
-  bool disks_short() const { return disks_.short_of_ready(); }
-  status make_ready_disk() { return disks_.make_ready(); }
-  size_t ready_disks() const { return disks_.ready(); }
+  bool disks_short() const override { return disks_.short_of_ready(); }
+  status make_ready_disk() override { return disks_.make_ready(); }
+  size_t ready_disks() const override { return disks_.ready(); }
 
   /// Checks the runtime works on this host; the failure explains the fix.
   status check_host();
 
-  /// Creates and starts the container and waits until its agent answers.
-  /// Not `fresh`: starts a stopped sandbox again on its kept files (a cold
-  /// resume); a failure then stops it without removing them.
-  status create(const container_spec& spec, bool fresh = true);
-  /// Removes the container and its mounts but keeps its files (a pause
-  /// that frees memory). `create(spec, false)` starts it again.
-  status stop(const std::string& id);
-  status pause(const std::string& id);
-  status resume(const std::string& id);
-  /// Removes the container, its network, cgroup, mounts and files. Idempotent.
-  status destroy(const std::string& id);
-  /// A kill's first half, on the caller's path: the container's processes
-  /// are gone when it returns (its init killed through a pidfd and waited
-  /// for), nothing else is removed. Each success owes one reclaim(id).
-  status terminate(const std::string& id);
-  /// A kill's second half, off the caller's path: destroy(id), paying what
-  /// terminate owed. A server stopping first waits for it (wait_reclaims); a
-  /// crash leaves what recovery removes as a container no sandbox owns.
-  status reclaim(const std::string& id);
+  // The sandbox_runtime interface (documented there).
+  status create(const container_spec& spec, bool fresh = true) override;
+  status stop(const std::string& id) override;
+  status pause(const std::string& id) override;
+  status resume(const std::string& id) override;
+  status destroy(const std::string& id) override;
+  /// The container's init is killed through a pidfd and waited for.
+  status terminate(const std::string& id) override;
+  /// A server stopping first waits for it (wait_reclaims); a crash leaves
+  /// what recovery removes as a container no sandbox owns.
+  status reclaim(const std::string& id) override;
   /// Until every reclaim owed has run, or `within` passed (false then).
   bool wait_reclaims(std::chrono::milliseconds within);
-  /// Replaces a live sandbox's egress policy (PUT /sandboxes/:id/network):
-  /// 400 for a bad policy, 404 when the sandbox has no network.
-  status update_network(const std::string& id, const network_policy& policy);
-
-  /// "running", "paused", "stopped", or 404 when the runtime has no such
-  /// container.
-  result<std::string> state(const std::string& id);
+  status update_network(const std::string& id, const network_policy& policy) override;
+  result<std::string> state(const std::string& id) override;
 
   /// Removes this data dir's directory under /run once no sandbox is left
   /// in it (sandboxd cleanup).
   void remove_roots_dir();
 
-  /// Ids of every container in our own runtime state root.
-  result<std::vector<std::string>> list();
-
-  /// Copies the sandbox's writable layer into `dest` (which must not exist)
-  /// as a read-only layer for new sandboxes. The caller freezes the sandbox
-  /// first so the copy is consistent.
-  status copy_layer(const std::string& id, const std::string& dest);
-
-  /// Where the layer of snapshot `snapshot_id` lives.
-  std::string layer_dir(const std::string& snapshot_id) const {
-    return layers_root() + "/" + snapshot_id;
-  }
-
-  /// The directory holding every snapshot's layer (and nothing else).
-  std::string layers_root() const { return data_dir_ + "/snapshots"; }
-
-  /// The host path of the agent's unix socket for sandbox `id`.
-  std::string agent_socket(const std::string& id) const;
-
-  result<container_sample> sample(const std::string& id, int cpu_count,
-                                  int memory_mb, int disk_size_mb);
+  /// Those in our own runtime state root.
+  result<std::vector<std::string>> list() override;
+  status copy_layer(const std::string& id, const std::string& dest) override;
+  std::string layers_root() const override { return data_dir_ + "/snapshots"; }
+  std::string agent_socket(const std::string& id) const override;
+  result<container_sample> sample(const std::string& id, int cpu_count, int memory_mb,
+                                  int disk_size_mb) override;
 
 private:
   std::vector<std::string> runtime_cmd(std::vector<std::string> args) const;
