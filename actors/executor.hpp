@@ -48,4 +48,5 @@ private:
 
 } // namespace sandboxd
 
+// A closure for this node's own executor threads: it never crosses a node.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::blocking_job)

@@ -3,8 +3,9 @@
 //   http ──▶ registry ──▶ sandbox ──▶ runtime (crun + agent)
 //                              └────▶ event_log (RocksDB, synced)
 //
-// Message payloads are plain data from core/; they never leave the process,
-// so they are allowed as local message types rather than serialized.
+// Message payloads are plain data from core/, each with a CAF `inspect`
+// beside its definition so the actors could be spread over nodes (CAF's
+// middleman); add_message_types announces them.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,11 @@ struct connect_result {
   bool resumed = false;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, connect_result& x) {
+  return f(caf::meta::type_name("connect_result"), x.sandbox, x.resumed);
+}
+
 /// A page of the v2 listing: the org's running or paused sandboxes matching
 /// the filters, by start time then id, after the cursor.
 struct list_query {
@@ -45,6 +51,13 @@ struct list_query {
   std::optional<std::pair<int64_t, std::string>> after; // the cursor
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, list_query& x) {
+  return f(caf::meta::type_name("list_query"), x.org, x.states, x.metadata,
+           x.template_id, optional_field(x.started_after_ms), x.ascending, x.limit,
+           optional_field(x.after));
+}
+
 /// A page as the API shows it: the items' renderings
 /// (registry_config::render) joined into one JSON array, each kept by the
 /// registry until its sandbox changes, so a listing copies text only.
@@ -54,6 +67,12 @@ struct rendered_page {
   uint64_t total_running = 0; // the org's running sandboxes, all filters aside
   std::optional<std::pair<int64_t, std::string>> last; // the last item's (start, id)
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rendered_page& x) {
+  return f(caf::meta::type_name("rendered_page"), x.json, x.more, x.total_running,
+           optional_field(x.last));
+}
 
 /// How often an org started sandboxes from one template (spawnCount,
 /// lastSpawnedAt), kept as counters so no listing walks the history.
@@ -78,6 +97,13 @@ struct registry_stats {
   std::map<std::string, uint64_t> warm;      // per template: warm sandboxes ready
   uint64_t ready_disks = 0;                   // sandbox disks made ahead
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, registry_stats& x) {
+  return f(caf::meta::type_name("registry_stats"), x.by_state, x.latency_bounds_s,
+           x.latency_counts, x.latency_sum_s, x.creates, x.create_failures, x.warm,
+           x.ready_disks);
+}
 
 namespace atom {
 using append = caf::atom_constant<caf::atom("append")>;
@@ -300,21 +326,8 @@ caf::error to_error(const failure& f);
 /// The inverse; CAF's own errors (timeouts, dead actors) become 5xx.
 failure from_error(const caf::error& e);
 
-} // namespace sandboxd
+/// Announces every payload type above (and the actor handles in replies) by
+/// name: a node can only deserialize the types it was told about.
+void add_message_types(caf::actor_system_config& cfg);
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::event)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::create_spec)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::sandbox_record)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<sandboxd::sandbox_record>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::string>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::connect_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::container_sample)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::kill_reason)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::webhook)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::registry_stats)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::list_query)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::rendered_page)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::snapshot_info)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::network_view)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::template_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::user_template)
+} // namespace sandboxd

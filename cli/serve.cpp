@@ -302,6 +302,7 @@ int serve(int argc, char** argv) {
                  "address: less than asked for", nofile, limits.total, limits.per_client);
 
   caf::actor_system_config cfg;
+  add_message_types(cfg);
   // Work sharing: idle workers block on the shared queue. Work stealing
   // polls (spins, then naps every 10 ms) after each message: with a metrics
   // sample per sandbox every few seconds the workers never rested (0.37 of 2

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/inspect.hpp"
+
 namespace sandboxd {
 
 enum class event_type : uint8_t { created, paused, resumed, killed, updated };
@@ -69,6 +71,16 @@ struct event {
   // the hash of an old event is computed over its original bytes.
   uint8_t format = 4;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event& x) {
+  return f(caf::meta::type_name("event"), x.seq, x.id, x.type, x.timestamp_ms,
+           x.sandbox_id, x.template_id, x.team_id, x.execution_id, x.metadata,
+           x.end_at_ms, caf::meta::omittable(), x.env_vars, x.alias, x.cpu_count,
+           x.memory_mb, x.disk_size_mb, x.timeout_s, x.idle_timeout_s, x.max_end_ms,
+           optional_field(x.execution), optional_field(x.reason), x.ext,
+           x.prev_hash, x.hash, x.format);
+}
 
 /// The keys of event::ext.
 namespace event_ext {

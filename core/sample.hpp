@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "core/inspect.hpp"
+
 namespace sandboxd {
 
 struct container_sample {
@@ -16,5 +18,12 @@ struct container_sample {
   int64_t disk_used = 0;
   int64_t disk_total = 0;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, container_sample& x) {
+  return f(caf::meta::type_name("container_sample"), x.timestamp_ms, x.cpu_count,
+           x.cpu_used_pct, x.mem_used, x.mem_total, x.mem_cache, x.disk_used,
+           x.disk_total);
+}
 
 } // namespace sandboxd

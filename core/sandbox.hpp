@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/event.hpp"
+#include "core/inspect.hpp"
 #include "core/result.hpp"
 
 namespace sandboxd {
@@ -32,6 +33,12 @@ struct network_view {
   bool public_traffic = true;     // false: a port request needs the traffic access token
   std::string mask_request_host;  // the Host a port sees ("${PORT}" replaced); empty: the client's
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, network_view& x) {
+  return f(caf::meta::type_name("network_view"), x.internet, x.internet_set,
+           x.allow_out, x.deny_out, x.public_traffic, x.mask_request_host);
+}
 
 /// What a client asked for when creating a sandbox (already validated).
 struct create_spec {
@@ -60,6 +67,20 @@ struct create_spec {
   network_view network;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, create_spec::agent_launch& x) {
+  return f(caf::meta::type_name("agent_launch"), x.name, x.model, x.task, x.command,
+           x.key_env, caf::meta::omittable(), x.key, x.cancel_grace_s);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, create_spec& x) {
+  return f(caf::meta::type_name("create_spec"), x.org_id, x.template_id, x.timeout_s,
+           x.metadata, caf::meta::omittable(), x.env_vars, x.alias, x.idle_timeout_s,
+           x.max_lifetime_s, optional_field(x.agent), x.auto_pause, x.auto_pause_memory,
+           x.auto_resume, x.network);
+}
+
 /// Everything known about one sandbox; rebuilt by folding its events.
 struct sandbox_record {
   std::string id;
@@ -85,6 +106,15 @@ struct sandbox_record {
   // event_ext): e.g. the agent's status.
   std::map<std::string, std::string> ext;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sandbox_record& x) {
+  return f(caf::meta::type_name("sandbox_record"), x.id, x.org_id, x.template_id,
+           x.alias, x.metadata, caf::meta::omittable(), x.env_vars, x.cpu_count,
+           x.memory_mb, x.disk_size_mb, x.timeout_s, x.idle_timeout_s, x.max_end_ms,
+           x.started_at_ms, x.end_at_ms, x.state, x.execution_id, x.execution_started_ms,
+           optional_field(x.end_reason), x.last_seq, x.ext);
+}
 
 /// The one-shot agent of an e2a sandbox, read from the record's extensions.
 struct agent_view {

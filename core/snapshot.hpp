@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/inspect.hpp"
+
 namespace sandboxd {
 
 struct snapshot_info {
@@ -22,6 +24,12 @@ struct snapshot_info {
   int64_t created_ms = 0;
   bool hidden = false;             // made for a fork, not listed
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, snapshot_info& x) {
+  return f(caf::meta::type_name("snapshot_info"), x.id, x.org_id, x.name, x.sandbox_id,
+           x.template_id, x.layers, x.created_ms, x.hidden);
+}
 
 /// E2B's snapshot id: "<name>:default", or "<id>:default" without a name.
 std::string public_id(const snapshot_info& s);

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/inspect.hpp"
 #include "core/result.hpp"
 
 namespace sandboxd {
@@ -34,6 +35,13 @@ struct template_request {
   std::optional<int> cpu_count;           // 1..8, default the parent's
   std::optional<int> memory_mb;           // 128..16384, default the parent's
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, template_request& x) {
+  return f(caf::meta::type_name("template_request"), x.org_id, x.name, x.extends,
+           x.packages, caf::meta::omittable(), x.env, x.start_cmd,
+           optional_field(x.cpu_count), optional_field(x.memory_mb));
+}
 
 /// Parses and checks a POST /templates body; every problem is a 400 naming
 /// the field. Unknown fields are refused (notably `run`/`steps`: the API
@@ -71,6 +79,14 @@ struct template_build {
   std::string hash;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, template_build& x) {
+  return f(caf::meta::type_name("template_build"), x.id, x.template_id, x.org_id,
+           x.status, x.reason, x.created_ms, x.updated_ms, x.finished_ms, x.parent,
+           x.packages, x.run, caf::meta::omittable(), x.env, x.start_cmd, x.ready_port,
+           x.cpu_count, x.memory_mb, x.hash);
+}
+
 /// An org's template: private to the org, rebuilt by POSTing its name again.
 struct user_template {
   std::string id;            // 20 characters [a-z0-9], like sandbox ids
@@ -85,6 +101,13 @@ struct user_template {
   // rebuild is under way).
   std::optional<template_build> ready;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user_template& x) {
+  return f(caf::meta::type_name("user_template"), x.id, x.org_id, x.name, x.created_ms,
+           x.updated_ms, x.build_count, x.latest_build, x.latest_status,
+           optional_field(x.ready));
+}
 
 /// One progress line of a build (E2B's BuildLogEntry).
 struct build_log_entry {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/event.hpp"
+#include "core/inspect.hpp"
 
 namespace sandboxd {
 
@@ -25,6 +26,12 @@ struct webhook {
 
   bool wants(event_type t) const;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, webhook& x) {
+  return f(caf::meta::type_name("webhook"), x.id, x.org_id, x.name, x.url,
+           caf::meta::omittable(), x.secret, x.events, x.enabled, x.created_ms);
+}
 
 /// One POST of one event to one webhook.
 struct delivery_attempt {

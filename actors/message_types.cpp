@@ -1,0 +1,28 @@
+#include "actors/interfaces.hpp"
+
+namespace sandboxd {
+
+void add_message_types(caf::actor_system_config& cfg) {
+  // add_message_type<T> also announces std::vector<T> (list replies).
+  // Builtins (strings, std::vector<std::string>, integers, bool, caf::actor)
+  // need no announcement; blocking_job never leaves its node.
+  cfg.add_message_type<event>("sandboxd::event")
+    .add_message_type<create_spec>("sandboxd::create_spec")
+    .add_message_type<sandbox_record>("sandboxd::sandbox_record")
+    .add_message_type<connect_result>("sandboxd::connect_result")
+    .add_message_type<container_sample>("sandboxd::container_sample")
+    .add_message_type<kill_reason>("sandboxd::kill_reason")
+    .add_message_type<webhook>("sandboxd::webhook")
+    .add_message_type<registry_stats>("sandboxd::registry_stats")
+    .add_message_type<list_query>("sandboxd::list_query")
+    .add_message_type<rendered_page>("sandboxd::rendered_page")
+    .add_message_type<snapshot_info>("sandboxd::snapshot_info")
+    .add_message_type<network_view>("sandboxd::network_view")
+    .add_message_type<template_request>("sandboxd::template_request")
+    .add_message_type<user_template>("sandboxd::user_template")
+    .add_message_type<std::map<std::string, template_usage>>(
+      "std::map<std::string,sandboxd::template_usage>")
+    .add_message_type<sandbox_actor>("sandboxd::sandbox_actor");
+}
+
+} // namespace sandboxd
