@@ -152,16 +152,26 @@ result<recovery_scan> scan_for_recovery(const store& db, sandbox_runtime& rt,
   scan.containers = std::move(*ids);
   // A layer no snapshot owns was left by a crash between a snapshot's
   // removal from the store and its files' (or its copy and its store write).
+  // Only when every snapshot could be read: a layer is garbage only if no
+  // snapshot owns it for certain.
+  size_t unreadable = 0;
+  auto snaps = db.all_snapshots(&unreadable);
+  if (!snaps)
+    return snaps.error();
   std::set<std::string> owned;
-  for (auto& snap : db.all_snapshots()) {
+  for (auto& snap : *snaps) {
     owned.insert(snap.id);
     if (snap.hidden)
       scan.hidden.push_back(std::move(snap));
   }
   std::error_code ec;
-  for (auto& entry : std::filesystem::directory_iterator(rt.layers_root(), ec))
-    if (!owned.count(entry.path().filename().string()))
-      scan.orphan_layers.push_back(entry.path().string());
+  if (unreadable == 0) {
+    for (auto& entry : std::filesystem::directory_iterator(rt.layers_root(), ec))
+      if (!owned.count(entry.path().filename().string()))
+        scan.orphan_layers.push_back(entry.path().string());
+  } else {
+    spdlog::error("{} stored snapshots are unreadable: layers on disk are all kept", unreadable);
+  }
   if (ec && ec != std::errc::no_such_file_or_directory)
     return internal_error("cannot list " + rt.layers_root() + ": " + ec.message());
   for (auto& [id, rec] : scan.records)

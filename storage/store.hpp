@@ -241,7 +241,9 @@ public:
                                        const std::optional<std::string>& before, bool* more) const;
   /// Every org's snapshots, for the sweeps at start (forks' hidden ones whose
   /// forks ended; layers on disk that no snapshot owns).
-  std::vector<snapshot_info> all_snapshots() const;
+  /// A failure when they cannot all be read; `unreadable` counts entries that
+  /// do not decode (whose layers must then not be taken for garbage).
+  result<std::vector<snapshot_info>> all_snapshots(size_t* unreadable = nullptr) const;
   /// The org's newest snapshot that `ref` names (id or name, tagged or not).
   std::optional<snapshot_info> find_snapshot(const std::string& org_id, const std::string& ref) const;
   /// A snapshot's cursor for `snapshots(before=...)`.

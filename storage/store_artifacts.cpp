@@ -58,16 +58,19 @@ store::snapshots(const std::string& org_id, size_t limit,
     keep, more);
 }
 
-std::vector<snapshot_info> store::all_snapshots() const {
+result<std::vector<snapshot_info>> store::all_snapshots(size_t* unreadable) const {
   std::vector<snapshot_info> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, snapshots_)};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    if (j.is_discarded())
-      continue;
-    if (auto s = snapshot_from_storage_json(j))
+    auto s = j.is_discarded() ? std::nullopt : snapshot_from_storage_json(j);
+    if (s)
       out.push_back(std::move(*s));
+    else if (unreadable)
+      ++*unreadable;
   }
+  if (!it->status().ok())
+    return failure{503, "cannot read the snapshots: " + it->status().ToString()};
   return out;
 }
 

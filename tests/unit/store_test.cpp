@@ -279,14 +279,14 @@ TEST_F(temp_db, all_snapshots_are_found_in_every_org) {
   ASSERT_TRUE((*db)->put_snapshot(snap("fork-a", "org-1", true, 1)));
   ASSERT_TRUE((*db)->put_snapshot(snap("named-a", "org-1", false, 2)));
   ASSERT_TRUE((*db)->put_snapshot(snap("fork-b", "org-2", true, 3)));
-  auto all = (*db)->all_snapshots();
+  auto all = *(*db)->all_snapshots();
   std::set<std::string> ids;
   for (auto& s : all)
     ids.insert(s.org_id + "/" + s.id + (s.hidden ? " (hidden)" : ""));
   EXPECT_EQ(ids, (std::set<std::string>{"org-1/fork-a (hidden)", "org-1/named-a",
                                         "org-2/fork-b (hidden)"}));
   ASSERT_TRUE((*db)->delete_snapshot(all.front()));
-  EXPECT_EQ((*db)->all_snapshots().size(), 2u);
+  EXPECT_EQ((*db)->all_snapshots()->size(), 2u);
 }
 
 // Flushes every column family of the store in `dir` (closed) to table
