@@ -80,8 +80,6 @@ void count_usage(std::map<std::string, std::map<std::string, template_usage>>& u
   u.last_ms = std::max(u.last_ms, rec.started_at_ms);
 }
 
-// What replay finds: the live sandboxes' records, the newest ended ones and
-// every one's template usage, and the containers on the host.
 // What a sandbox is made from: a catalogue template, or one of the org's
 // snapshots (its layers on the template it was taken from).
 struct origin {
@@ -125,6 +123,8 @@ std::optional<origin> catalogue_origin(const template_catalog& catalog,
   return std::nullopt;
 }
 
+// What replay finds: the live sandboxes' records, the newest ended ones and
+// every one's template usage, and the containers on the host.
 struct recovery_scan {
   std::map<std::string, sandbox_record> records;
   std::map<std::string, std::deque<sandbox_record>> ended;
