@@ -1,7 +1,6 @@
 #include "actors/agent_stream.hpp"
 
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "actors/output_lines.hpp"
 #include "core/clock.hpp"
@@ -55,10 +54,7 @@ public:
 
 private:
   void write(const std::vector<store::log_line>& lines) {
-    if (lines.empty())
-      return;
-    if (auto s = to_.db->append_logs(to_.sandbox_id, lines); !s)
-      spdlog::warn("sandbox {}: output not logged: {}", to_.sandbox_id, s.error().message);
+    log_output(*to_.db, to_.sandbox_id, lines);
   }
 
   static constexpr size_t limit = 1 << 20;

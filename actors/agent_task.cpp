@@ -3,7 +3,6 @@
 #include "actors/output_lines.hpp"
 
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "core/clock.hpp"
 #include "runtime/agent_client.hpp"
@@ -35,17 +34,11 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
       return;
     }
     output_lines out{"stdout"}, err{"stderr"};
-    auto keep = [&](const std::vector<store::log_line>& lines) {
-      if (lines.empty())
-        return;
-      if (auto s = db->append_logs(sandbox_id, lines); !s)
-        spdlog::warn("sandbox {}: output not logged: {}", sandbox_id, s.error().message);
-    };
     auto flush_all = [&] {
       std::vector<store::log_line> lines;
       out.flush(now_ms(), lines);
       err.flush(now_ms(), lines);
-      keep(lines);
+      log_output(*db, sandbox_id, lines);
     };
     for (;;) {
       self->receive([&](caf::down_msg&) { parent_gone = true; }, caf::after(milliseconds(0)) >> [] {});
@@ -67,7 +60,7 @@ void spawn_agent_task(caf::actor_system& sys, std::string socket, std::string re
         auto data = base64::decode(f.value("data", ""));
         std::vector<store::log_line> lines;
         (type == "stderr" ? err : out).feed(data.value_or(""), now_ms(), lines);
-        keep(lines);
+        log_output(*db, sandbox_id, lines);
       } else if (type == "end") {
         flush_all();
         // A signalled process reports 128 + the signal, as a shell does.

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "core/utf8_lossy.hpp"
 #include "storage/store.hpp"
 
@@ -45,5 +47,15 @@ private:
   std::string stream_;
   std::string pending_;
 };
+
+/// Appends `lines` to sandbox `id`'s log. The process already ran: a failed
+/// write loses its lines, and says so in the server's log.
+inline void log_output(store& db, const std::string& id,
+                       const std::vector<store::log_line>& lines) {
+  if (lines.empty())
+    return;
+  if (auto s = db.append_logs(id, lines); !s)
+    spdlog::warn("sandbox {}: output not logged: {}", id, s.error().message);
+}
 
 } // namespace sandboxd

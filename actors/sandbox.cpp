@@ -9,6 +9,7 @@
 #include "actors/agent_stream.hpp"
 #include "actors/agent_task.hpp"
 #include "actors/blocking.hpp"
+#include "actors/output_lines.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/utf8_lossy.hpp"
@@ -181,7 +182,7 @@ void kill_sandbox(self_ptr self, kill_reason reason, record_cont k) {
 }
 
 // A finished process's output as log lines, one per line of output.
-std::vector<store::log_line> output_lines(const agent::exec_outcome& r) {
+std::vector<store::log_line> exec_output_lines(const agent::exec_outcome& r) {
   std::vector<store::log_line> lines;
   auto ts = now_ms();
   for (auto [stream, text] : {std::pair{"stdout", &r.stdout_data}, std::pair{"stderr", &r.stderr_data}}) {
@@ -650,14 +651,13 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         auto r = agent::run(sock, nlohmann::json::parse(request),
                             std::chrono::milliseconds(timeout_ms));
         if (r) {
-          auto lines = output_lines(*r);
+          auto lines = exec_output_lines(*r);
           // The log keeps its newest 10,000 lines: write no more than that.
           if (lines.size() > 10000)
             lines.erase(lines.begin(), lines.end() - 10000);
           for (auto& l : lines)
             l.line = utf8_lossy(l.line);
-          if (auto s = db->append_logs(id, lines); !s)
-            spdlog::warn("sandbox {}: task output not logged: {}", id, s.error().message);
+          log_output(*db, id, lines);
         }
         // Whatever stopped the process from running is the sandbox's
         // failure, not the caller's: 502 with the agent's reason.

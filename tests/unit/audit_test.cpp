@@ -288,26 +288,15 @@ TEST_F(chain, compaction_keeps_a_signed_checkpoint_and_the_state) {
     EXPECT_TRUE((*db)->verify().ok);
   }
   // A forged checkpoint (its snapshot edited) fails verification.
-  {
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir, &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (auto& n : names)
-      descs.emplace_back(n, rocksdb::ColumnFamilyOptions{});
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options{}, dir, descs, &handles, &raw).ok());
-    auto* meta = handles[std::find(names.begin(), names.end(), "meta") - names.begin()];
+  with_raw_db(dir, [](rocksdb::DB* raw, auto& families) {
+    auto* meta = families.at("meta");
     std::string cp;
     ASSERT_TRUE(raw->Get({}, meta, "checkpoint", &cp).ok());
     auto at = cp.find("\"paused\"") != std::string::npos ? cp.find("\"state\":2") : cp.find("\"state\":");
     ASSERT_NE(at, std::string::npos);
     cp.replace(cp.find("\"state\":", at), 9, "\"state\":3");
     ASSERT_TRUE(raw->Put({}, meta, "checkpoint", cp).ok());
-    for (auto* h : handles)
-      raw->DestroyColumnFamilyHandle(h);
-    delete raw;
-  }
+  });
   auto r = verify();
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.reason, "the retention checkpoint's signature is invalid");
