@@ -330,4 +330,46 @@ failure from_error(const caf::error& e);
 /// name: a node can only deserialize the types it was told about.
 void add_message_types(caf::actor_system_config& cfg);
 
+// ---- tunnel (cluster data plane) ----
+//
+// A client's connection to a remote sandbox's agent socket, carried over CAF
+// messages (actors/tunnel.hpp): the control node's front accepts it on a
+// local unix socket, the worker's back connects it to the agent socket. Both
+// ends name a connection by the number the front gave it, and each end takes
+// traffic for a number only from the peer actor that connection belongs to
+// (the message's sender): anything else is dropped.
+
+namespace atom {
+using tunnel_open = caf::atom_constant<caf::atom("tunopen")>;
+using tunnel_data = caf::atom_constant<caf::atom("tundata")>;
+using tunnel_ack = caf::atom_constant<caf::atom("tunack")>;
+using tunnel_eof = caf::atom_constant<caf::atom("tuneof")>;
+using tunnel_close = caf::atom_constant<caf::atom("tunclose")>;
+} // namespace atom
+
+/// What each end of a tunnelled connection takes from the other.
+using tunnel_peer_actor = caf::typed_actor<
+  // Bytes (64 KiB at most) the sender read from its socket of connection
+  // `conn`; with the unacknowledged ones they stay within the window.
+  caf::reacts_to<atom::tunnel_data, uint64_t, std::string>,
+  // The sender wrote `n` more of our bytes of `conn` out: they leave our
+  // window, and we read on if it was full.
+  caf::reacts_to<atom::tunnel_ack, uint64_t, uint64_t>,
+  // The sender's socket of `conn` reached its end of stream (after every
+  // byte it sent): half-close ours once the pending bytes are written.
+  caf::reacts_to<atom::tunnel_eof, uint64_t>,
+  // The sender dropped `conn` (connect failure, error, withdraw, limit):
+  // close ours now, pending bytes discarded.
+  caf::reacts_to<atom::tunnel_close, uint64_t>>;
+
+/// The control node's end: one per tunnel_front.
+using tunnel_front_actor = tunnel_peer_actor;
+
+/// A worker's end, sent to the control node when the worker joins.
+using tunnel_back_actor = tunnel_peer_actor::extend<
+  // A client connected to sandbox `id`'s socket on the front (the sender):
+  // connect `conn` to that sandbox's agent socket (the worker's own path
+  // for `id`, never one from a message), or answer tunnel_close.
+  caf::reacts_to<atom::tunnel_open, uint64_t, std::string>>;
+
 } // namespace sandboxd

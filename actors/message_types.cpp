@@ -22,7 +22,10 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<user_template>("sandboxd::user_template")
     .add_message_type<std::map<std::string, template_usage>>(
       "std::map<std::string,sandboxd::template_usage>")
-    .add_message_type<sandbox_actor>("sandboxd::sandbox_actor");
+    .add_message_type<sandbox_actor>("sandboxd::sandbox_actor")
+    // Handed to the control node when a worker joins.
+    .add_message_type<tunnel_back_actor>("sandboxd::tunnel_back_actor")
+    .add_message_type<tunnel_peer_actor>("sandboxd::tunnel_peer_actor");
 }
 
 } // namespace sandboxd
