@@ -148,6 +148,11 @@ using agent_end = caf::atom_constant<caf::atom("agentend")>;
 using prepare = caf::atom_constant<caf::atom("prepare")>;
 using claim = caf::atom_constant<caf::atom("claim")>;
 using drain = caf::atom_constant<caf::atom("drain")>;
+using stop = caf::atom_constant<caf::atom("stop")>;
+using resume = caf::atom_constant<caf::atom("resume")>;
+using reclaim = caf::atom_constant<caf::atom("reclaim")>;
+using lost = caf::atom_constant<caf::atom("lost")>;
+using join = caf::atom_constant<caf::atom("join")>;
 } // namespace atom
 
 /// The single writer of the event log.
@@ -230,7 +235,11 @@ using sandbox_actor = caf::typed_actor<
   caf::reacts_to<atom::agent_up, int64_t>,
   // The agent process ended with `exit_code` (128 + N: killed by signal N), or
   // the task lost it (`lost`: the sandbox stopped under it).
-  caf::reacts_to<atom::agent_end, int64_t, bool>>;
+  caf::reacts_to<atom::agent_end, int64_t, bool>,
+  // Its worker node was lost (or never came back): logs `killed` with
+  // kill_reason node_lost (the sandbox ends in `error`) and stops. Nothing is
+  // asked of the runtime: the node's leftovers go when it rejoins.
+  caf::reacts_to<atom::lost>>;
 
 /// Maps sandbox ids to sandbox actors, per org.
 using registry_actor = caf::typed_actor<
@@ -277,7 +286,12 @@ using registry_actor = caf::typed_actor<
   caf::reacts_to<atom::sample>,
   // Shutdown: removes every warm sandbox and stops refilling; replies with
   // how many were removed.
-  caf::replies_to<atom::drain>::with<uint64_t>>;
+  caf::replies_to<atom::drain>::with<uint64_t>,
+  // Worker node `node` is lost with sandboxes `ids` on it: each ends in
+  // `error` (kill_reason node_lost).
+  caf::reacts_to<atom::lost, std::string, std::vector<std::string>>,
+  // Worker node `node` (re)joined: its sandboxes `ids` reconcile with it.
+  caf::reacts_to<atom::reconcile, std::string, std::vector<std::string>>>;
 
 /// One per webhook: tails the log from the webhook's durable cursor and
 /// delivers its events in order, at least once.
@@ -320,16 +334,6 @@ using template_builder_actor = caf::typed_actor<
   // sandbox or a snapshot rests on it.
   caf::replies_to<atom::remove, std::string, std::string>::with<bool>>;
 
-/// Turns a failure into a CAF error that keeps its status and message.
-caf::error to_error(const failure& f);
-
-/// The inverse; CAF's own errors (timeouts, dead actors) become 5xx.
-failure from_error(const caf::error& e);
-
-/// Announces every payload type above (and the actor handles in replies) by
-/// name: a node can only deserialize the types it was told about.
-void add_message_types(caf::actor_system_config& cfg);
-
 // ---- tunnel (cluster data plane) ----
 //
 // A client's connection to a remote sandbox's agent socket, carried over CAF
@@ -371,5 +375,86 @@ using tunnel_back_actor = tunnel_peer_actor::extend<
   // connect `conn` to that sandbox's agent socket (the worker's own path
   // for `id`, never one from a message), or answer tunnel_close.
   caf::reacts_to<atom::tunnel_open, uint64_t, std::string>>;
+
+// ---- cluster (worker nodes over CAF's middleman) ----
+
+/// What a worker node offers: sent when it joins, asked every few seconds.
+struct node_capacity {
+  std::string node;                   // its name, unique in the cluster
+  int32_t cpus = 0;
+  int64_t memory_mb = 0;              // the host's memory
+  int64_t available_mb = 0;           // MemAvailable when reported
+  uint32_t containers = 0;            // sandboxes it holds
+  std::vector<std::string> templates; // catalogue templates built there
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_capacity& x) {
+  return f(caf::meta::type_name("node_capacity"), x.node, x.cpus, x.memory_mb, x.available_mb,
+           x.containers, x.templates);
+}
+
+/// A node as the operator sees it (sandboxd cluster nodes).
+struct node_view {
+  node_capacity capacity;
+  bool local = false;      // the control node's own runtime
+  bool connected = false;
+  bool draining = false;   // no new sandboxes
+  uint32_t sandboxes = 0;  // placed there by this control node
+  int64_t allocated_mb = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_view& x) {
+  return f(caf::meta::type_name("node_view"), x.capacity, x.local, x.connected, x.draining,
+           x.sandboxes, x.allocated_mb);
+}
+
+/// A worker node's container runtime, driven by the control node: each
+/// message is the sandbox_runtime call of the same name, run on the worker's
+/// bounded executor. Failures come back as errors with their status.
+using worker_actor = caf::typed_actor<
+  // create(spec, fresh); the worker resolves the root from spec.template_name.
+  caf::replies_to<atom::create, container_spec, bool>::with<bool>,
+  caf::replies_to<atom::stop, std::string>::with<bool>,
+  caf::replies_to<atom::pause, std::string>::with<bool>,
+  caf::replies_to<atom::resume, std::string>::with<bool>,
+  // destroy(id)
+  caf::replies_to<atom::remove, std::string>::with<bool>,
+  // terminate(id)
+  caf::replies_to<atom::kill, std::string>::with<bool>,
+  caf::replies_to<atom::reclaim, std::string>::with<bool>,
+  caf::replies_to<atom::network, std::string, network_policy>::with<bool>,
+  // state(id)
+  caf::replies_to<atom::get, std::string>::with<std::string>,
+  // list(): every container the worker holds.
+  caf::replies_to<atom::list>::with<std::vector<std::string>>,
+  // sample(id, cpu_count, memory_mb, disk_size_mb)
+  caf::replies_to<atom::metrics, std::string, int32_t, int32_t, int32_t>::with<container_sample>,
+  // Its capacity now.
+  caf::replies_to<atom::stats>::with<node_capacity>>;
+
+/// The control node's door for workers, published on --cluster-listen (TLS:
+/// only a node holding the cluster secret completes the handshake).
+using cluster_gate_actor = caf::typed_actor<
+  // A worker joins with its runtime and its end of the data-plane tunnel;
+  // 409 while a node of that name is connected. Its leftover containers (no
+  // live sandbox of the log on it) are destroyed, its sandboxes reconciled.
+  caf::replies_to<atom::join, node_capacity, worker_actor, tunnel_back_actor>::with<bool>,
+  // Self-sent every few seconds: asks each connected worker its capacity.
+  caf::reacts_to<atom::sample>,
+  // Nodes the log places sandboxes on but that have not joined by now are
+  // lost (armed at start).
+  caf::reacts_to<atom::timeout>>;
+
+/// Turns a failure into a CAF error that keeps its status and message.
+caf::error to_error(const failure& f);
+
+/// The inverse; CAF's own errors (timeouts, dead actors) become 5xx.
+failure from_error(const caf::error& e);
+
+/// Announces every payload type above (and the actor handles in replies) by
+/// name: a node can only deserialize the types it was told about.
+void add_message_types(caf::actor_system_config& cfg);
 
 } // namespace sandboxd

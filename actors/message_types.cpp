@@ -23,6 +23,12 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<std::map<std::string, template_usage>>(
       "std::map<std::string,sandboxd::template_usage>")
     .add_message_type<sandbox_actor>("sandboxd::sandbox_actor")
+    .add_message_type<container_spec>("sandboxd::container_spec")
+    .add_message_type<network_policy>("sandboxd::network_policy")
+    .add_message_type<node_capacity>("sandboxd::node_capacity")
+    .add_message_type<node_view>("sandboxd::node_view")
+    .add_message_type<worker_actor>("sandboxd::worker_actor")
+    .add_message_type<cluster_gate_actor>("sandboxd::cluster_gate_actor")
     // Handed to the control node when a worker joins.
     .add_message_type<tunnel_back_actor>("sandboxd::tunnel_back_actor")
     .add_message_type<tunnel_peer_actor>("sandboxd::tunnel_peer_actor");

@@ -175,7 +175,11 @@ result<recovery_scan> scan_for_recovery(const store& db, sandbox_runtime& rt,
   if (ec && ec != std::errc::no_such_file_or_directory)
     return internal_error("cannot list " + rt.layers_root() + ": " + ec.message());
   for (auto& [id, rec] : scan.records)
-    if (rec.state != sandbox_state::stopped)
+    if (!ended(rec))
+      if (auto node = rec.ext.find(event_ext::node); node != rec.ext.end())
+        rt.adopt(id, node->second); // before its reconcile asks the runtime
+  for (auto& [id, rec] : scan.records)
+    if (!ended(rec))
       if (auto o = resolve_origin(catalog, db, rec.org_id, rec.template_id))
         scan.origins.emplace(id, std::move(*o));
   return scan;
@@ -198,7 +202,7 @@ void put_record(self_ptr self, sandbox_record rec) {
     unindex(st, old->second);
   st.rendered.erase(rec.id);
   count_usage(st.usage, rec, !known);
-  if (rec.state == sandbox_state::stopped) {
+  if (ended(rec)) {
     if (known)
       st.records.erase(old);
     keep_ended(st.ended, std::move(rec));
@@ -306,6 +310,7 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec, const std::optio
   if (auto& o = from) {
     deps.lower_rootfs = cfg.templates->rootfs(o->base);
     deps.base_template = o->base.name;
+    deps.catalogue_template = !o->base.user;
     deps.start_cmd = o->base.start_cmd;
     deps.ready_port = o->base.ready_port;
     if (o->snapshot)
@@ -758,9 +763,9 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
     },
     [=](atom::update, sandbox_record& rec) {
       auto id = rec.id;
-      if (rec.state == sandbox_state::stopped)
+      if (ended(rec))
         forget_fork_snapshot(self, rec.org_id, rec.template_id);
-      if (rec.state == sandbox_state::error) {
+      if (rec.state == sandbox_state::error && rec.last_seq == 0) {
         // Never created: nothing was logged, so it is neither listed nor counted.
         auto& st = self->state;
         if (auto old = st.records.find(id); old != st.records.end()) {
@@ -772,9 +777,25 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         drop_live(self, id, rec.org_id);
         return;
       }
-      if (rec.state == sandbox_state::stopped)
+      if (ended(rec))
         drop_live(self, id, rec.org_id);
       put_record(self, std::move(rec));
+    },
+    [=](atom::lost, const std::string& node, const std::vector<std::string>& ids) {
+      spdlog::error("node {} lost with {} sandboxes", node, ids.size());
+      for (auto& id : ids)
+        if (auto it = self->state.live.find(id); it != self->state.live.end())
+          self->send(it->second, atom::lost::value);
+    },
+    [=](atom::reconcile, const std::string& node, const std::vector<std::string>& ids) {
+      spdlog::info("node {} joined: reconciling its {} sandboxes", node, ids.size());
+      for (auto& id : ids)
+        if (auto it = self->state.live.find(id); it != self->state.live.end())
+          self->request(it->second, caf::infinite, atom::reconcile::value)
+            .then([](const sandbox_record&) {},
+                  [id](caf::error& e) {
+                    spdlog::warn("sandbox {}: reconcile: {}", id, from_error(e).message);
+                  });
     },
     [=](atom::stats) {
       auto s = self->state.stats;
@@ -832,7 +853,7 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
           self->state.usage = std::move(scan->usage); // the ended ones'; put_record adds the live
           self->state.ended = std::move(scan->ended);
           for (auto& [id, rec] : scan->records) {
-            if (rec.state != sandbox_state::stopped) {
+            if (!ended(rec)) {
               owned.insert(id);
               auto o = scan->origins.find(id);
               auto actor = spawn_sandbox(

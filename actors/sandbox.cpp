@@ -198,8 +198,7 @@ std::vector<store::log_line> exec_output_lines(const agent::exec_outcome& r) {
   return lines;
 }
 
-container_spec spec_of(const sandbox_record& rec, const std::string& lower,
-                       const std::vector<std::string>& layers);
+container_spec spec_of(const sandbox_record& rec, const sandbox_deps& deps);
 void start_template(self_ptr self, std::function<void()> k);
 
 // Thaws a paused sandbox and logs `resumed`, its TTL restarting at
@@ -210,7 +209,7 @@ void resume_sandbox(self_ptr self, int64_t timeout_s, record_cont k) {
   auto id = self->state.rec.id;
   // A cold pause kept only the files: boot the container again on them.
   auto cold = lifecycle_of(self->state.rec).cold;
-  auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
+  auto spec = spec_of(self->state.rec, self->state.deps);
   run_blocking(self, true,
                [rt, id, cold, spec] { return cold ? rt->create(spec, false) : rt->resume(id); },
                [=](status s) {
@@ -349,13 +348,14 @@ network_policy policy_of(const sandbox_record& rec) {
   return network_policy{n.internet, n.allow_out, n.deny_out};
 }
 
-container_spec spec_of(const sandbox_record& rec, const std::string& lower,
-                       const std::vector<std::string>& layers) {
+container_spec spec_of(const sandbox_record& rec, const sandbox_deps& deps) {
   container_spec spec;
   spec.network = policy_of(rec);
   spec.id = rec.id;
-  spec.lower_rootfs = lower;
-  spec.layers = layers;
+  spec.lower_rootfs = deps.lower_rootfs;
+  spec.layers = deps.layers;
+  if (deps.catalogue_template && deps.layers.empty())
+    spec.template_name = deps.base_template;
   spec.cpu_count = rec.cpu_count;
   spec.memory_mb = rec.memory_mb;
   spec.disk.bytes = static_cast<int64_t>(rec.disk_size_mb) << 20;
@@ -390,6 +390,8 @@ void go_live(self_ptr self, bool template_started, record_cont k) {
   e.disk_size_mb = rec.disk_size_mb;
   e.timeout_s = rec.timeout_s;
   e.ext = rec.ext;
+  if (auto node = self->state.deps.runtime->node_of(rec.id); !node.empty())
+    e.ext[event_ext::node] = node;
   if (auto& launch = self->state.deps.launch) {
     e.ext[event_ext::agent] = launch->name;
     if (!launch->model.empty())
@@ -421,7 +423,7 @@ void go_live(self_ptr self, bool template_started, record_cont k) {
 // Boots the container of a new sandbox (or a warm one) from its record.
 void boot(self_ptr self, std::function<void(status)> then) {
   auto rt = self->state.deps.runtime;
-  auto spec = spec_of(self->state.rec, self->state.deps.lower_rootfs, self->state.deps.layers);
+  auto spec = spec_of(self->state.rec, self->state.deps);
   run_blocking(self, true, [rt, spec] { return rt->create(spec); }, std::move(then));
 }
 
@@ -540,6 +542,9 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                              s.error().message);
             return false;
           }
+          // Its worker node has not (re)joined yet: it reconciles when it does.
+          if (!st && st.error().status == 503)
+            return st.error();
           if (!st || *st == "stopped" || *st == "created") {
             if (auto s = rt->destroy(id); !s)
               spdlog::warn("sandbox {}: not fully removed: {}", id, s.error().message);
@@ -615,6 +620,20 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       }
       resume_sandbox(self, timeout_s, reply(true));
       return rp;
+    },
+    [=](atom::lost) {
+      if (ended(self->state.rec) || self->state.rec.state == sandbox_state::creating)
+        return;
+      spdlog::warn("sandbox {}: its node was lost", self->state.rec.id);
+      auto e = make_event(self->state.rec, event_type::killed);
+      e.reason = kill_reason::node_lost;
+      e.execution = current_execution(self->state.rec, now_ms());
+      commit(self, std::move(e), [=](result<sandbox_record> r) {
+        if (!r)
+          spdlog::error("sandbox {}: node_lost not logged: {}", self->state.rec.id,
+                        r.error().message);
+        self->quit();
+      });
     },
     [=](atom::kill, kill_reason reason) -> caf::result<sandbox_record> {
       auto rp = self->make_response_promise<sandbox_record>();

@@ -22,7 +22,10 @@ struct sandbox_deps {
   event_log_actor log;
   registry_actor registry;
   std::string lower_rootfs; // the template's root filesystem
-  std::string base_template; // its name in the catalogue
+  std::string base_template; // its name in the catalogue (or the org's template's)
+  // base_template is a catalogue template: with no layers, any node that
+  // built it can run the sandbox.
+  bool catalogue_template = false;
   std::vector<std::string> layers; // snapshot layers above it, topmost first
   // A new sandbox's one-shot agent, started once `created` is logged.
   std::optional<create_spec::agent_launch> launch;

@@ -8,5 +8,7 @@ int keys(int argc, char** argv);
 int templates(int argc, char** argv);
 int audit(int argc, char** argv);
 int cleanup(int argc, char** argv);
+/// `sandboxd worker ...`: join a control node, or ask one (list, drain).
+int worker(int argc, char** argv);
 
 } // namespace sandboxd::cli

@@ -18,6 +18,13 @@ Usage:
                  [--agents FILE] [--webhook-give-up 24h] [--metrics-interval 5s]
                  [--warm-pool base=2[,NAME=N...]|0] [--max-connections 4096]
                  [--max-connections-per-client 2048] [--max-snapshots-per-org 100]
+                 [--cluster-listen HOST:PORT --cluster-secret-file FILE] [--node-name control]
+                 [--rejoin-grace 60s]                        # a control node for workers
+  sandboxd worker --join HOST:PORT --cluster-secret-file FILE [--name NAME]
+                  [--data-dir ./worker-data] [--oci-runtime crun] [--templates FILE]
+                  [--template-cache DIR]                     # run sandboxes for a control node
+  sandboxd worker list [--data-dir DIR] [--json]  # the control node's nodes
+  sandboxd worker drain NAME [--undo] [--data-dir DIR]   # no new sandboxes on NAME
   sandboxd keys create --org NAME [--data-dir DIR]
   sandboxd template build NAME|all [--templates FILE] [--template-cache DIR]
   sandboxd template list [--templates FILE] [--template-cache DIR]
@@ -46,6 +53,8 @@ int main(int argc, char** argv) {
     return sandboxd::cli::templates(argc, argv);
   if (cmd == "audit")
     return sandboxd::cli::audit(argc, argv);
+  if (cmd == "worker")
+    return sandboxd::cli::worker(argc, argv);
   if (cmd == "cleanup")
     return sandboxd::cli::cleanup(argc, argv);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {

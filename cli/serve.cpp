@@ -15,12 +15,18 @@
 #include <thread>
 
 #include <caf/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/cluster_gate.hpp"
+#include "actors/cluster_runtime.hpp"
 #include "actors/executor.hpp"
+#include "actors/worker.hpp"
 #include "actors/event_log.hpp"
 #include "actors/registry.hpp"
 #include "actors/template_builder.hpp"
+#include "cli/cluster.hpp"
 #include "cli/commands.hpp"
 #include "cli/defaults.hpp"
 #include "cli/options.hpp"
@@ -29,7 +35,9 @@
 #include "http/e2b_json.hpp"
 #include "http/envd.hpp"
 #include "http/server.hpp"
+#include "core/crypto.hpp"
 #include "runtime/containers.hpp"
+#include "actors/tunnel.hpp"
 #include "runtime/agent_catalog.hpp"
 #include "runtime/templates.hpp"
 #include "storage/store.hpp"
@@ -115,6 +123,46 @@ void start_shutdown_watchdog(const sigset_t& sigs) {
   }).detach();
 }
 
+// The tunnels' sockets stand in for remote agents' (a unix socket path
+// holds at most 107 bytes, so not under a deep data dir).
+std::string tunnel_dir(const std::string& data_dir) {
+  return "/run/sandboxd/tunnels-" + sha256_hex(data_dir).substr(0, 12);
+}
+
+// The admin socket's cluster requests (sandboxd worker list | drain).
+admin_handler cluster_admin(std::shared_ptr<cluster_runtime> cluster) {
+  return [cluster](const std::string& line) -> std::optional<result<std::string>> {
+    auto arg = [&](const std::string& cmd) -> std::optional<std::string> {
+      if (line.rfind(cmd + " ", 0) == 0)
+        return line.substr(cmd.size() + 1);
+      return std::nullopt;
+    };
+    bool nodes = line == "cluster-nodes";
+    auto drain = arg("cluster-drain");
+    auto undrain = arg("cluster-undrain");
+    if (!nodes && !drain && !undrain)
+      return std::nullopt;
+    if (!cluster)
+      return result<std::string>{failure{409, "this server is no control node (serve --cluster-listen)"}};
+    if (nodes) {
+      auto list = nlohmann::json::array();
+      for (auto& n : cluster->nodes())
+        list.push_back({{"node", n.capacity.node}, {"local", n.local},
+                        {"connected", n.connected}, {"draining", n.draining},
+                        {"sandboxes", n.sandboxes}, {"allocatedMB", n.allocated_mb},
+                        {"memoryMB", n.capacity.memory_mb},
+                        {"availableMB", n.capacity.available_mb}, {"cpus", n.capacity.cpus},
+                        {"containers", n.capacity.containers},
+                        {"templates", n.capacity.templates}});
+      return result<std::string>{list.dump()};
+    }
+    auto name = drain ? *drain : *undrain;
+    if (auto s = cluster->set_draining(name, static_cast<bool>(drain)); !s)
+      return result<std::string>{s.error()};
+    return result<std::string>{std::string{drain ? "draining " : "placing again on "} + name};
+  };
+}
+
 result<int> positive_int(const std::string& name, const std::string& v) {
   try {
     size_t used = 0;
@@ -187,7 +235,8 @@ int serve(int argc, char** argv) {
                      "compaction-interval", "max-sandboxes-per-org", "agents", "webhook-give-up",
                      "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain",
                      "warm-pool", "max-connections", "max-connections-per-client",
-                     "max-snapshots-per-org"});
+                     "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
+                     "node-name", "rejoin-grace"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -246,6 +295,26 @@ int serve(int argc, char** argv) {
   if (!give_up || give_up->count() == 0)
     return fail("--webhook-give-up must be a positive duration");
 
+  // A control node for worker nodes (sandboxd worker --join), over TLS keyed
+  // by the cluster secret; without --cluster-listen, one host as before.
+  auto cluster_listen = opts->get("cluster-listen", "");
+  std::optional<std::pair<std::string, uint16_t>> cluster_hp;
+  if (!cluster_listen.empty()) {
+    auto hp = parse_host_port("--cluster-listen", cluster_listen);
+    if (!hp)
+      return fail(hp.error().message);
+    cluster_hp = *hp;
+    if (opts->get("cluster-secret-file", "").empty())
+      return fail("--cluster-listen needs --cluster-secret-file (e.g. openssl rand -hex 32 > FILE; "
+                  "chmod 600 FILE; the same file on every worker)");
+  }
+  auto node_name = opts->get("node-name", "control");
+  if (!valid_node_name(node_name))
+    return fail("--node-name must be 1 to 63 of a-z, 0-9 and '-'");
+  auto rejoin_grace = parse_duration("rejoin-grace", opts->get("rejoin-grace", "60s"));
+  if (!rejoin_grace || rejoin_grace->count() < 1000)
+    return fail("--rejoin-grace must be a duration of at least 1s");
+
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
@@ -303,6 +372,9 @@ int serve(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   add_message_types(cfg);
+  if (cluster_hp)
+    if (auto s = configure_cluster(cfg, opts->get("cluster-secret-file", ""), dir + "/cluster"); !s)
+      return fail(s.error().message);
   // Work sharing: idle workers block on the shared queue. Work stealing
   // polls (spins, then naps every 10 ms) after each message: with a metrics
   // sample per sandbox every few seconds the workers never rested (0.37 of 2
@@ -318,6 +390,16 @@ int serve(int argc, char** argv) {
   registry_config rcfg;
   rcfg.db = db;
   rcfg.runtime = runtime;
+  std::shared_ptr<cluster_runtime> cluster;
+  if (cluster_hp) {
+    auto front = tunnel_front::start(sys, tunnel_dir(dir));
+    if (!front)
+      return die(front.error().message);
+    cluster = std::make_shared<cluster_runtime>(
+      sys, runtime, measure_node(node_name, *runtime, *catalog),
+      std::shared_ptr<tunnel_front>(std::move(*front)));
+    rcfg.runtime = cluster;
+  }
   auto templates = std::make_shared<const template_catalog>(std::move(*catalog));
   rcfg.templates = templates;
   rcfg.log = log;
@@ -362,15 +444,26 @@ int serve(int argc, char** argv) {
   auto envd = http::envd_server::start({sys, registry, db}, limits, envd_listen);
   if (!envd)
     return die(envd.error().message);
-  auto admin = admin_channel::start(dir + "/admin.sock", db);
+  if (cluster) {
+    auto gate = spawn_cluster_gate(
+      sys, {cluster, registry, std::chrono::duration_cast<std::chrono::seconds>(*rejoin_grace)});
+    auto port = caf::openssl::publish(gate, cluster_hp->second, cluster_hp->first.c_str(), true);
+    if (!port)
+      return die("cannot listen on " + cluster_listen + " (cluster): " + sys.render(port.error()));
+  }
+  auto admin = admin_channel::start(dir + "/admin.sock", db, cluster_admin(cluster));
   if (!admin)
     return die(admin.error().message);
   std::printf("sandboxd is serving\n"
               "  API:      http://%s\n"
               "  envd:     http://%s (E2B_SANDBOX_URL)\n"
+              "%s"
               "  data dir: %s\n"
               "  API key:  %s (also in %s/api-key)\n",
-              api_listen.c_str(), envd_listen.c_str(), dir.c_str(), key->c_str(),
+              api_listen.c_str(), envd_listen.c_str(),
+              cluster ? ("  cluster:  " + cluster_listen + " (TLS; sandboxd worker --join)\n").c_str()
+                      : "",
+              dir.c_str(), key->c_str(),
               dir.c_str());
   std::fflush(stdout);
   int sig = 0;

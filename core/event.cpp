@@ -40,6 +40,7 @@ std::string to_string(kill_reason r) {
     case kill_reason::orphaned: return "orphaned";
     case kill_reason::error: return "error";
     case kill_reason::idle: return "idle";
+    case kill_reason::node_lost: return "node_lost";
   }
   return "unknown";
 }
@@ -206,7 +207,7 @@ std::optional<event> decode_event(std::string_view bytes) {
     if (in.peek() != std::char_traits<char>::eof())
       return std::nullopt;
     if (static_cast<uint8_t>(e.type) > static_cast<uint8_t>(event_type::updated)
-        || (e.reason && static_cast<uint8_t>(*e.reason) > static_cast<uint8_t>(kill_reason::idle)))
+        || (e.reason && static_cast<uint8_t>(*e.reason) > static_cast<uint8_t>(kill_reason::node_lost)))
       return std::nullopt;
     return e;
   } catch (const std::exception&) {

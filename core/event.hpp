@@ -22,7 +22,8 @@ std::string to_string(event_type t);
 std::optional<event_type> parse_event_type(const std::string& s);
 
 /// Why a sandbox ended, recorded in `killed` events.
-enum class kill_reason : uint8_t { request, timeout, orphaned, error, idle };
+// node_lost: the worker node it ran on was lost (the sandbox ends in `error`).
+enum class kill_reason : uint8_t { request, timeout, orphaned, error, idle, node_lost };
 std::string to_string(kill_reason r);
 
 /// One stretch of running time (created or resumed → paused or killed).
@@ -100,6 +101,7 @@ inline constexpr const char* net_allow = "network.allow_out";     // JSON array 
 inline constexpr const char* net_deny = "network.deny_out";       // JSON array of strings
 inline constexpr const char* net_public = "network.public_traffic"; // "false": ports need a token
 inline constexpr const char* net_mask_host = "network.mask_request_host"; // Host the ports see
+inline constexpr const char* node = "node"; // on `created`: the worker node it runs on (absent: the control node)
 } // namespace event_ext
 
 /// An integer extension value ("42"); nullopt when it is not one.

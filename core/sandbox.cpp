@@ -26,6 +26,11 @@ std::optional<sandbox_state> parse_sandbox_state(const std::string& s) {
   return std::nullopt;
 }
 
+bool ended(const sandbox_record& rec) {
+  return rec.state == sandbox_state::stopped
+         || (rec.state == sandbox_state::error && rec.last_seq != 0);
+}
+
 status check_transition(sandbox_state state, sandbox_op op) {
   if (state == sandbox_state::stopped || state == sandbox_state::error)
     return not_found("sandbox not found");
@@ -99,9 +104,11 @@ status apply(sandbox_record& rec, const event& e) {
         rec.timeout_s = e.timeout_s;
       break;
     case event_type::killed:
-      if (rec.state == sandbox_state::stopped)
+      if (ended(rec))
         return bad_request("killed twice");
-      rec.state = sandbox_state::stopped;
+      // Its node lost, nobody stopped it: an error, as E2B shows one.
+      rec.state = e.reason == kill_reason::node_lost ? sandbox_state::error
+                                                     : sandbox_state::stopped;
       rec.end_reason = e.reason;
       break;
   }

@@ -21,6 +21,11 @@ namespace sandboxd {
 enum class sandbox_state : uint8_t { creating, running, paused, stopped, error };
 
 std::string to_string(sandbox_state s);
+
+/// A record the log ended: killed (stopped), or lost with its node (error).
+/// A record in `error` that was never logged (a failed boot) is not one.
+struct sandbox_record;
+bool ended(const sandbox_record& rec);
 std::optional<sandbox_state> parse_sandbox_state(const std::string& s);
 
 /// E2B's network settings: egress (allowInternetAccess, network{allowOut,

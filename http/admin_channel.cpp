@@ -25,10 +25,14 @@ bool fill_addr(sockaddr_un& addr, const std::string& path) {
   return true;
 }
 
-std::string read_line(int fd) {
+// Requests are short; an answer may list a cluster's nodes.
+constexpr size_t max_request = 4096;
+constexpr size_t max_answer = 1 << 20;
+
+std::string read_line(int fd, size_t max) {
   std::string line;
   char c;
-  while (line.size() < 4096 && ::read(fd, &c, 1) == 1 && c != '\n')
+  while (line.size() < max && ::read(fd, &c, 1) == 1 && c != '\n')
     line.push_back(c);
   return line;
 }
@@ -43,7 +47,7 @@ void write_all(int fd, const std::string& s) {
   }
 }
 
-std::string answer(store& db, const std::string& line) {
+std::string answer(store& db, const admin_handler& more, const std::string& line) {
   const std::string cmd = "keys-create ";
   if (line.rfind(cmd, 0) == 0) {
     auto key = db.create_key(line.substr(cmd.size()));
@@ -51,6 +55,12 @@ std::string answer(store& db, const std::string& line) {
       return "error " + key.error().message + "\n";
     return "ok " + *key + "\n";
   }
+  if (more)
+    if (auto r = more(line)) {
+      if (!*r)
+        return "error " + r->error().message + "\n";
+      return "ok " + **r + "\n";
+    }
   return "error unknown admin request\n";
 }
 
@@ -64,7 +74,7 @@ struct admin_channel::impl {
 };
 
 result<std::unique_ptr<admin_channel>>
-admin_channel::start(const std::string& path, std::shared_ptr<store> db) {
+admin_channel::start(const std::string& path, std::shared_ptr<store> db, admin_handler more) {
   sockaddr_un addr;
   if (!fill_addr(addr, path))
     return internal_error("admin socket path too long: " + path);
@@ -82,7 +92,7 @@ admin_channel::start(const std::string& path, std::shared_ptr<store> db) {
   ch->impl_->fd = fd;
   ch->impl_->path = path;
   auto* state = ch->impl_.get();
-  state->worker = std::thread([state, db] {
+  state->worker = std::thread([state, db, more] {
     while (!state->stop) {
       pollfd p{state->fd, POLLIN, 0};
       if (::poll(&p, 1, 200) <= 0)
@@ -92,7 +102,7 @@ admin_channel::start(const std::string& path, std::shared_ptr<store> db) {
         continue;
       timeval tv{5, 0};
       ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      write_all(c, answer(*db, read_line(c)));
+      write_all(c, answer(*db, more, read_line(c, max_request)));
       ::close(c);
     }
   });
@@ -119,7 +129,7 @@ result<std::string> admin_request(const std::string& path, const std::string& li
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   write_all(fd, line + "\n");
-  auto reply = read_line(fd);
+  auto reply = read_line(fd, max_answer);
   ::close(fd);
   if (reply.rfind("ok ", 0) == 0)
     return reply.substr(3);

@@ -4,7 +4,9 @@
 //   keys-create ORG      →  ok KEY  |  error MESSAGE
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/result.hpp"
@@ -13,11 +15,17 @@ namespace sandboxd {
 
 class store;
 
+/// Requests beyond the keys (the cluster's: nodes, drain): nullopt for a
+/// line it does not know, else the one-line answer or its failure.
+using admin_handler =
+  std::function<std::optional<result<std::string>>(const std::string& line)>;
+
 class admin_channel {
 public:
   /// Listens on `path` and answers from a thread of its own.
   static result<std::unique_ptr<admin_channel>> start(const std::string& path,
-                                                      std::shared_ptr<store> db);
+                                                      std::shared_ptr<store> db,
+                                                      admin_handler more = {});
   ~admin_channel();
 
 private:

@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "core/inspect.hpp"
 #include "core/result.hpp"
 #include "runtime/address_view.hpp"
 
@@ -54,6 +55,11 @@ struct network_policy {
   /// IPv4 addresses or IPv4 CIDRs only.
   std::vector<std::string> deny_out;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, network_policy& x) {
+  return f(caf::meta::type_name("network_policy"), x.internet, x.allow_out, x.deny_out);
+}
 
 /// 400 with a message naming the bad entry; success otherwise.
 status validate(const network_policy& policy);

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "core/fd_closer.hpp"
+#include "core/inspect.hpp"
 #include "core/result.hpp"
 
 namespace sandboxd {
@@ -29,6 +30,11 @@ struct disk_limits {
   int64_t bytes = 10240ll << 20;
   int64_t inodes = 262144;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, disk_limits& x) {
+  return f(caf::meta::type_name("disk_limits"), x.bytes, x.inodes);
+}
 
 struct disk_usage {
   int64_t used_bytes = 0;

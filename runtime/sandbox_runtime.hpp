@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/inspect.hpp"
 #include "core/result.hpp"
 #include "core/sample.hpp"
 #include "runtime/network.hpp"
@@ -18,6 +19,10 @@ namespace sandboxd {
 struct container_spec {
   std::string id;
   std::string lower_rootfs; // the template, never written
+  // The catalogue template it is, when any node that built that template can
+  // run it (empty for an org's template or a snapshot: this node only). A
+  // worker node resolves its own lower_rootfs from it.
+  std::string template_name;
   // Snapshot layers stacked on the template, topmost first (a sandbox made
   // from a snapshot); read-only like the template.
   std::vector<std::string> layers;
@@ -28,6 +33,13 @@ struct container_spec {
   std::map<std::string, std::string> env;
   network_policy network; // allowInternetAccess + network{allowOut, denyOut}
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, container_spec& x) {
+  return f(caf::meta::type_name("container_spec"), x.id, x.lower_rootfs, x.template_name,
+           x.layers, x.cpu_count, x.memory_mb, x.pids_max, x.disk, caf::meta::omittable(), x.env,
+           x.network);
+}
 
 class sandbox_runtime {
 public:
@@ -72,6 +84,11 @@ public:
   /// The sandbox's cgroup and disk use now.
   virtual result<container_sample> sample(const std::string& id, int cpu_count, int memory_mb,
                                           int disk_size_mb) = 0;
+  /// The node sandbox `id` runs on; empty: this one (the only one unless
+  /// the runtime is a cluster's, which logs it in `created`).
+  virtual std::string node_of(const std::string&) const { return {}; }
+  /// The log says sandbox `id` runs on `node` (replay, before reconcile).
+  virtual void adopt(const std::string&, const std::string&) {}
   /// Sandbox disks made ahead: how many are ready, whether fewer than
   /// wanted, and making one (background work of the warm pool).
   virtual size_t ready_disks() const = 0;

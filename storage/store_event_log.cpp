@@ -106,7 +106,7 @@ store::replay(const std::function<void(const std::string&)>& on_bad,
                  + st.error().message);
         if (fresh)
           recs.erase(it); // nothing of it applied (e.g. an event after its end was handed on)
-      } else if (on_ended && it->second.state == sandbox_state::stopped) {
+      } else if (on_ended && ended(it->second)) {
         on_ended(std::move(it->second));
         recs.erase(it);
       }
@@ -179,7 +179,7 @@ result<uint64_t> store::compact(int64_t cutoff_ms) {
     return uint64_t{0};
   next.at_ms = cutoff_ms;
   for (auto& [id, r] : recs)
-    if (r.state != sandbox_state::stopped)
+    if (!ended(r))
       next.sandboxes.push_back(r);
   auto body = checkpoint_body(next);
   body["signature"] = hmac_sha256_hex(secret_, "checkpoint:" + checkpoint_body(next).dump());

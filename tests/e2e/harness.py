@@ -195,60 +195,68 @@ class Server:
             except Exception:
                 pass
         self.stop()
-        # Sandboxes left (other orgs', a crashed server's) go the way a kill
-        # takes them: container, network, mounts, cgroup, files.
+        runtime = list(self.extra_args[self.extra_args.index("--oci-runtime"):][:2]) \
+            if "--oci-runtime" in self.extra_args else []
+        remove_data_dir(self.dir, runtime)
+
+
+def remove_data_dir(data_dir, runtime=(), wrap=()):
+    """Removes what a stopped server or worker left in `data_dir`: its
+    sandboxes the way a kill takes them (container, network, mounts, cgroup,
+    files), then the dir. `wrap` runs the cleanup inside another namespace
+    (a worker's network namespace: its sandboxes' network is there)."""
+    try:
+        subprocess.run([*wrap, BIN, "cleanup", "--data-dir", data_dir, *runtime],
+                       capture_output=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # the fallback below still removes containers and mounts
+    # Should that fail, at least no container or mount stays behind.
+    state_root = os.path.join(data_dir, "runtime", "state")
+    sandboxes = os.path.join(data_dir, "sandboxes")
+    ids = set()
+    for d in (state_root, sandboxes):
+        if os.path.isdir(d):
+            ids.update(os.listdir(d))
+    for sid in ids:
+        subprocess.run([OCI, "--root", state_root, "delete", "--force", sid],
+                       capture_output=True)
+        # The merged root, its idmapped layers, then the disk under them.
+        lowers = os.path.join(sandboxes, sid, "lower")
+        layers = [os.path.join("lower", n) for n in
+                  (os.listdir(lowers) if os.path.isdir(lowers) else [])]
+        for mnt in ["rootfs", *layers, "disk-mapped", "disk"]:
+            path = os.path.join(sandboxes, sid, mnt)
+            if os.path.ismount(path):
+                subprocess.run(["umount", "-l", path], capture_output=True)
+        # The merged root's mount point lives under /run (rootfs links there).
+        link = os.path.join(sandboxes, sid, "rootfs")
+        if os.path.islink(link):
+            root = os.path.realpath(link)
+            for d in (root, os.path.dirname(root)):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+    shutil.rmtree(data_dir, ignore_errors=True)
+    # This data dir's directory of roots under /run: empty by now, but for
+    # the empty directory of a root unmounted a moment ago.
+    digest = hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:12]
+    # A control node's tunnel sockets (serve --cluster-listen).
+    shutil.rmtree(os.path.join("/run/sandboxd", "tunnels-" + digest), ignore_errors=True)
+    roots = os.path.join("/run/sandboxd/roots", digest)
+    for _ in range(20):
+        if not os.path.isdir(roots):
+            break
+        for sid in os.listdir(roots):
+            for d in (os.path.join(roots, sid, "rootfs"), os.path.join(roots, sid)):
+                try:
+                    os.rmdir(d)  # only ever an empty one: never a mounted root
+                except OSError:
+                    pass
         try:
-            runtime = list(self.extra_args[self.extra_args.index("--oci-runtime"):][:2]) \
-                if "--oci-runtime" in self.extra_args else []
-            subprocess.run([BIN, "cleanup", "--data-dir", self.dir, *runtime],
-                           capture_output=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired):
-            pass  # the fallback below still removes containers and mounts
-        # Should that fail, at least no container or mount stays behind.
-        state_root = os.path.join(self.dir, "runtime", "state")
-        sandboxes = os.path.join(self.dir, "sandboxes")
-        ids = set()
-        for d in (state_root, sandboxes):
-            if os.path.isdir(d):
-                ids.update(os.listdir(d))
-        for sid in ids:
-            subprocess.run([OCI, "--root", state_root, "delete", "--force", sid],
-                           capture_output=True)
-            # The merged root, its idmapped layers, then the disk under them.
-            lowers = os.path.join(sandboxes, sid, "lower")
-            layers = [os.path.join("lower", n) for n in
-                      (os.listdir(lowers) if os.path.isdir(lowers) else [])]
-            for mnt in ["rootfs", *layers, "disk-mapped", "disk"]:
-                path = os.path.join(sandboxes, sid, mnt)
-                if os.path.ismount(path):
-                    subprocess.run(["umount", "-l", path], capture_output=True)
-            # The merged root's mount point lives under /run (rootfs links there).
-            link = os.path.join(sandboxes, sid, "rootfs")
-            if os.path.islink(link):
-                root = os.path.realpath(link)
-                for d in (root, os.path.dirname(root)):
-                    try:
-                        os.rmdir(d)
-                    except OSError:
-                        pass
-        shutil.rmtree(self.dir, ignore_errors=True)
-        # This data dir's directory of roots under /run: empty by now, but for
-        # the empty directory of a root unmounted a moment ago.
-        digest = hashlib.sha256(os.path.abspath(self.dir).encode()).hexdigest()[:12]
-        roots = os.path.join("/run/sandboxd/roots", digest)
-        for _ in range(20):
-            if not os.path.isdir(roots):
-                break
-            for sid in os.listdir(roots):
-                for d in (os.path.join(roots, sid, "rootfs"), os.path.join(roots, sid)):
-                    try:
-                        os.rmdir(d)  # only ever an empty one: never a mounted root
-                    except OSError:
-                        pass
-            try:
-                os.rmdir(roots)
-            except OSError:
-                time.sleep(0.1)
+            os.rmdir(roots)
+        except OSError:
+            time.sleep(0.1)
 
 
 class ServerTest(unittest.TestCase):

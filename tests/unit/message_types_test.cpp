@@ -88,6 +88,20 @@ static auto fields(const user_template& x) {
                   x.latest_build, x.latest_status, x.ready);
 }
 static auto fields(const template_usage& x) { return std::tie(x.count, x.last_ms); }
+static auto fields(const network_policy& x) {
+  return std::tie(x.internet, x.allow_out, x.deny_out);
+}
+static auto fields(const disk_limits& x) { return std::tie(x.bytes, x.inodes); }
+static auto fields(const container_spec& x) {
+  return std::tie(x.id, x.lower_rootfs, x.template_name, x.layers, x.cpu_count, x.memory_mb,
+                  x.pids_max, x.disk, x.env, x.network);
+}
+static auto fields(const node_capacity& x) {
+  return std::tie(x.node, x.cpus, x.memory_mb, x.available_mb, x.containers, x.templates);
+}
+static auto fields(const node_view& x) {
+  return std::tie(x.capacity, x.local, x.connected, x.draining, x.sandboxes, x.allocated_mb);
+}
 
 template <class T>
 static auto operator==(const T& a, const T& b) -> decltype(fields(a), bool()) {
@@ -392,7 +406,34 @@ user_template a_user_template() {
   return t;
 }
 
+network_policy a_policy() { return {false, {"example.com", "10.0.0.0/8"}, {"10.1.0.0/16"}}; }
+
+container_spec a_container_spec() {
+  container_spec s;
+  s.id = "sbx-1";
+  s.lower_rootfs = "/var/cache/sandboxd/templates/base/rootfs";
+  s.template_name = "base";
+  s.layers = {"/data/snapshots/a"};
+  s.cpu_count = 4;
+  s.memory_mb = 1024;
+  s.pids_max = 77;
+  s.disk = {1 << 30, 5000};
+  s.env = {{"TOKEN", "secret"}};
+  s.network = a_policy();
+  return s;
+}
+
+node_capacity a_capacity() { return {"w1", 8, 32768, 20000, 12, {"base", "python"}}; }
+
+node_view a_node_view() { return {a_capacity(), true, true, true, 3, 1536}; }
+
 } // namespace
+
+TEST(MessageTypes, NetworkPolicyRoundTrips) { check_type("network_policy", a_policy()); }
+TEST(MessageTypes, DiskLimitsRoundTrips) { check_type("disk_limits", disk_limits{1 << 30, 5000}); }
+TEST(MessageTypes, ContainerSpecRoundTrips) { check_type("container_spec", a_container_spec()); }
+TEST(MessageTypes, NodeCapacityRoundTrips) { check_type("node_capacity", a_capacity()); }
+TEST(MessageTypes, NodeViewRoundTrips) { check_type("node_view", a_node_view()); }
 
 TEST(MessageTypes, EventRoundTrips) { check_type("event", an_event()); }
 TEST(MessageTypes, ExecutionInfoRoundTrips) { check_type("execution_info", an_execution()); }
@@ -427,6 +468,8 @@ TEST(MessageTypes, SecretsStayOutOfToString) {
   EXPECT_EQ(text.find("secret"), std::string::npos) << text;
   EXPECT_EQ(text.find("sk-1"), std::string::npos) << text;
   EXPECT_EQ(text.find("whsec"), std::string::npos) << text;
+  auto spec = caf::deep_to_string(a_container_spec());
+  EXPECT_EQ(spec.find("secret"), std::string::npos) << spec;
   EXPECT_NE(text.find("org-1"), std::string::npos) << text;
 }
 

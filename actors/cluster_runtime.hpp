@@ -1,0 +1,110 @@
+// The control node's runtime when worker nodes may join: places each new
+// sandbox on the node with the most memory left unallocated (this node's
+// own runtime, or a worker that built the template), then sends every call
+// for it there. A worker is driven through its worker_actor over CAF's
+// middleman; the data plane reaches its agents through the tunnel, whose
+// socket here stands in for the agent's. Called from executor threads and
+// from the cluster gate (membership); its tables are guarded by one mutex.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+#include "runtime/sandbox_runtime.hpp"
+
+namespace sandboxd {
+
+class tunnel_front;
+
+class cluster_runtime final : public sandbox_runtime {
+public:
+  /// `local`: this node's own runtime, known as `local_capacity.node`.
+  cluster_runtime(caf::actor_system& sys, std::shared_ptr<sandbox_runtime> local,
+                  node_capacity local_capacity, std::shared_ptr<tunnel_front> front);
+
+  // Membership (the cluster gate is their only caller).
+
+  /// A worker joined; 409 while a node of that name is connected (or it
+  /// names this node). Its sandboxes' tunnels open again.
+  [[nodiscard]] status add_node(const node_capacity& cap, worker_actor worker,
+                                tunnel_back_actor back);
+  void update_node(const node_capacity& cap);
+  /// Every connected worker, by name.
+  std::vector<std::pair<std::string, worker_actor>> connected_workers() const;
+  /// The node that `worker` is, if connected.
+  std::optional<std::string> node_named_by(const caf::actor_addr& worker) const;
+  /// Marks `node` lost and forgets the sandboxes placed on it (returned):
+  /// their calls fail from now on and their tunnels close.
+  std::vector<std::string> lose_node(const std::string& node);
+  /// Sandboxes placed on `node`.
+  std::vector<std::string> placed_on(const std::string& node) const;
+  /// Nodes the log placed sandboxes on that are not connected.
+  std::vector<std::string> absent_nodes() const;
+  [[nodiscard]] status set_draining(const std::string& node, bool draining);
+  std::vector<node_view> nodes() const;
+
+  // The sandbox_runtime interface (documented there).
+  status create(const container_spec& spec, bool fresh = true) override;
+  status stop(const std::string& id) override;
+  status pause(const std::string& id) override;
+  status resume(const std::string& id) override;
+  status destroy(const std::string& id) override;
+  status terminate(const std::string& id) override;
+  status reclaim(const std::string& id) override;
+  status update_network(const std::string& id, const network_policy& policy) override;
+  result<std::string> state(const std::string& id) override;
+  /// This node's own containers: each worker's are reconciled when it joins.
+  result<std::vector<std::string>> list() override;
+  /// 501 for a sandbox on a worker: its files are there, snapshots here.
+  status copy_layer(const std::string& id, const std::string& dest) override;
+  std::string layers_root() const override { return local_->layers_root(); }
+  std::string agent_socket(const std::string& id) const override;
+  result<container_sample> sample(const std::string& id, int cpu_count, int memory_mb,
+                                  int disk_size_mb) override;
+  size_t ready_disks() const override { return local_->ready_disks(); }
+  bool disks_short() const override { return local_->disks_short(); }
+  status make_ready_disk() override { return local_->make_ready_disk(); }
+  std::string node_of(const std::string& id) const override;
+  void adopt(const std::string& id, const std::string& node) override;
+
+private:
+  struct node {
+    node_capacity capacity;
+    worker_actor worker;
+    tunnel_back_actor back;
+    bool connected = false;
+    bool draining = false;
+  };
+  struct placement {
+    std::string node; // empty: this node
+    int memory_mb = 0;
+  };
+  // Where sandbox `id` runs: nullopt for this node; the worker, or 503 when
+  // its node is not connected.
+  result<std::optional<worker_actor>> route(const std::string& id) const;
+  // Picks the node for a new sandbox (under mtx_).
+  std::string choose(const container_spec& spec) const;
+  // One request to a worker, waiting at most `wait`.
+  template <class R, class... Ts>
+  result<R> ask(const worker_actor& worker, std::chrono::seconds wait, Ts&&... xs) const;
+  // A call that returns bool on the worker, as a status.
+  template <class... Ts>
+  status ask_status(const std::string& id, std::chrono::seconds wait, Ts&&... xs);
+  void forget(const std::string& id);
+
+  caf::actor_system& sys_;
+  std::shared_ptr<sandbox_runtime> local_;
+  std::shared_ptr<tunnel_front> front_;
+  mutable std::mutex mtx_;
+  node local_node_;
+  std::map<std::string, node> nodes_;          // workers, by name
+  std::map<std::string, placement> placed_;    // sandbox id → where
+};
+
+} // namespace sandboxd
