@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/blocking.hpp"
 #include "actors/cluster_runtime.hpp"
 
 namespace sandboxd {
@@ -100,6 +101,12 @@ cluster_gate_actor spawn_cluster_gate(caf::actor_system& sys, cluster_gate_confi
                 self->state.cfg.runtime->update_node(cap);
               },
               [](caf::error&) {}); // a lost node's monitor says so
+        if (auto measure = self->state.cfg.measure_local)
+          run_blocking(self, false, [measure]() -> result<node_capacity> { return measure(); },
+                       [=](result<node_capacity> cap) {
+                         if (cap)
+                           self->state.cfg.runtime->refresh_local(*cap);
+                       });
         self->delayed_send(self, report_every, atom::sample::value);
       },
       [=](atom::timeout) {

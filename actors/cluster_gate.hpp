@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "actors/interfaces.hpp"
@@ -18,6 +19,8 @@ struct cluster_gate_config {
   // A node the log places sandboxes on that has not joined this long after
   // the start is lost.
   std::chrono::seconds rejoin_grace{60};
+  // This node's own capacity now (blocks: run on the executor each tick).
+  std::function<node_capacity()> measure_local;
 };
 
 cluster_gate_actor spawn_cluster_gate(caf::actor_system& sys, cluster_gate_config cfg);

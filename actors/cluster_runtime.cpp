@@ -12,9 +12,12 @@ namespace sandboxd {
 namespace {
 
 // A create waits for the worker's container and agent (seconds under load);
-// every other call is quick on a healthy node.
+// reads are quick on a healthy node; a node that let one call time out is
+// not asked again for a while (see node::silent_until).
 constexpr std::chrono::seconds create_wait{120};
-constexpr std::chrono::seconds call_wait{60};
+constexpr std::chrono::seconds call_wait{30};
+constexpr std::chrono::seconds read_wait{10};
+constexpr std::chrono::seconds silent_pause{10};
 
 } // namespace
 
@@ -27,76 +30,85 @@ cluster_runtime::cluster_runtime(caf::actor_system& sys, std::shared_ptr<sandbox
 }
 
 template <class R, class... Ts>
-result<R> cluster_runtime::ask(const worker_actor& worker, std::chrono::seconds wait,
-                               Ts&&... xs) const {
+result<R> cluster_runtime::ask(const target& to, std::chrono::seconds wait, Ts&&... xs) {
   caf::scoped_actor self{sys_};
-  result<R> out = failure{503, "no reply from the worker node"};
-  self->request(worker, wait, std::forward<Ts>(xs)...)
+  result<R> out = failure{503, "no reply from worker node " + to.node};
+  bool timed_out = false;
+  self->request(to.worker, wait, std::forward<Ts>(xs)...)
     .receive([&](R& r) { out = std::move(r); },
              [&](caf::error& e) {
                // The node's own failures keep their status; CAF's (a node
                // gone, no answer in time) mean the node is unavailable.
                auto f = from_error(e);
-               if (e == caf::sec::request_receiver_down || e == caf::sec::request_timeout
-                   || f.status == 500)
-                 f = {503, "worker node unavailable: " + f.message};
+               timed_out = e == caf::sec::request_timeout;
+               if (timed_out || e == caf::sec::request_receiver_down || f.status == 500)
+                 f = {503, "worker node " + to.node + " unavailable: " + f.message};
                out = std::move(f);
              });
+  if (timed_out) {
+    std::lock_guard<std::mutex> lock{mtx_};
+    if (auto n = nodes_.find(to.node); n != nodes_.end())
+      n->second.silent_until = std::chrono::steady_clock::now() + silent_pause;
+  }
   return out;
 }
 
-result<std::optional<worker_actor>> cluster_runtime::route(const std::string& id) const {
+result<std::optional<cluster_runtime::target>>
+cluster_runtime::route(const std::string& id) const {
   std::lock_guard<std::mutex> lock{mtx_};
   auto p = placed_.find(id);
   if (p == placed_.end() || p->second.node.empty())
-    return std::optional<worker_actor>{};
-  auto n = nodes_.find(p->second.node);
+    return std::optional<target>{};
+  auto& name = p->second.node;
+  if (p->second.lost)
+    return failure{503, "the node of sandbox " + id + " (" + name + ") was lost"};
+  auto n = nodes_.find(name);
   if (n == nodes_.end() || !n->second.connected)
-    return failure{503, "worker node " + p->second.node + " is not connected"};
-  return std::optional<worker_actor>{n->second.worker};
+    return failure{503, "worker node " + name + " is not connected"};
+  if (std::chrono::steady_clock::now() < n->second.silent_until)
+    return failure{503, "worker node " + name + " is not answering"};
+  return std::optional<target>{target{name, n->second.worker}};
 }
 
 template <class... Ts>
-status cluster_runtime::ask_status(const std::string& id, std::chrono::seconds wait,
-                                   Ts&&... xs) {
-  auto where = route(id);
-  if (!where)
-    return where.error();
-  auto r = ask<bool>(**where, wait, std::forward<Ts>(xs)...);
+status cluster_runtime::ask_status(const target& to, std::chrono::seconds wait, Ts&&... xs) {
+  auto r = ask<bool>(to, wait, std::forward<Ts>(xs)...);
   if (!r)
     return r.error();
   return success();
 }
 
 std::string cluster_runtime::choose(const container_spec& spec) const {
-  // Allocated memory counts what this node placed (instant, no report lag);
-  // the node's own report caps it by what the host really has free.
+  // Room on a node: its memory less what this node placed there, and what
+  // it last reported free less what was placed there since.
   std::map<std::string, int64_t> allocated;
   std::map<std::string, uint32_t> count;
-  for (auto& [id, p] : placed_) {
-    allocated[p.node] += p.memory_mb;
-    ++count[p.node];
-  }
-  auto score = [&](const std::string& name, const node& n) {
-    auto left = n.capacity.memory_mb - allocated[name];
-    return std::min<int64_t>(left, n.capacity.available_mb);
+  for (auto& [id, p] : placed_)
+    if (!p.lost) {
+      allocated[p.node] += p.memory_mb;
+      ++count[p.node];
+    }
+  auto room = [&](const std::string& name, const node& n) {
+    return std::min<int64_t>(n.capacity.memory_mb - allocated[name],
+                             n.capacity.available_mb - n.placed_since_report_mb);
   };
   std::string best; // this node unless a worker has more room
-  auto best_score = local_node_.draining ? INT64_MIN : score("", local_node_);
+  auto best_room = local_node_.draining ? INT64_MIN : room("", local_node_);
   auto best_count = count[""];
   // Only a catalogue template without layers runs elsewhere.
   if (spec.template_name.empty() || !spec.layers.empty())
     return best;
+  auto now = std::chrono::steady_clock::now();
   for (auto& [name, n] : nodes_) {
-    if (!n.connected || n.draining)
+    if (!n.connected || n.draining || now < n.silent_until)
       continue;
     auto& built = n.capacity.templates;
     if (std::find(built.begin(), built.end(), spec.template_name) == built.end())
       continue;
-    auto s = score(name, n);
-    if (s > best_score || (s == best_score && count[name] < best_count)) {
+    auto r = room(name, n);
+    if (r > best_room || (r == best_room && count[name] < best_count)) {
       best = name;
-      best_score = s;
+      best_room = r;
       best_count = count[name];
     }
   }
@@ -104,113 +116,106 @@ std::string cluster_runtime::choose(const container_spec& spec) const {
 }
 
 status cluster_runtime::create(const container_spec& spec, bool fresh) {
-  std::string where;
   {
     std::lock_guard<std::mutex> lock{mtx_};
-    auto p = placed_.find(spec.id);
-    if (p == placed_.end()) {
-      if (!fresh)
-        return not_found("sandbox " + spec.id + " is placed on no node");
-      where = choose(spec);
+    if (!placed_.count(spec.id)) {
+      // Placed nowhere and not new: a sandbox of before the cluster, here.
+      auto where = fresh ? choose(spec) : std::string{};
       placed_[spec.id] = {where, spec.memory_mb};
-    } else {
-      where = p->second.node;
+      if (auto n = nodes_.find(where); n != nodes_.end())
+        n->second.placed_since_report_mb += spec.memory_mb;
+      else
+        local_node_.placed_since_report_mb += spec.memory_mb;
     }
   }
-  if (where.empty())
-    return local_->create(spec, fresh);
-  auto worker = route(spec.id);
-  if (!worker)
-    return worker.error();
+  auto where = route(spec.id);
+  if (!where)
+    return where.error();
+  if (!*where) {
+    auto s = local_->create(spec, fresh);
+    if (!s && fresh)
+      forget(spec.id);
+    return s;
+  }
+  auto to = **where;
   auto remote = spec;
   remote.lower_rootfs.clear(); // the worker's own copy of the template
-  auto r = ask<bool>(**worker, create_wait, atom::create::value, std::move(remote), fresh);
+  auto r = ask<bool>(to, create_wait, atom::create::value, std::move(remote), fresh);
   if (!r) {
-    if (fresh)
+    if (fresh) {
       forget(spec.id);
+      // It may still finish there after we gave up: take it back (else the
+      // node's next join would).
+      if (r.error().status == 503)
+        caf::anon_send(to.worker, atom::remove::value, spec.id);
+    }
     return r.error();
   }
   tunnel_back_actor back;
   {
     std::lock_guard<std::mutex> lock{mtx_};
-    auto n = nodes_.find(where);
+    auto n = nodes_.find(to.node);
     if (n == nodes_.end() || !n->second.connected)
-      return failure{503, "worker node " + where + " was lost"};
+      return failure{503, "worker node " + to.node + " was lost"};
     back = n->second.back;
   }
   // Already exposed: a cold resume boots the same sandbox again.
   if (auto s = front_->expose(spec.id, back); !s && s.error().status != 409) {
-    spdlog::error("sandbox {}: no tunnel to node {}: {}", spec.id, where, s.error().message);
+    spdlog::error("sandbox {}: no tunnel to node {}: {}", spec.id, to.node, s.error().message);
     return s.error();
   }
   return success();
 }
 
-status cluster_runtime::stop(const std::string& id) {
+template <class Local, class Atom>
+status cluster_runtime::either(const std::string& id, Local local, Atom op) {
   auto where = route(id);
   if (!where)
     return where.error();
   if (!*where)
-    return local_->stop(id);
-  return ask_status(id, call_wait, atom::stop::value, id);
+    return local();
+  return ask_status(**where, call_wait, op, id);
+}
+
+status cluster_runtime::stop(const std::string& id) {
+  return either(id, [&] { return local_->stop(id); }, atom::stop::value);
 }
 
 status cluster_runtime::pause(const std::string& id) {
-  auto where = route(id);
-  if (!where)
-    return where.error();
-  if (!*where)
-    return local_->pause(id);
-  return ask_status(id, call_wait, atom::pause::value, id);
+  return either(id, [&] { return local_->pause(id); }, atom::pause::value);
 }
 
 status cluster_runtime::resume(const std::string& id) {
-  auto where = route(id);
-  if (!where)
-    return where.error();
-  if (!*where)
-    return local_->resume(id);
-  return ask_status(id, call_wait, atom::resume::value, id);
+  return either(id, [&] { return local_->resume(id); }, atom::resume::value);
 }
 
 void cluster_runtime::forget(const std::string& id) {
-  bool remote = false;
+  bool tunnelled = false;
   {
     std::lock_guard<std::mutex> lock{mtx_};
     auto p = placed_.find(id);
     if (p == placed_.end())
       return;
-    remote = !p->second.node.empty();
+    tunnelled = !p->second.node.empty() && !p->second.lost;
     placed_.erase(p);
   }
-  if (remote)
+  if (tunnelled)
     front_->withdraw(id);
 }
 
 status cluster_runtime::destroy(const std::string& id) {
-  auto where = route(id);
-  if (!where)
-    return where.error();
-  auto s = *where ? ask_status(id, call_wait, atom::remove::value, id) : local_->destroy(id);
+  auto s = either(id, [&] { return local_->destroy(id); }, atom::remove::value);
   if (s)
     forget(id);
   return s;
 }
 
 status cluster_runtime::terminate(const std::string& id) {
-  auto where = route(id);
-  if (!where)
-    return where.error();
-  if (!*where)
-    return local_->terminate(id);
-  return ask_status(id, call_wait, atom::kill::value, id);
+  return either(id, [&] { return local_->terminate(id); }, atom::kill::value);
 }
 
 status cluster_runtime::reclaim(const std::string& id) {
-  auto where = route(id);
-  if (!where)
-    return where.error();
-  auto s = *where ? ask_status(id, call_wait, atom::reclaim::value, id) : local_->reclaim(id);
+  auto s = either(id, [&] { return local_->reclaim(id); }, atom::reclaim::value);
   if (s)
     forget(id);
   return s;
@@ -222,7 +227,7 @@ status cluster_runtime::update_network(const std::string& id, const network_poli
     return where.error();
   if (!*where)
     return local_->update_network(id, policy);
-  return ask_status(id, call_wait, atom::network::value, id, policy);
+  return ask_status(**where, call_wait, atom::network::value, id, policy);
 }
 
 result<std::string> cluster_runtime::state(const std::string& id) {
@@ -231,7 +236,7 @@ result<std::string> cluster_runtime::state(const std::string& id) {
     return where.error();
   if (!*where)
     return local_->state(id);
-  return ask<std::string>(**where, call_wait, atom::get::value, id);
+  return ask<std::string>(**where, read_wait, atom::get::value, id);
 }
 
 result<std::vector<std::string>> cluster_runtime::list() {
@@ -257,7 +262,7 @@ result<container_sample> cluster_runtime::sample(const std::string& id, int cpu_
     return where.error();
   if (!*where)
     return local_->sample(id, cpu_count, memory_mb, disk_size_mb);
-  return ask<container_sample>(**where, call_wait, atom::metrics::value, id,
+  return ask<container_sample>(**where, read_wait, atom::metrics::value, id,
                                static_cast<int32_t>(cpu_count), static_cast<int32_t>(memory_mb),
                                static_cast<int32_t>(disk_size_mb));
 }
@@ -268,13 +273,13 @@ std::string cluster_runtime::node_of(const std::string& id) const {
   return p == placed_.end() ? std::string{} : p->second.node;
 }
 
-void cluster_runtime::adopt(const std::string& id, const std::string& node) {
+void cluster_runtime::adopt(const std::string& id, const std::string& node, int memory_mb) {
   std::lock_guard<std::mutex> lock{mtx_};
-  if (node == local_node_.capacity.node) {
-    placed_[id] = {"", 0};
+  if (node.empty() || node == local_node_.capacity.node) {
+    placed_[id] = {"", memory_mb};
     return;
   }
-  placed_[id] = {node, 0};
+  placed_[id] = {node, memory_mb};
   auto& n = nodes_[node]; // known from the log, not connected until it joins
   n.capacity.node = node;
 }
@@ -293,9 +298,18 @@ status cluster_runtime::add_node(const node_capacity& cap, worker_actor worker,
     n.worker = std::move(worker);
     n.back = back;
     n.connected = true;
-    for (auto& [id, p] : placed_)
-      if (p.node == cap.node)
-        ids.push_back(id);
+    n.placed_since_report_mb = 0;
+    n.silent_until = {};
+    for (auto it = placed_.begin(); it != placed_.end();) {
+      if (it->second.node != cap.node) {
+        ++it;
+      } else if (it->second.lost) {
+        it = placed_.erase(it); // ended; what it left there goes at this join
+      } else {
+        ids.push_back(it->first);
+        ++it;
+      }
+    }
   }
   for (auto& id : ids)
     if (auto s = front_->expose(id, back); !s && s.error().status != 409)
@@ -306,8 +320,16 @@ status cluster_runtime::add_node(const node_capacity& cap, worker_actor worker,
 void cluster_runtime::update_node(const node_capacity& cap) {
   std::lock_guard<std::mutex> lock{mtx_};
   auto n = nodes_.find(cap.node);
-  if (n != nodes_.end() && n->second.connected)
+  if (n != nodes_.end() && n->second.connected) {
     n->second.capacity = cap;
+    n->second.placed_since_report_mb = 0;
+  }
+}
+
+void cluster_runtime::refresh_local(const node_capacity& cap) {
+  std::lock_guard<std::mutex> lock{mtx_};
+  local_node_.capacity = cap;
+  local_node_.placed_since_report_mb = 0;
 }
 
 std::vector<std::pair<std::string, worker_actor>> cluster_runtime::connected_workers() const {
@@ -338,14 +360,11 @@ std::vector<std::string> cluster_runtime::lose_node(const std::string& node) {
     back = n->second.back;
     n->second.connected = false;
     n->second.worker = nullptr;
-    for (auto it = placed_.begin(); it != placed_.end();) {
-      if (it->second.node == node) {
-        ids.push_back(it->first);
-        it = placed_.erase(it);
-      } else {
-        ++it;
+    for (auto& [id, p] : placed_)
+      if (p.node == node && !p.lost) {
+        p.lost = true;
+        ids.push_back(id);
       }
-    }
   }
   for (auto& id : ids)
     front_->withdraw(id);
@@ -358,7 +377,7 @@ std::vector<std::string> cluster_runtime::placed_on(const std::string& node) con
   std::lock_guard<std::mutex> lock{mtx_};
   std::vector<std::string> ids;
   for (auto& [id, p] : placed_)
-    if (p.node == node)
+    if (p.node == node && !p.lost)
       ids.push_back(id);
   return ids;
 }
@@ -367,7 +386,7 @@ std::vector<std::string> cluster_runtime::absent_nodes() const {
   std::lock_guard<std::mutex> lock{mtx_};
   std::set<std::string> names;
   for (auto& [id, p] : placed_)
-    if (!p.node.empty())
+    if (!p.node.empty() && !p.lost)
       if (auto n = nodes_.find(p.node); n == nodes_.end() || !n->second.connected)
         names.insert(p.node);
   return {names.begin(), names.end()};
@@ -395,7 +414,7 @@ std::vector<node_view> cluster_runtime::nodes() const {
     v.connected = n.connected;
     v.draining = n.draining;
     for (auto& [id, p] : placed_)
-      if (p.node == key) {
+      if (p.node == key && !p.lost) {
         ++v.sandboxes;
         v.allocated_mb += p.memory_mb;
       }

@@ -35,14 +35,17 @@ public:
   [[nodiscard]] status add_node(const node_capacity& cap, worker_actor worker,
                                 tunnel_back_actor back);
   void update_node(const node_capacity& cap);
+  /// This node's own capacity, measured again (the gate's tick).
+  void refresh_local(const node_capacity& cap);
   /// Every connected worker, by name.
   std::vector<std::pair<std::string, worker_actor>> connected_workers() const;
   /// The node that `worker` is, if connected.
   std::optional<std::string> node_named_by(const caf::actor_addr& worker) const;
-  /// Marks `node` lost and forgets the sandboxes placed on it (returned):
-  /// their calls fail from now on and their tunnels close.
+  /// Marks `node` lost with the sandboxes placed on it (returned): their
+  /// calls fail (503) from now on, their tunnels close; what they left on the
+  /// node goes when it joins again.
   std::vector<std::string> lose_node(const std::string& node);
-  /// Sandboxes placed on `node`.
+  /// Live sandboxes placed on `node`.
   std::vector<std::string> placed_on(const std::string& node) const;
   /// Nodes the log placed sandboxes on that are not connected.
   std::vector<std::string> absent_nodes() const;
@@ -71,7 +74,7 @@ public:
   bool disks_short() const override { return local_->disks_short(); }
   status make_ready_disk() override { return local_->make_ready_disk(); }
   std::string node_of(const std::string& id) const override;
-  void adopt(const std::string& id, const std::string& node) override;
+  void adopt(const std::string& id, const std::string& node, int memory_mb) override;
 
 private:
   struct node {
@@ -80,22 +83,37 @@ private:
     tunnel_back_actor back;
     bool connected = false;
     bool draining = false;
+    int64_t placed_since_report_mb = 0; // not yet in capacity.available_mb
+    // A call that timed out: calls fail at once until then, so a frozen
+    // node holds no executor thread for long.
+    std::chrono::steady_clock::time_point silent_until{};
   };
   struct placement {
     std::string node; // empty: this node
     int memory_mb = 0;
+    bool lost = false; // its node was lost: calls fail, node_of still names it
   };
-  // Where sandbox `id` runs: nullopt for this node; the worker, or 503 when
-  // its node is not connected.
-  result<std::optional<worker_actor>> route(const std::string& id) const;
+  // A worker to call: its name and handle.
+  struct target {
+    std::string node;
+    worker_actor worker;
+  };
+  // Where sandbox `id` runs: nullopt for this node (also an id placed
+  // nowhere: a sandbox of before the cluster); a worker; or 503 when its node
+  // is lost, not connected or not answering.
+  result<std::optional<target>> route(const std::string& id) const;
   // Picks the node for a new sandbox (under mtx_).
   std::string choose(const container_spec& spec) const;
   // One request to a worker, waiting at most `wait`.
   template <class R, class... Ts>
-  result<R> ask(const worker_actor& worker, std::chrono::seconds wait, Ts&&... xs) const;
+  result<R> ask(const target& to, std::chrono::seconds wait, Ts&&... xs);
   // A call that returns bool on the worker, as a status.
   template <class... Ts>
-  status ask_status(const std::string& id, std::chrono::seconds wait, Ts&&... xs);
+  status ask_status(const target& to, std::chrono::seconds wait, Ts&&... xs);
+  // Call `op` (id) on the sandbox's worker, or `local()` here.
+  template <class Local, class Atom>
+  status either(const std::string& id, Local local, Atom op);
+  // A placement's end (destroyed, or its create failed).
   void forget(const std::string& id);
 
   caf::actor_system& sys_;

@@ -175,9 +175,11 @@ result<recovery_scan> scan_for_recovery(const store& db, sandbox_runtime& rt,
   if (ec && ec != std::errc::no_such_file_or_directory)
     return internal_error("cannot list " + rt.layers_root() + ": " + ec.message());
   for (auto& [id, rec] : scan.records)
-    if (!ended(rec))
-      if (auto node = rec.ext.find(event_ext::node); node != rec.ext.end())
-        rt.adopt(id, node->second); // before its reconcile asks the runtime
+    if (!ended(rec)) {
+      auto node = rec.ext.find(event_ext::node);
+      // Before its reconcile asks the runtime.
+      rt.adopt(id, node == rec.ext.end() ? std::string{} : node->second, rec.memory_mb);
+    }
   for (auto& [id, rec] : scan.records)
     if (!ended(rec))
       if (auto o = resolve_origin(catalog, db, rec.org_id, rec.template_id))

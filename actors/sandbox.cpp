@@ -622,8 +622,13 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       return rp;
     },
     [=](atom::lost) {
-      if (ended(self->state.rec) || self->state.rec.state == sandbox_state::creating)
+      if (ended(self->state.rec))
         return;
+      // Still booting: its `created` is about to be logged, then it ends.
+      if (self->state.rec.state == sandbox_state::creating) {
+        self->delayed_send(self, std::chrono::seconds(1), atom::lost::value);
+        return;
+      }
       spdlog::warn("sandbox {}: its node was lost", self->state.rec.id);
       auto e = make_event(self->state.rec, event_type::killed);
       e.reason = kill_reason::node_lost;

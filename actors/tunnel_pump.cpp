@@ -149,8 +149,11 @@ void tunnel_pump::unlisten(std::string sandbox) {
 void tunnel_pump::connect(caf::strong_actor_ptr front, uint64_t wire, std::string path) {
   post([this, front = std::move(front), wire, path = std::move(path)]() mutable {
     auto from = caf::actor_cast<caf::actor_addr>(front);
-    if (lost_.count(from))
-      return; // a late open from a front that is gone
+    if (lost_.count(from)) {
+      // A front this end took for gone: hang up rather than leave its client waiting.
+      send(front, atom::tunnel_close::value, wire);
+      return;
+    }
     if (wire == 0 || by_wire_.count({from, wire}))
       return; // a repeated open: the first one stands; 0 is no front's
     if (open_.load() >= limits_.total) {

@@ -446,7 +446,8 @@ int serve(int argc, char** argv) {
     return die(envd.error().message);
   if (cluster) {
     auto gate = spawn_cluster_gate(
-      sys, {cluster, registry, std::chrono::duration_cast<std::chrono::seconds>(*rejoin_grace)});
+      sys, {cluster, registry, std::chrono::duration_cast<std::chrono::seconds>(*rejoin_grace),
+            [node_name, runtime, templates] { return measure_node(node_name, *runtime, *templates); }});
     auto port = caf::openssl::publish(gate, cluster_hp->second, cluster_hp->first.c_str(), true);
     if (!port)
       return die("cannot listen on " + cluster_listen + " (cluster): " + sys.render(port.error()));

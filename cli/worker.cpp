@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -128,11 +129,12 @@ int join(const options& opts) {
   caf::actor_system sys{cfg};
   blocking_executors executors{sys};
   auto worker = spawn_worker(sys, runtime, templates);
-  auto back = spawn_tunnel_back(sys, [runtime](const std::string& id) -> result<std::string> {
+  auto socket_of = [runtime](const std::string& id) -> result<std::string> {
     return runtime->agent_socket(id);
-  });
-  if (!back)
-    return fail(back.error().message);
+  };
+  // Each join brings a tunnel end of its own: the control node's front hangs
+  // up on a back it once lost, and this back on a front it lost.
+  std::optional<tunnel_back_actor> back;
   for (bool first = true;; first = false) {
     if (!first)
       std::this_thread::sleep_for(rejoin_pause);
@@ -143,6 +145,15 @@ int join(const options& opts) {
                     hp->first, hp->second, sys.render(gate.error()));
       continue;
     }
+    if (back)
+      caf::anon_send_exit(*back, caf::exit_reason::user_shutdown);
+    back.reset();
+    auto fresh = spawn_tunnel_back(sys, socket_of);
+    if (!fresh) {
+      spdlog::error("no tunnel end: {}", fresh.error().message);
+      continue;
+    }
+    back = *fresh;
     caf::scoped_actor self{sys};
     bool joined = false;
     self->request(*gate, std::chrono::seconds(60), atom::join::value,

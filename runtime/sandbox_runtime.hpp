@@ -87,8 +87,9 @@ public:
   /// The node sandbox `id` runs on; empty: this one (the only one unless
   /// the runtime is a cluster's, which logs it in `created`).
   virtual std::string node_of(const std::string&) const { return {}; }
-  /// The log says sandbox `id` runs on `node` (replay, before reconcile).
-  virtual void adopt(const std::string&, const std::string&) {}
+  /// The log says sandbox `id` (of `memory_mb`) runs on `node`, empty for
+  /// this one (replay, before reconcile).
+  virtual void adopt(const std::string&, const std::string&, int) {}
   /// Sandbox disks made ahead: how many are ready, whether fewer than
   /// wanted, and making one (background work of the warm pool).
   virtual size_t ready_disks() const = 0;

@@ -1,6 +1,6 @@
 """A cluster on one machine for tests and benchmarks: worker nodes each in a
 network namespace made here, joined to the control node (in the host's
-namespace) over a bridge made here (10.254.77.0/24). Everything made is
+namespace) over a bridge made here (a random 10.254.X.0/24). Everything made is
 removed by teardown(), and nothing else is touched."""
 import os
 import secrets
@@ -13,7 +13,8 @@ from harness import BIN, remove_data_dir
 
 TAG = secrets.token_hex(3)
 BRIDGE = f"clb{TAG}"
-NET = "10.254.77"
+# A /24 of its own per run (runs on one host do not share a subnet).
+NET = f"10.254.{secrets.randbelow(200) + 20}"
 
 
 def ip(*args):

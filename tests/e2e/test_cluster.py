@@ -8,7 +8,11 @@ and a port work on each node; a drained node gets no new sandboxes; a node
 with the wrong secret retrying its handshake drops no joined worker; a worker
 killed with -9 turns its sandboxes to `error` (kill_reason node_lost); the
 restarted worker reconciles (what it still ran is removed) and takes
-sandboxes again. Everything made is removed, even on failure."""
+sandboxes again; after a control node restart workers rejoin and their
+sandboxes carry on, and a node that stays away is lost after the rejoin
+grace; a cut network loses the node within the heartbeat timeout, and the
+same worker process rejoins once the link is back. Everything made is
+removed, even on failure."""
 import json
 import os
 import secrets
@@ -146,7 +150,8 @@ class ClusterTest(unittest.TestCase):
         intruder.crash()
         nodes = self.nodes()
         self.assertTrue(nodes["w1"]["connected"] and nodes["w2"]["connected"], nodes)
-        self.assertNotIn("lost", self.server.log())
+        self.assertNotIn("node w1 lost", self.server.log())
+        self.assertNotIn("node w2 lost", self.server.log())
         for sid, node in self.placed.items():
             if node != "control":
                 r = self.server.run(sid, "echo", "up")
@@ -156,6 +161,7 @@ class ClusterTest(unittest.TestCase):
         placed = self.placed
         on_w1 = [s for s, n in placed.items() if n == "w1"]
         on_w2 = [s for s, n in placed.items() if n == "w2"]
+        self.assertTrue(on_w1 and on_w2, placed)
         for sid in on_w2:
             r = self.server.run(sid, "echo", "before")
             self.assertEqual(r.status, 200, f"{r}\n--- control ---\n{self.server.log()[-3000:]}"
@@ -224,6 +230,37 @@ class ClusterTest(unittest.TestCase):
         nodes = self.nodes()
         self.assertIn("w1", nodes, f"{nodes}\n{self.server.log()[-3000:]}")
         self.assertFalse(nodes["w1"]["connected"])
+
+    def test_7_a_cut_network_loses_the_node_and_it_rejoins_when_back(self):
+        on_w2 = [s for s, n in self.placed.items() if n == "w2"]
+        self.assertTrue(on_w2)
+        link = self.net.links[2]  # the host's end of w2's veth
+        subprocess.run(["ip", "link", "set", link, "down"], check=True)
+        t0 = time.time()
+        try:
+            def w2_lost():
+                return all(any(e["type"] == "sandbox.lifecycle.killed"
+                               and e["eventData"].get("kill_reason") == "node_lost"
+                               for e in self.server.events(sid)) for sid in on_w2)
+            self.assertTrue(eventually(w2_lost, within=30, every=0.2),
+                            self.server.log()[-3000:])
+            print(f"\nsandboxes of a cut-off worker in error after {time.time() - t0:.2f} s")
+        finally:
+            subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        # Back on the network, the same process joins again with a fresh
+        # tunnel end, and new sandboxes on it work.
+        self.assertTrue(eventually(lambda: self.connected("w2"), within=60, every=0.5),
+                        f"{self.w2.log()}\n{self.server.log()[-3000:]}")
+        subprocess.run([BIN, "worker", "drain", "control", "--data-dir", self.server.dir],
+                       check=True, capture_output=True, timeout=30)
+        try:
+            ids = self.probe("create", "1")
+            self.assertEqual(self.where(ids[0]), "w2")
+            report = self.probe("use", ids[0])
+            self.assertTrue(report[0]["ok"], report)
+        finally:
+            subprocess.run([BIN, "worker", "drain", "control", "--undo", "--data-dir",
+                            self.server.dir], capture_output=True, timeout=30)
 
 
 if __name__ == "__main__":

@@ -5,28 +5,9 @@
 //                                             pause/resume, a port; JSON report
 // Needs E2B_API_KEY, E2B_API_URL, E2B_SANDBOX_URL; the server runs with
 // --domain sandboxd.test (getHost's names, sent as Host to the envd listener).
-import http from 'node:http'
 import assert from 'node:assert/strict'
 import { Sandbox } from 'e2b'
-import { waitFor } from './helpers.mjs'
-
-const envd = new URL(process.env.E2B_SANDBOX_URL)
-
-function get(host, path = '/') {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: envd.hostname, port: envd.port, path, headers: { Host: host } },
-      (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (c) => (body += c))
-        res.on('end', () => resolve({ status: res.statusCode, body }))
-      }
-    )
-    req.on('error', reject)
-    req.end()
-  })
-}
+import { getPort as get, waitFor } from './helpers.mjs'
 
 async function use(id) {
   const sbx = await Sandbox.connect(id, { timeoutMs: 600_000 })

@@ -1,4 +1,5 @@
 // Shared helpers for the SDK tests. Only the public `e2b` API is used.
+import http from 'node:http'
 import { Sandbox } from 'e2b'
 
 for (const v of ['E2B_API_KEY', 'E2B_API_URL', 'E2B_SANDBOX_URL']) {
@@ -66,4 +67,26 @@ export async function listAll(paginator) {
     out.push(...(await paginator.nextItems()))
   }
   return out
+}
+
+const envd = new URL(process.env.E2B_SANDBOX_URL)
+
+/**
+ * GET `path` from a sandbox port named by `host` (`sbx.getHost(port)`): sent to
+ * the envd listener with that Host, as wildcard DNS would route it.
+ */
+export function getPort(host, path = '/', headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: envd.hostname, port: envd.port, path, headers: { Host: host, ...headers } },
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (c) => (body += c))
+        res.on('end', () => resolve({ status: res.statusCode, body }))
+      }
+    )
+    req.on('error', reject)
+    req.end()
+  })
 }

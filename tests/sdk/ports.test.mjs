@@ -5,29 +5,11 @@
 // wildcard DNS gives a real deployment; here the Host header is set directly.
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import http from 'node:http'
-import { tracker, waitFor } from './helpers.mjs'
+import { getPort as get, tracker, waitFor } from './helpers.mjs'
 
 const T = tracker()
 after(() => T.killAll())
 
-const envd = new URL(process.env.E2B_SANDBOX_URL)
-
-function get(host, path = '/', headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: envd.hostname, port: envd.port, path, headers: { Host: host, ...headers } },
-      (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (c) => (body += c))
-        res.on('end', () => resolve({ status: res.statusCode, body }))
-      }
-    )
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 async function serveSite(sbx, text) {
   await sbx.files.write('/home/user/site/index.html', text)
