@@ -394,7 +394,7 @@ typename Inspector::result_type inspect(Inspector& f, node_capacity& x) {
            x.containers, x.templates);
 }
 
-/// A node as the operator sees it (sandboxd cluster nodes).
+/// A node as the operator sees it (sandboxd worker list).
 struct node_view {
   node_capacity capacity;
   bool local = false;      // the control node's own runtime

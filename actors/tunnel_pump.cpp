@@ -137,12 +137,7 @@ void tunnel_pump::unlisten(std::string sandbox) {
       listeners_.erase(it->second);
       listener_of_.erase(it);
     }
-    std::vector<uint64_t> keys;
-    for (auto& [key, c] : conns_)
-      if (c->sandbox == sandbox)
-        keys.push_back(key);
-    for (auto key : keys)
-      drop(*conns_.at(key), true);
+    drop_where([&](const conn& c) { return c.sandbox == sandbox; }, true);
   });
 }
 
@@ -253,11 +248,7 @@ void tunnel_pump::loop() {
       retry_connects();
   }
   // Every connection ends with its peer told; sockets files are the front's.
-  std::vector<uint64_t> keys;
-  for (auto& [key, c] : conns_)
-    keys.push_back(key);
-  for (auto key : keys)
-    drop(*conns_.at(key), true);
+  drop_where([](const conn&) { return true; }, true);
   for (auto& [key, l] : listeners_)
     ::close(l.fd);
   listeners_.clear();
@@ -342,6 +333,16 @@ void tunnel_pump::try_connect(conn& c) {
     return;
   }
   service(c.key); // bytes may have waited for the connect
+}
+
+void tunnel_pump::drop_where(const std::function<bool(const conn&)>& which, bool tell_peer) {
+  // Collected first: drop erases from conns_.
+  std::vector<uint64_t> keys;
+  for (auto& [key, c] : conns_)
+    if (which(*c))
+      keys.push_back(key);
+  for (auto key : keys)
+    drop(*conns_.at(key), tell_peer);
 }
 
 void tunnel_pump::retry_connects() {
@@ -511,13 +512,8 @@ void tunnel_pump::on_close(const caf::actor_addr& from, uint64_t wire) {
 
 void tunnel_pump::on_lost(const caf::actor_addr& peer) {
   lost_.insert(peer);
-  std::vector<uint64_t> keys;
-  for (auto& [key, c] : conns_)
-    if (c->peer_addr == peer)
-      keys.push_back(key);
   // Told anyway: a peer declared lost that still runs frees its side.
-  for (auto key : keys)
-    drop(*conns_.at(key), true);
+  drop_where([&](const conn& c) { return c.peer_addr == peer; }, true);
   for (auto& [key, l] : listeners_)
     if (l.back_addr == peer)
       l.back_lost = true;

@@ -111,6 +111,8 @@ private:
   bool pump_read(conn& c);
   void settle(conn& c);
   void drop(conn& c, bool tell_peer);
+  /// drop() for every connection `which` picks.
+  void drop_where(const std::function<bool(const conn&)>& which, bool tell_peer);
   conn* find(const caf::actor_addr& from, uint64_t wire);
   void on_data(const caf::actor_addr& from, uint64_t wire, std::string bytes);
   void on_ack(const caf::actor_addr& from, uint64_t wire, uint64_t n);

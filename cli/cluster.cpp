@@ -27,20 +27,4 @@ status configure_cluster(caf::actor_system_config& cfg, const std::string& secre
   return success();
 }
 
-result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& flag,
-                                                         const std::string& text) {
-  auto colon = text.rfind(':');
-  auto bad = [&] { return bad_request(flag + " must be HOST:PORT, got '" + text + "'"); };
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()
-      || text.size() - colon > 6)
-    return bad();
-  auto digits = text.substr(colon + 1);
-  if (digits.find_first_not_of("0123456789") != std::string::npos)
-    return bad();
-  auto port = std::stoi(digits);
-  if (port <= 0 || port > 65535)
-    return bad();
-  return std::pair{text.substr(0, colon), static_cast<uint16_t>(port)};
-}
-
 } // namespace sandboxd::cli

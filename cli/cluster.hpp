@@ -16,8 +16,4 @@ namespace sandboxd::cli {
 [[nodiscard]] status configure_cluster(caf::actor_system_config& cfg,
                                        const std::string& secret_file, const std::string& dir);
 
-/// HOST:PORT with a numeric port (the host may be a name).
-[[nodiscard]] result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& flag,
-                                                                       const std::string& text);
-
 } // namespace sandboxd::cli

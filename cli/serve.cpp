@@ -300,9 +300,9 @@ int serve(int argc, char** argv) {
   auto cluster_listen = opts->get("cluster-listen", "");
   std::optional<std::pair<std::string, uint16_t>> cluster_hp;
   if (!cluster_listen.empty()) {
-    auto hp = parse_host_port("--cluster-listen", cluster_listen);
+    auto hp = http::parse_listen(cluster_listen);
     if (!hp)
-      return fail(hp.error().message);
+      return fail("--cluster-listen: " + hp.error().message);
     cluster_hp = *hp;
     if (opts->get("cluster-secret-file", "").empty())
       return fail("--cluster-listen needs --cluster-secret-file (e.g. openssl rand -hex 32 > FILE; "
@@ -488,6 +488,11 @@ int serve(int argc, char** argv) {
   if (!runtime->wait_reclaims(std::chrono::seconds(4)))
     spdlog::warn("killed sandboxes not all removed yet: the next start removes the rest");
   runtime->remove_roots_dir(); // only when no sandbox of ours has a root there
+  if (cluster) {
+    // The next start makes the tunnels' sockets again as workers rejoin.
+    std::error_code gone;
+    fs::remove_all(tunnel_dir(dir), gone);
+  }
   // Every event is already synced; sandbox actors hold nothing to flush and
   // their containers must keep running, so leave without tearing them down.
   std::fflush(stdout);

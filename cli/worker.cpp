@@ -24,6 +24,7 @@
 #include "cli/defaults.hpp"
 #include "cli/options.hpp"
 #include "http/admin_channel.hpp"
+#include "http/server.hpp"
 #include "runtime/containers.hpp"
 #include "runtime/templates.hpp"
 #include "actors/tunnel.hpp"
@@ -96,9 +97,9 @@ int ask_control(const options& opts, const std::string& line, bool table_wanted)
 }
 
 int join(const options& opts) {
-  auto hp = parse_host_port("--join", opts.get("join", ""));
+  auto hp = http::parse_listen(opts.get("join", ""));
   if (!hp)
-    return fail(hp.error().message);
+    return fail("--join: " + hp.error().message);
   auto secret_file = opts.get("cluster-secret-file", "");
   if (secret_file.empty())
     return fail("--cluster-secret-file is required (the control node's secret)");

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import tempfile
 
-from harness import BIN, remove_data_dir
+from harness import BIN, log_tail, remove_data_dir
 
 TAG = secrets.token_hex(3)
 BRIDGE = f"clb{TAG}"
@@ -48,11 +48,7 @@ class Worker:
                                          stdin=subprocess.DEVNULL)
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-4000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path, 4000)
 
     def joined(self):
         return "joined" in self.log()

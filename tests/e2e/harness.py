@@ -33,6 +33,15 @@ def eventually(check, within=5.0, every=0.02):
         time.sleep(every)
 
 
+def log_tail(path, chars):
+    """The last `chars` characters of a process's log ("" before it has one)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-chars:]
+    except OSError:
+        return ""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,11 +113,7 @@ class Server:
         raise RuntimeError("sandboxd did not start:\n" + self.log())
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-5000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path, 5000)
 
     def crash(self):
         """kill -9: no chance to clean up."""

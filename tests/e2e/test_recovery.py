@@ -137,7 +137,24 @@ class Keys(unittest.TestCase):
         import tempfile
         d = tempfile.mkdtemp(prefix="sandboxd-flags-")
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        # Beside the data dir, not in it (serve makes what is in it private).
+        secrets = tempfile.mkdtemp(prefix="sandboxd-secrets-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", secrets]))
+        short = os.path.join(secrets, "short-secret")
+        shared = os.path.join(secrets, "shared-secret")
+        for path, text, mode in [(short, "short\n", 0o600), (shared, "s" * 64 + "\n", 0o644)]:
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, mode)
+        cluster = ["--cluster-listen", "127.0.0.1:1"]
         for args, why in [
+            (["--cluster-listen", "nohost"], "--cluster-listen: listen address must be HOST:PORT"),
+            (cluster, "needs --cluster-secret-file"),
+            (cluster + ["--cluster-secret-file", short], "at least 32 characters"),
+            (cluster + ["--cluster-secret-file", shared], "readable by other users"),
+            (cluster + ["--cluster-secret-file", os.path.join(secrets, "none")], "cannot read"),
+            (["--node-name", "Bad_Name"], "--node-name"),
+            (["--rejoin-grace", "10ms"], "--rejoin-grace"),
             (["--api-listen", "nohost"], "HOST:PORT"),
             (["--envd-listen", "127.0.0.1:99999"], "bad port"),
             (["--max-sandboxes", "0"], "positive integer"),
@@ -163,6 +180,20 @@ class Keys(unittest.TestCase):
         out = subprocess.run([BIN, "serve", "--data-dir", d], capture_output=True, text=True, timeout=30)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("shorter --data-dir", out.stderr)
+
+    def test_worker_rejects_bad_usage(self):
+        for args, why in [
+            (["--join", "nohost", "--cluster-secret-file", "/x"], "--join: listen address"),
+            (["--join", "127.0.0.1:1"], "--cluster-secret-file is required"),
+            (["--join", "127.0.0.1:1", "--cluster-secret-file", "/x", "--name", "A B"],
+             "--name"),
+            (["drain", "Bad_Name"], "usage: sandboxd worker drain"),
+            (["list", "--data-dir", "/nonexistent-sandboxd-dir"], "is the control node serving"),
+        ]:
+            out = subprocess.run([BIN, "worker", *args], capture_output=True, text=True,
+                                 timeout=30)
+            self.assertNotEqual(out.returncode, 0, args)
+            self.assertIn(why, out.stderr, args)
 
     def test_keys_create_rejects_bad_usage(self):
         out = subprocess.run([BIN, "keys", "create"], capture_output=True, text=True)
