@@ -7,6 +7,7 @@
 
 #include "actors/blocking.hpp"
 #include "actors/cluster_runtime.hpp"
+#include "storage/store.hpp"
 
 namespace sandboxd {
 
@@ -53,6 +54,58 @@ void remove_leftovers(gate_self self, const std::string& node, worker_actor work
       });
 }
 
+// A joined node's snapshot layers that no stored snapshot owns (deleted
+// while it was away, or left by a failed snapshot) are removed; all are kept
+// when some stored snapshot cannot be read.
+void remove_leftover_layers(gate_self self, const std::string& node, worker_actor worker) {
+  self->request(worker, std::chrono::seconds(60), atom::list::value, atom::snapshot::value)
+    .then(
+      [=](std::vector<std::string>& held) {
+        auto db = self->state.cfg.db;
+        auto rt = self->state.cfg.runtime;
+        run_blocking(
+          self, false,
+          [db, rt, node, held]() -> result<std::vector<std::string>> {
+            size_t unreadable = 0;
+            auto snaps = db->all_snapshots(&unreadable);
+            if (!snaps)
+              return snaps.error();
+            if (unreadable > 0)
+              return internal_error(std::to_string(unreadable)
+                                    + " stored snapshots are unreadable: its layers are all kept");
+            std::set<std::string> owned;
+            for (auto& s : *snaps)
+              if (s.node == node)
+                owned.insert(s.id);
+            std::vector<std::string> garbage;
+            for (auto& id : held)
+              if (!owned.count(id) && !rt->copied_since_start(id))
+                garbage.push_back(id);
+            return garbage;
+          },
+          [=](result<std::vector<std::string>> garbage) {
+            if (!garbage) {
+              spdlog::error("node {}: {}", node, garbage.error().message);
+              return;
+            }
+            for (auto& id : *garbage) {
+              spdlog::warn("node {}: removing snapshot layer {}: no snapshot owns it", node, id);
+              self->request(worker, std::chrono::seconds(60), atom::remove::value,
+                            atom::snapshot::value, id)
+                .then([](bool) {},
+                      [=](caf::error& e) {
+                        spdlog::error("node {}: cannot remove layer {}: {}", node, id,
+                                      from_error(e).message);
+                      });
+            }
+          });
+      },
+      [=](caf::error& e) {
+        spdlog::error("node {}: cannot list its snapshot layers: {}", node,
+                      from_error(e).message);
+      });
+}
+
 } // namespace
 
 bool valid_node_name(const std::string& name) {
@@ -88,6 +141,7 @@ cluster_gate_actor spawn_cluster_gate(caf::actor_system& sys, cluster_gate_confi
         spdlog::info("node {} joined ({} CPUs, {} MiB, templates: {}); {} sandboxes on it", name,
                      cap.cpus, cap.memory_mb, cap.templates.size(), ids.size());
         remove_leftovers(self, name, worker);
+        remove_leftover_layers(self, name, worker);
         if (!ids.empty())
           self->send(self->state.cfg.registry, atom::reconcile::value, name, std::move(ids));
         return true;

@@ -12,10 +12,12 @@
 namespace sandboxd {
 
 class cluster_runtime;
+class store;
 
 struct cluster_gate_config {
   std::shared_ptr<cluster_runtime> runtime;
   registry_actor registry;
+  std::shared_ptr<store> db; // which snapshots each node's layers belong to
   // A node the log places sandboxes on that has not joined this long after
   // the start is lost.
   std::chrono::seconds rejoin_grace{60};

@@ -1,6 +1,7 @@
 #include "actors/cluster_runtime.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -18,6 +19,8 @@ constexpr std::chrono::seconds create_wait{120};
 constexpr std::chrono::seconds call_wait{30};
 constexpr std::chrono::seconds read_wait{10};
 constexpr std::chrono::seconds silent_pause{10};
+// A snapshot copies a sandbox's whole writable layer (cp -a, up to 10 min).
+constexpr std::chrono::seconds copy_wait{600};
 
 } // namespace
 
@@ -92,12 +95,15 @@ std::string cluster_runtime::choose(const container_spec& spec) const {
     return std::min<int64_t>(n.capacity.memory_mb - allocated[name],
                              n.capacity.available_mb - n.placed_since_report_mb);
   };
+  // Made from a snapshot: where its layers are (its template was built
+  // there). An org's template: this node only.
+  if (!spec.layers.empty())
+    return spec.layers_node;
   std::string best; // this node unless a worker has more room
+  if (spec.template_name.empty())
+    return best;
   auto best_room = local_node_.draining ? INT64_MIN : room("", local_node_);
   auto best_count = count[""];
-  // Only a catalogue template without layers runs elsewhere.
-  if (spec.template_name.empty() || !spec.layers.empty())
-    return best;
   auto now = std::chrono::steady_clock::now();
   for (auto& [name, n] : nodes_) {
     if (!n.connected || n.draining || now < n.silent_until)
@@ -124,7 +130,7 @@ status cluster_runtime::create(const container_spec& spec, bool fresh) {
       placed_[spec.id] = {where, spec.memory_mb};
       if (auto n = nodes_.find(where); n != nodes_.end())
         n->second.placed_since_report_mb += spec.memory_mb;
-      else
+      else if (where.empty())
         local_node_.placed_since_report_mb += spec.memory_mb;
     }
   }
@@ -140,6 +146,8 @@ status cluster_runtime::create(const container_spec& spec, bool fresh) {
   auto to = **where;
   auto remote = spec;
   remote.lower_rootfs.clear(); // the worker's own copy of the template
+  // and its own layers: the worker finds them by their ids (the last
+  // component of our paths for them).
   auto r = ask<bool>(to, create_wait, atom::create::value, std::move(remote), fresh);
   if (!r) {
     if (fresh) {
@@ -244,9 +252,46 @@ result<std::vector<std::string>> cluster_runtime::list() {
 }
 
 status cluster_runtime::copy_layer(const std::string& id, const std::string& dest) {
-  if (!node_of(id).empty())
-    return failure{501, "snapshots of a sandbox on a worker node are not supported yet"};
-  return local_->copy_layer(id, dest);
+  auto where = route(id);
+  if (!where)
+    return where.error();
+  if (!*where)
+    return local_->copy_layer(id, dest);
+  auto snapshot_id = std::filesystem::path{dest}.filename().string();
+  {
+    std::lock_guard<std::mutex> lock{mtx_};
+    copied_.insert(snapshot_id);
+  }
+  return ask_status(**where, copy_wait, atom::snapshot::value, id, snapshot_id);
+}
+
+status cluster_runtime::remove_layer(const std::string& snapshot_id, const std::string& node) {
+  bool here = node.empty();
+  std::optional<worker_actor> worker;
+  {
+    std::lock_guard<std::mutex> lock{mtx_};
+    here = here || node == local_node_.capacity.node;
+    copied_.erase(snapshot_id);
+    if (auto n = nodes_.find(node); !here && n != nodes_.end() && n->second.connected)
+      worker = n->second.worker;
+  }
+  if (here)
+    return local_->remove_layer(snapshot_id, "");
+  if (worker) {
+    auto s = ask_status(target{node, *worker}, call_wait, atom::remove::value,
+                        atom::snapshot::value, snapshot_id);
+    if (s || s.error().status != 503)
+      return s;
+  }
+  // Not there now: the node drops layers no snapshot owns when it joins.
+  spdlog::warn("snapshot {}: its layer on node {} goes when the node joins again", snapshot_id,
+               node);
+  return success();
+}
+
+bool cluster_runtime::copied_since_start(const std::string& snapshot_id) const {
+  std::lock_guard<std::mutex> lock{mtx_};
+  return copied_.count(snapshot_id) > 0;
 }
 
 std::string cluster_runtime::agent_socket(const std::string& id) const {
@@ -403,6 +448,30 @@ status cluster_runtime::set_draining(const std::string& node, bool draining) {
     return not_found("no node named " + node);
   n->second.draining = draining;
   return success();
+}
+
+std::set<std::string> cluster_runtime::draining() const {
+  std::lock_guard<std::mutex> lock{mtx_};
+  std::set<std::string> out;
+  if (local_node_.draining)
+    out.insert(local_node_.capacity.node);
+  for (auto& [name, n] : nodes_)
+    if (n.draining)
+      out.insert(name);
+  return out;
+}
+
+void cluster_runtime::keep_draining(const std::set<std::string>& names) {
+  std::lock_guard<std::mutex> lock{mtx_};
+  for (auto& name : names) {
+    if (name == local_node_.capacity.node) {
+      local_node_.draining = true;
+      continue;
+    }
+    auto& n = nodes_[name]; // not connected until it joins
+    n.capacity.node = name;
+    n.draining = true;
+  }
 }
 
 std::vector<node_view> cluster_runtime::nodes() const {

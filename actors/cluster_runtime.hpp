@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,10 @@ public:
   /// Nodes the log placed sandboxes on that are not connected.
   std::vector<std::string> absent_nodes() const;
   [[nodiscard]] status set_draining(const std::string& node, bool draining);
+  /// The drained nodes' names (kept in the store by the caller).
+  std::set<std::string> draining() const;
+  /// At start: the nodes drained before, joined or not.
+  void keep_draining(const std::set<std::string>& names);
   std::vector<node_view> nodes() const;
 
   // The sandbox_runtime interface (documented there).
@@ -64,9 +69,15 @@ public:
   result<std::string> state(const std::string& id) override;
   /// This node's own containers: each worker's are reconciled when it joins.
   result<std::vector<std::string>> list() override;
-  /// 501 for a sandbox on a worker: its files are there, snapshots here.
+  /// On the sandbox's node: a worker keeps the layer under its own layers
+  /// root, by the snapshot id (the last component of `dest`).
   status copy_layer(const std::string& id, const std::string& dest) override;
   std::string layers_root() const override { return local_->layers_root(); }
+  /// On an absent node the layer stays until it joins (success, logged).
+  status remove_layer(const std::string& snapshot_id, const std::string& node) override;
+  /// Whether this node copied the layer of `snapshot_id` to a worker since
+  /// it started and did not remove it: its snapshot may not be stored yet.
+  bool copied_since_start(const std::string& snapshot_id) const;
   std::string agent_socket(const std::string& id) const override;
   result<container_sample> sample(const std::string& id, int cpu_count, int memory_mb,
                                   int disk_size_mb) override;
@@ -123,6 +134,7 @@ private:
   node local_node_;
   std::map<std::string, node> nodes_;          // workers, by name
   std::map<std::string, placement> placed_;    // sandbox id → where
+  std::set<std::string> copied_;               // snapshot layers copied to workers
 };
 
 } // namespace sandboxd

@@ -432,7 +432,14 @@ using worker_actor = caf::typed_actor<
   // sample(id, cpu_count, memory_mb, disk_size_mb)
   caf::replies_to<atom::metrics, std::string, int32_t, int32_t, int32_t>::with<container_sample>,
   // Its capacity now.
-  caf::replies_to<atom::stats>::with<node_capacity>>;
+  caf::replies_to<atom::stats>::with<node_capacity>,
+  // copy_layer(id, into the layer of snapshot `snapshot_id`): kept here, under
+  // this node's own layers root.
+  caf::replies_to<atom::snapshot, std::string, std::string>::with<bool>,
+  // remove_layer(snapshot_id): idempotent.
+  caf::replies_to<atom::remove, atom::snapshot, std::string>::with<bool>,
+  // The ids of every snapshot layer this node keeps.
+  caf::replies_to<atom::list, atom::snapshot>::with<std::vector<std::string>>>;
 
 /// The control node's door for workers, published on --cluster-listen (TLS:
 /// only a node holding the cluster secret completes the handshake).

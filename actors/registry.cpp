@@ -52,6 +52,9 @@ struct registry_state {
   // sees them), counted against the host limit by `pool`.
   warm_pool pool;
   std::map<std::string, sandbox_actor> warm;
+  // Sandboxes whose reconcile with their rejoined node found it not
+  // answering: the delay before the next try (doubling, at most a minute).
+  std::map<std::string, std::chrono::seconds> reconcile_retry;
   bool wake_pending = false; // a refill check is scheduled
   bool making_disk = false; // a disk is being made ahead (one at a time)
   // A drain that waits for the boot under way (shutdown must not leave it).
@@ -315,8 +318,10 @@ sandbox_deps deps_for(self_ptr self, const sandbox_record& rec, const std::optio
     deps.catalogue_template = !o->base.user;
     deps.start_cmd = o->base.start_cmd;
     deps.ready_port = o->base.ready_port;
-    if (o->snapshot)
+    if (o->snapshot) {
       deps.layers = o->snapshot->layers;
+      deps.layers_node = o->snapshot->node;
+    }
   }
   if (!deps.layers.empty())
     self->state.layers_of[rec.id] = deps.layers;
@@ -707,12 +712,10 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
               // A layer may hold a whole disk: the registry does not wait for it.
               run_blocking(
                 self, false,
-                [own]() -> result<bool> {
-                  std::error_code ec;
-                  std::filesystem::remove_all(own, ec);
-                  if (ec)
-                    return internal_error("snapshot forgotten, but its files stay at " + own
-                                          + ": " + ec.message());
+                [rt, snap = *snap]() -> result<bool> {
+                  if (auto s = rt->remove_layer(snap.id, snap.node); !s)
+                    return internal_error("snapshot forgotten, but its files stay: "
+                                          + s.error().message);
                   return true;
                 },
                 deliver_to(rp));
@@ -790,14 +793,34 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
           self->send(it->second, atom::lost::value);
     },
     [=](atom::reconcile, const std::string& node, const std::vector<std::string>& ids) {
-      spdlog::info("node {} joined: reconciling its {} sandboxes", node, ids.size());
-      for (auto& id : ids)
-        if (auto it = self->state.live.find(id); it != self->state.live.end())
-          self->request(it->second, caf::infinite, atom::reconcile::value)
-            .then([](const sandbox_record&) {},
-                  [id](caf::error& e) {
-                    spdlog::warn("sandbox {}: reconcile: {}", id, from_error(e).message);
-                  });
+      spdlog::info("node {}: reconciling {} sandboxes", node, ids.size());
+      for (auto& id : ids) {
+        auto it = self->state.live.find(id);
+        if (it == self->state.live.end()) {
+          self->state.reconcile_retry.erase(id);
+          continue;
+        }
+        self->request(it->second, caf::infinite, atom::reconcile::value)
+          .then([=](const sandbox_record&) { self->state.reconcile_retry.erase(id); },
+                [=](caf::error& e) {
+                  auto f = from_error(e);
+                  if (f.status != 503) {
+                    self->state.reconcile_retry.erase(id);
+                    spdlog::warn("sandbox {}: reconcile: {}", id, f.message);
+                    return;
+                  }
+                  // The node went silent or away again: try later, until
+                  // it answers or its loss ends the sandbox.
+                  auto& wait = self->state.reconcile_retry[id];
+                  wait = std::min<std::chrono::seconds>(
+                    wait.count() == 0 ? std::chrono::seconds(2) : wait * 2,
+                    std::chrono::seconds(60));
+                  spdlog::warn("sandbox {}: reconcile: {}; again in {} s", id, f.message,
+                               wait.count());
+                  self->delayed_send(self, wait, atom::reconcile::value, node,
+                                     std::vector<std::string>{id});
+                });
+      }
     },
     [=](atom::stats) {
       auto s = self->state.stats;

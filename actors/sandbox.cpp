@@ -354,7 +354,8 @@ container_spec spec_of(const sandbox_record& rec, const sandbox_deps& deps) {
   spec.id = rec.id;
   spec.lower_rootfs = deps.lower_rootfs;
   spec.layers = deps.layers;
-  if (deps.catalogue_template && deps.layers.empty())
+  spec.layers_node = deps.layers_node;
+  if (deps.catalogue_template)
     spec.template_name = deps.base_template;
   spec.cpu_count = rec.cpu_count;
   spec.memory_mb = rec.memory_mb;
@@ -571,6 +572,9 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
             arm_sampler(self);
             if (orphaned && !*orphaned)
               reattach_agent(self);
+            // Its node not answering: the caller may try again.
+            if (!orphaned && orphaned.error().status == 503)
+              return k(orphaned.error());
             return k(self->state.rec);
           }
           spdlog::warn("sandbox {}: container gone, ending it as orphaned", id);
@@ -759,6 +763,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto rt = self->state.deps.runtime;
       auto dest = rt->layer_dir(snap.id);
       snap.layers = {dest};
+      snap.node = rt->node_of(rec.id); // the layer is copied where the sandbox runs
       for (auto& l : self->state.deps.layers)
         snap.layers.push_back(l);
       auto id = rec.id;
@@ -788,8 +793,9 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
           auto taken = snap;
           taken.created_ms = now_ms();
           if (auto st = db->put_snapshot(taken); !st) {
-            std::error_code ec;
-            std::filesystem::remove_all(dest, ec); // a layer no snapshot owns is garbage
+            // A layer no snapshot owns is garbage.
+            if (auto removed = rt->remove_layer(taken.id, taken.node); !removed)
+              spdlog::error("snapshot {}: {}", taken.id, removed.error().message);
             return st.error();
           }
           return taken;

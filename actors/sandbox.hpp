@@ -24,9 +24,10 @@ struct sandbox_deps {
   std::string lower_rootfs; // the template's root filesystem
   std::string base_template; // its name in the catalogue (or the org's template's)
   // base_template is a catalogue template: with no layers, any node that
-  // built it can run the sandbox.
+  // built it can run the sandbox; with layers, the node that holds them.
   bool catalogue_template = false;
   std::vector<std::string> layers; // snapshot layers above it, topmost first
+  std::string layers_node; // where the layers are (snapshot_info::node)
   // A new sandbox's one-shot agent, started once `created` is logged.
   std::optional<create_spec::agent_launch> launch;
   // The template's start command (the code interpreter's server, or an org's

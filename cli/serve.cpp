@@ -130,8 +130,8 @@ std::string tunnel_dir(const std::string& data_dir) {
 }
 
 // The admin socket's cluster requests (sandboxd worker list | drain).
-admin_handler cluster_admin(std::shared_ptr<cluster_runtime> cluster) {
-  return [cluster](const std::string& line) -> std::optional<result<std::string>> {
+admin_handler cluster_admin(std::shared_ptr<cluster_runtime> cluster, std::shared_ptr<store> db) {
+  return [cluster, db](const std::string& line) -> std::optional<result<std::string>> {
     auto arg = [&](const std::string& cmd) -> std::optional<std::string> {
       if (line.rfind(cmd + " ", 0) == 0)
         return line.substr(cmd.size() + 1);
@@ -158,6 +158,9 @@ admin_handler cluster_admin(std::shared_ptr<cluster_runtime> cluster) {
     }
     auto name = drain ? *drain : *undrain;
     if (auto s = cluster->set_draining(name, static_cast<bool>(drain)); !s)
+      return result<std::string>{s.error()};
+    // Durable before the answer: a restart keeps the node drained.
+    if (auto s = db->put_drained_nodes(cluster->draining()); !s)
       return result<std::string>{s.error()};
     return result<std::string>{std::string{drain ? "draining " : "placing again on "} + name};
   };
@@ -398,6 +401,10 @@ int serve(int argc, char** argv) {
     cluster = std::make_shared<cluster_runtime>(
       sys, runtime, measure_node(node_name, *runtime, *catalog),
       std::shared_ptr<tunnel_front>(std::move(*front)));
+    auto drained = db->drained_nodes();
+    if (!drained)
+      return die(drained.error().message);
+    cluster->keep_draining(*drained);
     rcfg.runtime = cluster;
   }
   auto templates = std::make_shared<const template_catalog>(std::move(*catalog));
@@ -446,13 +453,13 @@ int serve(int argc, char** argv) {
     return die(envd.error().message);
   if (cluster) {
     auto gate = spawn_cluster_gate(
-      sys, {cluster, registry, std::chrono::duration_cast<std::chrono::seconds>(*rejoin_grace),
+      sys, {cluster, registry, db, std::chrono::duration_cast<std::chrono::seconds>(*rejoin_grace),
             [node_name, runtime, templates] { return measure_node(node_name, *runtime, *templates); }});
     auto port = caf::openssl::publish(gate, cluster_hp->second, cluster_hp->first.c_str(), true);
     if (!port)
       return die("cannot listen on " + cluster_listen + " (cluster): " + sys.render(port.error()));
   }
-  auto admin = admin_channel::start(dir + "/admin.sock", db, cluster_admin(cluster));
+  auto admin = admin_channel::start(dir + "/admin.sock", db, cluster_admin(cluster, db));
   if (!admin)
     return die(admin.error().message);
   std::printf("sandboxd is serving\n"

@@ -21,6 +21,10 @@ struct snapshot_info {
   std::string sandbox_id;          // taken from
   std::string template_id;         // the catalogue template underneath
   std::vector<std::string> layers; // host paths, topmost first
+  // The node its layer was taken on, where sandboxes made from it run;
+  // empty: the control node. A worker keeps its layers under its own data
+  // dir: it finds them by the last component of these paths (the ids).
+  std::string node;
   int64_t created_ms = 0;
   bool hidden = false;             // made for a fork, not listed
 };
@@ -28,7 +32,7 @@ struct snapshot_info {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, snapshot_info& x) {
   return f(caf::meta::type_name("snapshot_info"), x.id, x.org_id, x.name, x.sandbox_id,
-           x.template_id, x.layers, x.created_ms, x.hidden);
+           x.template_id, x.layers, x.node, x.created_ms, x.hidden);
 }
 
 /// E2B's snapshot id: "<name>:default", or "<id>:default" without a name.

@@ -19,13 +19,14 @@ namespace sandboxd {
 struct container_spec {
   std::string id;
   std::string lower_rootfs; // the template, never written
-  // The catalogue template it is, when any node that built that template can
-  // run it (empty for an org's template or a snapshot: this node only). A
-  // worker node resolves its own lower_rootfs from it.
+  // The catalogue template it is (empty for an org's template: this node
+  // only). A worker node resolves its own lower_rootfs from it.
   std::string template_name;
   // Snapshot layers stacked on the template, topmost first (a sandbox made
   // from a snapshot); read-only like the template.
   std::vector<std::string> layers;
+  // The node holding those layers: the sandbox runs there (empty: this one).
+  std::string layers_node;
   int cpu_count = 2;
   int memory_mb = 512;
   int pids_max = 1024;
@@ -37,7 +38,7 @@ struct container_spec {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, container_spec& x) {
   return f(caf::meta::type_name("container_spec"), x.id, x.lower_rootfs, x.template_name,
-           x.layers, x.cpu_count, x.memory_mb, x.pids_max, x.disk, caf::meta::omittable(), x.env,
+           x.layers, x.layers_node, x.cpu_count, x.memory_mb, x.pids_max, x.disk, caf::meta::omittable(), x.env,
            x.network);
 }
 
@@ -75,6 +76,9 @@ public:
   virtual status copy_layer(const std::string& id, const std::string& dest) = 0;
   /// The directory holding every snapshot's layer (and nothing else).
   virtual std::string layers_root() const = 0;
+  /// Removes the layer of snapshot `snapshot_id`, kept on `node` (empty:
+  /// this one). Idempotent.
+  virtual status remove_layer(const std::string& snapshot_id, const std::string& node);
   /// Where the layer of snapshot `snapshot_id` lives.
   std::string layer_dir(const std::string& snapshot_id) const {
     return layers_root() + "/" + snapshot_id;

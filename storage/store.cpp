@@ -215,5 +215,24 @@ status store::put(rocksdb::ColumnFamilyHandle* cf, const std::string& key,
   return success();
 }
 
+status store::put_drained_nodes(const std::set<std::string>& nodes) {
+  return put(meta_, "drained_nodes", nlohmann::json(nodes).dump());
+}
+
+result<std::set<std::string>> store::drained_nodes() const {
+  auto v = get(meta_, "drained_nodes");
+  if (!v)
+    return v.error();
+  if (!*v)
+    return std::set<std::string>{};
+  auto j = nlohmann::json::parse(**v, nullptr, false);
+  if (!j.is_array())
+    return internal_error("the stored drained nodes do not decode");
+  std::set<std::string> out;
+  for (auto& n : j)
+    if (n.is_string())
+      out.insert(n.get<std::string>());
+  return out;
+}
 
 } // namespace sandboxd

@@ -7,7 +7,8 @@
 //   events_by_sandbox  sandbox | seq             → ∅
 //   orgs               name                      → org id
 //   api_keys           sha256(key)               → org id
-//   meta               "secret", "head_hash"     → value
+//   meta               "secret", "head_hash",
+//                      "drained_nodes"           → value
 //   webhooks           webhook id                → webhook (JSON)
 //   webhook_cursors    webhook id                → last seq handled
 //   deliveries         webhook id | seq          → delivery (JSON)
@@ -30,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -287,6 +289,11 @@ public:
   const std::string& secret() const {
     return secret_;
   }
+
+  /// The cluster nodes an operator drained (sandboxd worker drain): they
+  /// stay drained across restarts. Replaced as a whole.
+  [[nodiscard]] status put_drained_nodes(const std::set<std::string>& nodes);
+  [[nodiscard]] result<std::set<std::string>> drained_nodes() const;
 
 private:
   store() = default;

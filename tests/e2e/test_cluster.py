@@ -11,8 +11,10 @@ restarted worker reconciles (what it still ran is removed) and takes
 sandboxes again; after a control node restart workers rejoin and their
 sandboxes carry on, and a node that stays away is lost after the rejoin
 grace; a cut network loses the node within the heartbeat timeout, and the
-same worker process rejoins once the link is back. Everything made is
-removed, even on failure."""
+same worker process rejoins once the link is back. A snapshot of a worker's
+sandbox (and a fork) is kept on that worker and its sandboxes run there; a
+drain outlives a control restart; layers no snapshot owns go at a rejoin.
+Everything made is removed, even on failure."""
 import json
 import os
 import secrets
@@ -123,6 +125,41 @@ class ClusterTest(unittest.TestCase):
         self.assertTrue(all(r["ok"] for r in report), report)
         type(self).placed = placed
 
+    def layers(self, node_dir):
+        d = os.path.join(node_dir, "snapshots")
+        return {n for n in os.listdir(d) if not n.endswith(".copying")} if os.path.isdir(d) else set()
+
+    def test_2b_a_worker_sandbox_snapshots_and_forks_on_its_node(self):
+        src = next(s for s, n in self.placed.items() if n == "w2")
+        self.server.sh(src, "echo kept-on-w2 > /home/user/snap.txt")
+        control_before = self.layers(self.server.dir)
+        r = self.server.request("POST", f"/sandboxes/{src}/snapshots", {"name": "on-w2"})
+        self.assertEqual(r.status, 201, f"{r}\n{self.server.log()[-3000:]}")
+        # The layer is kept where the sandbox ran, not on the control node.
+        layers = self.layers(self.w2.dir)
+        self.assertEqual(len(layers), 1, layers)
+        self.assertEqual(self.layers(self.server.dir), control_before)
+        # A sandbox made from it runs there, on those files.
+        new = self.server.create("on-w2")
+        self.assertEqual(self.where(new), "w2")
+        self.assertEqual(self.server.sh(new, "cat /home/user/snap.txt")["stdout"], "kept-on-w2\n")
+        # A fork of a worker's sandbox: a hidden snapshot there, forks there.
+        r = self.server.request("POST", f"/sandboxes/{src}/fork", {"count": 2})
+        self.assertEqual(r.status, 201, r)
+        forks = [item["sandbox"]["sandboxID"] for item in r.json]
+        for fid in forks:
+            self.assertEqual(self.where(fid), "w2")
+            self.assertEqual(self.server.sh(fid, "cat /home/user/snap.txt")["stdout"],
+                             "kept-on-w2\n")
+        for sid in [new, *forks]:
+            self.assertEqual(self.server.request("DELETE", f"/sandboxes/{sid}").status, 204)
+        # Deleting the snapshot removes its layer on the worker; the forks'
+        # hidden snapshot goes once they are gone.
+        d = self.server.request("DELETE", "/templates/on-w2")
+        self.assertEqual(d.status, 204, d)
+        self.assertTrue(eventually(lambda: not self.layers(self.w2.dir), within=30, every=0.2),
+                        f"left on w2: {self.layers(self.w2.dir)}\n{self.server.log()[-3000:]}")
+
     def test_3_a_drained_node_gets_no_new_sandboxes(self):
         out = subprocess.run([BIN, "worker", "drain", "w2", "--data-dir", self.server.dir],
                              capture_output=True, text=True, timeout=30)
@@ -207,6 +244,14 @@ class ClusterTest(unittest.TestCase):
     def test_6_after_a_control_node_restart_workers_rejoin_and_reconcile(self):
         on_w2 = [s for s, n in self.placed.items() if n == "w2"]
         on_w1 = self.on_w1_again
+        # A drain outlives the restart.
+        out = subprocess.run([BIN, "worker", "drain", "w2", "--data-dir", self.server.dir],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # A layer no snapshot owns (as a snapshot deleted while w2 was away
+        # leaves): removed when w2 joins again.
+        stray = os.path.join(self.w2.dir, "snapshots", "a" * 20)
+        os.makedirs(stray)
         # w1 goes down while the control node is down and stays down: once
         # the rejoin grace (10 s here) is over, its sandboxes are lost.
         self.server.stop()
@@ -214,6 +259,12 @@ class ClusterTest(unittest.TestCase):
         self.server.start()
         self.assertTrue(eventually(lambda: self.connected("w2"), within=60, every=0.2),
                         f"w2 did not rejoin:\n{self.w2.log()}\n{self.server.log()[-3000:]}")
+        self.assertTrue(self.nodes()["w2"]["draining"])
+        self.assertTrue(eventually(lambda: not os.path.exists(stray), within=30, every=0.2),
+                        self.server.log()[-3000:])
+        out = subprocess.run([BIN, "worker", "drain", "w2", "--undo", "--data-dir",
+                              self.server.dir], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
         for sid in on_w2:
             r = self.server.run(sid, "echo", "after-restart")
             self.assertEqual(r.status, 200, f"{r}\n{self.server.log()[-3000:]}")

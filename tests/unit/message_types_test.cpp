@@ -72,7 +72,7 @@ static auto fields(const rendered_page& x) {
 }
 static auto fields(const snapshot_info& x) {
   return std::tie(x.id, x.org_id, x.name, x.sandbox_id, x.template_id, x.layers,
-                  x.created_ms, x.hidden);
+                  x.node, x.created_ms, x.hidden);
 }
 static auto fields(const template_request& x) {
   return std::tie(x.org_id, x.name, x.extends, x.packages, x.env, x.start_cmd,
@@ -93,8 +93,8 @@ static auto fields(const network_policy& x) {
 }
 static auto fields(const disk_limits& x) { return std::tie(x.bytes, x.inodes); }
 static auto fields(const container_spec& x) {
-  return std::tie(x.id, x.lower_rootfs, x.template_name, x.layers, x.cpu_count, x.memory_mb,
-                  x.pids_max, x.disk, x.env, x.network);
+  return std::tie(x.id, x.lower_rootfs, x.template_name, x.layers, x.layers_node, x.cpu_count,
+                  x.memory_mb, x.pids_max, x.disk, x.env, x.network);
 }
 static auto fields(const node_capacity& x) {
   return std::tie(x.node, x.cpus, x.memory_mb, x.available_mb, x.containers, x.templates);
@@ -352,6 +352,7 @@ snapshot_info a_snapshot() {
   s.sandbox_id = "sbx-1";
   s.template_id = "python";
   s.layers = {"/var/lib/sandboxd/layers/b", "/var/lib/sandboxd/layers/a"};
+  s.node = "w1";
   s.created_ms = 1700000000000;
   s.hidden = true;
   return s;
@@ -414,6 +415,7 @@ container_spec a_container_spec() {
   s.lower_rootfs = "/var/cache/sandboxd/templates/base/rootfs";
   s.template_name = "base";
   s.layers = {"/data/snapshots/a"};
+  s.layers_node = "w2";
   s.cpu_count = 4;
   s.memory_mb = 1024;
   s.pids_max = 77;

@@ -277,7 +277,9 @@ TEST_F(temp_db, all_snapshots_are_found_in_every_org) {
     return s;
   };
   ASSERT_TRUE((*db)->put_snapshot(snap("fork-a", "org-1", true, 1)));
-  ASSERT_TRUE((*db)->put_snapshot(snap("named-a", "org-1", false, 2)));
+  auto on_worker = snap("named-a", "org-1", false, 2);
+  on_worker.node = "w1";
+  ASSERT_TRUE((*db)->put_snapshot(on_worker));
   ASSERT_TRUE((*db)->put_snapshot(snap("fork-b", "org-2", true, 3)));
   auto all = *(*db)->all_snapshots();
   std::set<std::string> ids;
@@ -285,8 +287,24 @@ TEST_F(temp_db, all_snapshots_are_found_in_every_org) {
     ids.insert(s.org_id + "/" + s.id + (s.hidden ? " (hidden)" : ""));
   EXPECT_EQ(ids, (std::set<std::string>{"org-1/fork-a (hidden)", "org-1/named-a",
                                         "org-2/fork-b (hidden)"}));
+  for (auto& s : all)
+    EXPECT_EQ(s.node, s.id == "named-a" ? "w1" : "") << s.id; // where its layer is
   ASSERT_TRUE((*db)->delete_snapshot(all.front()));
   EXPECT_EQ((*db)->all_snapshots()->size(), 2u);
+}
+
+// `sandboxd worker drain` outlives a restart: the set is stored whole.
+TEST_F(temp_db, drained_nodes_survive_a_reopen) {
+  {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    EXPECT_EQ(*(*db)->drained_nodes(), std::set<std::string>{});
+    ASSERT_TRUE((*db)->put_drained_nodes({"w1", "w2"}));
+    ASSERT_TRUE((*db)->put_drained_nodes({"w2"}));
+  }
+  auto db = store::open(dir);
+  ASSERT_TRUE(db);
+  EXPECT_EQ(*(*db)->drained_nodes(), std::set<std::string>{"w2"});
 }
 
 // Flushes every column family of the store in `dir` (closed) to table
