@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include <caf/scheduler/test_coordinator.hpp>
+
 #include "actors/interfaces.hpp"
 
 namespace sandboxd {
@@ -18,12 +20,19 @@ namespace {
 // away when idle (and a stopping system does not wait for idle workers).
 constexpr auto linger = std::chrono::seconds(1);
 
+const auto run_job = [](atom::run, blocking_job& job) {
+  job.run();
+  return atom::done::value;
+};
+
 caf::behavior worker(caf::event_based_actor* self) {
-  return {[](atom::run, blocking_job& job) {
-            job.run();
-            return atom::done::value;
-          },
-          caf::after(linger) >> [self] { self->quit(); }};
+  return {run_job, caf::after(linger) >> [self] { self->quit(); }};
+}
+
+// On the test scheduler: the job runs in the executor actor itself, so the
+// scheduler's run() drives it like any other message (never in production).
+caf::behavior inline_executor() {
+  return {run_job};
 }
 
 struct dispatcher_state {
@@ -116,9 +125,15 @@ caf::actor blocking_executor(caf::actor_system& sys, lane l) {
   std::lock_guard<std::mutex> guard{registry_mtx};
   if (auto known = sys.registry().get(name))
     return caf::actor_cast<caf::actor>(known);
-  auto d = sys.spawn(dispatcher, threads_of(l));
+  // Production spawns the dispatcher; only the test scheduler runs jobs inline.
+  auto d = on_test_scheduler(sys) ? sys.spawn(inline_executor)
+                                  : sys.spawn(dispatcher, threads_of(l));
   sys.registry().put(name, caf::actor_cast<caf::strong_actor_ptr>(d));
   return d;
+}
+
+bool on_test_scheduler(caf::actor_system& sys) {
+  return dynamic_cast<caf::scheduler::test_coordinator*>(&sys.scheduler()) != nullptr;
 }
 
 blocking_executors::~blocking_executors() {

@@ -32,6 +32,11 @@ constexpr size_t reclaim_threads = 4; // background work: a bounded share of the
 /// (atom::run, blocking_job) with atom::done once the job ran.
 caf::actor blocking_executor(caf::actor_system& sys, lane l);
 
+/// Whether `sys` runs on CAF's deterministic test scheduler (unit tests).
+/// A detached actor's thread escapes that scheduler, so there the executor
+/// runs each job inline and nothing is spawned detached.
+bool on_test_scheduler(caf::actor_system& sys);
+
 /// Stops the system's executors when it goes out of scope: declare it right
 /// after the actor system. (The system must not be the one to drop them: it
 /// would do so after its scheduler is gone.) Running jobs finish first.

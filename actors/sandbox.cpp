@@ -181,6 +181,21 @@ void kill_sandbox(self_ptr self, kill_reason reason, record_cont k) {
                });
 }
 
+// The continuation of what `timer` of `generation` asked for (the TTL's
+// pause or kill, the idle kill): a refusal is logged and the timer fires
+// again `end_retry` later, so that no sandbox outlives its deadline for good.
+// A transition meanwhile (a new generation) voids the retry.
+template <class Timer>
+record_cont retry_end(self_ptr self, const char* what, Timer timer, uint64_t generation) {
+  return [self, what, timer, generation](result<sandbox_record> r) {
+    if (r)
+      return;
+    spdlog::error("sandbox {}: {} not applied: {}; again in {} s", self->state.rec.id, what,
+                  r.error().message, end_retry.count());
+    self->delayed_send(self, end_retry, timer, generation);
+  };
+}
+
 // A finished process's output as log lines, one per line of output.
 std::vector<store::log_line> exec_output_lines(const agent::exec_outcome& r) {
   std::vector<store::log_line> lines;
@@ -746,7 +761,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         return;
       }
       spdlog::info("sandbox {}: idle for {} s", st.rec.id, st.rec.idle_timeout_s);
-      kill_sandbox(self, kill_reason::idle, [](result<sandbox_record>) {});
+      kill_sandbox(self, kill_reason::idle,
+                   retry_end(self, "idle timeout", atom::idle::value, generation));
     },
     [=](atom::snapshot, const std::string& name, bool hidden) -> caf::result<snapshot_info> {
       auto& rec = self->state.rec;
@@ -927,9 +943,10 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
           || self->state.rec.state != sandbox_state::running)
         return;
       spdlog::info("sandbox {}: timeout reached", self->state.rec.id);
+      auto retry = retry_end(self, "timeout", atom::expire::value, generation);
       if (auto l = lifecycle_of(self->state.rec); l.pause_on_timeout)
-        return pause_sandbox(self, l.keep_memory, [](result<sandbox_record>) {});
-      kill_sandbox(self, kill_reason::timeout, [](result<sandbox_record>) {});
+        return pause_sandbox(self, l.keep_memory, retry);
+      kill_sandbox(self, kill_reason::timeout, retry);
     },
   };
 }

@@ -37,6 +37,10 @@ struct sandbox_deps {
   int ready_port = 0; // the start command is up once this port listens inside
 };
 
+/// A TTL or idle end that the runtime refused (a pause or kill failed) is
+/// tried again this much later, for as long as it fails.
+constexpr std::chrono::seconds end_retry{10};
+
 /// Spawns the actor for `rec`: a new sandbox (state creating, then `start`)
 /// or one rebuilt from the log (then `reconcile`). While creating,
 /// `rec.max_end_ms` holds the hard lifetime as a duration; `start` turns it

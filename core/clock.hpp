@@ -11,6 +11,10 @@ namespace sandboxd {
 /// Milliseconds since the Unix epoch, from the system clock.
 int64_t now_ms();
 
+/// Tests only: now_ms() reads `source` instead (simulated time, e.g. CAF's
+/// test scheduler's clock); nullptr gives the system clock back.
+void set_now_source(int64_t (*source)());
+
 /// "2026-11-23T03:49:00.123Z"
 std::string to_rfc3339(int64_t ms);
 

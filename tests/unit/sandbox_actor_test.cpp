@@ -5,112 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <mutex>
-#include <set>
 #include <thread>
 
 #include <caf/all.hpp>
 
 #include "actors/event_log.hpp"
 #include "actors/executor.hpp"
-#include "actors/registry.hpp"
 #include "core/ids.hpp"
-#include "runtime/sandbox_runtime.hpp"
-#include "runtime/templates.hpp"
-#include "storage/store.hpp"
+#include "tests/unit/actor_test_setup.hpp"
 
 using namespace sandboxd;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Containers as a map of states; every call is recorded. Called from
-// executor threads, hence the lock.
-class fake_runtime final : public sandbox_runtime {
-public:
-  explicit fake_runtime(std::string dir) : dir_(std::move(dir)) {}
-
-  status create(const container_spec& spec, bool) override {
-    return change("create", spec.id, "running");
-  }
-  status stop(const std::string& id) override { return change("stop", id, "stopped"); }
-  status pause(const std::string& id) override {
-    if (fail_pause) {
-      record("pause", id);
-      return failure{500, "the freezer is stuck"};
-    }
-    return change("pause", id, "paused");
-  }
-  status resume(const std::string& id) override { return change("resume", id, "running"); }
-  status destroy(const std::string& id) override { return change("destroy", id, ""); }
-  status terminate(const std::string& id) override { return change("terminate", id, "stopped"); }
-  status reclaim(const std::string& id) override { return change("reclaim", id, ""); }
-  status update_network(const std::string& id, const network_policy&) override {
-    record("update_network", id);
-    return success();
-  }
-  result<std::string> state(const std::string& id) override {
-    std::lock_guard<std::mutex> guard{mtx_};
-    auto s = states_.find(id);
-    if (s == states_.end())
-      return not_found("no container " + id);
-    return s->second;
-  }
-  result<std::vector<std::string>> list() override {
-    std::lock_guard<std::mutex> guard{mtx_};
-    std::vector<std::string> ids;
-    for (auto& [id, _] : states_)
-      ids.push_back(id);
-    return ids;
-  }
-  status copy_layer(const std::string& id, const std::string&) override {
-    record("copy_layer", id);
-    return success();
-  }
-  std::string layers_root() const override { return dir_ + "/snapshots"; }
-  std::string agent_socket(const std::string& id) const override {
-    return dir_ + "/" + id + ".sock"; // nothing listens: agent calls fail
-  }
-  result<container_sample> sample(const std::string&, int, int, int) override {
-    return container_sample{};
-  }
-  size_t ready_disks() const override { return 0; }
-  bool disks_short() const override { return false; }
-  status make_ready_disk() override { return success(); }
-
-  // What happened to `id`, in order.
-  std::vector<std::string> calls(const std::string& id) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    return calls_[id];
-  }
-  void set_state(const std::string& id, const std::string& s) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    states_[id] = s;
-  }
-
-  bool fail_pause = false;
-
-private:
-  void record(const std::string& call, const std::string& id) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    calls_[id].push_back(call);
-  }
-  status change(const std::string& call, const std::string& id, const std::string& to) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    calls_[id].push_back(call);
-    if (to.empty())
-      states_.erase(id);
-    else
-      states_[id] = to;
-    return success();
-  }
-
-  std::string dir_;
-  std::mutex mtx_;
-  std::map<std::string, std::string> states_;
-  std::map<std::string, std::vector<std::string>> calls_;
-};
 
 // One server lifetime: the store, the event log and the registry over a
 // fake runtime; `recover` ran (as sandboxd serve does before serving).
@@ -129,16 +36,8 @@ struct server {
     sys = std::make_unique<caf::actor_system>(cfg);
     executors = std::make_unique<blocking_executors>(*sys);
     log = spawn_event_log(*sys, db, webhook_dispatcher_actor{}, {std::chrono::milliseconds{0}, {}});
-    auto catalog = template_catalog::load(dir + "/templates.json", dir + "/cache");
-    EXPECT_TRUE(catalog) << catalog.error().message;
-    registry_config rcfg;
-    rcfg.db = db;
-    rcfg.runtime = std::move(rt);
-    rcfg.templates = std::make_shared<const template_catalog>(std::move(*catalog));
-    rcfg.log = log;
-    rcfg.metrics_interval = std::chrono::hours{1};
-    rcfg.render = [](const sandbox_record& r) { return r.id; };
-    registry = spawn_registry(*sys, rcfg);
+    registry = spawn_registry(*sys, test_registry_config(dir, db, std::move(rt), log,
+                                                         std::chrono::hours{1}));
     caf::scoped_actor self{*sys};
     self->request(registry, caf::infinite, atom::recover::value)
       .receive([](uint64_t) {},
@@ -190,29 +89,10 @@ struct server {
 struct SandboxActor : ::testing::Test {
   std::string dir = (fs::temp_directory_path() / ("sandboxd-actor-" + random_hex(6))).string();
 
-  void SetUp() override {
-    fs::create_directories(dir);
-    std::ofstream{dir + "/templates.json"}
-      << R"({"templates": [{"name": "tiny", "packages": ["bash"]}]})";
-    // "Built": its marker and root, which the fake never reads.
-    auto catalog = template_catalog::load(dir + "/templates.json", dir + "/cache");
-    ASSERT_TRUE(catalog) << catalog.error().message;
-    auto spec = catalog->find("tiny");
-    ASSERT_TRUE(spec);
-    auto root = catalog->rootfs(*spec);
-    fs::create_directories(root);
-    std::ofstream{fs::path{root}.parent_path() / "template.json"} << "{}";
-    ASSERT_TRUE(catalog->is_built(*spec));
-  }
+  void SetUp() override { install_tiny_template(dir); }
   void TearDown() override { fs::remove_all(dir); }
 
-  create_spec tiny() {
-    create_spec s;
-    s.org_id = "org";
-    s.template_id = "tiny";
-    s.timeout_s = 300;
-    return s;
-  }
+  create_spec tiny() { return tiny_spec(); }
 };
 
 // Polls `f` (a state reached by asynchronous work) for up to 10 s.
@@ -271,7 +151,7 @@ TEST_F(SandboxActor, ARuntimeFailureLeavesTheSandboxAsItWas) {
   auto actor = s.ask<sandbox_actor>(s.registry, atom::lookup::value,
                                     std::string{"org"}, created->id);
   ASSERT_TRUE(actor);
-  rt->fail_pause = true;
+  rt->fail_on("pause", "the freezer is stuck");
   auto paused = s.ask<sandbox_record>(*actor, atom::pause::value, true);
   ASSERT_FALSE(paused);
   EXPECT_GE(paused.error().status, 500);
@@ -279,7 +159,7 @@ TEST_F(SandboxActor, ARuntimeFailureLeavesTheSandboxAsItWas) {
     << paused.error().message;
   // Nothing logged; still running, and usable: the next pause works.
   EXPECT_EQ(s.events_of(created->id), std::vector<event_type>{event_type::created});
-  rt->fail_pause = false;
+  rt->heal("pause");
   auto retried = s.ask<sandbox_record>(*actor, atom::pause::value, true);
   ASSERT_TRUE(retried) << retried.error().message;
   EXPECT_EQ(retried->state, sandbox_state::paused);
