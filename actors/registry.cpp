@@ -104,13 +104,19 @@ result<origin> resolve_origin(const template_catalog& catalog, const store& db,
       return own->error();
     return origin{**own, std::nullopt};
   }
-  auto snap = db.find_snapshot(org, template_id);
+  auto found = db.find_snapshot(org, template_id);
+  if (!found)
+    return found.error();
+  auto& snap = *found;
   if (!snap)
     return tpl.error();
   auto base = catalog.find(snap->template_id);
   if (!base)
-    if (auto own = find_user_template_spec(db, org, snap->template_id); own && *own)
+    if (auto own = find_user_template_spec(db, org, snap->template_id)) {
+      if (!*own)
+        return own->error();
       base = **own;
+    }
   if (!base)
     return internal_error("snapshot " + snap->id + " rests on template " + snap->template_id
                           + ", which this server no longer has");
@@ -240,7 +246,9 @@ void forget_fork_snapshot(self_ptr self, const std::string& org, const std::stri
       return db->find_snapshot(org, template_id);
     },
     [=](result<std::optional<snapshot_info>> snap) {
-      if (snap && *snap && (*snap)->hidden)
+      if (!snap)
+        spdlog::warn("fork snapshot of {} stays: {}", template_id, snap.error().message);
+      else if (*snap && (*snap)->hidden)
         remove_fork_snapshot(self, org, (*snap)->id);
     },
     lane::reclaim);
@@ -663,8 +671,10 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
         [db, org, ref]() -> result<snapshot_info> {
           auto snap = db->find_snapshot(org, ref);
           if (!snap)
+            return snap.error();
+          if (!*snap)
             return not_found("snapshot " + ref + " not found");
-          return std::move(*snap);
+          return std::move(**snap);
         },
         [=](result<snapshot_info> snap) mutable {
           if (!snap) {
@@ -697,8 +707,10 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
                 org, 1,
                 [&](const snapshot_info& s) { return s.id != snap.id && rests_on_it(s.layers); },
                 std::nullopt, nullptr);
-              if (!stacked.empty())
-                return conflict("snapshot " + public_id(stacked.front()) + " rests on snapshot "
+              if (!stacked)
+                return stacked.error();
+              if (!stacked->empty())
+                return conflict("snapshot " + public_id(stacked->front()) + " rests on snapshot "
                                 + public_id(snap) + "; delete it first");
               if (auto st = db->delete_snapshot(snap); !st)
                 return st.error();

@@ -793,8 +793,12 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         [rt, id, dest, thaw, db, cap, org, snap]() -> result<snapshot_info> {
           // Each snapshot holds a copy of a sandbox's files: an org's count
           // is capped (its forks' hidden ones included, until they end).
-          if (db->snapshots(org, cap, [](const snapshot_info&) { return true; }, std::nullopt,
-                            nullptr).size() >= cap)
+          auto taken_already =
+            db->snapshots(org, cap, [](const snapshot_info&) { return true; }, std::nullopt,
+                          nullptr);
+          if (!taken_already)
+            return taken_already.error();
+          if (taken_already->size() >= cap)
             return failure{429, "snapshot limit reached (" + std::to_string(cap)
                                   + " per org, forks' included while they run): delete some"};
           if (thaw)

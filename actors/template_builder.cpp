@@ -43,35 +43,53 @@ void log_line(store& db, const std::string& build_id, const std::string& level,
     spdlog::warn("template build {}: a log line is lost: {}", build_id, s.error().message);
 }
 
+// A build and its template as stored: a failure when either cannot be read
+// or is gone.
+result<std::pair<user_template, template_build>>
+build_records(const store& db, const std::string& org, const std::string& template_id,
+              const std::string& build_id) {
+  auto b = db.find_template_build(template_id, build_id);
+  if (!b)
+    return b.error();
+  auto t = db.find_user_template(org, template_id);
+  if (!t)
+    return t.error();
+  if (!*b || !*t)
+    return not_found("its records are gone");
+  return std::make_pair(std::move(**t), std::move(**b));
+}
+
 // The build is over: record how it ended, on the build and its template.
 void finish(self_ptr self, const std::string& org, const std::string& build_id,
             const status& outcome) {
   auto& db = *self->state.cfg.db;
   auto tid = self->state.template_of[build_id];
   self->state.template_of.erase(build_id);
-  auto b = db.find_template_build(tid, build_id);
-  auto t = db.find_user_template(org, tid);
-  if (!b || !t) {
-    spdlog::warn("template build {} ended, but its records are gone", build_id);
+  auto records = build_records(db, org, tid, build_id);
+  if (!records) {
+    // Left as it was: a restart fails a build that never ended in the store.
+    spdlog::error("template build {} ended ({}), but {}", build_id,
+                  outcome ? "ready" : outcome.error().message, records.error().message);
     return;
   }
+  auto& [t, b] = *records;
   auto now = now_ms();
-  b->status = outcome ? build_status::ready : build_status::error;
-  b->reason = outcome ? "" : outcome.error().message;
-  b->updated_ms = b->finished_ms = now;
-  if (t->latest_build == b->id)
-    t->latest_status = b->status;
+  b.status = outcome ? build_status::ready : build_status::error;
+  b.reason = outcome ? "" : outcome.error().message;
+  b.updated_ms = b.finished_ms = now;
+  if (t.latest_build == b.id)
+    t.latest_status = b.status;
   if (outcome)
-    t->ready = *b;
-  t->updated_ms = now;
+    t.ready = b;
+  t.updated_ms = now;
   if (outcome)
-    log_line(db, b->id, "info", "finalize", "template " + t->name + " is ready (build " + b->id + ")");
+    log_line(db, b.id, "info", "finalize", "template " + t.name + " is ready (build " + b.id + ")");
   else
-    log_line(db, b->id, "error", "finalize", "build failed: " + b->reason);
-  if (auto st = db.put_user_template(*t, *b); !st)
-    spdlog::error("template {}: cannot store the end of build {}: {}", t->id, b->id,
+    log_line(db, b.id, "error", "finalize", "build failed: " + b.reason);
+  if (auto st = db.put_user_template(t, b); !st)
+    spdlog::error("template {}: cannot store the end of build {}: {}", t.id, b.id,
                   st.error().message);
-  spdlog::info("template {} ({}) build {}: {}", t->id, t->name, b->id, to_string(b->status));
+  spdlog::info("template {} ({}) build {}: {}", t.id, t.name, b.id, to_string(b.status));
 }
 
 // Starts the next waiting build unless one runs.
@@ -83,22 +101,25 @@ void pump(self_ptr self) {
     st.queue.pop_front();
     auto& db = *st.cfg.db;
     auto tid = st.template_of[build_id];
-    auto b = db.find_template_build(tid, build_id);
-    auto t = db.find_user_template(org, tid);
-    if (!b || !t || b->status != build_status::waiting) {
+    auto records = build_records(db, org, tid, build_id);
+    if (!records || records->second.status != build_status::waiting) {
+      // Unreadable: it stays waiting in the store, and a restart fails it.
+      if (!records)
+        spdlog::error("template build {} not started: {}", build_id, records.error().message);
       st.template_of.erase(build_id);
       continue;
     }
-    b->status = build_status::building;
-    b->updated_ms = now_ms();
-    if (t->latest_build == b->id)
-      t->latest_status = build_status::building;
-    if (auto s = db.put_user_template(*t, *b); !s) {
+    auto& [t, b] = *records;
+    b.status = build_status::building;
+    b.updated_ms = now_ms();
+    if (t.latest_build == b.id)
+      t.latest_status = build_status::building;
+    if (auto s = db.put_user_template(t, b); !s) {
       finish(self, org, build_id, s.error());
       continue;
     }
     st.busy = true;
-    auto spec = template_catalog::user_spec(*t, *b);
+    auto spec = template_catalog::user_spec(t, b);
     auto cat = st.cfg.templates;
     auto dbp = st.cfg.db;
     run_blocking(
@@ -157,7 +178,11 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
       auto recipe = st.cfg.templates->recipe(req);
       if (!recipe)
         return to_error(recipe.error());
-      auto existing = db.find_user_template(req.org_id, req.name);
+      // Unreadable is not absent: a new template would be made over it.
+      auto found = db.find_user_template(req.org_id, req.name);
+      if (!found)
+        return to_error(found.error());
+      auto& existing = *found;
       if (existing && existing->name != req.name)
         return to_error(conflict("the name " + req.name + " is the id of another template"));
       auto now = now_ms();
@@ -200,7 +225,10 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
     [=](atom::remove, const std::string& org,
         const std::string& ref) -> caf::result<bool> {
       auto db = self->state.cfg.db;
-      auto t = db->find_user_template(org, ref);
+      auto found = db->find_user_template(org, ref);
+      if (!found)
+        return to_error(found.error());
+      auto& t = *found;
       if (!t)
         return to_error(not_found("template not found"));
       if (in_progress(t->latest_status))
@@ -209,9 +237,11 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
       auto snaps = db->snapshots(
         org, 1, [&](const snapshot_info& s) { return s.template_id == t->id; }, std::nullopt,
         nullptr);
-      if (!snaps.empty())
+      if (!snaps)
+        return to_error(snaps.error());
+      if (!snaps->empty())
         return to_error(conflict("template " + t->name + " is in use: snapshot "
-                                 + public_id(snaps.front()) + " rests on it"));
+                                 + public_id(snaps->front()) + " rests on it"));
       auto rp = self->make_response_promise<bool>();
       auto id = t->id;
       auto tpl = *t;
@@ -226,11 +256,12 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
                 return;
               }
             // Still idle? A build may have been queued meanwhile.
-            auto now = self->state.cfg.db->find_user_template(org, id);
-            if (!now) {
-              rp.deliver(to_error(not_found("template not found")));
+            auto found = self->state.cfg.db->find_user_template(org, id);
+            if (!found || !*found) {
+              rp.deliver(to_error(found ? not_found("template not found") : found.error()));
               return;
             }
+            auto& now = *found;
             if (in_progress(now->latest_status)) {
               rp.deliver(to_error(conflict("template " + tpl.name + " is building")));
               return;
@@ -257,12 +288,18 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
 
 } // namespace
 
-size_t fail_interrupted_builds(store& db, const template_catalog& cat,
-                               std::vector<template_spec>* leftovers) {
+result<size_t> fail_interrupted_builds(store& db, const template_catalog& cat,
+                                       std::vector<template_spec>* leftovers) {
   size_t n = 0;
-  for (auto& t : db.all_user_templates()) {
+  auto templates = db.all_user_templates();
+  if (!templates)
+    return templates.error();
+  for (auto& t : *templates) {
     auto changed = t;
-    for (auto& b : db.template_builds(t.id)) {
+    auto builds = db.template_builds(t.id);
+    if (!builds)
+      return builds.error();
+    for (auto& b : *builds) {
       if (!in_progress(b.status))
         continue;
       auto was = b.status;
@@ -300,7 +337,10 @@ template_builder_actor spawn_template_builder(caf::actor_system& sys,
 
 std::optional<result<template_spec>>
 find_user_template_spec(const store& db, const std::string& org, const std::string& ref) {
-  auto t = db.find_user_template(org, ref);
+  auto found = db.find_user_template(org, ref);
+  if (!found)
+    return result<template_spec>{found.error()};
+  auto& t = *found;
   if (!t)
     return std::nullopt;
   if (t->ready)
@@ -311,9 +351,12 @@ find_user_template_spec(const store& db, const std::string& org, const std::stri
       + to_string(t->latest_status) + "); create sandboxes from it once GET /templates/"
       + t->id + "/builds/" + t->latest_build + "/status says ready")};
   auto b = db.find_template_build(t->id, t->latest_build);
+  if (!b)
+    return result<template_spec>{b.error()};
+  auto& why = *b;
   return result<template_spec>{
     conflict("template " + t->name + " has no successful build: build " + t->latest_build
-             + " failed" + (b && !b->reason.empty() ? ": " + b->reason : std::string{}))};
+             + " failed" + (why && !why->reason.empty() ? ": " + why->reason : std::string{}))};
 }
 
 } // namespace sandboxd

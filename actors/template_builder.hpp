@@ -29,9 +29,10 @@ struct template_builder_config {
 /// Marks it failed ("interrupted by a restart"); returns how many there
 /// were. What a build left on disk goes to `leftovers` when given, else it
 /// is removed here (waiting for its mmdebstrap to stop). Call once, before
-/// spawning the actor.
-size_t fail_interrupted_builds(store& db, const template_catalog& cat,
-                               std::vector<template_spec>* leftovers = nullptr);
+/// spawning the actor. Fails when the store cannot be read (a build left
+/// "building" would block its template for good).
+[[nodiscard]] result<size_t> fail_interrupted_builds(store& db, const template_catalog& cat,
+                                                     std::vector<template_spec>* leftovers = nullptr);
 
 template_builder_actor spawn_template_builder(caf::actor_system& sys,
                                               template_builder_config cfg);
@@ -39,7 +40,7 @@ template_builder_actor spawn_template_builder(caf::actor_system& sys,
 /// What a sandbox of `org` that names `ref` (a template id or name) starts
 /// from: the template's newest successful build. nullopt when the org has
 /// no such template; 409 while its first build is under way, or when it
-/// has never built.
+/// has never built; 503 when the store cannot be read.
 std::optional<result<template_spec>>
 find_user_template_spec(const store& db, const std::string& org, const std::string& ref);
 

@@ -66,7 +66,10 @@ int die(const std::string& what) {
 // First start of an empty data dir: org "default" and a key in DIR/api-key.
 result<std::string> bootstrap_key(store& db, const std::string& dir) {
   auto path = dir + "/api-key";
-  if (db.has_keys()) {
+  auto any = db.has_keys();
+  if (!any)
+    return any.error();
+  if (*any) {
     std::ifstream in{path};
     std::string key;
     in >> key;
@@ -437,8 +440,12 @@ int serve(int argc, char** argv) {
       return die("recovery failed");
   }
   std::vector<template_spec> leftovers;
-  if (auto n = fail_interrupted_builds(*db, *templates, &leftovers))
-    spdlog::warn("{} template builds were interrupted by the restart", n);
+  auto interrupted = fail_interrupted_builds(*db, *templates, &leftovers);
+  if (!interrupted)
+    return die("cannot end the template builds a restart interrupted: "
+               + interrupted.error().message);
+  if (*interrupted)
+    spdlog::warn("{} template builds were interrupted by the restart", *interrupted);
   auto builder = spawn_template_builder(sys, {db, templates, registry, leftovers});
   auto envd_hp = http::parse_listen(envd_listen);
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",

@@ -242,8 +242,11 @@ void e2a_logs(api_context& ctx, request& req) {
     self->request(sb, caf::infinite, atom::get::value)
       .then(
         [=](sandbox_record& r) {
+          auto found = db->logs(r.id, n, since);
+          if (!found)
+            return out->send_error(found.error());
           auto lines = json::array();
-          for (auto& l : db->logs(r.id, n, since))
+          for (auto& l : *found)
             lines.push_back(
               {{"timestamp", to_rfc3339(l.timestamp_ms)}, {"stream", l.stream}, {"line", l.line}});
           out->send_json(200, {{"vm_id", r.id}, {"lines", lines}});

@@ -45,14 +45,16 @@ void list_events(api_context& ctx, request& req, const std::string& sandbox_id) 
   }
   bool more = false;
   auto events = ctx.db->query_events(q, &more);
+  if (!events)
+    return req.out->send_error(events.error());
   auto arr = json::array();
-  for (auto& e : events)
+  for (auto& e : *events)
     arr.push_back(to_json(e));
   // The cursor names the last event served (hex seq): appends never move it.
   std::map<std::string, std::string> headers;
-  if (more && !events.empty()) {
+  if (more && !events->empty()) {
     std::ostringstream hex;
-    hex << std::hex << events.back().seq;
+    hex << std::hex << events->back().seq;
     headers["X-Next-Token"] = hex.str();
   }
   req.out->send_json_with_headers(200, arr, headers);

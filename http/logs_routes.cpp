@@ -57,8 +57,11 @@ void sandbox_logs(api_context& ctx, request& req) {
   auto from = *start;
   auto n = static_cast<size_t>(*limit);
   with_record(ctx, req, [=](const sandbox_record& r) {
+    auto found = db->logs_page(r.id, from, true, n, [](auto&) { return true; });
+    if (!found)
+      return out->send_error(found.error());
     auto lines = json::array(), entries = json::array();
-    for (auto& l : db->logs_page(r.id, from, true, n, [](auto&) { return true; })) {
+    for (auto& l : *found) {
       lines.push_back({{"timestamp", to_rfc3339(l.timestamp_ms)}, {"line", l.line}});
       entries.push_back(entry_json(l));
     }
@@ -92,8 +95,11 @@ void sandbox_logs_v2(api_context& ctx, request& req) {
       return level_rank(level_of(l)) >= min_rank
              && (search.empty() || l.line.find(search) != std::string::npos);
     };
+    auto found = db->logs_page(r.id, from, forward, n, keep);
+    if (!found)
+      return out->send_error(found.error());
     auto entries = json::array();
-    for (auto& l : db->logs_page(r.id, from, forward, n, keep))
+    for (auto& l : *found)
       entries.push_back(entry_json(l));
     out->send_json(200, {{"logs", entries}});
   });

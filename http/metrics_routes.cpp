@@ -43,8 +43,11 @@ void sandbox_metrics(api_context& ctx, request& req) {
   auto from_ms = *start ? **start * 1000 : 0;
   auto to_ms = *end ? **end * 1000 + 999 : INT64_MAX;
   with_record(ctx, req, [=](const sandbox_record& r) {
+    auto samples = db->metrics(r.id, from_ms, to_ms);
+    if (!samples)
+      return out->send_error(samples.error());
     auto arr = json::array();
-    for (auto& s : db->metrics(r.id, from_ms, to_ms))
+    for (auto& s : *samples)
       arr.push_back(metric_json(s));
     out->send_json(200, arr);
   });
@@ -72,8 +75,11 @@ void sandboxes_metrics(api_context& ctx, request& req) {
       if (!ids.count(r.id)
           || (r.state != sandbox_state::running && r.state != sandbox_state::paused))
         continue;
-      if (auto s = db->latest_metric(r.id))
-        by_id[r.id] = metric_json(*s);
+      auto s = db->latest_metric(r.id);
+      if (!s)
+        return out->send_error(s.error());
+      if (*s)
+        by_id[r.id] = metric_json(**s);
     }
     out->send_json(200, {{"sandboxes", by_id}});
   });
@@ -119,8 +125,12 @@ void prometheus_metrics(api_context& ctx, request& req) {
             << "# HELP sandboxd_event_log_bytes Estimated bytes of the event log and its indexes.\n"
                "# TYPE sandboxd_event_log_bytes gauge\n"
             << "sandboxd_event_log_bytes " << db->event_log_bytes() << "\n";
+          // Unreadable webhooks fail the scrape: a backlog of 0 would read as none.
+          auto stored = db->webhooks();
+          if (!stored)
+            return out->send_error(stored.error());
           uint64_t backlog = 0, hooks = 0;
-          for (auto& w : db->webhooks()) {
+          for (auto& w : *stored) {
             ++hooks;
             // An unreadable cursor counts as no backlog rather than failing the scrape.
             auto read = db->webhook_cursor(w.id);

@@ -73,12 +73,14 @@ void list_snapshots(api_context& ctx, request& req) {
              && (name.empty() || refers_to(name, s));
     },
     token, &more);
+  if (!found)
+    return req.out->send_error(found.error());
   auto arr = json::array();
-  for (auto& s : found)
+  for (auto& s : *found)
     arr.push_back(snapshot_json(s));
   std::map<std::string, std::string> headers;
-  if (more && !found.empty())
-    headers["X-Next-Token"] = store::snapshot_cursor(found.back());
+  if (more && !found->empty())
+    headers["X-Next-Token"] = store::snapshot_cursor(found->back());
   req.out->send_json_with_headers(200, arr, headers);
 }
 

@@ -5,6 +5,7 @@
 // org's template is invisible to every other org: 404, never listed.
 #include <algorithm>
 #include <cstdlib>
+#include <tuple>
 
 #include "actors/registry.hpp"
 #include "core/clock.hpp"
@@ -69,15 +70,18 @@ json catalog_json(const template_catalog& cat, const template_spec& s, const usa
 
 // The build whose resources a template shows: its newest successful one,
 // else its newest.
-std::optional<template_build> shown_build(const store& db, const user_template& t) {
+result<std::optional<template_build>> shown_build(const store& db, const user_template& t) {
   if (t.ready)
     return t.ready;
   return db.find_template_build(t.id, t.latest_build);
 }
 
 // An org's own template as E2B's Template.
-json own_json(const store& db, const user_template& t, const usage& u) {
-  auto b = shown_build(db, t);
+result<json> own_json(const store& db, const user_template& t, const usage& u) {
+  auto shown = shown_build(db, t);
+  if (!shown)
+    return shown.error();
+  auto& b = *shown;
   json j = {{"templateID", t.id},
             {"buildID", b ? b->id : t.latest_build},
             {"cpuCount", b ? b->cpu_count : 0},
@@ -124,6 +128,39 @@ int level_rank(const std::string& level) {
   return i == order.end() ? 1 : static_cast<int>(i - order.begin());
 }
 
+// A build's progress lines (build_logs' arguments) as E2B's BuildLogEntry.
+result<json> log_entries(const store& db, const std::string& build_id, size_t offset,
+                         size_t limit, const std::function<bool(const build_log_entry&)>& keep) {
+  auto lines = db.build_logs(build_id, offset, limit, keep);
+  if (!lines)
+    return lines.error();
+  auto arr = json::array();
+  for (auto& e : *lines)
+    arr.push_back(log_json(e));
+  return arr;
+}
+
+// The org's template `ref` as E2B's Template, with its builds (newest
+// first); 404 when the org has none of that id or name.
+result<std::pair<json, std::vector<json>>> own_template(const store& db, const std::string& org,
+                                                        const std::string& ref, const usage& u) {
+  auto t = db.find_user_template(org, ref);
+  if (!t)
+    return t.error();
+  if (!*t)
+    return not_found("template not found");
+  auto j = own_json(db, **t, u);
+  if (!j)
+    return j.error();
+  auto stored = db.template_builds((*t)->id);
+  if (!stored)
+    return stored.error();
+  std::vector<json> builds;
+  for (auto& b : *stored)
+    builds.push_back(build_json(b));
+  return std::make_pair(std::move(*j), std::move(builds));
+}
+
 // Asks the registry for the org's sandboxes, then answers with `f(usage)`.
 template <class F>
 void with_usage(api_context& ctx, const request& req, F f) {
@@ -138,14 +175,21 @@ void with_usage(api_context& ctx, const request& req, F f) {
 
 // Every template the org sees, in listing order: the catalogue's, then the
 // org's own, oldest first; each with its cursor.
-std::vector<std::pair<std::string, json>> visible(const template_catalog& cat, const store& db,
-                                                  const std::string& org, const usage& u) {
+result<std::vector<std::pair<std::string, json>>>
+visible(const template_catalog& cat, const store& db, const std::string& org, const usage& u) {
   std::vector<std::pair<std::string, json>> all;
   auto specs = cat.all();
   for (size_t i = 0; i < specs.size(); ++i)
     all.emplace_back("c" + std::to_string(i), catalog_json(cat, specs[i], u));
-  for (auto& t : db.user_templates(org))
-    all.emplace_back("u" + std::to_string(t.created_ms) + "_" + t.id, own_json(db, t, u));
+  auto own = db.user_templates(org);
+  if (!own)
+    return own.error();
+  for (auto& t : *own) {
+    auto j = own_json(db, t, u);
+    if (!j)
+      return j.error();
+    all.emplace_back("u" + std::to_string(t.created_ms) + "_" + t.id, std::move(*j));
+  }
   return all;
 }
 
@@ -183,8 +227,11 @@ void list_templates(api_context& ctx, request& req) {
   auto cat = ctx.templates;
   auto db = ctx.db;
   with_usage(ctx, req, [=](const usage& u) {
+    auto all = visible(*cat, *db, org, u);
+    if (!all)
+      return out->send_error(all.error());
     auto arr = json::array();
-    for (auto& [cursor, j] : visible(*cat, *db, org, u))
+    for (auto& [cursor, j] : *all)
       arr.push_back(j);
     out->send_json(200, arr);
   });
@@ -205,10 +252,13 @@ void list_templates_v2(api_context& ctx, request& req) {
   auto cat = ctx.templates;
   auto db = ctx.db;
   with_usage(ctx, req, [=](const usage& u) {
+    auto all = visible(*cat, *db, org, u);
+    if (!all)
+      return out->send_error(all.error());
     auto arr = json::array();
     std::string last;
     bool more = false;
-    for (auto& [cursor, j] : visible(*cat, *db, org, u)) {
+    for (auto& [cursor, j] : *all) {
       if (!token.empty() && !cursor_after(cursor, token))
         continue;
       if (arr.size() == n) {
@@ -283,12 +333,11 @@ void get_template(api_context& ctx, request& req) {
                         {"envdVersion", envd_version}});
       if (cat->is_built(*s))
         builds.back()["finishedAt"] = j["updatedAt"];
-    } else if (auto t = db->find_user_template(org, ref)) {
-      j = own_json(*db, *t, u);
-      for (auto& b : db->template_builds(t->id))
-        builds.push_back(build_json(b));
     } else {
-      return out->send_error(not_found("template not found"));
+      auto own = own_template(*db, org, ref, u);
+      if (!own)
+        return out->send_error(own.error());
+      std::tie(j, builds) = std::move(*own);
     }
     auto page = json::array();
     bool started = token.empty(), more = false;
@@ -327,7 +376,10 @@ void delete_template(api_context& ctx, request& req) {
   auto out = req.out;
   auto org = req.org;
   // E2B's Sandbox.deleteSnapshot(id): a snapshot is deleted like a template.
-  if (ctx.db->find_snapshot(org, ref)) {
+  auto snap = ctx.db->find_snapshot(org, ref);
+  if (!snap)
+    return req.out->send_error(snap.error());
+  if (*snap) {
     auto reg = ctx.registry;
     ctx.sys.spawn([=](caf::event_based_actor* self) {
       self->request(reg, caf::infinite, atom::remove::value, org, ref)
@@ -350,8 +402,11 @@ void template_alias(api_context& ctx, request& req) {
   auto alias = req.params.at("alias");
   if (auto s = ctx.templates->find(alias))
     return req.out->send_json(200, {{"templateID", s->name}, {"public", true}});
-  if (auto t = ctx.db->find_user_template(req.org, alias))
-    return req.out->send_json(200, {{"templateID", t->id}, {"public", false}});
+  auto t = ctx.db->find_user_template(req.org, alias);
+  if (!t)
+    return req.out->send_error(t.error());
+  if (*t)
+    return req.out->send_json(200, {{"templateID", (*t)->id}, {"public", false}});
   req.out->send_error(not_found("template alias " + alias + " not found"));
 }
 
@@ -380,32 +435,32 @@ void template_build_status(api_context& ctx, request& req) {
                                     {"logs", json::array()}});
   }
   auto t = ctx.db->find_user_template(req.org, ref);
-  if (!t)
-    return req.out->send_error(not_found("template not found"));
-  auto b = ctx.db->find_template_build(t->id, build_id);
-  if (!b)
-    return req.out->send_error(not_found("build not found"));
+  if (!t || !*t)
+    return req.out->send_error(t ? not_found("template not found") : t.error());
+  auto b = ctx.db->find_template_build((*t)->id, build_id);
+  if (!b || !*b)
+    return req.out->send_error(b ? not_found("build not found") : b.error());
   std::function<bool(const build_log_entry&)> keep;
   if (!level.empty()) {
     auto min = level_rank(level);
     keep = [min](const build_log_entry& e) { return level_rank(e.level) >= min; };
   }
-  auto entries = json::array();
-  for (auto& e : ctx.db->build_logs(b->id, static_cast<size_t>(*offset),
-                                    static_cast<size_t>(*limit), keep))
-    entries.push_back(log_json(e));
-  json body = {{"templateID", t->id},
-               {"buildID", b->id},
-               {"status", to_string(b->status)},
-               {"logEntries", entries},
+  auto& build = **b;
+  auto entries = log_entries(*ctx.db, build.id, static_cast<size_t>(*offset),
+                             static_cast<size_t>(*limit), keep);
+  if (!entries)
+    return req.out->send_error(entries.error());
+  json body = {{"templateID", (*t)->id},
+               {"buildID", build.id},
+               {"status", to_string(build.status)},
+               {"logEntries", *entries},
                {"logs", json::array()}};
-  if (b->status == build_status::error) {
-    auto errors = json::array();
-    for (auto& e : ctx.db->build_logs(b->id, 0, 20, [](const build_log_entry& e) {
-           return e.level == "error";
-         }))
-      errors.push_back(log_json(e));
-    body["reason"] = {{"message", b->reason}, {"step", "base"}, {"logEntries", errors}};
+  if (build.status == build_status::error) {
+    auto errors = log_entries(*ctx.db, build.id, 0, 20,
+                              [](const build_log_entry& e) { return e.level == "error"; });
+    if (!errors)
+      return req.out->send_error(errors.error());
+    body["reason"] = {{"message", build.reason}, {"step", "base"}, {"logEntries", *errors}};
   }
   req.out->send_json(200, body);
 }

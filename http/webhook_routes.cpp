@@ -120,8 +120,11 @@ void create_webhook(api_context& ctx, request& req) {
 }
 
 void list_webhooks(api_context& ctx, request& req) {
+  auto found = ctx.db->webhooks(req.org);
+  if (!found)
+    return req.out->send_error(found.error());
   auto arr = json::array();
-  for (auto& w : ctx.db->webhooks(req.org))
+  for (auto& w : *found)
     arr.push_back(to_json(w));
   req.out->send_json(200, arr);
 }
@@ -194,13 +197,15 @@ void list_deliveries(api_context& ctx, request& req) {
       return true;
     },
     &more);
+  if (!found)
+    return req.out->send_error(found.error());
   auto data = json::array();
-  for (auto& d : found)
+  for (auto& d : *found)
     data.push_back(to_json(d));
   json next = nullptr;
-  if (more && !found.empty()) {
+  if (more && !found->empty()) {
     std::ostringstream hex;
-    hex << std::hex << found.back().seq;
+    hex << std::hex << found->back().seq;
     next = hex.str();
   }
   req.out->send_json(200, {{"data", data}, {"nextCursor", next}});
@@ -212,13 +217,15 @@ void redeliver(api_context& ctx, request& req) {
     return req.out->send_error(w.error());
   auto event_id = req.params.at("eventId");
   std::optional<uint64_t> seq;
-  ctx.db->deliveries(w->id, std::nullopt, 1,
-                     [&](const delivery& d) {
-                       if (d.event_id == event_id)
-                         seq = d.seq;
-                       return d.event_id == event_id;
-                     },
-                     nullptr);
+  auto walked = ctx.db->deliveries(w->id, std::nullopt, 1,
+                                   [&](const delivery& d) {
+                                     if (d.event_id == event_id)
+                                       seq = d.seq;
+                                     return d.event_id == event_id;
+                                   },
+                                   nullptr);
+  if (!walked)
+    return req.out->send_error(walked.error());
   if (!seq)
     return req.out->send_error(not_found("no delivery of event " + event_id + " to this webhook"));
   caf::anon_send(ctx.webhooks, atom::redeliver::value, w->id, *seq);

@@ -191,7 +191,7 @@ result<std::optional<std::string>> store::get(rocksdb::ColumnFamilyHandle* cf,
   if (st.IsNotFound())
     return std::optional<std::string>{};
   if (!st.ok())
-    return failure{503, "cannot read the store: " + st.ToString()};
+    return read_failure(st);
   return std::optional<std::string>{std::move(value)};
 }
 

@@ -18,6 +18,11 @@
 // the event survives a crash. Events form a hash chain (core/event.hpp); the
 // head's hash is kept in `meta` within the same batch.
 //
+// A read that fails (I/O error, corruption under a walk) is a 503 failure,
+// never a shorter list or an absent value: a caller would take it for the
+// truth (answer 404, or create something over what it could not read).
+// Values whose bytes do not decode are skipped, as each function says.
+//
 // One class, its implementation split by concern (as RocksDB splits DBImpl):
 // store.cpp (open, close, raw reads and writes), store_event_log.cpp,
 // store_accounts.cpp, store_webhooks.cpp, store_telemetry.cpp (logs,
@@ -47,6 +52,7 @@ namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
 class WriteBatch;
+class Iterator;
 } // namespace rocksdb
 
 namespace sandboxd {
@@ -135,7 +141,7 @@ public:
             const std::function<void(uint64_t seq)>& on_corrupt = {}) const;
 
   /// The events of one sandbox, oldest first (served from its index).
-  std::vector<event> events_of_sandbox(const std::string& sandbox_id) const;
+  [[nodiscard]] result<std::vector<event>> events_of_sandbox(const std::string& sandbox_id) const;
 
   /// A page of an org's (or, with `sandbox_id`, one sandbox's) events from
   /// the per-org index: skips `offset` matches, returns at most `limit`,
@@ -152,7 +158,8 @@ public:
     std::optional<uint64_t> after_seq;
   };
   /// At most `limit` events; `more` tells whether others follow.
-  std::vector<event> query_events(const event_query& q, bool* more = nullptr) const;
+  [[nodiscard]] result<std::vector<event>> query_events(const event_query& q,
+                                                        bool* more = nullptr) const;
 
   // -- orgs and API keys ----------------------------------------------------
 
@@ -167,7 +174,7 @@ public:
   result<std::optional<std::string>> org_of_key(const std::string& key) const;
 
   /// True once any key exists (first-start bootstrap).
-  bool has_keys() const;
+  [[nodiscard]] result<bool> has_keys() const;
 
   /// The event at `seq`; nullopt when it is not stored or does not decode.
   result<std::optional<event>> event_at(uint64_t seq) const;
@@ -177,7 +184,7 @@ public:
   status put_webhook(const webhook& w);
   result<std::optional<webhook>> find_webhook(const std::string& id) const;
   /// The webhooks of `org_id`, or of every org when empty.
-  std::vector<webhook> webhooks(const std::string& org_id = "") const;
+  [[nodiscard]] result<std::vector<webhook>> webhooks(const std::string& org_id = "") const;
   /// Removes the webhook with its cursor and deliveries.
   status delete_webhook(const std::string& id);
 
@@ -191,10 +198,9 @@ public:
                                                uint64_t seq) const;
   /// A webhook's deliveries, newest first, before `before_seq` when given;
   /// `keep` filters; `more` tells whether others follow.
-  std::vector<delivery> deliveries(const std::string& webhook_id,
-                                   std::optional<uint64_t> before_seq, size_t limit,
-                                   const std::function<bool(const delivery&)>& keep,
-                                   bool* more) const;
+  [[nodiscard]] result<std::vector<delivery>>
+  deliveries(const std::string& webhook_id, std::optional<uint64_t> before_seq, size_t limit,
+             const std::function<bool(const delivery&)>& keep, bool* more) const;
 
   // -- sandbox logs -----------------------------------------------------------
 
@@ -208,13 +214,14 @@ public:
   status append_logs(const std::string& sandbox_id, const std::vector<log_line>& lines,
                      size_t cap = 10000);
   /// The newest `limit` lines at or after `since_ms`, oldest first.
-  std::vector<log_line> logs(const std::string& sandbox_id, size_t limit, int64_t since_ms) const;
+  [[nodiscard]] result<std::vector<log_line>> logs(const std::string& sandbox_id, size_t limit,
+                                                   int64_t since_ms) const;
   /// Up to `limit` lines that `keep` accepts, walking from `cursor_ms` (the
   /// oldest line when forward, the newest when backward, if not given)
   /// in that direction; returned in walking order.
-  std::vector<log_line> logs_page(const std::string& sandbox_id, std::optional<int64_t> cursor_ms,
-                                  bool forward, size_t limit,
-                                  const std::function<bool(const log_line&)>& keep) const;
+  [[nodiscard]] result<std::vector<log_line>>
+  logs_page(const std::string& sandbox_id, std::optional<int64_t> cursor_ms, bool forward,
+            size_t limit, const std::function<bool(const log_line&)>& keep) const;
 
   // -- sandbox metrics --------------------------------------------------------
 
@@ -226,10 +233,11 @@ public:
   status append_metrics(const std::vector<std::pair<std::string, container_sample>>& samples,
                         size_t cap = 720);
   /// Samples taken in [start_ms, end_ms], oldest first.
-  std::vector<container_sample> metrics(const std::string& sandbox_id, int64_t start_ms,
-                                        int64_t end_ms) const;
+  [[nodiscard]] result<std::vector<container_sample>>
+  metrics(const std::string& sandbox_id, int64_t start_ms, int64_t end_ms) const;
   /// The newest sample, if any.
-  std::optional<container_sample> latest_metric(const std::string& sandbox_id) const;
+  [[nodiscard]] result<std::optional<container_sample>>
+  latest_metric(const std::string& sandbox_id) const;
 
   // -- snapshots --------------------------------------------------------------
 
@@ -238,16 +246,19 @@ public:
   status delete_snapshot(const snapshot_info& s);
   /// The org's snapshots, newest first, with `keep` deciding; `more` tells
   /// whether others follow after `limit`. `before` resumes after a cursor.
-  std::vector<snapshot_info> snapshots(const std::string& org_id, size_t limit,
-                                       const std::function<bool(const snapshot_info&)>& keep,
-                                       const std::optional<std::string>& before, bool* more) const;
+  [[nodiscard]] result<std::vector<snapshot_info>>
+  snapshots(const std::string& org_id, size_t limit,
+            const std::function<bool(const snapshot_info&)>& keep,
+            const std::optional<std::string>& before, bool* more) const;
   /// Every org's snapshots, for the sweeps at start (forks' hidden ones whose
   /// forks ended; layers on disk that no snapshot owns).
   /// A failure when they cannot all be read; `unreadable` counts entries that
   /// do not decode (whose layers must then not be taken for garbage).
-  result<std::vector<snapshot_info>> all_snapshots(size_t* unreadable = nullptr) const;
+  [[nodiscard]] result<std::vector<snapshot_info>>
+  all_snapshots(size_t* unreadable = nullptr) const;
   /// The org's newest snapshot that `ref` names (id or name, tagged or not).
-  std::optional<snapshot_info> find_snapshot(const std::string& org_id, const std::string& ref) const;
+  [[nodiscard]] result<std::optional<snapshot_info>> find_snapshot(const std::string& org_id,
+                                                                   const std::string& ref) const;
   /// A snapshot's cursor for `snapshots(before=...)`.
   static std::string snapshot_cursor(const snapshot_info& s);
 
@@ -260,26 +271,29 @@ public:
   status put_user_template(const user_template& t,
                            const std::optional<template_build>& build = std::nullopt);
   /// The org's templates, oldest first.
-  std::vector<user_template> user_templates(const std::string& org_id) const;
+  [[nodiscard]] result<std::vector<user_template>> user_templates(const std::string& org_id) const;
   /// Every org's templates (recovery after a restart).
-  std::vector<user_template> all_user_templates() const;
-  /// The org's template whose id or name is `ref`.
-  std::optional<user_template> find_user_template(const std::string& org_id,
-                                                  const std::string& ref) const;
+  [[nodiscard]] result<std::vector<user_template>> all_user_templates() const;
+  /// The org's template whose id or name is `ref`; nullopt when it has
+  /// none (or its bytes do not decode), a failure when it cannot be read.
+  [[nodiscard]] result<std::optional<user_template>>
+  find_user_template(const std::string& org_id, const std::string& ref) const;
   /// Removes the template with its builds and their progress lines.
   status delete_user_template(const user_template& t);
   status put_template_build(const template_build& b);
-  std::optional<template_build> find_template_build(const std::string& template_id,
-                                                    const std::string& build_id) const;
+  /// Nullopt when absent (or undecodable), a failure when unreadable.
+  [[nodiscard]] result<std::optional<template_build>>
+  find_template_build(const std::string& template_id, const std::string& build_id) const;
   /// A template's builds, newest first.
-  std::vector<template_build> template_builds(const std::string& template_id) const;
+  [[nodiscard]] result<std::vector<template_build>>
+  template_builds(const std::string& template_id) const;
   /// Appends progress lines to a build's log. Past `cap` lines only error
   /// lines are kept. Not synced: progress, not records.
   status append_build_logs(const std::string& build_id, const std::vector<build_log_entry>& lines,
                            size_t cap = 10000);
   /// The build's lines that `keep` accepts (all when empty), skipping the
   /// first `offset` of them, at most `limit`, oldest first.
-  std::vector<build_log_entry>
+  [[nodiscard]] result<std::vector<build_log_entry>>
   build_logs(const std::string& build_id, size_t offset, size_t limit,
              const std::function<bool(const build_log_entry&)>& keep = {}) const;
 
@@ -300,6 +314,7 @@ private:
   /// Nullopt when the key is absent; a failure when it cannot be read.
   result<std::optional<std::string>> get(rocksdb::ColumnFamilyHandle* cf,
                                          const std::string& key) const;
+  result<std::optional<event>> indexed_event(const rocksdb::Iterator& it, size_t prefix) const;
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

@@ -47,11 +47,12 @@ result<std::optional<std::string>> store::org_of_key(const std::string& key) con
   return get(keys_, sha256_hex(key));
 }
 
-bool store::has_keys() const {
+result<bool> store::has_keys() const {
   std::unique_ptr<rocksdb::Iterator> it{
     db_->NewIterator(rocksdb::ReadOptions{}, keys_)};
   it->SeekToFirst();
-  return it->Valid();
+  // Unreadable is not "no keys": the bootstrap would make a new one.
+  return walked(*it, it->Valid());
 }
 
 } // namespace sandboxd

@@ -33,11 +33,10 @@ status store::delete_snapshot(const snapshot_info& s) {
   return write(batch);
 }
 
-std::vector<snapshot_info>
+result<std::vector<snapshot_info>>
 store::snapshots(const std::string& org_id, size_t limit,
                  const std::function<bool(const snapshot_info&)>& keep,
                  const std::optional<std::string>& before, bool* more) const {
-  std::vector<snapshot_info> out;
   if (more)
     *more = false;
   auto prefix = org_id + std::string(1, '\0');
@@ -69,18 +68,18 @@ result<std::vector<snapshot_info>> store::all_snapshots(size_t* unreadable) cons
     else if (unreadable)
       ++*unreadable;
   }
-  if (!it->status().ok())
-    return failure{503, "cannot read the snapshots: " + it->status().ToString()};
-  return out;
+  return walked(*it, std::move(out));
 }
 
-std::optional<snapshot_info> store::find_snapshot(const std::string& org_id,
-                                                  const std::string& ref) const {
+result<std::optional<snapshot_info>> store::find_snapshot(const std::string& org_id,
+                                                          const std::string& ref) const {
   auto found = snapshots(org_id, 1, [&](const snapshot_info& s) { return refers_to(ref, s); },
                          std::nullopt, nullptr);
-  if (found.empty())
-    return std::nullopt;
-  return found.front();
+  if (!found)
+    return found.error();
+  if (found->empty())
+    return std::optional<snapshot_info>{};
+  return std::optional<snapshot_info>{std::move(found->front())};
 }
 
 // -- an org's own templates ---------------------------------------------------
@@ -103,7 +102,7 @@ status store::put_user_template(const user_template& t,
   return write(batch);
 }
 
-std::vector<user_template> store::user_templates(const std::string& org_id) const {
+result<std::vector<user_template>> store::user_templates(const std::string& org_id) const {
   std::vector<user_template> out;
   auto prefix = org_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, templates_)};
@@ -115,10 +114,10 @@ std::vector<user_template> store::user_templates(const std::string& org_id) cons
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
     return std::tie(a.created_ms, a.id) < std::tie(b.created_ms, b.id);
   });
-  return out;
+  return walked(*it, std::move(out));
 }
 
-std::vector<user_template> store::all_user_templates() const {
+result<std::vector<user_template>> store::all_user_templates() const {
   std::vector<user_template> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, templates_)};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -126,22 +125,30 @@ std::vector<user_template> store::all_user_templates() const {
     if (auto t = j.is_discarded() ? std::nullopt : user_template_from_storage_json(j))
       out.push_back(std::move(*t));
   }
-  return out;
+  return walked(*it, std::move(out));
 }
 
-std::optional<user_template> store::find_user_template(const std::string& org_id,
-                                                       const std::string& ref) const {
+result<std::optional<user_template>> store::find_user_template(const std::string& org_id,
+                                                               const std::string& ref) const {
+  using found = std::optional<user_template>;
   if (ref.empty())
-    return std::nullopt;
-  if (auto raw = readable(get(templates_, owned_key(org_id, ref)), "template " + ref)) {
-    auto j = nlohmann::json::parse(*raw, nullptr, false);
+    return found{};
+  // By id first; bytes that are not JSON fall through to the names.
+  auto raw = get(templates_, owned_key(org_id, ref));
+  if (!raw)
+    return raw.error();
+  if (*raw) {
+    auto j = nlohmann::json::parse(**raw, nullptr, false);
     if (!j.is_discarded())
       return user_template_from_storage_json(j);
   }
-  for (auto& t : user_templates(org_id))
+  auto all = user_templates(org_id);
+  if (!all)
+    return all.error();
+  for (auto& t : *all)
     if (t.name == ref)
-      return t;
-  return std::nullopt;
+      return found{std::move(t)};
+  return found{};
 }
 
 status store::delete_user_template(const user_template& t) {
@@ -156,6 +163,8 @@ status store::delete_user_template(const user_template& t) {
     batch.DeleteRange(build_logs_, build_id + std::string(1, '\0'),
                       build_id + std::string(1, '\1'));
   }
+  if (!it->status().ok()) // builds left behind would outlive their template
+    return read_failure(it->status());
   return write(batch);
 }
 
@@ -163,17 +172,19 @@ status store::put_template_build(const template_build& b) {
   return put(template_builds_, owned_key(b.template_id, b.id), to_storage_json(b).dump());
 }
 
-std::optional<template_build> store::find_template_build(const std::string& template_id,
-                                                         const std::string& build_id) const {
-  auto raw = readable(get(template_builds_, owned_key(template_id, build_id)),
-                      "build " + build_id);
+result<std::optional<template_build>>
+store::find_template_build(const std::string& template_id, const std::string& build_id) const {
+  auto raw = get(template_builds_, owned_key(template_id, build_id));
   if (!raw)
-    return std::nullopt;
-  auto j = nlohmann::json::parse(*raw, nullptr, false);
+    return raw.error();
+  if (!*raw)
+    return std::optional<template_build>{};
+  auto j = nlohmann::json::parse(**raw, nullptr, false);
   return j.is_discarded() ? std::nullopt : build_from_storage_json(j);
 }
 
-std::vector<template_build> store::template_builds(const std::string& template_id) const {
+result<std::vector<template_build>>
+store::template_builds(const std::string& template_id) const {
   std::vector<template_build> out;
   auto prefix = template_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{
@@ -186,7 +197,7 @@ std::vector<template_build> store::template_builds(const std::string& template_i
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
     return std::tie(a.created_ms, a.id) > std::tie(b.created_ms, b.id);
   });
-  return out;
+  return walked(*it, std::move(out));
 }
 
 status store::append_build_logs(const std::string& build_id,
@@ -202,6 +213,8 @@ status store::append_build_logs(const std::string& build_id,
     next = from_be64(rocksdb::Slice{it->key().data() + prefix.size(),
                                     it->key().size() - prefix.size()})
            + 1;
+  else if (!it->status().ok()) // from 0 would overwrite the first lines
+    return read_failure(it->status());
   rocksdb::WriteBatch batch;
   for (auto& l : lines) {
     if (next >= cap && l.level != "error")
@@ -211,7 +224,7 @@ status store::append_build_logs(const std::string& build_id,
   return write(batch, false);
 }
 
-std::vector<build_log_entry>
+result<std::vector<build_log_entry>>
 store::build_logs(const std::string& build_id, size_t offset, size_t limit,
                   const std::function<bool(const build_log_entry&)>& keep) const {
   std::vector<build_log_entry> out;
@@ -231,7 +244,7 @@ store::build_logs(const std::string& build_id, size_t offset, size_t limit,
     }
     out.push_back(std::move(*l));
   }
-  return out;
+  return walked(*it, std::move(out));
 }
 
 } // namespace sandboxd

@@ -9,7 +9,6 @@
 
 #include <rocksdb/iterator.h>
 #include <rocksdb/slice.h>
-#include <spdlog/spdlog.h>
 
 #include "core/result.hpp"
 
@@ -31,12 +30,27 @@ inline uint64_t from_be64(const rocksdb::Slice& s) {
   return x;
 }
 
+// A read that failed: 503, as every store read that fails (never an empty
+// answer a caller would take for the truth).
+inline failure read_failure(const rocksdb::Status& st) {
+  return {503, "cannot read the store: " + st.ToString()};
+}
+
+// What a walk collected, or its failure: an iterator stops on an I/O error
+// or corruption as on the end of its range, only its status tells them apart.
+template <class T>
+result<T> walked(const rocksdb::Iterator& it, T out) {
+  if (!it.status().ok())
+    return read_failure(it.status());
+  return out;
+}
+
 // Walks `it` backwards from where it stands over keys with `prefix`,
 // collecting the values `decode` reads and `keep` accepts, at most `limit`;
 // `more` tells whether another one follows.
 template <class T, class Decode, class Keep>
-std::vector<T> collect_backward(rocksdb::Iterator& it, const std::string& prefix, size_t limit,
-                                Decode decode, Keep keep, bool* more) {
+result<std::vector<T>> collect_backward(rocksdb::Iterator& it, const std::string& prefix,
+                                        size_t limit, Decode decode, Keep keep, bool* more) {
   std::vector<T> out;
   for (; it.Valid() && it.key().starts_with(prefix); it.Prev()) {
     std::optional<T> v = decode(it.value().ToString());
@@ -49,7 +63,7 @@ std::vector<T> collect_backward(rocksdb::Iterator& it, const std::string& prefix
     }
     out.push_back(std::move(*v));
   }
-  return out;
+  return walked(it, std::move(out));
 }
 
 // Index keys: the owner, a 0 separator (ids never contain it), then seq.
@@ -58,16 +72,6 @@ inline std::string index_key(const std::string& owner, uint64_t seq) {
   k.push_back('\0');
   k += be64(seq);
   return k;
-}
-
-// For readers whose callers take absent for an answer (listings, template
-// lookups): an unreadable value is logged, then read as absent.
-inline std::optional<std::string> readable(result<std::optional<std::string>> got,
-                                    const std::string& what) {
-  if (got)
-    return std::move(*got);
-  spdlog::error("store: {} is unreadable: {}", what, got.error().message);
-  return std::nullopt;
 }
 
 } // namespace sandboxd::store_detail

@@ -132,7 +132,10 @@ store::replay_sandbox(const std::string& sandbox_id) const {
       if (r.id == sandbox_id)
         rec = r;
   bool found = !rec.id.empty();
-  for (auto& e : events_of_sandbox(sandbox_id))
+  auto events = events_of_sandbox(sandbox_id);
+  if (!events)
+    return events.error();
+  for (auto& e : *events)
     if (e.seq > rec.last_seq)
       found |= static_cast<bool>(apply(rec, e));
   if (!found)
@@ -175,6 +178,8 @@ result<uint64_t> store::compact(int64_t cutoff_ms) {
     next.hash = e->hash;
     ++dropped;
   }
+  if (!it->status().ok())
+    return read_failure(it->status());
   if (dropped == 0)
     return uint64_t{0};
   next.at_ms = cutoff_ms;
@@ -287,23 +292,36 @@ status store::scan(uint64_t from, const std::function<bool(const event&)>& f,
   return success();
 }
 
-std::vector<event> store::events_of_sandbox(const std::string& id) const {
+// The event an index entry at `it` (past `prefix`) points to: nullopt when
+// it is gone or does not decode (skipped, as a scan skips it), a failure
+// when it cannot be read.
+result<std::optional<event>> store::indexed_event(const rocksdb::Iterator& it,
+                                                 size_t prefix) const {
+  auto k = it.key();
+  k.remove_prefix(prefix);
+  auto bytes = get(events_, be64(from_be64(k)));
+  if (!bytes)
+    return bytes.error();
+  return *bytes ? decode_event(**bytes) : std::nullopt;
+}
+
+result<std::vector<event>> store::events_of_sandbox(const std::string& id) const {
   std::vector<event> out;
   auto prefix = id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{
     db_->NewIterator(rocksdb::ReadOptions{}, by_sandbox_)};
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
-    auto k = it->key();
-    k.remove_prefix(prefix.size());
-    if (auto bytes = readable(get(events_, be64(from_be64(k))), "an event of " + id))
-      if (auto e = decode_event(*bytes))
-        out.push_back(std::move(*e));
+    auto e = indexed_event(*it, prefix.size());
+    if (!e)
+      return e.error();
+    if (*e)
+      out.push_back(std::move(**e));
   }
-  return out;
+  return walked(*it, std::move(out));
 }
 
-std::vector<event> store::query_events(const event_query& q, bool* more) const {
+result<std::vector<event>> store::query_events(const event_query& q, bool* more) const {
   std::vector<event> out;
   if (more)
     *more = false;
@@ -323,12 +341,10 @@ std::vector<event> store::query_events(const event_query& q, bool* more) const {
   size_t skipped = 0;
   for (; it->Valid() && it->key().starts_with(prefix);
        q.ascending ? it->Next() : it->Prev()) {
-    auto k = it->key();
-    k.remove_prefix(prefix.size());
-    auto bytes = readable(get(events_, be64(from_be64(k))), "an event of " + q.org_id);
-    if (!bytes)
-      continue;
-    auto e = decode_event(*bytes);
+    auto got = indexed_event(*it, prefix.size());
+    if (!got)
+      return got.error();
+    auto& e = *got;
     if (!e || e->team_id != q.org_id)
       continue;
     if (!q.types.empty()
@@ -345,7 +361,7 @@ std::vector<event> store::query_events(const event_query& q, bool* more) const {
     }
     out.push_back(std::move(*e));
   }
-  return out;
+  return walked(*it, std::move(out));
 }
 
 result<std::optional<event>> store::event_at(uint64_t seq) const {

@@ -45,13 +45,15 @@ status store::append_logs(const std::string& sandbox_id, const std::vector<log_l
       batch.Delete(logs_, it->key());
       --count;
     }
+    if (!it->status().ok()) // the stored count would no longer be the ring's
+      return read_failure(it->status());
   }
   batch.Put(meta_, count_key, be64(count));
   return write(batch, false);
 }
 
-std::vector<store::log_line> store::logs(const std::string& sandbox_id, size_t limit,
-                                         int64_t since_ms) const {
+result<std::vector<store::log_line>> store::logs(const std::string& sandbox_id, size_t limit,
+                                                 int64_t since_ms) const {
   std::vector<log_line> out;
   auto prefix = sandbox_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, logs_)};
@@ -66,13 +68,12 @@ std::vector<store::log_line> store::logs(const std::string& sandbox_id, size_t l
     out.push_back(std::move(l));
   }
   std::reverse(out.begin(), out.end());
-  return out;
+  return walked(*it, std::move(out));
 }
 
-std::vector<store::log_line> store::logs_page(const std::string& sandbox_id,
-                                              std::optional<int64_t> cursor_ms, bool forward,
-                                              size_t limit,
-                                              const std::function<bool(const log_line&)>& keep) const {
+result<std::vector<store::log_line>>
+store::logs_page(const std::string& sandbox_id, std::optional<int64_t> cursor_ms, bool forward,
+                 size_t limit, const std::function<bool(const log_line&)>& keep) const {
   std::vector<log_line> out;
   auto prefix = sandbox_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, logs_)};
@@ -95,7 +96,7 @@ std::vector<store::log_line> store::logs_page(const std::string& sandbox_id,
     if (keep(l))
       out.push_back(std::move(l));
   }
-  return out;
+  return walked(*it, std::move(out));
 }
 
 namespace {
@@ -149,6 +150,8 @@ status store::append_metrics(const std::vector<std::pair<std::string, container_
       std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
         ++count;
+      if (!it->status().ok())
+        return read_failure(it->status());
     }
     batch.Put(metrics_, index_key(sandbox_id, static_cast<uint64_t>(s.timestamp_ms)),
               sample_json(s).dump());
@@ -161,14 +164,16 @@ status store::append_metrics(const std::vector<std::pair<std::string, container_
         batch.Delete(metrics_, it->key());
         --count;
       }
+      if (!it->status().ok())
+        return read_failure(it->status());
     }
     batch.Put(meta_, count_key, be64(count));
   }
   return write(batch, false);
 }
 
-std::vector<container_sample> store::metrics(const std::string& sandbox_id, int64_t start_ms,
-                                             int64_t end_ms) const {
+result<std::vector<container_sample>> store::metrics(const std::string& sandbox_id,
+                                                     int64_t start_ms, int64_t end_ms) const {
   std::vector<container_sample> out;
   auto prefix = sandbox_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
@@ -181,16 +186,18 @@ std::vector<container_sample> store::metrics(const std::string& sandbox_id, int6
       break;
     out.push_back(*s);
   }
-  return out;
+  return walked(*it, std::move(out));
 }
 
-std::optional<container_sample> store::latest_metric(const std::string& sandbox_id) const {
+result<std::optional<container_sample>>
+store::latest_metric(const std::string& sandbox_id) const {
   auto prefix = sandbox_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
   it->SeekForPrev(prefix + std::string(8, '\xff'));
+  std::optional<container_sample> found;
   if (it->Valid() && it->key().starts_with(prefix))
-    return sample_from(it->value());
-  return std::nullopt;
+    found = sample_from(it->value());
+  return walked(*it, std::move(found));
 }
 
 } // namespace sandboxd

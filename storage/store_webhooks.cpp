@@ -26,14 +26,14 @@ result<std::optional<webhook>> store::find_webhook(const std::string& id) const 
   return decode_webhook(**text);
 }
 
-std::vector<webhook> store::webhooks(const std::string& org_id) const {
+result<std::vector<webhook>> store::webhooks(const std::string& org_id) const {
   std::vector<webhook> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, webhooks_)};
   for (it->SeekToFirst(); it->Valid(); it->Next())
     if (auto w = decode_webhook(it->value().ToString()); w && (org_id.empty() || w->org_id == org_id))
       out.push_back(std::move(*w));
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.created_ms < b.created_ms; });
-  return out;
+  return walked(*it, std::move(out));
 }
 
 status store::delete_webhook(const std::string& id) {
@@ -70,17 +70,15 @@ result<std::optional<delivery>> store::find_delivery(const std::string& webhook_
   return decode_delivery(**text);
 }
 
-std::vector<delivery> store::deliveries(const std::string& webhook_id,
-                                        std::optional<uint64_t> before_seq, size_t limit,
-                                        const std::function<bool(const delivery&)>& keep,
-                                        bool* more) const {
-  std::vector<delivery> out;
+result<std::vector<delivery>>
+store::deliveries(const std::string& webhook_id, std::optional<uint64_t> before_seq, size_t limit,
+                  const std::function<bool(const delivery&)>& keep, bool* more) const {
   if (more)
     *more = false;
   auto prefix = webhook_id + std::string(1, '\0');
-  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, deliveries_)};
   if (before_seq && *before_seq == 0)
-    return out;
+    return std::vector<delivery>{};
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, deliveries_)};
   it->SeekForPrev(before_seq ? index_key(webhook_id, *before_seq - 1) : prefix + std::string(8, '\xff'));
   return collect_backward<delivery>(
     *it, prefix, limit, [](const std::string& v) { return decode_delivery(v); },

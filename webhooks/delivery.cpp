@@ -299,14 +299,20 @@ dispatcher_behavior(webhook_dispatcher_actor::stateful_pointer<dispatcher_state>
     self->state.hooks[w.id] =
       self->home_system().spawn(delivery_behavior, w, self->state.cfg, cursor);
   };
-  for (auto& w : self->state.cfg.db->webhooks()) {
-    // From 0 would send every event again: a webhook whose cursor cannot be
-    // read stays idle (and says so) until the server restarts.
-    if (auto cursor = self->state.cfg.db->webhook_cursor(w.id))
-      spawn_hook(w, *cursor);
-    else
-      spdlog::error("webhook {}: not delivering: {}", w.id, cursor.error().message);
-  }
+  // Webhooks that cannot be listed stay idle until the server restarts, as
+  // one whose cursor cannot be read does.
+  auto stored = self->state.cfg.db->webhooks();
+  if (!stored)
+    spdlog::error("webhooks: none delivering: {}", stored.error().message);
+  else
+    for (auto& w : *stored) {
+      // From 0 would send every event again: a webhook whose cursor cannot
+      // be read stays idle (and says so) until the server restarts.
+      if (auto cursor = self->state.cfg.db->webhook_cursor(w.id))
+        spawn_hook(w, *cursor);
+      else
+        spdlog::error("webhook {}: not delivering: {}", w.id, cursor.error().message);
+    }
   return {
     [=](atom::wake) {
       for (auto& [id, h] : self->state.hooks)

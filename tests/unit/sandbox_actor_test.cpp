@@ -80,7 +80,9 @@ struct server {
 
   std::vector<event_type> events_of(const std::string& id) {
     std::vector<event_type> out;
-    for (auto& e : db->events_of_sandbox(id))
+    auto events = db->events_of_sandbox(id);
+    EXPECT_TRUE(events) << events.error().message;
+    for (auto& e : events ? *events : std::vector<event>{})
       out.push_back(e.type);
     return out;
   }
@@ -188,7 +190,7 @@ TEST_F(SandboxActor, AfterARestartTheLogWinsAndAVanishedContainerEndsOrphaned) {
   after->set_state("strayxxxxxxxxxxxxxxx", "running"); // no sandbox owns it
   server s{dir, after};
   EXPECT_TRUE(eventually([&] { return s.events_of(lost).size() == 2; }));
-  auto ended = s.db->events_of_sandbox(lost);
+  auto ended = *s.db->events_of_sandbox(lost);
   ASSERT_EQ(ended.size(), 2u);
   EXPECT_EQ(ended.back().type, event_type::killed);
   EXPECT_EQ(ended.back().reason, kill_reason::orphaned);

@@ -82,7 +82,7 @@ TEST_F(temp_db, events_of_sandbox_come_from_its_index) {
   ASSERT_TRUE((*db)->append({ev(event_type::created, "s1", "o1"),
                              ev(event_type::created, "s10", "o1"),
                              ev(event_type::paused, "s1", "o1")}));
-  auto evs = (*db)->events_of_sandbox("s1");
+  auto evs = *(*db)->events_of_sandbox("s1");
   ASSERT_EQ(evs.size(), 2u);
   EXPECT_EQ(evs[0].type, event_type::created);
   EXPECT_EQ(evs[1].type, event_type::paused);
@@ -91,13 +91,13 @@ TEST_F(temp_db, events_of_sandbox_come_from_its_index) {
 TEST_F(temp_db, keys_are_hashed_and_map_to_their_org) {
   auto db = store::open(dir);
   ASSERT_TRUE(db);
-  EXPECT_FALSE((*db)->has_keys());
+  EXPECT_FALSE(*(*db)->has_keys());
   auto k1 = (*db)->create_key("acme");
   auto k2 = (*db)->create_key("globex");
   ASSERT_TRUE(k1 && k2);
   EXPECT_EQ(k1->size(), 44u);
   EXPECT_EQ(k1->rfind("e2b_", 0), 0u);
-  EXPECT_TRUE((*db)->has_keys());
+  EXPECT_TRUE(*(*db)->has_keys());
   auto o1 = *(*db)->org_of_key(*k1);
   auto o2 = *(*db)->org_of_key(*k2);
   ASSERT_TRUE(o1 && o2);
@@ -138,33 +138,33 @@ TEST_F(temp_db, event_pages_are_stable_while_events_are_appended) {
   q.org_id = "o1";
   q.limit = 2;
   bool more = false;
-  auto page1 = (*db)->query_events(q, &more);
+  auto page1 = *(*db)->query_events(q, &more);
   ASSERT_EQ(page1.size(), 2u);
   EXPECT_TRUE(more);
   EXPECT_EQ(page1[0].seq, 5u); // newest first
   // New events arrive between pages: the next page is unaffected.
   ASSERT_TRUE((*db)->append({ev(event_type::paused, "s4", "o1")}));
   q.after_seq = page1.back().seq;
-  auto page2 = (*db)->query_events(q, &more);
+  auto page2 = *(*db)->query_events(q, &more);
   ASSERT_EQ(page2.size(), 2u);
   EXPECT_EQ(page2[0].seq, 3u);
   EXPECT_EQ(page2[1].seq, 2u);
   EXPECT_TRUE(more);
   q.after_seq = page2.back().seq;
-  auto page3 = (*db)->query_events(q, &more);
+  auto page3 = *(*db)->query_events(q, &more);
   ASSERT_EQ(page3.size(), 1u);
   EXPECT_FALSE(more);
   // Ascending from a cursor, and a type filter.
   q.ascending = true;
   q.after_seq = 3;
   q.limit = 10;
-  auto asc = (*db)->query_events(q, &more);
+  auto asc = *(*db)->query_events(q, &more);
   ASSERT_EQ(asc.size(), 3u);
   EXPECT_EQ(asc[0].seq, 4u);
   EXPECT_EQ(asc.back().type, event_type::paused);
   q.after_seq.reset();
   q.types = {event_type::paused};
-  EXPECT_EQ((*db)->query_events(q).size(), 1u);
+  EXPECT_EQ((*db)->query_events(q)->size(), 1u);
 }
 
 TEST_F(temp_db, metrics_history_is_a_ring_filtered_by_time) {
@@ -181,23 +181,23 @@ TEST_F(temp_db, metrics_history_is_a_ring_filtered_by_time) {
   container_sample other;
   other.timestamp_ms = 5000;
   ASSERT_TRUE((*db)->append_metric("sbx2", other, 4));
-  auto all = (*db)->metrics("sbx", 0, INT64_MAX);
+  auto all = *(*db)->metrics("sbx", 0, INT64_MAX);
   ASSERT_EQ(all.size(), 4u) << "only the newest 4 are kept";
   EXPECT_EQ(all.front().mem_used, 7);
   EXPECT_EQ(all.back().mem_used, 10);
-  auto some = (*db)->metrics("sbx", 8000, 9000);
+  auto some = *(*db)->metrics("sbx", 8000, 9000);
   ASSERT_EQ(some.size(), 2u);
   EXPECT_EQ(some[0].timestamp_ms, 8000);
-  EXPECT_EQ((*db)->latest_metric("sbx")->mem_used, 10);
-  EXPECT_FALSE((*db)->latest_metric("nope"));
-  EXPECT_EQ((*db)->metrics("sbx2", 0, INT64_MAX).size(), 1u);
+  EXPECT_EQ((*(*db)->latest_metric("sbx"))->mem_used, 10);
+  EXPECT_FALSE(*(*db)->latest_metric("nope"));
+  EXPECT_EQ((*db)->metrics("sbx2", 0, INT64_MAX)->size(), 1u);
   // The ring's size survives a reopen: still the newest 4.
   db->reset();
   auto again = store::open(dir);
   ASSERT_TRUE(again);
   for (int i = 11; i <= 12; ++i)
     ASSERT_TRUE((*again)->append_metric("sbx", sample(i), 4));
-  auto kept = (*again)->metrics("sbx", 0, INT64_MAX);
+  auto kept = *(*again)->metrics("sbx", 0, INT64_MAX);
   ASSERT_EQ(kept.size(), 4u);
   EXPECT_EQ(kept.front().mem_used, 9);
   EXPECT_EQ(kept.back().mem_used, 12);
@@ -219,7 +219,7 @@ TEST_F(temp_db, a_tick_appends_to_every_ring_at_once) {
     ASSERT_TRUE((*db)->append_metrics(tick, 3));
   }
   for (auto id : {"a", "b", "c"}) {
-    auto kept = (*db)->metrics(id, 0, INT64_MAX);
+    auto kept = *(*db)->metrics(id, 0, INT64_MAX);
     ASSERT_EQ(kept.size(), 3u) << id;
     EXPECT_EQ(kept.front().mem_used, 3);
     EXPECT_EQ(kept.back().mem_used, 5);
@@ -233,9 +233,9 @@ TEST_F(temp_db, log_pages_walk_both_ways_from_a_cursor) {
   for (int i = 0; i < 5; ++i)
     ASSERT_TRUE((*db)->append_logs("sbx", {{1000 + i, i % 2 ? "stderr" : "stdout", "l" + std::to_string(i)}}));
   auto all = [](auto&) { return true; };
-  auto text = [](const std::vector<store::log_line>& v) {
+  auto text = [](const result<std::vector<store::log_line>>& v) {
     std::string s;
-    for (auto& l : v)
+    for (auto& l : *v)
       s += l.line + " ";
     return s;
   };
@@ -245,7 +245,7 @@ TEST_F(temp_db, log_pages_walk_both_ways_from_a_cursor) {
   EXPECT_EQ(text((*db)->logs_page("sbx", int64_t{1002}, false, 10, all)), "l2 l1 l0 ");
   auto errors = [](const store::log_line& l) { return l.stream == "stderr"; };
   EXPECT_EQ(text((*db)->logs_page("sbx", std::nullopt, true, 10, errors)), "l1 l3 ");
-  EXPECT_TRUE((*db)->logs_page("other", std::nullopt, true, 10, all).empty());
+  EXPECT_TRUE((*db)->logs_page("other", std::nullopt, true, 10, all)->empty());
 }
 
 TEST_F(temp_db, auditors_open_a_store_from_before_the_newer_families) {
@@ -307,33 +307,6 @@ TEST_F(temp_db, drained_nodes_survive_a_reopen) {
   EXPECT_EQ(*(*db)->drained_nodes(), std::set<std::string>{"w2"});
 }
 
-// Flushes every column family of the store in `dir` (closed) to table
-// files, then breaks the data of the `family`'s files (their footers and
-// indexes, at the end, stay whole: the store opens, a read fails).
-static void corrupt_family(const std::string& dir, const std::string& family) {
-  std::vector<rocksdb::LiveFileMetaData> files;
-  with_raw_db(dir, [&](rocksdb::DB* db, auto& families) {
-    std::vector<rocksdb::ColumnFamilyHandle*> all;
-    for (auto& [name, h] : families)
-      all.push_back(h);
-    ASSERT_TRUE(db->Flush(rocksdb::FlushOptions{}, all).ok());
-    db->GetLiveFilesMetaData(&files);
-  });
-  int broken = 0;
-  for (auto& f : files) {
-    if (f.column_family_name != family)
-      continue;
-    auto path = dir + f.name; // name begins with '/'
-    std::FILE* fp = std::fopen(path.c_str(), "r+b");
-    ASSERT_NE(fp, nullptr) << path;
-    std::string junk(std::min<size_t>(64, f.size / 4), 'x');
-    ASSERT_EQ(std::fwrite(junk.data(), 1, junk.size(), fp), junk.size());
-    std::fclose(fp);
-    ++broken;
-  }
-  ASSERT_GT(broken, 0) << "no table file of " << family;
-}
-
 TEST_F(temp_db, an_unreadable_value_is_an_error_not_an_absence) {
   std::string org, key;
   {
@@ -355,4 +328,86 @@ TEST_F(temp_db, an_unreadable_value_is_an_error_not_an_absence) {
   auto owner = (*db)->org_of_key(key);
   ASSERT_FALSE(owner);
   EXPECT_EQ(owner.error().status, 503);
+  // Read as "no keys yet", the first start's bootstrap would make another.
+  EXPECT_TRUE(read_failed((*db)->has_keys()));
+}
+
+// A listing over a family whose table files are broken fails (503), never
+// answers with what it could read: a caller would take that for the whole.
+TEST_F(temp_db, a_listing_that_cannot_be_read_fails_rather_than_shortens) {
+  container_sample sample;
+  sample.timestamp_ms = 1000;
+  {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE((*db)->append({ev(event_type::created, "s1", "o1")}));
+    ASSERT_TRUE((*db)->create_key("o1"));
+    webhook w;
+    w.id = "w1";
+    w.org_id = "o1";
+    ASSERT_TRUE((*db)->put_webhook(w));
+    delivery d;
+    d.webhook_id = "w1";
+    d.seq = 1;
+    ASSERT_TRUE((*db)->put_delivery(d));
+    ASSERT_TRUE((*db)->append_logs("s1", {{1, "stdout", "hello"}}));
+    ASSERT_TRUE((*db)->append_metric("s1", sample));
+    snapshot_info snap;
+    snap.id = "snap1";
+    snap.org_id = "o1";
+    ASSERT_TRUE((*db)->put_snapshot(snap));
+  }
+  for (auto family : {"events_by_org", "events_by_sandbox", "api_keys", "webhooks", "deliveries",
+                      "logs", "metrics", "snapshots"})
+    corrupt_family(dir, family);
+  auto db = store::open(dir);
+  ASSERT_TRUE(db) << db.error().message;
+  auto& s = **db;
+  store::event_query q;
+  q.org_id = "o1";
+  EXPECT_TRUE(read_failed(s.query_events(q)));
+  q.sandbox_id = "s1";
+  EXPECT_TRUE(read_failed(s.query_events(q)));
+  EXPECT_TRUE(read_failed(s.events_of_sandbox("s1")));
+  EXPECT_TRUE(read_failed(s.replay_sandbox("s1")));
+  EXPECT_TRUE(read_failed(s.has_keys()));
+  EXPECT_TRUE(read_failed(s.webhooks()));
+  EXPECT_TRUE(read_failed(s.webhooks("o1")));
+  EXPECT_TRUE(read_failed(s.deliveries("w1", std::nullopt, 10, {}, nullptr)));
+  auto all = [](auto&) { return true; };
+  EXPECT_TRUE(read_failed(s.logs("s1", 10, 0)));
+  EXPECT_TRUE(read_failed(s.logs_page("s1", std::nullopt, true, 10, all)));
+  EXPECT_TRUE(read_failed(s.logs_page("s1", std::nullopt, false, 10, all)));
+  EXPECT_TRUE(read_failed(s.metrics("s1", 0, INT64_MAX)));
+  EXPECT_TRUE(read_failed(s.latest_metric("s1")));
+  EXPECT_TRUE(read_failed(s.snapshots("o1", 10, all, std::nullopt, nullptr)));
+  EXPECT_TRUE(read_failed(s.find_snapshot("o1", "snap1")));
+  EXPECT_TRUE(read_failed(s.all_snapshots()));
+  // A ring past its cap is walked to drop its oldest: a walk that fails
+  // fails the append (the stored count would be wrong).
+  EXPECT_TRUE(read_failed(s.append_logs("s1", {{2, "stdout", "more"}}, 1)));
+  sample.timestamp_ms = 2000;
+  EXPECT_TRUE(read_failed(s.append_metric("s1", sample, 1)));
+}
+
+// The indexes whole, the events they point to unreadable: the listing fails.
+TEST_F(temp_db, an_indexed_event_that_cannot_be_read_fails_its_listing) {
+  {
+    auto db = store::open(dir);
+    ASSERT_TRUE(db);
+    ASSERT_TRUE((*db)->append({ev(event_type::created, "s1", "o1")}));
+    // Enough later events for more than one block: the newest, which the
+    // store reads when it opens, stays whole.
+    std::vector<event> later;
+    for (int i = 0; i < 300; ++i)
+      later.push_back(ev(event_type::created, "s" + std::to_string(i + 2), "o2"));
+    ASSERT_TRUE((*db)->append(later));
+  }
+  corrupt_family(dir, "events");
+  auto db = store::open(dir);
+  ASSERT_TRUE(db) << db.error().message;
+  EXPECT_TRUE(read_failed((*db)->events_of_sandbox("s1")));
+  store::event_query q;
+  q.org_id = "o1";
+  EXPECT_TRUE(read_failed((*db)->query_events(q)));
 }

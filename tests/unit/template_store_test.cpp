@@ -15,6 +15,7 @@
 #include "core/ids.hpp"
 #include "runtime/templates.hpp"
 #include "storage/store.hpp"
+#include "tests/unit/raw_db.hpp"
 
 using namespace sandboxd;
 namespace fs = std::filesystem;
@@ -268,7 +269,7 @@ TEST_F(TemplateStore, RecordsArePerOrgAndSurviveAReopen) {
     ASSERT_TRUE(db->put_user_template(b, bb).ok());
   }
   auto db = open();
-  auto mine = db->user_templates("org-a");
+  auto mine = *db->user_templates("org-a");
   ASSERT_EQ(mine.size(), 2u);
   EXPECT_EQ(mine[0].id, a.id); // oldest first
   EXPECT_EQ(mine[1].id, a2.id);
@@ -276,26 +277,26 @@ TEST_F(TemplateStore, RecordsArePerOrgAndSurviveAReopen) {
   EXPECT_EQ(mine[0].ready->packages, ab.packages);
   EXPECT_EQ(mine[0].ready->env, ab.env);
   EXPECT_EQ(mine[0].ready->start_cmd, "echo hi");
-  EXPECT_EQ(db->all_user_templates().size(), 3u);
+  EXPECT_EQ(db->all_user_templates()->size(), 3u);
   // By id or name, and only in its own org.
-  EXPECT_EQ(db->find_user_template("org-a", "one")->id, a.id);
-  EXPECT_EQ(db->find_user_template("org-a", a.id)->name, "one");
-  EXPECT_EQ(db->find_user_template("org-b", "one")->id, b.id);
-  EXPECT_FALSE(db->find_user_template("org-b", a.id));
-  EXPECT_FALSE(db->find_user_template("org-b", "two"));
-  EXPECT_FALSE(db->find_user_template("org-c", "one"));
-  EXPECT_FALSE(db->find_user_template("org-a", ""));
+  EXPECT_EQ((*db->find_user_template("org-a", "one"))->id, a.id);
+  EXPECT_EQ((*db->find_user_template("org-a", a.id))->name, "one");
+  EXPECT_EQ((*db->find_user_template("org-b", "one"))->id, b.id);
+  EXPECT_FALSE(*db->find_user_template("org-b", a.id));
+  EXPECT_FALSE(*db->find_user_template("org-b", "two"));
+  EXPECT_FALSE(*db->find_user_template("org-c", "one"));
+  EXPECT_FALSE(*db->find_user_template("org-a", ""));
   // Builds, newest first.
   auto rebuild = a2b;
   rebuild.id = new_uuid();
   rebuild.created_ms = 30;
   ASSERT_TRUE(db->put_template_build(rebuild).ok());
-  auto builds = db->template_builds(a2.id);
+  auto builds = *db->template_builds(a2.id);
   ASSERT_EQ(builds.size(), 2u);
   EXPECT_EQ(builds[0].id, rebuild.id);
   EXPECT_EQ(builds[1].id, a2b.id);
-  EXPECT_EQ(db->find_template_build(a2.id, a2b.id)->status, build_status::building);
-  EXPECT_FALSE(db->find_template_build(a.id, a2b.id));
+  EXPECT_EQ((*db->find_template_build(a2.id, a2b.id))->status, build_status::building);
+  EXPECT_FALSE(*db->find_template_build(a.id, a2b.id));
 }
 
 TEST_F(TemplateStore, ProgressLinesPageByOffsetAndLevelAndAreCapped) {
@@ -307,23 +308,23 @@ TEST_F(TemplateStore, ProgressLinesPageByOffsetAndLevelAndAreCapped) {
   ASSERT_TRUE(db->append_build_logs("b1", {lines.begin(), lines.begin() + 4}).ok());
   ASSERT_TRUE(db->append_build_logs("b1", {lines.begin() + 4, lines.end()}).ok());
   ASSERT_TRUE(db->append_build_logs("b2", {{1, "info", "", "other build"}}).ok());
-  auto all = db->build_logs("b1", 0, 100);
+  auto all = *db->build_logs("b1", 0, 100);
   ASSERT_EQ(all.size(), 10u);
   EXPECT_EQ(all[9].message, "line 9");
   EXPECT_EQ(all[9].step, "base");
   EXPECT_EQ(all[9].timestamp_ms, 9);
-  auto page = db->build_logs("b1", 7, 2);
+  auto page = *db->build_logs("b1", 7, 2);
   ASSERT_EQ(page.size(), 2u);
   EXPECT_EQ(page[0].message, "line 7");
-  EXPECT_TRUE(db->build_logs("b1", 10, 5).empty());
+  EXPECT_TRUE(db->build_logs("b1", 10, 5)->empty());
   auto errors = [](const build_log_entry& e) { return e.level == "error"; };
-  auto errs = db->build_logs("b1", 1, 10, errors);
+  auto errs = *db->build_logs("b1", 1, 10, errors);
   ASSERT_EQ(errs.size(), 3u); // lines 3, 6, 9: the offset counts filtered lines
   EXPECT_EQ(errs[0].message, "line 3");
-  ASSERT_EQ(db->build_logs("b2", 0, 10).size(), 1u);
+  ASSERT_EQ(db->build_logs("b2", 0, 10)->size(), 1u);
   // Past the cap only error lines are kept.
   ASSERT_TRUE(db->append_build_logs("b1", {{11, "info", "", "dropped"}, {12, "error", "", "kept"}}, 10).ok());
-  all = db->build_logs("b1", 0, 100);
+  all = *db->build_logs("b1", 0, 100);
   ASSERT_EQ(all.size(), 11u);
   EXPECT_EQ(all.back().message, "kept");
 }
@@ -338,11 +339,11 @@ TEST_F(TemplateStore, DeleteTakesBuildsAndLinesAlong) {
   ASSERT_TRUE(db->append_build_logs(b.id, {{1, "info", "", "x"}}).ok());
   ASSERT_TRUE(db->append_build_logs(kb.id, {{1, "info", "", "y"}}).ok());
   ASSERT_TRUE(db->delete_user_template(t).ok());
-  EXPECT_FALSE(db->find_user_template("o", t.id));
-  EXPECT_TRUE(db->template_builds(t.id).empty());
-  EXPECT_TRUE(db->build_logs(b.id, 0, 10).empty());
-  EXPECT_TRUE(db->find_user_template("o", "kept"));
-  EXPECT_EQ(db->build_logs(kb.id, 0, 10).size(), 1u);
+  EXPECT_FALSE(*db->find_user_template("o", t.id));
+  EXPECT_TRUE(db->template_builds(t.id)->empty());
+  EXPECT_TRUE(db->build_logs(b.id, 0, 10)->empty());
+  EXPECT_TRUE(*db->find_user_template("o", "kept"));
+  EXPECT_EQ(db->build_logs(kb.id, 0, 10)->size(), 1u);
 }
 
 // A restart ends every build under way in error; a template keeps serving
@@ -383,23 +384,23 @@ TEST_F(TemplateStore, RestartFailsBuildsUnderWayAndSandboxesFindTheLastGoodBuild
   EXPECT_FALSE(find_user_template_spec(*db, "other-org", "old"));
   EXPECT_FALSE(find_user_template_spec(*db, "o", "base"));
 
-  EXPECT_EQ(fail_interrupted_builds(*db, cat), 3u);
+  EXPECT_EQ(*fail_interrupted_builds(*db, cat), 3u);
   EXPECT_FALSE(fs::exists(partial));
   for (auto& [name, build_id] : std::vector<std::pair<std::string, std::string>>{
          {"fresh", fb.id}, {"queued", qb.id}, {"old", rebuild.id}}) {
-    auto t = db->find_user_template("o", name);
+    auto t = *db->find_user_template("o", name);
     ASSERT_TRUE(t);
     EXPECT_EQ(t->latest_status, build_status::error) << name;
-    auto b = db->find_template_build(t->id, build_id);
+    auto b = *db->find_template_build(t->id, build_id);
     ASSERT_TRUE(b);
     EXPECT_EQ(b->status, build_status::error);
     EXPECT_NE(b->reason.find("interrupted by a restart"), std::string::npos) << b->reason;
     EXPECT_GT(b->finished_ms, 0);
-    auto lines = db->build_logs(build_id, 0, 10);
+    auto lines = *db->build_logs(build_id, 0, 10);
     ASSERT_FALSE(lines.empty());
     EXPECT_EQ(lines.back().level, "error");
   }
-  EXPECT_EQ(db->find_template_build(old.id, ob.id)->status, build_status::ready);
+  EXPECT_EQ((*db->find_template_build(old.id, ob.id))->status, build_status::ready);
   spec = find_user_template_spec(*db, "o", "fresh");
   ASSERT_TRUE(spec && !spec->ok());
   EXPECT_EQ(spec->error().status, 409);
@@ -409,5 +410,36 @@ TEST_F(TemplateStore, RestartFailsBuildsUnderWayAndSandboxesFindTheLastGoodBuild
   ASSERT_TRUE(o && o->ok());
   EXPECT_EQ((*o)->hash, ob.hash);
   // Nothing left to fail.
-  EXPECT_EQ(fail_interrupted_builds(*db, cat), 0u);
+  EXPECT_EQ(*fail_interrupted_builds(*db, cat), 0u);
+}
+
+// Records that cannot be read are a failure (503), never "no such template":
+// a create would make a new template over it, a sandbox's create answer 404.
+TEST_F(TemplateStore, UnreadableRecordsAreAFailureNotAnAbsence) {
+  auto cat = load();
+  auto [t, b] = make(cat, "o", "mine", build_status::building, 1);
+  {
+    auto db = open();
+    ASSERT_TRUE(db->put_user_template(t, b).ok());
+    ASSERT_TRUE(db->append_build_logs(b.id, {{1, "info", "", "x"}}).ok());
+  }
+  for (auto family : {"templates", "template_builds", "template_build_logs"})
+    corrupt_family(dir + "/db", family);
+  auto db = open();
+  ASSERT_TRUE(db);
+  EXPECT_TRUE(read_failed(db->user_templates("o")));
+  EXPECT_TRUE(read_failed(db->all_user_templates()));
+  EXPECT_TRUE(read_failed(db->find_user_template("o", t.id)));
+  EXPECT_TRUE(read_failed(db->find_user_template("o", "mine")));
+  EXPECT_TRUE(read_failed(db->template_builds(t.id)));
+  EXPECT_TRUE(read_failed(db->find_template_build(t.id, b.id)));
+  EXPECT_TRUE(read_failed(db->build_logs(b.id, 0, 10)));
+  auto spec = find_user_template_spec(*db, "o", "mine");
+  ASSERT_TRUE(spec);
+  EXPECT_TRUE(read_failed(*spec));
+  EXPECT_TRUE(read_failed(fail_interrupted_builds(*db, cat)));
+  // Writes that must read first fail too: numbering lines from 0 would
+  // overwrite the first ones, a delete would leave builds behind.
+  EXPECT_TRUE(read_failed(db->append_build_logs(b.id, {{2, "info", "", "y"}})));
+  EXPECT_TRUE(read_failed(db->delete_user_template(t)));
 }
