@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/agent_protocol.hpp"
+#include "tests/unit/unix_accept.hpp"
 
 namespace sandboxd::fakes {
 
@@ -63,10 +64,7 @@ public:
 private:
   void serve() {
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int c = accept_soon(fd_);
       if (c < 0)
         continue;
       nlohmann::json request;
