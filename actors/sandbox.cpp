@@ -662,12 +662,13 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       auto op = parse_frame(request, 400);
       if (!op)
         return to_error(op.error());
-      return agent_job<agent_frame>(self, [op = *op, timeout_ms](const std::string& sock) -> result<agent_frame> {
+      auto call = [op = *op, timeout_ms](const std::string& sock) -> result<agent_frame> {
         auto r = agent::call(sock, op, std::chrono::milliseconds(timeout_ms));
         if (!r)
           return r.error();
         return to_frame(*r);
-      });
+      };
+      return agent_job<agent_frame>(self, call);
     },
     [=](atom::exec, const agent_frame& request,
         int64_t timeout_ms) -> caf::result<exec_outcome> {
@@ -676,7 +677,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         return to_error(op.error());
       auto db = self->state.deps.db;
       auto id = self->state.rec.id;
-      return agent_job<exec_outcome>(self, [op = *op, timeout_ms, db, id](const std::string& sock) -> result<exec_outcome> {
+      auto run = [op = *op, timeout_ms, db, id](const std::string& sock) -> result<exec_outcome> {
         // At most agent::kRunOutputLimit of each stream is kept.
         auto r = agent::run(sock, op, std::chrono::milliseconds(timeout_ms));
         if (r) {
@@ -700,7 +701,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
                             r->stderr_truncated,
                             r->exit_code,
                             r->timed_out};
-      });
+      };
+      return agent_job<exec_outcome>(self, run);
     },
     [=](atom::metrics) -> caf::result<container_sample> {
       auto st = self->state.rec.state;
@@ -723,7 +725,8 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
     },
     [=](atom::relay, agent_frame& request,
         agent_sink_actor& sink) -> caf::result<agent_stream_actor> {
-      return once_usable<agent_stream_actor>(self, [=](caf::typed_response_promise<agent_stream_actor>& rp) {
+      using promise = caf::typed_response_promise<agent_stream_actor>;
+      return once_usable<agent_stream_actor>(self, [=](promise& rp) {
         touch(self);
         auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
         auto stream = spawn_agent_stream(self->home_system(), sock, request, sink,

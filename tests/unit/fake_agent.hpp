@@ -74,7 +74,8 @@ private:
         std::lock_guard<std::mutex> g{mu_};
         bytes = answer_;
       }
-      agent::write_all(c, bytes.data(), bytes.size(), agent::clock::now() + std::chrono::seconds(5));
+      auto by = agent::clock::now() + std::chrono::seconds(5);
+      agent::write_all(c, bytes.data(), bytes.size(), by);
       ::close(c);
     }
   }

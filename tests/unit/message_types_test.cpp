@@ -449,7 +449,9 @@ TEST(MessageTypes, NodeCapacityRoundTrips) { check_type("node_capacity", a_capac
 TEST(MessageTypes, NodeViewRoundTrips) { check_type("node_view", a_node_view()); }
 TEST(MessageTypes, AgentFrameRoundTrips) { check_type("agent_frame", a_frame()); }
 TEST(MessageTypes, FailureRoundTrips) { check_type("failure", failure{418, "teapot"}); }
-TEST(MessageTypes, AgentStreamErrorRoundTrips) { check_type("agent_stream_error", a_stream_error()); }
+TEST(MessageTypes, AgentStreamErrorRoundTrips) {
+  check_type("agent_stream_error", a_stream_error());
+}
 TEST(MessageTypes, ExecOutcomeRoundTrips) { check_type("exec_outcome", an_outcome()); }
 
 // A blocking job is a closure for this node's executor: writing one, alone or
