@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/agent_frame_json.hpp"
 #include "actors/output_lines.hpp"
 #include "core/clock.hpp"
 #include "runtime/base64.hpp"
@@ -15,10 +16,6 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono;
-
-json error_frame(const failure& f) {
-  return {{"type", "error"}, {"code", "unavailable"}, {"message", f.message}, {"status", f.status}};
-}
 
 } // namespace
 
@@ -63,28 +60,37 @@ private:
   size_t out_budget_ = limit, err_budget_ = limit;
 };
 
-caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
-                              std::string request, caf::actor sink,
-                              std::optional<stream_log> log_to, uint32_t window) {
+agent_stream_actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
+                                      agent_frame request, agent_sink_actor sink,
+                                      std::optional<stream_log> log_to, uint32_t window) {
   // Detached: reading the agent socket blocks this actor's own thread only.
-  return sys.spawn<caf::detached>([=](caf::blocking_actor* self) {
+  // A blocking actor has no typed form: it takes what agent_stream_actor
+  // declares (ack) and the sink's down message.
+  auto stream = sys.spawn<caf::detached>([=](caf::blocking_actor* self) {
     self->monitor(sink);
     bool sink_gone = false;
     uint32_t in_flight = 0;
     auto on_ack = [&](atom::ack, uint32_t n) { in_flight -= std::min(in_flight, n); };
     auto on_down = [&](caf::down_msg&) { sink_gone = true; };
     auto deliver = [&](const json& f) {
-      self->send(sink, atom::frame::value, f.dump());
+      self->send(sink, atom::frame::value, to_frame(f));
       ++in_flight;
     };
-    auto parsed = json::parse(request, nullptr, false);
+    auto broken = [&](failure why, bool lost = false) {
+      self->send(sink, atom::broken::value, agent_stream_error{std::move(why), lost});
+    };
+    auto parsed = parse_frame(request, 400);
+    if (!parsed) {
+      broken(parsed.error());
+      return;
+    }
     std::optional<process_log> plog;
-    auto op = parsed.is_object() ? parsed.value("op", "") : "";
+    auto op = parsed->value("op", "");
     if (log_to && (op == "exec" || op == "connect"))
       plog.emplace(*log_to);
-    auto conn = agent::connection::open(socket, parsed);
+    auto conn = agent::connection::open(socket, *parsed);
     if (!conn) {
-      deliver(error_frame(conn.error()));
+      broken(conn.error());
       return;
     }
     for (;;) {
@@ -102,28 +108,26 @@ caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
       if (st == agent::connection::next_status::timeout)
         continue;
       if (st == agent::connection::next_status::closed) {
-        auto lost = error_frame(bad_gateway("sandbox agent stream ended: " + detail));
         // Gone between two frames: the agent (the sandbox) went away, as
         // opposed to an answer that broke off or made no sense.
-        if (detail == agent::to_string(agent::io_status::eof))
-          lost["lost"] = true;
-        deliver(lost);
+        broken(bad_gateway("sandbox agent stream ended: " + detail),
+               detail == agent::to_string(agent::io_status::eof));
         return;
-      }
-      // Frames arrive checked (agent_answers.hpp); the status of an error
-      // is ours to derive, whatever the agent put there.
-      if (f["type"] == "error") {
-        auto why = agent::failure_from_error_frame(f);
-        f["status"] = why.status;
-        f["message"] = why.message;
       }
       if (plog)
         plog->frame(f);
+      // Frames arrive checked (agent_answers.hpp); the status of an error
+      // is ours to derive, whatever the agent put there.
+      if (f["type"] == "error") {
+        broken(agent::failure_from_error_frame(f));
+        return;
+      }
       deliver(f);
       if (agent::is_terminal(f))
         return;
     }
   });
+  return caf::actor_cast<agent_stream_actor>(stream);
 }
 
 } // namespace sandboxd

@@ -14,8 +14,8 @@ namespace sandboxd {
 class store;
 
 /// Opens the agent stream for `request` on `socket` and sends each frame to
-/// `sink` as (atom::frame, json text), the last one terminal ("result",
-/// "end" or "error"; errors carry "status"). At most `window` frames are in
+/// `sink` (atom::frame), the last one terminal ("result" or "end"), or ends
+/// it with (atom::broken, why) for an error. At most `window` frames are in
 /// flight: the sink returns credit with (atom::ack, n). Ends with the
 /// agent's stream or when `sink` goes away; a process keeps running in the
 /// sandbox either way.
@@ -25,9 +25,9 @@ struct stream_log {
   std::shared_ptr<store> db;
   std::string sandbox_id;
 };
-caf::actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
-                              std::string request, caf::actor sink,
-                              std::optional<stream_log> log_to = std::nullopt,
-                              uint32_t window = 64);
+agent_stream_actor spawn_agent_stream(caf::actor_system& sys, std::string socket,
+                                      agent_frame request, agent_sink_actor sink,
+                                      std::optional<stream_log> log_to = std::nullopt,
+                                      uint32_t window = 64);
 
 } // namespace sandboxd

@@ -25,30 +25,30 @@ const auto run_job = [](atom::run, blocking_job& job) {
   return atom::done::value;
 };
 
-caf::behavior worker(caf::event_based_actor* self) {
+executor_actor::behavior_type worker(executor_actor::pointer self) {
   return {run_job, caf::after(linger) >> [self] { self->quit(); }};
 }
 
 // On the test scheduler: the job runs in the executor actor itself, so the
 // scheduler's run() drives it like any other message (never in production).
-caf::behavior inline_executor() {
+executor_actor::behavior_type inline_executor() {
   return {run_job};
 }
 
 struct dispatcher_state {
   size_t limit = 0;
   size_t started = 0;
-  std::vector<caf::actor> idle;
-  std::deque<std::pair<caf::response_promise, blocking_job>> waiting;
+  std::vector<executor_actor> idle;
+  std::deque<std::pair<caf::typed_response_promise<atom::done>, blocking_job>> waiting;
 };
 
-using dispatcher_ptr = caf::stateful_actor<dispatcher_state>*;
+using dispatcher_ptr = executor_actor::stateful_pointer<dispatcher_state>;
 
 // Hands waiting jobs to idle workers, starting workers up to the limit.
 void dispatch(dispatcher_ptr self) {
   auto& st = self->state;
   while (!st.waiting.empty()) {
-    caf::actor w;
+    executor_actor w;
     if (!st.idle.empty()) {
       w = std::move(st.idle.back());
       st.idle.pop_back();
@@ -71,8 +71,10 @@ void dispatch(dispatcher_ptr self) {
           dispatch(self);
         },
         [self, rp, job](caf::error& e) mutable {
-          if (e != caf::sec::request_receiver_down)
-            return rp.deliver(std::move(e));
+          if (e != caf::sec::request_receiver_down) {
+            rp.deliver(std::move(e));
+            return;
+          }
           // It reached a worker that had just ended idle: it did not run.
           self->state.waiting.emplace_front(rp, std::move(job));
           dispatch(self);
@@ -80,18 +82,18 @@ void dispatch(dispatcher_ptr self) {
   }
 }
 
-caf::behavior dispatcher(dispatcher_ptr self, size_t limit) {
+executor_actor::behavior_type dispatcher(dispatcher_ptr self, size_t limit) {
   self->state.limit = limit;
   self->set_down_handler([self](caf::down_msg& down) {
     auto& idle = self->state.idle;
     idle.erase(std::remove_if(idle.begin(), idle.end(),
-                              [&](const caf::actor& w) { return w.address() == down.source; }),
+                              [&](const executor_actor& w) { return w.address() == down.source; }),
                idle.end());
     --self->state.started;
     dispatch(self);
   });
-  return {[self](atom::run, blocking_job& job) {
-    auto rp = self->make_response_promise();
+  return {[self](atom::run, blocking_job& job) -> caf::result<atom::done> {
+    auto rp = self->make_response_promise<atom::done>();
     self->state.waiting.emplace_back(rp, std::move(job));
     dispatch(self);
     return rp;
@@ -120,11 +122,11 @@ std::mutex registry_mtx; // one executor per system and lane, even when first as
 
 } // namespace
 
-caf::actor blocking_executor(caf::actor_system& sys, lane l) {
+executor_actor blocking_executor(caf::actor_system& sys, lane l) {
   auto name = name_of(l);
   std::lock_guard<std::mutex> guard{registry_mtx};
   if (auto known = sys.registry().get(name))
-    return caf::actor_cast<caf::actor>(known);
+    return caf::actor_cast<executor_actor>(known);
   // Production spawns the dispatcher; only the test scheduler runs jobs inline.
   auto d = on_test_scheduler(sys) ? sys.spawn(inline_executor)
                                   : sys.spawn(dispatcher, threads_of(l));

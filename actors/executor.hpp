@@ -4,17 +4,12 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
 
 #include <caf/all.hpp>
 
-namespace sandboxd {
+#include "actors/interfaces.hpp"
 
-/// One job: runs on an executor thread; what it computes it hands over
-/// through its own captures (see run_blocking).
-struct blocking_job {
-  std::function<void()> run;
-};
+namespace sandboxd {
 
 /// Which queue a job waits in. Lifecycle work (create, kill, pause, samples,
 /// recovery) is short and must never wait behind work that may last as long
@@ -28,9 +23,8 @@ constexpr size_t lifecycle_threads = 16;
 constexpr size_t long_running_threads = 64;
 constexpr size_t reclaim_threads = 4; // background work: a bounded share of the host
 
-/// The system's executor for `l`, started on first use. Answers
-/// (atom::run, blocking_job) with atom::done once the job ran.
-caf::actor blocking_executor(caf::actor_system& sys, lane l);
+/// The system's executor for `l`, started on first use.
+executor_actor blocking_executor(caf::actor_system& sys, lane l);
 
 /// Whether `sys` runs on CAF's deterministic test scheduler (unit tests).
 /// A detached actor's thread escapes that scheduler, so there the executor
@@ -52,6 +46,3 @@ private:
 };
 
 } // namespace sandboxd
-
-// A closure for this node's own executor threads: it never crosses a node.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sandboxd::blocking_job)

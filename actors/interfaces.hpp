@@ -17,6 +17,8 @@
 
 #include <caf/all.hpp>
 
+#include "actors/agent_messages.hpp"
+#include "actors/blocking_job.hpp"
 #include "core/event.hpp"
 #include "core/result.hpp"
 #include "core/sandbox.hpp"
@@ -153,7 +155,33 @@ using resume = caf::atom_constant<caf::atom("resume")>;
 using reclaim = caf::atom_constant<caf::atom("reclaim")>;
 using lost = caf::atom_constant<caf::atom("lost")>;
 using join = caf::atom_constant<caf::atom("join")>;
+using broken = caf::atom_constant<caf::atom("broken")>;
 } // namespace atom
+
+/// A bounded executor (actors/executor.hpp): runs blocking work on a lane's
+/// threads. Local only: a blocking_job never leaves its node.
+using executor_actor = caf::typed_actor<
+  // Runs the job on one of the lane's threads (it waits while all are busy);
+  // replies once it ran.
+  caf::replies_to<atom::run, blocking_job>::with<atom::done>>;
+
+/// What subscribes to an agent stream (a data-plane connection's mailbox):
+/// it takes the stream's frames in order, then its end.
+using agent_sink_actor = caf::typed_actor<
+  // The next frame of the agent's answer (checked, never an error frame);
+  // "result" or "end" is the last. The sink returns one credit per frame
+  // (agent_stream_actor's ack).
+  caf::reacts_to<atom::frame, agent_frame>,
+  // The stream ended without its terminal frame: the agent's error, a
+  // broken stream, or the agent gone. Nothing follows.
+  caf::reacts_to<atom::broken, agent_stream_error>>;
+
+/// An agent stream (actors/agent_stream.hpp): relays one streaming agent
+/// connection to its sink within a credit window.
+using agent_stream_actor = caf::typed_actor<
+  // The sink took `n` more frames: they leave the window, and the stream
+  // reads on if it was full.
+  caf::reacts_to<atom::ack, uint32_t>>;
 
 /// The single writer of the event log.
 using event_log_actor = caf::typed_actor<
@@ -197,20 +225,22 @@ using sandbox_actor = caf::typed_actor<
   caf::replies_to<atom::kill, kill_reason>::with<sandbox_record>,
   // Restarts the TTL at `timeout_s` from now (an `updated` event).
   caf::replies_to<atom::timeout, int64_t>::with<sandbox_record>,
-  // Sends one request (JSON) to the in-sandbox agent and replies with its
-  // terminal frame (JSON), waiting at most `timeout_ms`. Needs `running`.
-  caf::replies_to<atom::agent, std::string, int64_t>::with<std::string>,
-  // Runs a process to completion inside the sandbox; replies with the
-  // outcome {pid, stdout, stderr, exitCode, timedOut} as JSON.
-  caf::replies_to<atom::exec, std::string, int64_t>::with<std::string>,
+  // Sends one request frame to the in-sandbox agent and replies with its
+  // terminal frame, waiting at most `timeout_ms`. Needs `running`.
+  caf::replies_to<atom::agent, agent_frame, int64_t>::with<agent_frame>,
+  // Runs the process of an exec request frame to completion inside the
+  // sandbox, waiting at most `timeout_ms`, and logs its output; replies with
+  // its outcome (502 when it could not run).
+  caf::replies_to<atom::exec, agent_frame, int64_t>::with<exec_outcome>,
   // Reads the cgroup and overlay now.
   caf::replies_to<atom::metrics>::with<container_sample>,
   // The host path of the agent's socket, for bulk file transfers that
   // stream straight through; 409 unless running.
   caf::replies_to<atom::endpoint>::with<std::string>,
-  // Opens an agent stream (exec, connect, watch: JSON) relayed to `sink` by
-  // a stream actor this sandbox supervises; replies with that actor.
-  caf::replies_to<atom::relay, std::string, caf::actor>::with<caf::actor>,
+  // Opens the agent stream of a request frame (exec, connect, watch)
+  // relayed to `sink` by a stream actor this sandbox supervises; replies
+  // with that actor, which takes the sink's credit.
+  caf::replies_to<atom::relay, agent_frame, agent_sink_actor>::with<agent_stream_actor>,
   // The TTL timer of `generation` fired; stale generations are ignored.
   caf::reacts_to<atom::expire, uint64_t>,
   // The metrics timer of `generation` fired: sample the cgroup into the

@@ -4,8 +4,9 @@ namespace sandboxd {
 
 void add_message_types(caf::actor_system_config& cfg) {
   // add_message_type<T> also announces std::vector<T> (list replies).
-  // Builtins (strings, std::vector<std::string>, integers, bool, caf::actor)
-  // need no announcement; blocking_job never leaves its node.
+  // Builtins (strings, std::vector<std::string>, integers, bool) need no
+  // announcement. blocking_job is announced by name too, though it never
+  // leaves its node: its inspect refuses to write or read one.
   cfg.add_message_type<event>("sandboxd::event")
     .add_message_type<create_spec>("sandboxd::create_spec")
     .add_message_type<sandbox_record>("sandboxd::sandbox_record")
@@ -31,7 +32,14 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<cluster_gate_actor>("sandboxd::cluster_gate_actor")
     // Handed to the control node when a worker joins.
     .add_message_type<tunnel_back_actor>("sandboxd::tunnel_back_actor")
-    .add_message_type<tunnel_peer_actor>("sandboxd::tunnel_peer_actor");
+    .add_message_type<tunnel_peer_actor>("sandboxd::tunnel_peer_actor")
+    // The agent messages of the sandbox actor and its streams.
+    .add_message_type<agent_frame>("sandboxd::agent_frame")
+    .add_message_type<agent_stream_error>("sandboxd::agent_stream_error")
+    .add_message_type<exec_outcome>("sandboxd::exec_outcome")
+    .add_message_type<agent_sink_actor>("sandboxd::agent_sink_actor")
+    .add_message_type<agent_stream_actor>("sandboxd::agent_stream_actor")
+    .add_message_type<blocking_job>("sandboxd::blocking_job");
 }
 
 } // namespace sandboxd

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/agent_frame_json.hpp"
 #include "actors/agent_stream.hpp"
 #include "actors/agent_task.hpp"
 #include "actors/blocking.hpp"
@@ -272,9 +273,9 @@ caf::result<T> once_usable(self_ptr self, F f) {
 
 // Runs `job(agent socket)` on a worker once the sandbox is usable; agent
 // calls run concurrently, never serialized with lifecycle transitions.
-template <class Job>
-caf::result<std::string> agent_job(self_ptr self, Job job) {
-  return once_usable<std::string>(self, [=](caf::typed_response_promise<std::string>& rp) {
+template <class T, class Job>
+caf::result<T> agent_job(self_ptr self, Job job) {
+  return once_usable<T>(self, [=](caf::typed_response_promise<T>& rp) {
     touch(self);
     auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
     run_blocking(self, false, [sock, job] { return job(sock); }, deliver_to(rp), lane::long_running);
@@ -675,24 +676,29 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       commit(self, std::move(e), deliver_to(rp));
       return rp;
     },
-    [=](atom::agent, const std::string& request,
-        int64_t timeout_ms) -> caf::result<std::string> {
-      return agent_job(self, [request, timeout_ms](const std::string& sock) -> result<std::string> {
-        auto r = agent::call(sock, nlohmann::json::parse(request),
-                             std::chrono::milliseconds(timeout_ms));
+    [=](atom::agent, const agent_frame& request,
+        int64_t timeout_ms) -> caf::result<agent_frame> {
+      auto op = parse_frame(request, 400);
+      if (!op)
+        return to_error(op.error());
+      auto call = [op = *op, timeout_ms](const std::string& sock) -> result<agent_frame> {
+        auto r = agent::call(sock, op, std::chrono::milliseconds(timeout_ms));
         if (!r)
           return r.error();
-        return r->dump();
-      });
+        return to_frame(*r);
+      };
+      return agent_job<agent_frame>(self, call);
     },
-    [=](atom::exec, const std::string& request,
-        int64_t timeout_ms) -> caf::result<std::string> {
+    [=](atom::exec, const agent_frame& request,
+        int64_t timeout_ms) -> caf::result<exec_outcome> {
+      auto op = parse_frame(request, 400);
+      if (!op)
+        return to_error(op.error());
       auto db = self->state.deps.db;
       auto id = self->state.rec.id;
-      return agent_job(self, [request, timeout_ms, db, id](const std::string& sock) -> result<std::string> {
+      auto run = [op = *op, timeout_ms, db, id](const std::string& sock) -> result<exec_outcome> {
         // At most agent::kRunOutputLimit of each stream is kept.
-        auto r = agent::run(sock, nlohmann::json::parse(request),
-                            std::chrono::milliseconds(timeout_ms));
+        auto r = agent::run(sock, op, std::chrono::milliseconds(timeout_ms));
         if (r) {
           auto lines = exec_output_lines(*r);
           // The log keeps its newest 10,000 lines: write no more than that.
@@ -707,16 +713,15 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         if (!r)
           return bad_gateway("cannot run the process: " + r.error().message);
         // Output is bytes: what is not UTF-8 becomes U+FFFD.
-        return dump_lossy(nlohmann::json{{"pid", r->pid},
-                                         {"stdout", r->stdout_data},
-                                         {"stderr", r->stderr_data},
-                                         {"stdoutTruncated", r->stdout_truncated},
-                                         {"stderrTruncated", r->stderr_truncated},
-                                         {"exitCode", r->exit_code},
-                                         {"exited", r->exited},
-                                         {"timedOut", r->timed_out},
-                                         {"status", r->status}});
-      });
+        return exec_outcome{r->pid,
+                            utf8_lossy(r->stdout_data),
+                            utf8_lossy(r->stderr_data),
+                            r->stdout_truncated,
+                            r->stderr_truncated,
+                            r->exit_code,
+                            r->timed_out};
+      };
+      return agent_job<exec_outcome>(self, run);
     },
     [=](atom::metrics) -> caf::result<container_sample> {
       auto st = self->state.rec.state;
@@ -737,8 +742,10 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
         rp.deliver(self->state.deps.runtime->agent_socket(self->state.rec.id));
       });
     },
-    [=](atom::relay, std::string& request, caf::actor& sink) -> caf::result<caf::actor> {
-      return once_usable<caf::actor>(self, [=](caf::typed_response_promise<caf::actor>& rp) {
+    [=](atom::relay, agent_frame& request,
+        agent_sink_actor& sink) -> caf::result<agent_stream_actor> {
+      using promise = caf::typed_response_promise<agent_stream_actor>;
+      return once_usable<agent_stream_actor>(self, [=](promise& rp) {
         touch(self);
         auto sock = self->state.deps.runtime->agent_socket(self->state.rec.id);
         auto stream = spawn_agent_stream(self->home_system(), sock, request, sink,

@@ -4,6 +4,7 @@
 // one-shot agents from the agent catalogue (ops/agents.json).
 #include <set>
 
+#include "actors/agent_frame_json.hpp"
 #include "core/clock.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
@@ -183,17 +184,16 @@ void e2a_exec(api_context& ctx, request& req) {
              {"timeout_ms", 600000},
              {"stdin", false}};
   auto out = req.out;
-  auto text = op.dump();
+  auto frame = to_frame(op);
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
-    self->request(sb, caf::infinite, atom::exec::value, text, int64_t{610000})
+    self->request(sb, caf::infinite, atom::exec::value, frame, int64_t{610000})
       .then(
-        [=](std::string& reply) {
-          auto r = json::parse(reply);
+        [=](exec_outcome& r) {
           // The first MiB of output (agent::kRunOutputLimit); `truncated:
           // true` (only then, e2a's shape is {output, exit_code}) says the
           // command printed more.
-          json answer = {{"output", r.value("stdout", "")}, {"exit_code", r.value("exitCode", -1)}};
-          if (r.value("stdoutTruncated", false))
+          json answer = {{"output", r.stdout_text}, {"exit_code", r.exit_code}};
+          if (r.stdout_truncated)
             answer["truncated"] = true;
           out->send_json(200, answer);
         },

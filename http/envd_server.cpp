@@ -17,6 +17,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/agent_frame_json.hpp"
 #include "core/ascii.hpp"
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
@@ -639,11 +640,11 @@ std::vector<std::string> live_sandboxes(envd_context& ctx) {
 }
 
 result<json> agent_call(const envd_call& call, const json& request) {
-  auto r = ask_sandbox<std::string>(*call.ctx, call.sandbox_id, atom::agent::value,
-                                    request.dump(), int64_t{30000});
+  auto r = ask_sandbox<agent_frame>(*call.ctx, call.sandbox_id, atom::agent::value,
+                                    to_frame(request), int64_t{30000});
   if (!r)
     return r.error();
-  return json::parse(*r);
+  return parse_frame(*r);
 }
 
 result<sandbox_record> sandbox_record_of(envd_context& ctx, const std::string& id) {

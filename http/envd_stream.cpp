@@ -7,6 +7,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/agent_frame_json.hpp"
 #include "actors/interfaces.hpp"
 #include "http/connect_protocol.hpp"
 #include "runtime/agent_client.hpp"
@@ -19,11 +20,11 @@ namespace {
 
 // A frame as the stream actor sent it (text it dumped itself); nullopt for
 // anything else, which ends the stream like a lost agent.
-std::optional<json> frame_of(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string())
+std::optional<json> frame_of(const agent_frame& frame) {
+  auto j = parse_frame(frame);
+  if (!j || !j->contains("type") || !(*j)["type"].is_string())
     return std::nullopt;
-  return j;
+  return std::move(*j);
 }
 
 // A boolean field, false when absent or not a boolean: this code runs on
@@ -33,18 +34,13 @@ bool flag(const json& f, const char* name) {
   return it != f.end() && it->is_boolean() && it->get<bool>();
 }
 
-// An error frame: the stream actor put the status and message there.
-failure error_of(const json& f) {
-  auto st = f.find("status");
-  auto msg = f.find("message");
-  int status = st != f.end() && st->is_number_integer() ? st->get<int>() : 502;
-  return failure{status >= 400 && status <= 599 ? status : 502,
-                 msg != f.end() && msg->is_string() ? msg->get<std::string>() : "sandbox agent error"};
-}
-
 const failure stream_lost = bad_gateway("sandbox agent stream ended without an answer");
 
 } // namespace
+
+struct connect_relay::upstream {
+  agent_stream_actor actor;
+};
 
 connect_relay::connect_relay(caf::actor_system& sys, options opts, int client_fd)
   : self_(std::make_unique<caf::scoped_actor>(sys)), opts_(std::move(opts)),
@@ -56,53 +52,55 @@ result<std::unique_ptr<connect_relay>>
 connect_relay::open(const envd_call& call, const json& request, options opts) {
   std::unique_ptr<connect_relay> r{new connect_relay(call.ctx->sys, std::move(opts), call.client_fd)};
   auto& self = *r->self_;
-  auto sink = caf::actor_cast<caf::actor>(self);
+  // The scoped actor takes what a sink takes (and the stream's down message).
+  auto sink = caf::actor_cast<agent_sink_actor>(self);
   std::optional<failure> err;
   self->request(call.ctx->registry, seconds(10), atom::lookup::value, call.sandbox_id)
     .receive(
       [&](sandbox_actor& sb) {
-        self->request(sb, seconds(10), atom::relay::value, request.dump(), sink)
-          .receive([&](caf::actor& stream) { r->stream_ = std::make_unique<caf::actor>(stream); },
-                   [&](caf::error& e) { err = from_error(e); });
+        self->request(sb, seconds(10), atom::relay::value, to_frame(request), sink)
+          .receive(
+            [&](agent_stream_actor& stream) { r->stream_.reset(new upstream{std::move(stream)}); },
+            [&](caf::error& e) { err = from_error(e); });
       },
       [&](caf::error& e) { err = from_error(e); });
   if (err)
     return *err;
   // A stream actor that dies without its terminal frame ends the stream.
-  self->monitor(*r->stream_);
+  self->monitor(r->stream_->actor);
   // The first frame decides between a stream and an error answer.
   std::optional<json> first;
   bool lost = false;
-  self->receive([&](atom::frame, std::string& text) { first = frame_of(text); lost = !first; },
+  self->receive([&](atom::frame, agent_frame& frame) { first = frame_of(frame); lost = !first; },
+                [&](atom::broken, agent_stream_error& why) { err = why.why; },
                 [&](caf::down_msg&) { lost = true; },
                 caf::after(seconds(30)) >> [] {});
+  if (err)
+    return *err;
   if (lost)
     return stream_lost;
   if (!first)
     return bad_gateway("sandbox agent did not answer");
-  self->send(*r->stream_, atom::ack::value, uint32_t{1});
-  if ((*first)["type"] == "error")
-    return error_of(*first);
+  self->send(r->stream_->actor, atom::ack::value, uint32_t{1});
   r->on_frame(*first);
   return r;
 }
 
-void connect_relay::on_frame(const json& f) {
-  const auto& type = f["type"];
-  if (type == "error" && flag(f, "lost")) {
+void connect_relay::on_broken(const agent_stream_error& why) {
+  finished_ = true;
+  if (why.lost) {
     // The sandbox went away mid-stream (killed, its agent died): envd's
     // connection just drops, and the SDKs read a drop as "killed or reached
     // its end of life" after a health probe. What came before is sent, then
     // the connection is cut likewise.
     lost_ = true;
-    finished_ = true;
     return;
   }
-  if (type == "error") {
-    pending_ += connect::end_stream(error_of(f));
-    finished_ = true;
-    return;
-  }
+  pending_ += connect::end_stream(why.why);
+}
+
+void connect_relay::on_frame(const json& f) {
+  const auto& type = f["type"];
   if (type == "end" && flag(f, "timed_out")) {
     pending_ += connect::end_stream(failure{504, "deadline exceeded"});
     finished_ = true;
@@ -132,15 +130,16 @@ void connect_relay::pump() {
   wait = std::clamp(wait, milliseconds(0), milliseconds(1000));
   bool got = false;
   (*self_)->receive(
-    [&](atom::frame, std::string& text) {
+    [&](atom::frame, agent_frame& frame) {
       got = true;
-      if (auto f = frame_of(text)) {
+      if (auto f = frame_of(frame)) {
         on_frame(*f);
       } else {
         pending_ += connect::end_stream(stream_lost);
         finished_ = true;
       }
     },
+    [&](atom::broken, agent_stream_error& why) { on_broken(why); },
     [&](caf::down_msg&) {
       // Frames sent before the actor ended were received first: ending
       // without a terminal frame is a lost stream, cut like a lost agent.
@@ -151,7 +150,7 @@ void connect_relay::pump() {
     },
     caf::after(wait) >> [] {});
   if (got)
-    (*self_)->send(*stream_, atom::ack::value, uint32_t{1});
+    (*self_)->send(stream_->actor, atom::ack::value, uint32_t{1});
   if (client_fd_ >= 0) {
     pollfd p{client_fd_, POLLRDHUP, 0};
     if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {

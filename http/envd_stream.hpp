@@ -15,11 +15,11 @@
 #include <optional>
 #include <string>
 
+#include "actors/agent_messages.hpp"
 #include "http/envd_call.hpp"
 
 namespace caf {
 class scoped_actor;
-class actor;
 } // namespace caf
 
 namespace sandboxd::http {
@@ -44,12 +44,15 @@ public:
   ssize_t read(char* buf, size_t max) override;
 
 private:
+  struct upstream; // the agent stream actor's handle
+
   connect_relay(caf::actor_system& sys, options opts, int client_fd);
   void on_frame(const json& frame);
+  void on_broken(const agent_stream_error& why);
   void pump();
 
   std::unique_ptr<caf::scoped_actor> self_;
-  std::unique_ptr<caf::actor> stream_;
+  std::unique_ptr<upstream> stream_;
   options opts_;
   int client_fd_;
   std::string pending_;

@@ -2,6 +2,7 @@
 // health, metrics and environment. All of it goes through the sandbox actor
 // to the in-sandbox agent; paths are resolved by the agent inside the
 // sandbox, so `..` and symlinks never reach the host.
+#include "actors/agent_frame_json.hpp"
 #include "core/result.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
@@ -43,11 +44,17 @@ template <class F>
 void agent_call(api_context& ctx, request& req, json op, F f,
                 int64_t timeout_ms = 30000) {
   auto out = req.out;
-  auto text = op.dump();
+  auto frame = to_frame(op);
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
-    self->request(sb, caf::infinite, atom::agent::value, text, timeout_ms)
-      .then([=](std::string& reply) { f(out, json::parse(reply)); },
-            reply_error_to(out));
+    self->request(sb, caf::infinite, atom::agent::value, frame, timeout_ms)
+      .then(
+        [=](agent_frame& reply) {
+          auto r = parse_frame(reply);
+          if (!r)
+            return out->send_error(r.error());
+          f(out, *r);
+        },
+        reply_error_to(out));
   });
 }
 
@@ -88,26 +95,25 @@ void run_process(api_context& ctx, request& req) {
   if (!cwd->empty())
     op["cwd"] = *cwd;
   auto out = req.out;
-  auto text = op.dump();
+  auto frame = to_frame(op);
   auto budget_ms = *timeout * 1000 + 10000;
   auto secs = *timeout;
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
-    self->request(sb, caf::infinite, atom::exec::value, text, budget_ms)
+    self->request(sb, caf::infinite, atom::exec::value, frame, budget_ms)
       .then(
-        [=](std::string& reply) {
-          auto r = json::parse(reply);
-          if (r.value("timedOut", false))
+        [=](exec_outcome& r) {
+          if (r.timed_out)
             return out->send_error(bad_gateway(
               "process timed out after " + std::to_string(secs)
               + " s and was killed"));
           // Each stream keeps its first MiB (agent::kRunOutputLimit); the
           // process ran to its end either way.
-          out->send_json(200, {{"processID", std::to_string(r.value("pid", 0))},
-                               {"stdout", r.value("stdout", "")},
-                               {"stderr", r.value("stderr", "")},
-                               {"stdoutTruncated", r.value("stdoutTruncated", false)},
-                               {"stderrTruncated", r.value("stderrTruncated", false)},
-                               {"exitCode", r.value("exitCode", -1)}});
+          out->send_json(200, {{"processID", std::to_string(r.pid)},
+                               {"stdout", r.stdout_text},
+                               {"stderr", r.stderr_text},
+                               {"stdoutTruncated", r.stdout_truncated},
+                               {"stderrTruncated", r.stderr_truncated},
+                               {"exitCode", r.exit_code}});
         },
         reply_error_to(out));
   });

@@ -4,94 +4,21 @@
 // never an exception, a default value or a 500.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <cstdio>
-#include <filesystem>
-#include <mutex>
 #include <string>
-#include <thread>
-
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "actors/output_lines.hpp"
 #include "core/utf8_lossy.hpp"
 #include "runtime/agent_client.hpp"
 #include "runtime/agent_protocol.hpp"
 #include "runtime/base64.hpp"
+#include "tests/unit/fake_agent.hpp"
 
 using namespace sandboxd;
+using namespace sandboxd::fakes;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string frame_bytes(const std::string& body) {
-  uint32_t n = static_cast<uint32_t>(body.size());
-  std::string out{char(n >> 24), char(n >> 16), char(n >> 8), char(n)};
-  return out + body;
-}
-std::string frame(const json& j) { return frame_bytes(j.dump()); }
-
-// Listens on <tmp>/agent.sock; reads each connection's request frame and
-// writes `answer` back, then closes.
-class fake_agent {
-public:
-  fake_agent() {
-    char tmpl[] = "/tmp/sandboxd-fake-agent-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    path_ = dir_ + "/agent.sock";
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd_, 8) != 0)
-      std::abort();
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~fake_agent() {
-    stop_ = true;
-    thread_.join();
-    ::close(fd_);
-    std::filesystem::remove_all(dir_);
-  }
-  void answer(std::string bytes) {
-    std::lock_guard<std::mutex> g{mu_};
-    answer_ = std::move(bytes);
-  }
-  const std::string& socket() const { return path_; }
-
-private:
-  void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0)
-        continue;
-      json request;
-      agent::read_frame(c, request, agent::clock::now() + 5s);
-      std::string bytes;
-      {
-        std::lock_guard<std::mutex> g{mu_};
-        bytes = answer_;
-      }
-      agent::write_all(c, bytes.data(), bytes.size(), agent::clock::now() + 5s);
-      ::close(c);
-    }
-  }
-
-  std::string dir_, path_;
-  int fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::string answer_;
-  std::thread thread_;
-};
 
 class AgentAnswers : public ::testing::Test {
 protected:

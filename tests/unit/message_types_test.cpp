@@ -102,6 +102,13 @@ static auto fields(const node_capacity& x) {
 static auto fields(const node_view& x) {
   return std::tie(x.capacity, x.local, x.connected, x.draining, x.sandboxes, x.allocated_mb);
 }
+static auto fields(const agent_frame& x) { return std::tie(x.text); }
+static auto fields(const failure& x) { return std::tie(x.status, x.message); }
+static auto fields(const agent_stream_error& x) { return std::tie(x.why, x.lost); }
+static auto fields(const exec_outcome& x) {
+  return std::tie(x.pid, x.stdout_text, x.stderr_text, x.stdout_truncated, x.stderr_truncated,
+                  x.exit_code, x.timed_out);
+}
 
 template <class T>
 static auto operator==(const T& a, const T& b) -> decltype(fields(a), bool()) {
@@ -429,6 +436,12 @@ node_capacity a_capacity() { return {"w1", 8, 32768, 20000, 12, {"base", "python
 
 node_view a_node_view() { return {a_capacity(), true, true, true, 3, 1536}; }
 
+agent_frame a_frame() { return {R"({"type":"stdout","data":"aGkK"})"}; }
+
+agent_stream_error a_stream_error() { return {{504, "sandbox agent stream ended: eof"}, true}; }
+
+exec_outcome an_outcome() { return {4242, "out\n", "err\n", true, true, 3, true}; }
+
 } // namespace
 
 TEST(MessageTypes, NetworkPolicyRoundTrips) { check_type("network_policy", a_policy()); }
@@ -436,6 +449,31 @@ TEST(MessageTypes, DiskLimitsRoundTrips) { check_type("disk_limits", disk_limits
 TEST(MessageTypes, ContainerSpecRoundTrips) { check_type("container_spec", a_container_spec()); }
 TEST(MessageTypes, NodeCapacityRoundTrips) { check_type("node_capacity", a_capacity()); }
 TEST(MessageTypes, NodeViewRoundTrips) { check_type("node_view", a_node_view()); }
+TEST(MessageTypes, AgentFrameRoundTrips) { check_type("agent_frame", a_frame()); }
+TEST(MessageTypes, FailureRoundTrips) { check_type("failure", failure{418, "teapot"}); }
+TEST(MessageTypes, AgentStreamErrorRoundTrips) {
+  check_type("agent_stream_error", a_stream_error());
+}
+TEST(MessageTypes, ExecOutcomeRoundTrips) { check_type("exec_outcome", an_outcome()); }
+
+// A blocking job is a closure for this node's executor: writing one, alone or
+// in a message, and reading one both fail rather than carry nothing.
+TEST(MessageTypes, BlockingJobNeverLeavesItsNode) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  blocking_job job{[] {}};
+  auto err = sink(job);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err.code(), static_cast<uint8_t>(caf::sec::state_not_serializable));
+  EXPECT_NE(caf::to_string(err).find("never leaves its node"), std::string::npos)
+    << caf::to_string(err);
+  std::vector<char> some{0, 0, 0, 0};
+  caf::binary_deserializer source{nullptr, some};
+  blocking_job in;
+  EXPECT_TRUE(source(in));
+  EXPECT_FALSE(in.run);
+  EXPECT_EQ(caf::deep_to_string(job), "blocking_job()");
+}
 
 TEST(MessageTypes, EventRoundTrips) { check_type("event", an_event()); }
 TEST(MessageTypes, ExecutionInfoRoundTrips) { check_type("execution_info", an_execution()); }
@@ -488,7 +526,8 @@ TEST(MessageTypes, AnnouncedTypesCrossInAMessage) {
                               std::vector<std::string>{"sbx-1", "sbx-2"}, a_connect_result(),
                               a_sample(), kill_reason::orphaned, a_webhook(), some_stats(),
                               a_query(), a_page(), a_snapshot(), a_network(),
-                              a_template_request(), a_user_template(), usage);
+                              a_template_request(), a_user_template(), usage, a_frame(),
+                              a_stream_error(), an_outcome());
   std::vector<char> buf;
   caf::binary_serializer sink{sys, buf};
   ASSERT_FALSE(sink(in));
@@ -499,7 +538,8 @@ TEST(MessageTypes, AnnouncedTypesCrossInAMessage) {
                                   std::vector<std::string>, connect_result, container_sample,
                                   kill_reason, webhook, registry_stats, list_query, rendered_page,
                                   snapshot_info, network_view, template_request, user_template,
-                                  std::map<std::string, template_usage>>()));
+                                  std::map<std::string, template_usage>, agent_frame,
+                                  agent_stream_error, exec_outcome>()));
   expect_same("event", out.get_as<event>(0), an_event());
   expect_same("create_spec", out.get_as<create_spec>(1), a_spec());
   expect_same("sandbox_record", out.get_as<sandbox_record>(2), a_record());
@@ -517,6 +557,20 @@ TEST(MessageTypes, AnnouncedTypesCrossInAMessage) {
   expect_same("template_request", out.get_as<template_request>(14), a_template_request());
   expect_same("user_template", out.get_as<user_template>(15), a_user_template());
   EXPECT_TRUE((out.get_as<std::map<std::string, template_usage>>(16) == usage));
+  expect_same("agent_frame", out.get_as<agent_frame>(17), a_frame());
+  expect_same("agent_stream_error", out.get_as<agent_stream_error>(18), a_stream_error());
+  expect_same("exec_outcome", out.get_as<exec_outcome>(19), an_outcome());
+}
+
+// The handles of the agent stream messages are announced: a relay's reply
+// carries one, its request the other.
+TEST(MessageTypes, AgentStreamHandlesAreAnnounced) {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  EXPECT_TRUE(sys.types().make_value("sandboxd::agent_sink_actor"));
+  EXPECT_TRUE(sys.types().make_value("sandboxd::agent_stream_actor"));
+  EXPECT_TRUE(sys.types().make_value("sandboxd::blocking_job"));
 }
 
 // A node that was not told the names cannot read what an announced one sent:

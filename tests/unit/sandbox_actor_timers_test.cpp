@@ -56,7 +56,7 @@ create_spec idling(int64_t idle_s) {
 
 // The reason of the sandbox's last event (its end), if it has one.
 std::optional<kill_reason> end_reason(test_scheduler_server& s, const std::string& id) {
-  auto all = s.db->events_of_sandbox(id);
+  auto all = s.logged(id);
   return all.empty() ? std::nullopt : all.back().reason;
 }
 
@@ -75,7 +75,7 @@ TEST_F(SandboxTimers, TheTtlKillsExactlyWhenTheTimeoutHasPassed) {
   s.advance(1ms);
   EXPECT_EQ(s.events_of(id), (events{event_type::created, event_type::killed}));
   EXPECT_EQ(end_reason(s, id), kill_reason::timeout);
-  EXPECT_EQ(s.db->events_of_sandbox(id).back().timestamp_ms, t0 + 60'000);
+  EXPECT_EQ(s.logged(id).back().timestamp_ms, t0 + 60'000);
   EXPECT_EQ(rt->calls(id), (calls{"create", "terminate", "reclaim"}));
   auto gone = s.ask<sandbox_actor>(s.registry, atom::lookup::value, std::string{"org"}, id);
   ASSERT_FALSE(gone);
@@ -240,7 +240,7 @@ TEST_F(SandboxTimers, AnEndTheRuntimeRefusesIsRetried) {
     EXPECT_EQ(s.record(id).state, sandbox_state::running);
     s.advance(1ms);
     EXPECT_EQ(s.record(id).state, c.ends_in);
-    EXPECT_EQ(s.db->events_of_sandbox(id).back().reason, c.reason);
+    EXPECT_EQ(s.logged(id).back().reason, c.reason);
     auto tried = rt->calls(id);
     EXPECT_EQ(std::count(tried.begin(), tried.end(), c.refused), 2);
   }
@@ -269,7 +269,7 @@ TEST_F(SandboxTimers, AUseRestartsTheIdleTimeout) {
   EXPECT_EQ(s.record(id).state, sandbox_state::running);
   s.advance(1ms);
   EXPECT_EQ(end_reason(s, id), kill_reason::idle);
-  EXPECT_EQ(s.db->events_of_sandbox(id).back().timestamp_ms, t0 + 50'000);
+  EXPECT_EQ(s.logged(id).back().timestamp_ms, t0 + 50'000);
 }
 
 // The metrics history: a first sample when the sandbox starts, then one per
@@ -356,7 +356,7 @@ TEST_F(SandboxTimers, AfterARestartTimersFollowTheLog) {
   EXPECT_EQ(s.record(kept).state, sandbox_state::running);
   s.advance(1ms);
   EXPECT_EQ(end_reason(s, kept), kill_reason::timeout);
-  EXPECT_EQ(s.db->events_of_sandbox(kept).back().timestamp_ms, t0 + 300'000);
+  EXPECT_EQ(s.logged(kept).back().timestamp_ms, t0 + 300'000);
   s.advance(24h);
   EXPECT_EQ(s.record(paused).state, sandbox_state::paused);
   EXPECT_EQ(after->calls(paused), calls{"update_network"});

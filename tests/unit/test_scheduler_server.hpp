@@ -128,9 +128,19 @@ public:
     return r ? *r : sandbox_record{};
   }
 
+  // The sandbox's logged events (a failed read fails the test).
+  std::vector<event> logged(const std::string& id) {
+    auto all = db->events_of_sandbox(id);
+    if (!all) {
+      ADD_FAILURE() << all.error().message;
+      return {};
+    }
+    return std::move(*all);
+  }
+
   std::vector<event_type> events_of(const std::string& id) {
     std::vector<event_type> out;
-    for (auto& e : db->events_of_sandbox(id))
+    for (auto& e : logged(id))
       out.push_back(e.type);
     return out;
   }
