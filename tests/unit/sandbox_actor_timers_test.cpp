@@ -277,7 +277,11 @@ TEST_F(SandboxTimers, AUseRestartsTheIdleTimeout) {
 TEST_F(SandboxTimers, MetricsAreSampledWhileRunningOnly) {
   test_scheduler_server s{dir, rt, t0, 5s};
   auto id = create(s, tiny_spec(300));
-  auto samples = [&] { return s.db->metrics(id, 0, INT64_MAX).size(); };
+  auto samples = [&]() -> size_t {
+    auto all = s.db->metrics(id, 0, INT64_MAX);
+    EXPECT_TRUE(all) << all.error().message;
+    return all ? all->size() : 0;
+  };
   EXPECT_EQ(samples(), 1u);
   s.advance(5s);
   EXPECT_EQ(samples(), 2u);
