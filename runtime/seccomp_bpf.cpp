@@ -48,6 +48,9 @@ result<std::string> compile_seccomp(const nlohmann::json& profile) {
   std::unique_ptr<void, void (*)(scmp_filter_ctx)> ctx{seccomp_init(*fallback), seccomp_release};
   if (!ctx)
     return internal_error("seccomp: cannot start a filter");
+  // An ABI the profile does not list gets the default action, not a kill.
+  if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, *fallback); rc < 0)
+    return seccomp_error("bad-architecture action", rc);
   // A binary tree of syscall numbers: ~9 comparisons per syscall, not ~360.
   if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0)
     return seccomp_error("optimize", rc);
