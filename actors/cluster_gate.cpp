@@ -29,6 +29,20 @@ void lose(gate_self self, const std::string& node, const std::string& why) {
   self->send(self->state.cfg.registry, atom::lost::value, node, std::move(ids));
 }
 
+// Asks `worker` to remove `what` `id`, which nothing owns (`xs`: the removal
+// request after the atom); a failure is logged, the join goes on.
+template <class... Ts>
+void remove_unowned(gate_self self, const std::string& node, worker_actor worker,
+                    const char* what, const std::string& id, Ts... xs) {
+  spdlog::warn("node {}: removing {} {}: nothing live owns it", node, what, id);
+  self->request(worker, std::chrono::seconds(60), atom::remove::value, xs..., id)
+    .then([](bool) {},
+          [=](caf::error& e) {
+            spdlog::error("node {}: cannot remove {} {}: {}", node, what, id,
+                          from_error(e).message);
+          });
+}
+
 // A joined node's containers that no live sandbox on it owns were left by
 // sandboxes that ended while it was away: removed.
 void remove_leftovers(gate_self self, const std::string& node, worker_actor worker) {
@@ -37,17 +51,9 @@ void remove_leftovers(gate_self self, const std::string& node, worker_actor work
       [=](const std::vector<std::string>& held) {
         auto placed = self->state.cfg.runtime->placed_on(node);
         std::set<std::string> live{placed.begin(), placed.end()};
-        for (auto& id : held) {
-          if (live.count(id))
-            continue;
-          spdlog::warn("node {}: removing container {}: no live sandbox owns it", node, id);
-          self->request(worker, std::chrono::seconds(60), atom::remove::value, id)
-            .then([](bool) {},
-                  [=](caf::error& e) {
-                    spdlog::error("node {}: cannot remove {}: {}", node, id,
-                                  from_error(e).message);
-                  });
-        }
+        for (auto& id : held)
+          if (!live.count(id))
+            remove_unowned(self, node, worker, "container", id);
       },
       [=](caf::error& e) {
         spdlog::error("node {}: cannot list its containers: {}", node, from_error(e).message);
@@ -88,16 +94,8 @@ void remove_leftover_layers(gate_self self, const std::string& node, worker_acto
               spdlog::error("node {}: {}", node, garbage.error().message);
               return;
             }
-            for (auto& id : *garbage) {
-              spdlog::warn("node {}: removing snapshot layer {}: no snapshot owns it", node, id);
-              self->request(worker, std::chrono::seconds(60), atom::remove::value,
-                            atom::snapshot::value, id)
-                .then([](bool) {},
-                      [=](caf::error& e) {
-                        spdlog::error("node {}: cannot remove layer {}: {}", node, id,
-                                      from_error(e).message);
-                      });
-            }
+            for (auto& id : *garbage)
+              remove_unowned(self, node, worker, "snapshot layer", id, atom::snapshot::value);
           });
       },
       [=](caf::error& e) {
