@@ -359,6 +359,15 @@ using template_builder_actor = caf::typed_actor<
   // waiting build and queues it; replies with the stored template, whose
   // `latest_build` is the new build. 409 while that template builds.
   caf::replies_to<atom::create, template_request>::with<user_template>,
+  // POST /v3/templates (a template defined in code): stores the template
+  // (new, or the org's same-named one) with a new build that waits for its
+  // steps; a build of it still waiting for steps is superseded. Replies with
+  // the stored template. 409 while a build of it runs.
+  caf::replies_to<atom::create, code_template_request>::with<user_template>,
+  // The steps of waiting build `build` of `org`'s template `template`:
+  // checks what it starts from (400/404) and runs it, each step inside a
+  // sandbox; 409 unless the build waits for its steps.
+  caf::replies_to<atom::start, std::string, std::string, std::string, template_steps>::with<bool>,
   // Deletes template `ref` (id or name) of `org` with its builds, their
   // logs and its root filesystems; 409 while it builds or while a live
   // sandbox or a snapshot rests on it.

@@ -20,6 +20,9 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<snapshot_info>("sandboxd::snapshot_info")
     .add_message_type<network_view>("sandboxd::network_view")
     .add_message_type<template_request>("sandboxd::template_request")
+    .add_message_type<code_template_request>("sandboxd::code_template_request")
+    .add_message_type<template_step>("sandboxd::template_step")
+    .add_message_type<template_steps>("sandboxd::template_steps")
     .add_message_type<user_template>("sandboxd::user_template")
     .add_message_type<std::map<std::string, template_usage>>(
       "std::map<std::string,sandboxd::template_usage>")

@@ -88,7 +88,38 @@ void count_usage(std::map<std::string, std::map<std::string, template_usage>>& u
 struct origin {
   template_spec base;
   std::optional<snapshot_info> snapshot;
+  std::string name; // what the sandbox's alias shows, when not the base's or snapshot's
 };
+
+// A template defined in code (Template.build): its final layer on the
+// template underneath, with the build's environment, start command and
+// resources.
+result<origin> code_origin(const template_catalog& catalog, const store& db,
+                           const std::string& org, const template_spec& own) {
+  auto base = catalog.find(own.extends);
+  if (!base) {
+    auto under = find_user_template_spec(db, org, own.extends);
+    if (!under)
+      return internal_error("template " + own.name + " rests on template " + own.extends
+                            + ", which this server no longer has");
+    if (!*under)
+      return under->error();
+    base = **under;
+  }
+  auto snap = db.find_snapshot(org, own.layers_snapshot);
+  if (!snap)
+    return snap.error();
+  if (!*snap)
+    return internal_error("the layers of template " + own.name + " (snapshot "
+                          + own.layers_snapshot + ") are gone");
+  auto merged = *base;
+  merged.env = own.env;
+  merged.start_cmd = own.start_cmd;
+  merged.ready_port = own.ready_port;
+  merged.cpu_count = own.cpu_count;
+  merged.memory_mb = own.memory_mb;
+  return origin{merged, **snap, own.aliases.empty() ? own.name : own.aliases.front()};
+}
 
 // Reads the store unless `template_id` is a catalogue template: called on
 // the executor then (catalogue_origin first).
@@ -96,13 +127,15 @@ result<origin> resolve_origin(const template_catalog& catalog, const store& db,
                               const std::string& org, const std::string& template_id) {
   auto tpl = catalog.find(template_id);
   if (tpl)
-    return origin{*tpl, std::nullopt};
+    return origin{*tpl, std::nullopt, {}};
   // The org's own templates (POST /templates), by id or name: 409 while
   // the first build of one is under way.
   if (auto own = find_user_template_spec(db, org, template_id)) {
     if (!*own)
       return own->error();
-    return origin{**own, std::nullopt};
+    if (!(*own)->layers_snapshot.empty())
+      return code_origin(catalog, db, org, **own);
+    return origin{**own, std::nullopt, {}};
   }
   auto found = db.find_snapshot(org, template_id);
   if (!found)
@@ -120,7 +153,7 @@ result<origin> resolve_origin(const template_catalog& catalog, const store& db,
   if (!base)
     return internal_error("snapshot " + snap->id + " rests on template " + snap->template_id
                           + ", which this server no longer has");
-  return origin{*base, snap};
+  return origin{*base, snap, {}};
 }
 
 // The origin of a sandbox of catalogue template `template_id`, without a
@@ -128,7 +161,7 @@ result<origin> resolve_origin(const template_catalog& catalog, const store& db,
 std::optional<origin> catalogue_origin(const template_catalog& catalog,
                                        const std::string& template_id) {
   if (auto tpl = catalog.find(template_id))
-    return origin{*tpl, std::nullopt};
+    return origin{*tpl, std::nullopt, {}};
   return std::nullopt;
 }
 
@@ -170,7 +203,7 @@ result<recovery_scan> scan_for_recovery(const store& db, sandbox_runtime& rt,
   std::set<std::string> owned;
   for (auto& snap : *snaps) {
     owned.insert(snap.id);
-    if (snap.hidden)
+    if (snap.hidden && !is_template_layer(snap))
       scan.hidden.push_back(std::move(snap));
   }
   std::error_code ec;
@@ -248,7 +281,7 @@ void forget_fork_snapshot(self_ptr self, const std::string& org, const std::stri
     [=](result<std::optional<snapshot_info>> snap) {
       if (!snap)
         spdlog::warn("fork snapshot of {} stays: {}", template_id, snap.error().message);
-      else if (*snap && (*snap)->hidden)
+      else if (*snap && (*snap)->hidden && !is_template_layer(**snap))
         remove_fork_snapshot(self, org, (*snap)->id);
     },
     lane::reclaim);
@@ -505,6 +538,7 @@ void create_from(self_ptr self, create_spec spec, origin from,
   if (from.snapshot)
     rec.template_id = from.snapshot->id;
   rec.alias = !spec.alias.empty() ? spec.alias
+              : !from.name.empty() ? from.name
               : from.snapshot    ? public_id(*from.snapshot)
                                   : tpl->name;
   if (spec.alias.empty() && !from.snapshot && tpl->user && !tpl->aliases.empty())

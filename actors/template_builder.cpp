@@ -1,7 +1,9 @@
 #include "actors/template_builder.hpp"
+#include "actors/template_builder_state.hpp"
 
 #include <deque>
 #include <mutex>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -14,19 +16,7 @@ namespace sandboxd {
 
 namespace {
 
-struct builder_state {
-  template_builder_config cfg;
-  std::deque<std::pair<std::string, std::string>> queue; // (org, build id) in order
-  std::map<std::string, std::string> template_of;        // build id → template id
-  bool busy = false;                                     // a worker is building
-  static inline const char* name = "template_builder";
-};
-
-using self_ptr = template_builder_actor::stateful_pointer<builder_state>;
-
-bool in_progress(build_status s) {
-  return s == build_status::waiting || s == build_status::building;
-}
+using self_ptr = builder_ptr;
 
 // mmdebstrap (and apt) mark their lines "E: ", "W: ", "I: ".
 std::string level_of(const std::string& line) {
@@ -36,6 +26,8 @@ std::string level_of(const std::string& line) {
     return "warn";
   return "info";
 }
+
+} // namespace
 
 void log_line(store& db, const std::string& build_id, const std::string& level,
               const std::string& step, const std::string& message) {
@@ -60,8 +52,8 @@ build_records(const store& db, const std::string& org, const std::string& templa
 }
 
 // The build is over: record how it ended, on the build and its template.
-void finish(self_ptr self, const std::string& org, const std::string& build_id,
-            const status& outcome) {
+void finish(builder_ptr self, const std::string& org, const std::string& build_id,
+            const status& outcome, const std::function<void(template_build&)>& fill) {
   auto& db = *self->state.cfg.db;
   auto tid = self->state.template_of[build_id];
   self->state.template_of.erase(build_id);
@@ -74,6 +66,8 @@ void finish(self_ptr self, const std::string& org, const std::string& build_id,
   }
   auto& [t, b] = *records;
   auto now = now_ms();
+  if (fill)
+    fill(b);
   b.status = outcome ? build_status::ready : build_status::error;
   b.reason = outcome ? "" : outcome.error().message;
   b.updated_ms = b.finished_ms = now;
@@ -91,6 +85,8 @@ void finish(self_ptr self, const std::string& org, const std::string& build_id,
                   st.error().message);
   spdlog::info("template {} ({}) build {}: {}", t.id, t.name, b.id, to_string(b.status));
 }
+
+namespace {
 
 // Starts the next waiting build unless one runs.
 void pump(self_ptr self) {
@@ -222,6 +218,13 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
       pump(self);
       return t;
     },
+    [=](atom::create, code_template_request& req) -> caf::result<user_template> {
+      return create_code_template(self, req);
+    },
+    [=](atom::start, const std::string& org, const std::string& template_id,
+        const std::string& build_id, template_steps& steps) -> caf::result<bool> {
+      return start_code_build(self, org, template_id, build_id, steps);
+    },
     [=](atom::remove, const std::string& org,
         const std::string& ref) -> caf::result<bool> {
       auto db = self->state.cfg.db;
@@ -231,9 +234,21 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
       auto& t = *found;
       if (!t)
         return to_error(not_found("template not found"));
-      if (in_progress(t->latest_status))
-        return to_error(conflict("template " + t->name + " is building (build "
-                                 + t->latest_build + "); delete it once that build has ended"));
+      auto builds = db->template_builds(t->id);
+      if (!builds)
+        return to_error(builds.error());
+      // A build defined in code that never got its steps holds nothing.
+      auto pending = [](const template_build& b) {
+        return b.code && !b.steps && b.status == build_status::waiting;
+      };
+      std::set<std::string> layers; // the final layers of its builds in code
+      for (auto& b : *builds) {
+        if (in_progress(b.status) && !pending(b))
+          return to_error(conflict("template " + t->name + " is building (build " + b.id
+                                   + "); delete it once that build has ended"));
+        if (!b.snapshot_id.empty())
+          layers.insert(b.snapshot_id);
+      }
       auto snaps = db->snapshots(
         org, 1, [&](const snapshot_info& s) { return s.template_id == t->id; }, std::nullopt,
         nullptr);
@@ -249,7 +264,8 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
         .then(
           [=](std::vector<sandbox_record>& recs) mutable {
             for (auto& r : recs)
-              if (r.template_id == id && r.state != sandbox_state::stopped
+              if ((r.template_id == id || layers.count(r.template_id))
+                  && r.state != sandbox_state::stopped
                   && r.state != sandbox_state::error) {
                 rp.deliver(to_error(conflict("template " + tpl.name + " is in use by sandbox "
                                              + r.id + " (" + to_string(r.state) + ")")));
@@ -262,7 +278,7 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
               return;
             }
             auto& now = *found;
-            if (in_progress(now->latest_status)) {
+            if (now->latest_build != tpl.latest_build) {
               rp.deliver(to_error(conflict("template " + tpl.name + " is building")));
               return;
             }
@@ -277,6 +293,7 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
                 if (!s)
                   spdlog::warn("template {}: {}", id, s.error().message);
                 spdlog::info("template {} ({}) deleted", id, tpl.name);
+                remove_code_layers(self, org, {layers.begin(), layers.end()});
                 rp.deliver(true);
               });
           },
@@ -307,7 +324,7 @@ result<size_t> fail_interrupted_builds(store& db, const template_catalog& cat,
       b.reason = "interrupted by a restart (it was " + to_string(was)
                  + "); POST the template again to rebuild it";
       b.updated_ms = b.finished_ms = now_ms();
-      if (was == build_status::building) {
+      if (was == build_status::building && !b.code) {
         auto spec = template_catalog::user_spec(t, b);
         if (leftovers)
           leftovers->push_back(spec);

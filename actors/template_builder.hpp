@@ -19,10 +19,11 @@ class store;
 struct template_builder_config {
   std::shared_ptr<store> db;
   std::shared_ptr<const template_catalog> templates;
-  registry_actor registry; // who still uses a template (delete)
+  registry_actor registry; // who still uses a template (delete); runs build sandboxes
   // What builds a restart interrupted left on disk: removed by the actor
   // before its first build, once their mmdebstrap has stopped.
   std::vector<template_spec> leftovers;
+  std::string data_dir; // where uploaded build files are (core/template_files.hpp)
 };
 
 /// After a restart: every build still waiting or building was interrupted.

@@ -446,12 +446,12 @@ int serve(int argc, char** argv) {
                + interrupted.error().message);
   if (*interrupted)
     spdlog::warn("{} template builds were interrupted by the restart", *interrupted);
-  auto builder = spawn_template_builder(sys, {db, templates, registry, leftovers});
+  auto builder = spawn_template_builder(sys, {db, templates, registry, leftovers, dir});
   auto envd_hp = http::parse_listen(envd_listen);
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
                         "http://" + envd_listen, envd_hp->second, templates,
                         std::make_shared<const agent_catalog>(std::move(*agents)), builder,
-                        domain};
+                        domain, dir};
   auto server = http::api_server::start(ctx, api_listen, *http_threads, limits);
   if (!server)
     return die(server.error().message);

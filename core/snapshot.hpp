@@ -35,6 +35,13 @@ typename Inspector::result_type inspect(Inspector& f, snapshot_info& x) {
            x.template_id, x.layers, x.node, x.created_ms, x.hidden);
 }
 
+/// Whether `s` is a layer of a template defined in code (hidden, named
+/// "build:<cache key>"): kept while the org keeps the template, never taken
+/// for a fork's snapshot.
+inline bool is_template_layer(const snapshot_info& s) {
+  return s.hidden && s.name.rfind("build:", 0) == 0;
+}
+
 /// E2B's snapshot id: "<name>:default", or "<id>:default" without a name.
 std::string public_id(const snapshot_info& s);
 

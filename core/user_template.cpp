@@ -23,6 +23,15 @@ bool valid_debian_package(const std::string& s) {
   });
 }
 
+constexpr size_t max_packages = 100;
+constexpr size_t max_env = 100;
+constexpr size_t max_value = 8192;
+
+const std::set<std::string> known_fields = {"name",     "extends",  "packages", "env",
+                                            "startCmd", "cpuCount", "memoryMB"};
+
+} // namespace
+
 bool valid_env_name(const std::string& k) {
   if (k.empty() || k.size() > 128 || std::isdigit(static_cast<unsigned char>(k[0])))
     return false;
@@ -31,14 +40,7 @@ bool valid_env_name(const std::string& k) {
   });
 }
 
-constexpr size_t max_packages = 100;
-constexpr size_t max_env = 100;
-constexpr size_t max_value = 8192;
-
-const std::set<std::string> known_fields = {"name",     "extends",  "packages", "env",
-                                            "startCmd", "cpuCount", "memoryMB"};
-
-result<std::optional<int>> bounded(const nlohmann::json& body, const char* key, int lo, int hi) {
+result<std::optional<int>> bounded_int_field(const nlohmann::json& body, const char* key, int lo, int hi) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null())
     return std::optional<int>{};
@@ -47,8 +49,6 @@ result<std::optional<int>> bounded(const nlohmann::json& body, const char* key, 
                        + " to " + std::to_string(hi));
   return std::optional<int>{it->get<int>()};
 }
-
-} // namespace
 
 std::string to_string(build_status s) {
   switch (s) {
@@ -153,11 +153,11 @@ result<template_request> parse_template_request(const nlohmann::json& body,
       return bad_request("startCmd must be at most " + std::to_string(max_value)
                          + " bytes without NUL");
   }
-  auto cpu = bounded(body, "cpuCount", 1, 8);
+  auto cpu = bounded_int_field(body, "cpuCount", 1, 8);
   if (!cpu)
     return cpu.error();
   r.cpu_count = *cpu;
-  auto mem = bounded(body, "memoryMB", 128, 16384);
+  auto mem = bounded_int_field(body, "memoryMB", 128, 16384);
   if (!mem)
     return mem.error();
   r.memory_mb = *mem;
@@ -165,7 +165,7 @@ result<template_request> parse_template_request(const nlohmann::json& body,
 }
 
 nlohmann::json to_storage_json(const template_build& b) {
-  return {{"id", b.id},
+  nlohmann::json j = {{"id", b.id},
           {"template", b.template_id},
           {"org", b.org_id},
           {"status", to_string(b.status)},
@@ -182,6 +182,24 @@ nlohmann::json to_storage_json(const template_build& b) {
           {"cpu", b.cpu_count},
           {"mem", b.memory_mb},
           {"hash", b.hash}};
+  if (b.code)
+    j["code"] = true;
+  if (b.steps) {
+    auto& t = *b.steps;
+    auto steps = nlohmann::json::array();
+    for (auto& x : t.steps)
+      steps.push_back({{"type", x.type}, {"args", x.args}, {"files", x.files_hash},
+                       {"force", x.force}});
+    j["steps"] = {{"from_template", t.from_template}, {"from_image", t.from_image},
+                  {"steps", steps}, {"start_cmd", t.start_cmd}, {"ready_cmd", t.ready_cmd},
+                  {"force", t.force}};
+  }
+  if (b.code) {
+    j["snapshot"] = b.snapshot_id;
+    j["failed_step"] = b.failed_step;
+    j["tags"] = b.tags;
+  }
+  return j;
 }
 
 std::optional<template_build> build_from_storage_json(const nlohmann::json& j) {
@@ -207,6 +225,22 @@ std::optional<template_build> build_from_storage_json(const nlohmann::json& j) {
     b.cpu_count = j.value("cpu", 2);
     b.memory_mb = j.value("mem", 512);
     b.hash = j.at("hash");
+    b.code = j.value("code", false);
+    if (auto t = j.find("steps"); t != j.end()) {
+      template_steps steps;
+      steps.from_template = t->at("from_template");
+      steps.from_image = t->value("from_image", "");
+      for (auto& x : t->at("steps"))
+        steps.steps.push_back({x.at("type"), x.value("args", std::vector<std::string>{}),
+                               x.value("files", ""), x.value("force", false)});
+      steps.start_cmd = t->value("start_cmd", "");
+      steps.ready_cmd = t->value("ready_cmd", "");
+      steps.force = t->value("force", false);
+      b.steps = std::move(steps);
+    }
+    b.snapshot_id = j.value("snapshot", "");
+    b.failed_step = j.value("failed_step", "");
+    b.tags = j.value("tags", std::vector<std::string>{});
     return b;
   } catch (const std::exception&) {
     return std::nullopt;

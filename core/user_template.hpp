@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/code_template.hpp"
 #include "core/inspect.hpp"
 #include "core/result.hpp"
 
@@ -52,6 +53,14 @@ result<template_request> parse_template_request(const nlohmann::json& body,
 /// Whether `name` may name an org's template: [a-z0-9][a-z0-9._-]{0,62}.
 bool valid_template_name(const std::string& name);
 
+/// Whether `k` may name an environment variable: letters, digits and '_',
+/// not starting with a digit, at most 128.
+bool valid_env_name(const std::string& k);
+
+/// The integer field `key` of `body` within [lo, hi]; nullopt when absent
+/// or null; a 400 naming the field otherwise.
+result<std::optional<int>> bounded_int_field(const nlohmann::json& body, const char* key, int lo, int hi);
+
 /// One build of an org's template: its status and the recipe it builds
 /// (resolved against the catalogue when it was asked for, so a later change
 /// of the catalogue does not change what this build is).
@@ -77,6 +86,14 @@ struct template_build {
   int cpu_count = 2;
   int memory_mb = 512;
   std::string hash;
+  // A build of a template defined in code (Template.build) runs its steps
+  // in a sandbox; `parent` is then the template whose root filesystem its
+  // layers rest on. Empty `steps` (and all below): a build of Debian packages.
+  bool code = false;                   // defined in code (POST /v3/templates)
+  std::optional<template_steps> steps; // as asked, once started (POST /v2/.../builds/:id)
+  std::string snapshot_id;             // its last layer, once ready
+  std::string failed_step;             // E2B's reason.step: "base", "1".., "finalize"
+  std::vector<std::string> tags;
 };
 
 template <class Inspector>
@@ -84,7 +101,8 @@ typename Inspector::result_type inspect(Inspector& f, template_build& x) {
   return f(caf::meta::type_name("template_build"), x.id, x.template_id, x.org_id,
            x.status, x.reason, x.created_ms, x.updated_ms, x.finished_ms, x.parent,
            x.packages, x.run, caf::meta::omittable(), x.env, x.start_cmd, x.ready_port,
-           x.cpu_count, x.memory_mb, x.hash);
+           x.cpu_count, x.memory_mb, x.hash, x.code, optional_field(x.steps), x.snapshot_id,
+           x.failed_step, x.tags);
 }
 
 /// An org's template: private to the org, rebuilt by POSTing its name again.

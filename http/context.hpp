@@ -30,6 +30,7 @@ struct api_context {
   std::shared_ptr<const agent_catalog> agents;
   template_builder_actor template_builder; // the orgs' own templates
   std::string domain; // serve --domain: sandboxes' ports are <port>-<id>.<domain>
+  std::string data_dir; // the server's data dir (uploaded template build files)
 };
 
 /// The keys of sandbox_json for this server.

@@ -58,6 +58,10 @@ void get_template(api_context&, request&);
 void delete_template(api_context&, request&);
 void template_alias(api_context&, request&);
 void template_build_status(api_context&, request&);
+// template_build_routes.cpp
+void request_template_build(api_context&, request&);
+void template_files_link(api_context&, request&);
+void start_template_build(api_context&, request&);
 
 namespace {
 
@@ -122,6 +126,9 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/templates/:id", get_template},
     {"DELETE", "/templates/:id", delete_template},
     {"GET", "/templates/:id/builds/:buildId/status", template_build_status},
+    {"POST", "/v3/templates", request_template_build},
+    {"GET", "/templates/:id/files/:hash", template_files_link},
+    {"POST", "/v2/templates/:id/builds/:buildId", start_template_build},
   };
   return routes;
 }

@@ -460,7 +460,9 @@ void template_build_status(api_context& ctx, request& req) {
                               [](const build_log_entry& e) { return e.level == "error"; });
     if (!errors)
       return req.out->send_error(errors.error());
-    body["reason"] = {{"message", build.reason}, {"step", "base"}, {"logEntries", *errors}};
+    body["reason"] = {{"message", build.reason},
+                      {"step", build.failed_step.empty() ? "base" : build.failed_step},
+                      {"logEntries", *errors}};
   }
   req.out->send_json(200, body);
 }

@@ -515,6 +515,7 @@ template_spec template_catalog::user_spec(const user_template& t, const template
   s.user = true;
   s.start_cmd = b.start_cmd;
   s.ready_port = b.ready_port;
+  s.layers_snapshot = b.snapshot_id;
   return s;
 }
 

@@ -39,6 +39,9 @@ struct template_spec {
   // When set, a sandbox counts as started once the start command listens on
   // this port inside it (bounded wait): a server the SDK calls right away.
   int ready_port = 0;
+  // An org's template defined in code (Template.build): the snapshot of its
+  // build's last layer, on template `extends`; empty for every other one.
+  std::string layers_snapshot;
 };
 
 /// How a build reaches the package registries its run steps use (npm):

@@ -78,10 +78,20 @@ static auto fields(const template_request& x) {
   return std::tie(x.org_id, x.name, x.extends, x.packages, x.env, x.start_cmd,
                   x.cpu_count, x.memory_mb);
 }
+static auto fields(const template_step& x) {
+  return std::tie(x.type, x.args, x.files_hash, x.force);
+}
+static auto fields(const template_steps& x) {
+  return std::tie(x.from_template, x.from_image, x.steps, x.start_cmd, x.ready_cmd, x.force);
+}
+static auto fields(const code_template_request& x) {
+  return std::tie(x.org_id, x.name, x.tags, x.cpu_count, x.memory_mb);
+}
 static auto fields(const template_build& x) {
   return std::tie(x.id, x.template_id, x.org_id, x.status, x.reason, x.created_ms,
                   x.updated_ms, x.finished_ms, x.parent, x.packages, x.run, x.env,
-                  x.start_cmd, x.ready_port, x.cpu_count, x.memory_mb, x.hash);
+                  x.start_cmd, x.ready_port, x.cpu_count, x.memory_mb, x.hash, x.code,
+                  x.steps, x.snapshot_id, x.failed_step, x.tags);
 }
 static auto fields(const user_template& x) {
   return std::tie(x.id, x.org_id, x.name, x.created_ms, x.updated_ms, x.build_count,
@@ -378,6 +388,29 @@ template_request a_template_request() {
   return t;
 }
 
+template_step a_step() { return {"COPY", {"src", "/dst", "user", "0755"}, "ab12", true}; }
+
+template_steps some_steps() {
+  template_steps t;
+  t.from_template = "base";
+  t.from_image = "debian:bookworm";
+  t.steps = {a_step()};
+  t.start_cmd = "python3 -m http.server";
+  t.ready_cmd = "true";
+  t.force = true;
+  return t;
+}
+
+code_template_request a_code_template_request() {
+  code_template_request r;
+  r.org_id = "org-1";
+  r.name = "web";
+  r.tags = {"v1"};
+  r.cpu_count = 2;
+  r.memory_mb = 1024;
+  return r;
+}
+
 template_build a_build() {
   template_build b;
   b.id = "build-1";
@@ -397,6 +430,11 @@ template_build a_build() {
   b.cpu_count = 4;
   b.memory_mb = 1024;
   b.hash = "ff00";
+  b.code = true;
+  b.steps = some_steps();
+  b.snapshot_id = "snap-1";
+  b.failed_step = "2";
+  b.tags = {"v1"};
   return b;
 }
 
@@ -490,6 +528,11 @@ TEST(MessageTypes, RenderedPageRoundTrips) { check_type("rendered_page", a_page(
 TEST(MessageTypes, SnapshotInfoRoundTrips) { check_type("snapshot_info", a_snapshot()); }
 TEST(MessageTypes, TemplateRequestRoundTrips) { check_type("template_request", a_template_request()); }
 TEST(MessageTypes, TemplateBuildRoundTrips) { check_type("template_build", a_build()); }
+TEST(MessageTypes, TemplateStepRoundTrips) { check_type("template_step", a_step()); }
+TEST(MessageTypes, TemplateStepsRoundTrips) { check_type("template_steps", some_steps()); }
+TEST(MessageTypes, CodeTemplateRequestRoundTrips) {
+  check_type("code_template_request", a_code_template_request());
+}
 TEST(MessageTypes, UserTemplateRoundTrips) { check_type("user_template", a_user_template()); }
 TEST(MessageTypes, TemplateUsageRoundTrips) { check_type("template_usage", template_usage{7, 1700000000000}); }
 

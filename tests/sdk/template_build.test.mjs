@@ -1,0 +1,146 @@
+// Templates defined in code with the official SDK's Template.build (E2B's
+// build system v2): steps run inside a sandbox, files are uploaded by hash,
+// unchanged step prefixes come from the cache, a failing step fails the build
+// with its output, and sandboxes start from the result.
+import { describe, it, after, before } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Sandbox, Template, waitForPort, BuildError } from 'e2b'
+import { tracker } from './helpers.mjs'
+
+const T = tracker()
+let ctxDir
+before(() => {
+  ctxDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandboxd-tpl-'))
+  fs.writeFileSync(path.join(ctxDir, 'hello.txt'), 'hello from the context\n')
+  fs.mkdirSync(path.join(ctxDir, 'site', 'sub'), { recursive: true })
+  fs.writeFileSync(path.join(ctxDir, 'site', 'index.html'), '<h1>built</h1>\n')
+  fs.writeFileSync(path.join(ctxDir, 'site', 'sub', 'run.sh'), '#!/bin/sh\necho run\n')
+})
+after(async () => {
+  await T.killAll()
+  fs.rmSync(ctxDir, { recursive: true, force: true })
+})
+
+// The template, with `last` as its last RUN step.
+function recipe(last) {
+  return Template({ fileContextPath: ctxDir })
+    .fromTemplate('base')
+    .setEnvs({ GREETING: 'hi' })
+    .aptInstall(['cowsay'])
+    .setWorkdir('/srv/app')
+    .copy('hello.txt', '/srv/app/')
+    .copy('site', 'www/', { mode: 0o755 })
+    .runCmd('echo "$GREETING $(cat /srv/app/hello.txt)" > /srv/app/out.txt')
+    .makeSymlink('/srv/app/out.txt', '/srv/app/link')
+    .runCmd(last)
+    .setStartCmd('cd /srv/app/www && python3 -m http.server 8000', waitForPort(8000))
+}
+
+async function timed(f) {
+  const t0 = Date.now()
+  const r = await f()
+  return [r, (Date.now() - t0) / 1000]
+}
+
+describe('Template.build', () => {
+  it('builds steps in a sandbox; sandboxes start from the template; the cache serves unchanged steps', { timeout: 600_000 }, async () => {
+    const logs = []
+    const [info, cold] = await timed(() =>
+      Template.build(recipe('echo one > /srv/app/last.txt'), 'sdk-web', {
+        onBuildLogs: (e) => logs.push(e.toString()),
+      })
+    )
+    assert.equal(info.name, 'sdk-web')
+    assert.equal(typeof info.templateId, 'string')
+    const text = logs.join('\n')
+    assert.match(text, /RUN .*apt-get install/, 'the build logs name the steps')
+    assert.match(text, /Unpacking cowsay|Setting up cowsay/, "the step's output reaches onBuildLogs")
+
+    const sbx = await T.create('sdk-web', { timeoutMs: 120_000 })
+    const out = await sbx.commands.run('cat /srv/app/out.txt; readlink /srv/app/link; cat /srv/app/last.txt; echo $GREETING; ls /usr/games/cowsay; cat /srv/app/www/index.html; stat -c "%a %U" /srv/app/www/sub/run.sh /srv/app/hello.txt')
+    assert.equal(out.exitCode, 0, out.stderr)
+    assert.deepEqual(out.stdout.trim().split('\n'), [
+      'hi hello from the context',
+      '/srv/app/out.txt',
+      'one',
+      'hi',
+      '/usr/games/cowsay',
+      '<h1>built</h1>',
+      '755 user',
+      '644 user',
+    ])
+    // The start command serves from the built files.
+    const page = await sbx.commands.run('python3 -c "import urllib.request;print(urllib.request.urlopen(\'http://127.0.0.1:8000/index.html\').read().decode())"')
+    assert.match(page.stdout, /<h1>built<\/h1>/)
+    await sbx.kill()
+
+    // The same template again: every step from the cache.
+    const again = []
+    const [, cached] = await timed(() =>
+      Template.build(recipe('echo one > /srv/app/last.txt'), 'sdk-web', {
+        onBuildLogs: (e) => again.push(e.toString()),
+      })
+    )
+    const againText = again.join('\n')
+    assert.match(againText, /CACHED \[\d+\/\d+\] RUN .*apt-get install/)
+    assert.match(againText, /Skipping upload of 'hello.txt', already cached/)
+
+    // Only the last step changed: the steps before it come from the cache.
+    const changed = []
+    const [, lastChanged] = await timed(() =>
+      Template.build(recipe('echo two > /srv/app/last.txt'), 'sdk-web', {
+        onBuildLogs: (e) => changed.push(e.toString()),
+      })
+    )
+    const changedText = changed.join('\n')
+    assert.match(changedText, /CACHED \[\d+\/\d+\] RUN .*apt-get install/)
+    assert.doesNotMatch(changedText, /CACHED \[\d+\/\d+\] RUN echo two/)
+    const sbx2 = await T.create('sdk-web', { timeoutMs: 120_000 })
+    const last = await sbx2.commands.run('cat /srv/app/last.txt /srv/app/out.txt')
+    assert.equal(last.stdout, 'two\nhi hello from the context\n')
+    await sbx2.kill()
+    console.log(`# template build times: cold ${cold.toFixed(1)} s, cached ${cached.toFixed(1)} s, last step changed ${lastChanged.toFixed(1)} s`)
+  })
+
+  it('a failing step fails the build with its output and step', { timeout: 300_000 }, async () => {
+    const t = Template()
+      .fromBaseImage()
+      .runCmd('echo fine')
+      .runCmd('echo "this went wrong" >&2; exit 3')
+    await assert.rejects(Template.build(t, 'sdk-broken'), (e) => {
+      assert.ok(e instanceof BuildError, `a BuildError, got ${e}`)
+      assert.match(e.message, /exit code 3/)
+      assert.match(e.message, /this went wrong/)
+      return true
+    })
+    // No sandbox starts from a template that never built.
+    await assert.rejects(Sandbox.create('sdk-broken'), /no successful build|still building/)
+  })
+
+  it('an image that cannot be fetched here is refused with what is possible', { timeout: 60_000 }, async () => {
+    const t = Template().fromImage('ubuntu:22.04').runCmd('true')
+    await assert.rejects(Template.build(t, 'sdk-ubuntu'), (e) => {
+      assert.match(e.message, /ubuntu:22\.04 cannot be fetched here/)
+      assert.match(e.message, /fromDebianImage/)
+      return true
+    })
+  })
+
+  it('a template built from another built in code stacks on its layers', { timeout: 300_000 }, async () => {
+    const parent = Template().fromDebianImage('bookworm').runCmd('echo parent > /opt/parent.txt')
+    await Template.build(parent, 'sdk-parent')
+    const child = Template()
+      .fromTemplate('sdk-parent')
+      .setUser('root')
+      .runCmd('echo child > /opt/child.txt && whoami > /opt/who.txt')
+    await Template.build(child, 'sdk-child')
+    const sbx = await T.create('sdk-child', { timeoutMs: 60_000 })
+    const r = await sbx.commands.run('cat /opt/parent.txt /opt/child.txt /opt/who.txt')
+    assert.equal(r.stdout, 'parent\nchild\nroot\n')
+    await sbx.kill()
+    assert.equal(await Template.exists('sdk-child'), true)
+  })
+})
