@@ -1,13 +1,20 @@
 // core/template_files: what a files hash is, where an org's uploaded files
-// live, how their upload URL is signed and shaped.
+// live, how their upload URL is signed and shaped; and the start-up sweep of
+// interrupted uploads (http/envd_template_files.cpp), on a temporary dir.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
 #include "core/crypto.hpp"
 #include "core/template_files.hpp"
+#include "http/envd.hpp"
 
 namespace fs = std::filesystem;
 using namespace sandboxd;
@@ -81,6 +88,51 @@ TEST(TemplateFilesTemp, NamesAreRecognizedAndNothingElse) {
   EXPECT_FALSE(is_template_upload_temp(".upload-" + std::string(63, 'a') + "-01.part"));
   EXPECT_FALSE(is_template_upload_temp(name + ".tar"));
   EXPECT_FALSE(is_template_upload_temp("upload-" + hash_a + "-01.part"));
+}
+
+class TemplateFilesSweep : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sandboxd-template-files-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  void touch(const fs::path& p) { std::ofstream{p} << "x"; }
+  std::string dir_;
+};
+
+TEST_F(TemplateFilesSweep, NoDirectoryIsNothingToRemove) {
+  auto n = http::remove_interrupted_template_uploads(dir_);
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 0u);
+}
+
+TEST_F(TemplateFilesSweep, RemovesOnlyTemporaryFilesOfUploads) {
+  auto org = fs::path(template_files_dir(dir_)) / template_files_org_dir_name("default");
+  fs::create_directories(org);
+  auto temp = org / template_upload_temp_name(hash_a, "0011223344556677");
+  auto done = fs::path(template_file_path(dir_, "default", hash_a));
+  auto other = org / "notes.txt";
+  touch(temp);
+  touch(done);
+  touch(other);
+  // A symlinked directory is not followed: what it points at stays.
+  auto outside = fs::path(dir_) / "outside";
+  fs::create_directories(outside);
+  auto bait = outside / template_upload_temp_name(hash_a, "aa");
+  touch(bait);
+  fs::create_directory_symlink(outside, fs::path(template_files_dir(dir_)) / "link");
+  auto n = http::remove_interrupted_template_uploads(dir_);
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 1u);
+  EXPECT_FALSE(fs::exists(temp));
+  EXPECT_TRUE(fs::exists(done));
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_TRUE(fs::exists(bait));
 }
 
 } // namespace
