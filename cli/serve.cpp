@@ -455,7 +455,12 @@ int serve(int argc, char** argv) {
   auto server = http::api_server::start(ctx, api_listen, *http_threads, limits);
   if (!server)
     return die(server.error().message);
-  auto envd = http::envd_server::start({sys, registry, db}, limits, envd_listen);
+  // Template files whose upload a stop or crash cut short: never complete.
+  if (auto swept = http::remove_interrupted_template_uploads(dir); !swept)
+    spdlog::warn("interrupted template file uploads not removed: {}", swept.error().message);
+  else if (*swept)
+    spdlog::info("removed {} interrupted template file uploads", *swept);
+  auto envd = http::envd_server::start({sys, registry, db, dir}, limits, envd_listen);
   if (!envd)
     return die(envd.error().message);
   if (cluster) {

@@ -25,7 +25,12 @@ struct envd_context {
   caf::actor_system& sys;
   registry_actor registry;
   std::shared_ptr<store> db;
+  std::string data_dir; // the server's: uploaded template files live under it
 };
+
+/// Removes what uploads of template files interrupted by a stop or a crash
+/// left in `data_dir` (their temporary files only); how many it removed.
+result<size_t> remove_interrupted_template_uploads(const std::string& data_dir);
 
 class envd_server {
 public:

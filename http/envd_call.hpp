@@ -114,6 +114,16 @@ public:
 /// Sets up an upload for `call` (headers and query known, body not yet).
 result<std::unique_ptr<upload_sink>> files_upload(envd_call& call, void* mhd_connection);
 
+/// Whether `path` is the template files route (/template-files/...): no
+/// sandbox's, authorized by its URL's signature alone.
+bool is_template_files_path(const std::string& path);
+
+/// Checks the head of a template files upload (PUT /template-files/
+/// <templateID>/<hash>?org=&expires=&signature=) and opens the file its
+/// body streams into: 400 malformed, 403 signature missing, wrong or
+/// expired, 413 announced larger than max_template_file_bytes.
+result<std::unique_ptr<upload_sink>> template_file_upload(envd_call& call);
+
 /// What a signed URL's `signature` is for `operation` ("read"/"write")
 /// and the sandbox whose envd token is `token`.
 enum class signature_verdict { valid, expired, invalid, bad_expiration };

@@ -423,6 +423,22 @@ MHD_Result start_port_request(request_state* st, MHD_Connection* conn, int port)
   return MHD_YES;
 }
 
+// An upload of a template build's files: no sandbox, its URL's signature
+// the only authority, so it is routed before any sandbox lookup. Refused
+// from the head; the body streams to disk.
+MHD_Result start_template_upload(request_state* st, MHD_Connection* conn) {
+  try {
+    auto sink = template_file_upload(st->call);
+    if (!sink)
+      return refuse_early(st, conn, envd_reply::rest_error(sink.error()));
+    st->upload = std::move(*sink);
+  } catch (const std::exception& e) {
+    spdlog::error("envd {} {}: {}", st->call.method, st->call.path, e.what());
+    return refuse_early(st, conn, envd_reply::rest_error(internal_error(e.what())));
+  }
+  return MHD_YES;
+}
+
 MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
                       const char*, const char* upload_data, size_t* upload_size,
                       void** con_cls) {
@@ -450,6 +466,8 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
     auto port = target_port(call);
     if (port)
       return start_port_request(st, conn, *port);
+    if (is_template_files_path(call.path))
+      return start_template_upload(st, conn);
     bool upload = call.path == "/files" && call.method == "POST";
     auto length = call.header("content-length");
     bool digits = !length.empty() && length.find_first_not_of("0123456789") == std::string::npos;
@@ -480,6 +498,12 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
       if (auto fed = st->upload->feed(upload_data, *upload_size); !fed) {
         st->early = envd_reply::rest_error(fed.error());
         st->upload.reset();
+        // A body that grew past its limit (chunked: no Content-Length to
+        // refuse it by) is read at most drain_limit further, then cut.
+        if (fed.error().status == 413) {
+          st->refused = true;
+          st->dropped = 0;
+        }
       }
     } else if (!st->early && !st->too_large) {
       if (st->call.body.size() + *upload_size > max_message_bytes)
