@@ -1,12 +1,16 @@
 #include "http/server.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 
@@ -41,6 +45,47 @@ constexpr auto body_timeout = std::chrono::seconds(60);
 // Pistache's keep-alive timeout also bounds a request in flight (see
 // guard_input): it must outlast the longest route, e2a exec (610 s).
 constexpr auto keepalive_timeout = std::chrono::minutes(15);
+// Connections the kernel holds for the listener until its accept thread
+// takes them. Pistache's 128 overflowed when ~400 connections arrived at
+// once (tests/security ConnectionTotal: TcpExtListenOverflows went up on
+// most runs); an overflow drops the SYN or the final ACK, which the client
+// sees as a 1 s stall or more (SYN retransmission; data retransmitted until
+// the SYN-ACK retransmission, backing off 1, 2, 4 s). Every connection is
+// accepted, and judged by the gate only then, so the queue only needs to
+// absorb a burst: the kernel caps it at net.core.somaxconn (4096 by
+// default since Linux 5.4), which is also the default --max-connections.
+constexpr int listen_backlog = 4096;
+
+// Sets the backlog of the listening socket on `port`: Pistache 0.0.5's
+// Endpoint::init drops Options::backlog (it calls Listener::init without
+// it), and its listener keeps its socket to itself. listen() again on a
+// listening socket only changes its backlog.
+void set_listen_backlog(uint16_t port, int backlog) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
+      continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0)
+      continue;
+    uint16_t bound = 0;
+    if (addr.ss_family == AF_INET)
+      bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    else if (addr.ss_family == AF_INET6)
+      bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (bound == port && ::listen(fd, backlog) != 0)
+      spdlog::warn("API listener: cannot set its backlog to {}: {}", backlog, std::strerror(errno));
+  }
+}
 
 } // namespace
 
@@ -315,6 +360,7 @@ struct peer_guard {
   std::optional<chunked_body> chunked; // or a chunked body's framing
   bool dispatched = false; // Pistache has the whole request
   bool refused = false;  // answered, closing: input is dropped
+  bool answered = false; // a response to a request may be in Pistache's write queue
   size_t drained = 0;
 };
 
@@ -483,6 +529,7 @@ private:
         connection ? connection->control() : Http::ConnectionControl::Close);
       peer->setIdle(false);
       g.dispatched = true;
+      g.answered = true;
       onRequest(in, std::move(w));
       parser->reset();
       // Answered later, from another thread: until then Pistache must not
@@ -501,8 +548,24 @@ private:
   }
 
   // Answers `f`, then closes: the write side once the answer is out, the
-  // read side after draining (see max_drain); the header timeout cuts a
-  // client that neither finishes nor closes.
+  // read side after draining (see max_drain); the keep-alive timeout cuts a
+  // client that neither finishes nor closes (Pistache marks a peer idle once
+  // answered).
+  //
+  // While nothing else can be waiting to be written on the connection (it
+  // has not had a request answered: a refusal on connect, or of its first
+  // request), the answer is sent here at once, on the connection's own
+  // worker thread. Pistache 0.0.5's queue cannot be trusted with it: a
+  // queued write waits for an EPOLLOUT edge, and its Transport::onReady
+  // handles an event that is readable *and* writable as readable only. A
+  // client whose request arrives between the queued answer arming EPOLLOUT
+  // and the worker's next epoll_wait (its request right after connect(), or
+  // the rest of a body) has that edge eaten by the read; nothing else
+  // triggers another, and the answer stayed queued until the keep-alive
+  // timeout closed the connection (15 minutes): tests/security
+  // test_hostile_clients.py ConnectionTotal saw the refusal of a full server
+  // time out, about once in a thousand connections (the server side had read
+  // the request, sent nothing, and was armed for EPOLLIN|EPOLLOUT).
   void refuse(const std::shared_ptr<Tcp::Peer>& peer, peer_guard& g, const failure& f) {
     g.refused = true;
     g.head.clear();
@@ -510,17 +573,52 @@ private:
     g.chunked.reset();
     getParser(peer)->reset();
     peer->setIdle(false);
-    Http::ResponseWriter w(Http::Version::Http11, transport(), this, peer);
-    w.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
-    w.headers().add<Http::Header::ContentType>(MIME(Application, Json));
-    // Pistache queues every write for its reactor: shut down only once sent.
     std::weak_ptr<Tcp::Peer> weak = peer;
     auto close_write = [weak] {
       if (auto p = weak.lock())
         ::shutdown(p->fd(), SHUT_WR);
     };
-    w.send(static_cast<Http::Code>(f.status),
-           json{{"code", f.status}, {"message", f.message}}.dump())
+    auto body = json{{"code", f.status}, {"message", f.message}}.dump();
+    if (!g.answered) {
+      auto code = static_cast<Http::Code>(f.status);
+      auto out = "HTTP/1.1 " + std::to_string(f.status) + " " + Http::codeString(code)
+                 + "\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                   "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      size_t sent = 0;
+      int err = 0;
+      while (sent < out.size()) {
+        auto n = ::send(peer->fd(), out.data() + sent, out.size() - sent,
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          sent += static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else {
+          err = n < 0 ? errno : EPIPE;
+          break;
+        }
+      }
+      peer->setIdle(true); // as Pistache's ResponseWriter does once it sends
+      if (sent == out.size() || (err != EAGAIN && err != EWOULDBLOCK)) {
+        close_write(); // all sent, or the connection is gone
+        return;
+      }
+      // A full send buffer (not seen on a connection that has sent
+      // nothing): the rest goes through Pistache's queue.
+      auto rest = out.substr(sent);
+      auto size = rest.size();
+      peer->send(RawBuffer(std::move(rest), size))
+        .then([close_write](ssize_t) { close_write(); },
+              [close_write](std::exception_ptr) { close_write(); });
+      return;
+    }
+    Http::ResponseWriter w(Http::Version::Http11, transport(), this, peer);
+    w.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
+    w.headers().add<Http::Header::ContentType>(MIME(Application, Json));
+    // Pistache queues every write for its reactor: shut down only once sent.
+    // Queued behind the answer to the previous request; the race above
+    // remains for it (a client pipelining a request it will be refused).
+    w.send(static_cast<Http::Code>(f.status), body)
       .then([close_write](ssize_t) { close_write(); },
             [close_write](std::exception_ptr) { close_write(); });
   }
@@ -562,6 +660,7 @@ api_server::start(api_context& ctx, const std::string& listen, int threads,
     srv->impl_->endpoint = std::make_unique<Http::Endpoint>(addr);
     auto opts = Http::Endpoint::options()
                   .threads(threads)
+                  .backlog(listen_backlog) // ignored by Pistache 0.0.5: see set_listen_backlog
                   .flags(Tcp::Options::ReuseAddr)
                   .maxRequestSize(max_head + max_request_body)
                   .maxResponseSize(64 * 1024 * 1024)
@@ -572,6 +671,7 @@ api_server::start(api_context& ctx, const std::string& listen, int threads,
     srv->impl_->endpoint->setHandler(
       Http::make_handler<api_handler>(&ctx, std::make_shared<connection_gate>(limits)));
     srv->impl_->endpoint->serveThreaded();
+    set_listen_backlog(static_cast<uint16_t>(srv->impl_->endpoint->getPort()), listen_backlog);
   } catch (const std::exception& e) {
     return failure{500, "cannot listen on " + listen + ": " + e.what()};
   }
