@@ -28,7 +28,7 @@ namespace {
 using json = nlohmann::json;
 using self_ptr = builder_ptr;
 
-constexpr int64_t build_sandbox_timeout_s = 3 * 3600; // a build's sandbox outlives no build
+constexpr int64_t build_sandbox_timeout_s = 40 * 60;  // one step and its layer (a restart leaves it to this)
 constexpr int64_t step_timeout_ms = 30 * 60 * 1000;    // one RUN or COPY
 constexpr int64_t ready_timeout_s = 120;               // the start command becoming ready
 constexpr size_t max_output_lines = 2000;              // per stream of a step, in the build log

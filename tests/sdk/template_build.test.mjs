@@ -130,7 +130,7 @@ describe('Template.build', () => {
   })
 
   it('a template built from another built in code stacks on its layers', { timeout: 300_000 }, async () => {
-    const parent = Template().fromDebianImage('bookworm').runCmd('echo parent > /opt/parent.txt')
+    const parent = Template().fromDebianImage('bookworm').runCmd('echo parent > /opt/parent.txt', { user: 'root' })
     await Template.build(parent, 'sdk-parent')
     const child = Template()
       .fromTemplate('sdk-parent')
@@ -142,5 +142,22 @@ describe('Template.build', () => {
     assert.equal(r.stdout, 'parent\nchild\nroot\n')
     await sbx.kill()
     assert.equal(await Template.exists('sdk-child'), true)
+
+    // Deleting the child removes its own layers; the parent's stay (it uses them).
+    const layers = () => fs.readdirSync(path.join(process.env.SANDBOXD_DATA_DIR, 'snapshots')).filter((n) => !n.startsWith('.'))
+    const before = layers().length
+    const del = (name) => fetch(`${process.env.E2B_API_URL}/templates/${name}`, {
+      method: 'DELETE', headers: { 'X-API-Key': process.env.E2B_API_KEY },
+    })
+    assert.equal((await del('sdk-child')).status, 204)
+    let after = before
+    for (let i = 0; i < 100 && after === before; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      after = layers().length
+    }
+    assert.equal(after, before - 1, 'the child had one layer of its own')
+    const again = await T.create('sdk-parent', { timeoutMs: 60_000 })
+    assert.equal((await again.commands.run('cat /opt/parent.txt')).stdout, 'parent\n')
+    await again.kill()
   })
 })
