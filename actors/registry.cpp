@@ -118,6 +118,8 @@ result<origin> code_origin(const template_catalog& catalog, const store& db,
   merged.ready_port = own.ready_port;
   merged.cpu_count = own.cpu_count;
   merged.memory_mb = own.memory_mb;
+  merged.default_user = own.default_user;
+  merged.default_workdir = own.default_workdir;
   return origin{merged, **snap, own.aliases.empty() ? own.name : own.aliases.front()};
 }
 
@@ -558,6 +560,10 @@ void create_from(self_ptr self, create_spec spec, origin from,
     rec.ext[event_ext::auto_resume] = "true";
   for (auto& [k, v] : network_ext(spec.network))
     rec.ext[k] = v;
+  if (!tpl->default_user.empty())
+    rec.ext[event_ext::default_user] = tpl->default_user;
+  if (!tpl->default_workdir.empty())
+    rec.ext[event_ext::default_workdir] = tpl->default_workdir;
   for (auto& [k, v] : ingress_ext(spec.network))
     rec.ext[k] = v;
   auto& st = self->state;

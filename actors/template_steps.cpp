@@ -156,6 +156,8 @@ void end_build(self_ptr self, const std::string& id, const std::string& step,
                    : req.start_cmd.empty() ? job.base_ready_port
                                            : 0;
     b.hash = job.layer;
+    b.default_user = job.ctx.user;
+    b.default_workdir = job.ctx.workdir;
   });
   pump_steps(self);
 }
@@ -454,6 +456,11 @@ status resolve_base(self_ptr self, step_job& j) {
     j.underlying = b.parent;
     j.start_ref = b.snapshot_id;
     j.base_key = "layer:" + b.snapshot_id;
+    // Its last USER and WORKDIR carry on, as in a Dockerfile's FROM.
+    if (!b.default_user.empty())
+      j.ctx.user = b.default_user;
+    if (!b.default_workdir.empty())
+      j.ctx.workdir = b.default_workdir;
   } else {
     j.underlying = j.start_ref = t->id;
     j.base_key = "template:" + t->id + ":" + b.id;

@@ -101,6 +101,8 @@ inline constexpr const char* net_allow = "network.allow_out";     // JSON array 
 inline constexpr const char* net_deny = "network.deny_out";       // JSON array of strings
 inline constexpr const char* net_public = "network.public_traffic"; // "false": ports need a token
 inline constexpr const char* net_mask_host = "network.mask_request_host"; // Host the ports see
+inline constexpr const char* default_user = "template.user";       // who runs processes unasked
+inline constexpr const char* default_workdir = "template.workdir"; // where they start unasked
 inline constexpr const char* node = "node"; // on `created`: the worker node it runs on (absent: the control node)
 } // namespace event_ext
 

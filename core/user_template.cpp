@@ -198,6 +198,8 @@ nlohmann::json to_storage_json(const template_build& b) {
     j["snapshot"] = b.snapshot_id;
     j["failed_step"] = b.failed_step;
     j["tags"] = b.tags;
+    j["default_user"] = b.default_user;
+    j["default_workdir"] = b.default_workdir;
   }
   return j;
 }
@@ -241,6 +243,8 @@ std::optional<template_build> build_from_storage_json(const nlohmann::json& j) {
     b.snapshot_id = j.value("snapshot", "");
     b.failed_step = j.value("failed_step", "");
     b.tags = j.value("tags", std::vector<std::string>{});
+    b.default_user = j.value("default_user", "");
+    b.default_workdir = j.value("default_workdir", "");
     return b;
   } catch (const std::exception&) {
     return std::nullopt;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "http/envd_defaults.hpp"
 #include "actors/interfaces.hpp"
 #include "core/result.hpp"
 #include "http/connection_gate.hpp"
@@ -26,6 +27,7 @@ struct envd_context {
   registry_actor registry;
   std::shared_ptr<store> db;
   std::string data_dir; // the server's: uploaded template files live under it
+  std::shared_ptr<envd_defaults> defaults = std::make_shared<envd_defaults>();
 };
 
 /// Removes what uploads of template files interrupted by a stop or a crash

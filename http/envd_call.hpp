@@ -60,7 +60,8 @@ struct envd_call {
   std::map<std::string, std::string> headers; // lowercase names
   std::string body;
   std::string sandbox_id;
-  std::string user;        // from Basic auth, else "user"
+  std::string user;        // from Basic auth, else the sandbox's default
+  std::string workdir;     // where processes start unasked; empty: the user's home
   std::string socket;      // the sandbox agent's socket, once resolved
   int client_fd = -1;      // to notice a client that went away mid-stream
 

@@ -88,7 +88,7 @@ envd_reply start(envd_call& call) {
   if (cfg.contains("cwd") && cfg["cwd"].is_string() && !cfg["cwd"].get<std::string>().empty())
     req["cwd"] = cfg["cwd"];
   else
-    req["cwd"] = "~";
+    req["cwd"] = call.workdir.empty() ? "~" : call.workdir;
   if (msg->contains("tag") && (*msg)["tag"].is_string())
     req["tag"] = (*msg)["tag"];
   // As in envd, the client's deadline is the process's lifetime: the agent

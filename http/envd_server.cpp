@@ -252,13 +252,31 @@ failure body_too_large() {
 
 // Resolves and authorizes the sandbox of a request. /health needs no token;
 // /files accepts a signed URL instead of one.
+// Who runs sandbox `id`'s processes and where when a request names neither:
+// asked of the sandbox once (a failed ask is not remembered).
+process_defaults defaults_of(envd_context& ctx, const std::string& id) {
+  if (auto known = ctx.defaults->find(id))
+    return *known;
+  process_defaults d;
+  auto rec = sandbox_record_of(ctx, id);
+  if (!rec)
+    return d;
+  if (auto u = rec->ext.find(event_ext::default_user); u != rec->ext.end())
+    d.user = u->second;
+  if (auto w = rec->ext.find(event_ext::default_workdir); w != rec->ext.end())
+    d.workdir = w->second;
+  ctx.defaults->remember(id, d);
+  return d;
+}
+
 std::optional<envd_reply> authorize(envd_call& call) {
   auto fail = [&](const failure& f) { return error_reply(call, f); };
   call.sandbox_id = call.header("e2b-sandbox-id");
   if (call.sandbox_id.empty())
     call.sandbox_id = id_from_host(call.header("host"));
   call.user = user_from_auth(call.header("authorization"));
-  if (call.user.empty())
+  bool default_user = call.user.empty();
+  if (default_user)
     call.user = "user";
   // A signed /files URL grants exactly what was signed: its path, its
   // operation (GET reads, POST writes) and its user (`username`, or the
@@ -309,6 +327,13 @@ std::optional<envd_reply> authorize(envd_call& call) {
     return fail({502, "sandbox " + call.sandbox_id + " is not running: " + f.message});
   }
   call.socket = *sock;
+  // Unnamed, the user is the sandbox's default (a signed URL's is its own).
+  if (!signed_url) {
+    auto d = defaults_of(*call.ctx, call.sandbox_id);
+    if (default_user)
+      call.user = d.user;
+    call.workdir = d.workdir;
+  }
   return std::nullopt;
 }
 

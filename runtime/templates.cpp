@@ -516,6 +516,8 @@ template_spec template_catalog::user_spec(const user_template& t, const template
   s.start_cmd = b.start_cmd;
   s.ready_port = b.ready_port;
   s.layers_snapshot = b.snapshot_id;
+  s.default_user = b.default_user;
+  s.default_workdir = b.default_workdir;
   return s;
 }
 

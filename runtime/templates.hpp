@@ -42,6 +42,11 @@ struct template_spec {
   // An org's template defined in code (Template.build): the snapshot of its
   // build's last layer, on template `extends`; empty for every other one.
   std::string layers_snapshot;
+  // Who runs its sandboxes' processes and where when a request names
+  // neither (a template defined in code: its last USER and WORKDIR); empty:
+  // "user" in its home.
+  std::string default_user;
+  std::string default_workdir;
 };
 
 /// How a build reaches the package registries its run steps use (npm):

@@ -72,6 +72,9 @@ describe('Template.build', () => {
       '755 user',
       '644 user',
     ])
+    // Processes start where the build's last WORKDIR was, as its last USER.
+    const here = await sbx.commands.run('pwd; whoami')
+    assert.equal(here.stdout, '/srv/app\nuser\n')
     // The start command serves from the built files.
     const page = await sbx.commands.run('python3 -c "import urllib.request;print(urllib.request.urlopen(\'http://127.0.0.1:8000/index.html\').read().decode())"')
     assert.match(page.stdout, /<h1>built<\/h1>/)
@@ -138,8 +141,9 @@ describe('Template.build', () => {
       .runCmd('echo child > /opt/child.txt && whoami > /opt/who.txt')
     await Template.build(child, 'sdk-child')
     const sbx = await T.create('sdk-child', { timeoutMs: 60_000 })
-    const r = await sbx.commands.run('cat /opt/parent.txt /opt/child.txt /opt/who.txt')
-    assert.equal(r.stdout, 'parent\nchild\nroot\n')
+    const r = await sbx.commands.run('cat /opt/parent.txt /opt/child.txt /opt/who.txt; whoami')
+    assert.equal(r.stdout, 'parent\nchild\nroot\nroot\n', 'the last USER runs processes unasked')
+    assert.equal((await sbx.commands.run('whoami', { user: 'user' })).stdout, 'user\n')
     await sbx.kill()
     assert.equal(await Template.exists('sdk-child'), true)
 
