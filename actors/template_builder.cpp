@@ -35,6 +35,16 @@ void log_line(store& db, const std::string& build_id, const std::string& level,
     spdlog::warn("template build {}: a log line is lost: {}", build_id, s.error().message);
 }
 
+result<std::optional<user_template>> template_named(const store& db, const std::string& org,
+                                                    const std::string& name) {
+  auto found = db.find_user_template(org, name);
+  if (!found)
+    return found.error();
+  if (*found && (*found)->name != name)
+    return conflict("the name " + name + " is the id of another template");
+  return found;
+}
+
 // A build and its template as stored: a failure when either cannot be read
 // or is gone.
 result<std::pair<user_template, template_build>>
@@ -174,13 +184,10 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
       auto recipe = st.cfg.templates->recipe(req);
       if (!recipe)
         return to_error(recipe.error());
-      // Unreadable is not absent: a new template would be made over it.
-      auto found = db.find_user_template(req.org_id, req.name);
+      auto found = template_named(db, req.org_id, req.name);
       if (!found)
         return to_error(found.error());
       auto& existing = *found;
-      if (existing && existing->name != req.name)
-        return to_error(conflict("the name " + req.name + " is the id of another template"));
       auto now = now_ms();
       user_template t;
       if (existing) {

@@ -67,6 +67,12 @@ inline bool in_progress(build_status s) {
 void log_line(store& db, const std::string& build_id, const std::string& level,
               const std::string& step, const std::string& message);
 
+/// The org's template named `name` (nullopt: none yet); 409 when `name` is
+/// the id of another of its templates; a failure when the store cannot be
+/// read (unreadable is not absent: a new template would be made over it).
+result<std::optional<user_template>> template_named(const store& db, const std::string& org,
+                                                    const std::string& name);
+
 /// A build and its template as stored: a failure when either cannot be read
 /// or is gone.
 result<std::pair<user_template, template_build>>

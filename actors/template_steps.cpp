@@ -91,14 +91,9 @@ std::string tail_of(const exec_outcome& r) {
 // The hidden snapshot that holds the layer of cache key `key`.
 result<std::optional<snapshot_info>> cached_layer(const store& db, const std::string& org,
                                                   const std::string& key) {
-  auto found = db.snapshots(
-    org, 1, [&](const snapshot_info& s) { return is_template_layer(s) && s.name == cache_name(key); },
-    std::nullopt, nullptr);
-  if (!found)
-    return found.error();
-  if (found->empty())
-    return std::optional<snapshot_info>{};
-  return std::optional<snapshot_info>{std::move(found->front())};
+  return db.find_snapshot_if(org, [&](const snapshot_info& s) {
+    return is_template_layer(s) && s.name == cache_name(key);
+  });
 }
 
 void pump_steps(self_ptr self);
@@ -541,12 +536,10 @@ void pump_steps(self_ptr self) {
 
 caf::result<user_template> create_code_template(self_ptr self, code_template_request& req) {
   auto& db = *self->state.cfg.db;
-  auto found = db.find_user_template(req.org_id, req.name);
+  auto found = template_named(db, req.org_id, req.name);
   if (!found)
     return to_error(found.error());
   auto& existing = *found;
-  if (existing && existing->name != req.name)
-    return to_error(conflict("the name " + req.name + " is the id of another template"));
   auto now = now_ms();
   user_template t;
   if (existing) {

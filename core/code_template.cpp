@@ -135,14 +135,8 @@ result<code_template_request> parse_code_template_request(const json& body,
       return bad_request("not a tag: \"" + t + "\" (letters, digits, '.', '_' and '-')");
   if (r.tags.empty())
     r.tags.push_back("default");
-  auto cpu = bounded_int_field(body, "cpuCount", 1, 8);
-  if (!cpu)
-    return cpu.error();
-  r.cpu_count = *cpu;
-  auto mem = bounded_int_field(body, "memoryMB", 128, 16384);
-  if (!mem)
-    return mem.error();
-  r.memory_mb = *mem;
+  if (auto s = parse_resources(body, r.cpu_count, r.memory_mb); !s)
+    return s.error();
   return r;
 }
 

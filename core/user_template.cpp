@@ -40,6 +40,19 @@ bool valid_env_name(const std::string& k) {
   });
 }
 
+status parse_resources(const nlohmann::json& body, std::optional<int>& cpu_count,
+                       std::optional<int>& memory_mb) {
+  auto cpu = bounded_int_field(body, "cpuCount", 1, 8);
+  if (!cpu)
+    return cpu.error();
+  auto mem = bounded_int_field(body, "memoryMB", 128, 16384);
+  if (!mem)
+    return mem.error();
+  cpu_count = *cpu;
+  memory_mb = *mem;
+  return success();
+}
+
 result<std::optional<int>> bounded_int_field(const nlohmann::json& body, const char* key, int lo, int hi) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null())
@@ -153,14 +166,8 @@ result<template_request> parse_template_request(const nlohmann::json& body,
       return bad_request("startCmd must be at most " + std::to_string(max_value)
                          + " bytes without NUL");
   }
-  auto cpu = bounded_int_field(body, "cpuCount", 1, 8);
-  if (!cpu)
-    return cpu.error();
-  r.cpu_count = *cpu;
-  auto mem = bounded_int_field(body, "memoryMB", 128, 16384);
-  if (!mem)
-    return mem.error();
-  r.memory_mb = *mem;
+  if (auto s = parse_resources(body, r.cpu_count, r.memory_mb); !s)
+    return s.error();
   return r;
 }
 

@@ -57,6 +57,11 @@ bool valid_template_name(const std::string& name);
 /// not starting with a digit, at most 128.
 bool valid_env_name(const std::string& k);
 
+/// A template request's cpuCount (1-8) and memoryMB (128-16384), each
+/// optional; a 400 naming the field.
+status parse_resources(const nlohmann::json& body, std::optional<int>& cpu_count,
+                       std::optional<int>& memory_mb);
+
 /// The integer field `key` of `body` within [lo, hi]; nullopt when absent
 /// or null; a 400 naming the field otherwise.
 result<std::optional<int>> bounded_int_field(const nlohmann::json& body, const char* key, int lo, int hi);

@@ -43,6 +43,31 @@ inline auto reply_error_to(std::shared_ptr<responder> out) {
   return [out](caf::error& e) { out->send_error(from_error(e)); };
 }
 
+/// Hands a template request (`template_request` or `code_template_request`)
+/// to the template builder and answers 202 with E2B's
+/// TemplateRequestResponseV3 for the stored template carrying `tags`.
+template <class Request>
+void request_template(api_context& ctx, const request& req, Request r,
+                      std::vector<std::string> tags) {
+  if (!ctx.template_builder)
+    return req.out->send_error({503, "this server builds no templates"});
+  auto out = req.out;
+  auto builder = ctx.template_builder;
+  ctx.sys.spawn([=](caf::event_based_actor* self) {
+    self->request(builder, caf::infinite, atom::create::value, r)
+      .then(
+        [=](user_template& t) {
+          out->send_json(202, {{"templateID", t.id},
+                               {"buildID", t.latest_build},
+                               {"names", {t.name}},
+                               {"aliases", {t.name}},
+                               {"public", false},
+                               {"tags", tags}});
+        },
+        reply_error_to(out));
+  });
+}
+
 /// Looks up the caller's sandbox `:id` and hands its actor to `f(self, sb)`
 /// inside a one-shot actor; 404 when it is not the caller's.
 template <class F>

@@ -49,24 +49,7 @@ void request_template_build(api_context& ctx, request& req) {
   auto r = parse_code_template_request(*body, req.org);
   if (!r)
     return req.out->send_error(r.error());
-  if (!ctx.template_builder)
-    return req.out->send_error({503, "this server builds no templates"});
-  auto out = req.out;
-  auto builder = ctx.template_builder;
-  auto asked = *r;
-  ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(builder, caf::infinite, atom::create::value, asked)
-      .then(
-        [=](user_template& t) {
-          out->send_json(202, {{"templateID", t.id},
-                               {"buildID", t.latest_build},
-                               {"names", {t.name}},
-                               {"aliases", {t.name}},
-                               {"public", false},
-                               {"tags", asked.tags}});
-        },
-        reply_error_to(out));
-  });
+  request_template(ctx, req, *r, r->tags);
 }
 
 // GET /templates/:id/files/:hash → E2B's TemplateBuildFileUpload: present,

@@ -285,24 +285,7 @@ void create_template(api_context& ctx, request& req) {
   auto spec = parse_template_request(*body, req.org);
   if (!spec)
     return req.out->send_error(spec.error());
-  if (!ctx.template_builder)
-    return req.out->send_error({503, "this server builds no templates"});
-  auto out = req.out;
-  auto builder = ctx.template_builder;
-  auto r = *spec;
-  ctx.sys.spawn([=](caf::event_based_actor* self) {
-    self->request(builder, caf::infinite, atom::create::value, r)
-      .then(
-        [=](user_template& t) {
-          out->send_json(202, {{"templateID", t.id},
-                               {"buildID", t.latest_build},
-                               {"names", {t.name}},
-                               {"aliases", {t.name}},
-                               {"public", false},
-                               {"tags", json::array()}});
-        },
-        reply_error_to(out));
-  });
+  request_template(ctx, req, *spec, {});
 }
 
 // GET /templates/:id → E2B's TemplateWithBuilds (builds newest first;

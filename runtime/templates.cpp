@@ -1,5 +1,7 @@
 #include "runtime/templates.hpp"
 
+#include "core/code_template.hpp"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -69,16 +71,6 @@ const std::vector<std::string> network_variables = {
   "npm_config_noproxy", "npm_config_strict_ssl",
 };
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
 
 // Length-prefixed, so no item can fake a boundary (run steps hold newlines).
 void canon_add(std::string& canon, const std::string& item) {
@@ -601,19 +593,19 @@ std::vector<std::string> template_catalog::build_command(const template_spec& sp
                       " HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive"
                       " npm_config_update_notifier=false npm_config_fund=false"
                       " npm_config_audit=false";
-    env += " " + quote("npm_config_registry=" + net.npm_registry);
+    env += " " + shell_quote("npm_config_registry=" + net.npm_registry);
     for (auto& [k, v] : net.settings)
-      env += " " + quote(k + "=" + v);
+      env += " " + shell_quote(k + "=" + v);
     std::string prepare = std::string{"mkdir -p \"$1"} + build_tmp + "\"";
     if (!net.ca_file.empty()) {
       auto ca = std::string{build_tmp} + "/ca.crt";
-      prepare += " && cp " + quote(net.ca_file) + " \"$1" + ca + "\"";
+      prepare += " && cp " + shell_quote(net.ca_file) + " \"$1" + ca + "\"";
       env += " npm_config_cafile=" + ca + " NODE_EXTRA_CA_CERTS=" + ca + " SSL_CERT_FILE=" + ca;
     }
     argv.push_back("--customize-hook=" + prepare);
     for (auto& step : spec.run)
       argv.push_back("--customize-hook=chroot \"$1\" /usr/bin/env -i " + env
-                     + " /bin/sh -ec " + quote(step));
+                     + " /bin/sh -ec " + shell_quote(step));
     argv.push_back(std::string{"--customize-hook=rm -rf \"$1"} + build_tmp
                    + "\" \"$1/root/.npm\" \"$1/root/.cache\"");
   }

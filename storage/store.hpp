@@ -259,6 +259,10 @@ public:
   /// The org's newest snapshot that `ref` names (id or name, tagged or not).
   [[nodiscard]] result<std::optional<snapshot_info>> find_snapshot(const std::string& org_id,
                                                                    const std::string& ref) const;
+  /// The org's newest snapshot `keep` takes.
+  [[nodiscard]] result<std::optional<snapshot_info>>
+  find_snapshot_if(const std::string& org_id,
+                   const std::function<bool(const snapshot_info&)>& keep) const;
   /// A snapshot's cursor for `snapshots(before=...)`.
   static std::string snapshot_cursor(const snapshot_info& s);
 

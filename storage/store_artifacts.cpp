@@ -73,8 +73,13 @@ result<std::vector<snapshot_info>> store::all_snapshots(size_t* unreadable) cons
 
 result<std::optional<snapshot_info>> store::find_snapshot(const std::string& org_id,
                                                           const std::string& ref) const {
-  auto found = snapshots(org_id, 1, [&](const snapshot_info& s) { return refers_to(ref, s); },
-                         std::nullopt, nullptr);
+  return find_snapshot_if(org_id, [&](const snapshot_info& s) { return refers_to(ref, s); });
+}
+
+result<std::optional<snapshot_info>>
+store::find_snapshot_if(const std::string& org_id,
+                        const std::function<bool(const snapshot_info&)>& keep) const {
+  auto found = snapshots(org_id, 1, keep, std::nullopt, nullptr);
   if (!found)
     return found.error();
   if (found->empty())
