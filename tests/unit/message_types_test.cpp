@@ -91,7 +91,7 @@ static auto fields(const template_build& x) {
   return std::tie(x.id, x.template_id, x.org_id, x.status, x.reason, x.created_ms,
                   x.updated_ms, x.finished_ms, x.parent, x.packages, x.run, x.env,
                   x.start_cmd, x.ready_port, x.cpu_count, x.memory_mb, x.hash, x.code,
-                  x.steps, x.snapshot_id, x.failed_step, x.tags);
+                  x.steps, x.snapshot_id, x.failed_step, x.tags, x.tag_times);
 }
 static auto fields(const user_template& x) {
   return std::tie(x.id, x.org_id, x.name, x.created_ms, x.updated_ms, x.build_count,
@@ -435,6 +435,7 @@ template_build a_build() {
   b.snapshot_id = "snap-1";
   b.failed_step = "2";
   b.tags = {"v1"};
+  b.tag_times = {{"v1", 1700000000000}};
   return b;
 }
 
