@@ -156,6 +156,8 @@ using reclaim = caf::atom_constant<caf::atom("reclaim")>;
 using lost = caf::atom_constant<caf::atom("lost")>;
 using join = caf::atom_constant<caf::atom("join")>;
 using broken = caf::atom_constant<caf::atom("broken")>;
+using tag = caf::atom_constant<caf::atom("tag")>;
+using untag = caf::atom_constant<caf::atom("untag")>;
 } // namespace atom
 
 /// A bounded executor (actors/executor.hpp): runs blocking work on a lane's
@@ -371,7 +373,16 @@ using template_builder_actor = caf::typed_actor<
   // Deletes template `ref` (id or name) of `org` with its builds, their
   // logs and its root filesystems; 409 while it builds or while a live
   // sandbox or a snapshot rests on it.
-  caf::replies_to<atom::remove, std::string, std::string>::with<bool>>;
+  caf::replies_to<atom::remove, std::string, std::string>::with<bool>,
+  // POST /templates/tags: gives `tags` to the ready build of `org`'s
+  // template that `target` ("name:tag", or "name" for the tag default)
+  // names, taking them from the template's other builds; replies with that
+  // build's id. 404 when the template or the tag is unknown.
+  caf::replies_to<atom::tag, std::string, std::string, std::vector<std::string>>::with<std::string>,
+  // DELETE /templates/tags: takes `tags` from `org`'s template `name` (id
+  // or name); 404 when the template is unknown or no build holds one of them
+  // (then nothing changes).
+  caf::replies_to<atom::untag, std::string, std::string, std::vector<std::string>>::with<bool>>;
 
 // ---- tunnel (cluster data plane) ----
 //

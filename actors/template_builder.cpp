@@ -10,6 +10,7 @@
 #include "actors/blocking.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "core/template_tags.hpp"
 #include "storage/store.hpp"
 
 namespace sandboxd {
@@ -61,6 +62,35 @@ build_records(const store& db, const std::string& org, const std::string& templa
   return std::make_pair(std::move(**t), std::move(**b));
 }
 
+namespace {
+
+// A build that ended ready takes the tags it asked for from the template's
+// other builds (while it built they still named those); a failed one takes
+// none. Returns the builds to store with the template, `b` first.
+std::vector<template_build> settle_tags(store& db, template_build& b, const status& outcome,
+                                        int64_t now) {
+  if (!outcome) {
+    b.tags.clear();
+    b.tag_times.clear();
+    return {b};
+  }
+  auto builds = db.template_builds(b.template_id);
+  if (!builds) {
+    // Ready all the same: its tags stay with the builds that hold them.
+    std::string asked;
+    for (auto& t : b.tags)
+      asked += (asked.empty() ? "" : ", ") + t;
+    log_line(db, b.id, "error", "finalize",
+             "the tags " + asked + " stay where they were: " + builds.error().message);
+    spdlog::error("template build {}: tags not moved: {}", b.id, builds.error().message);
+    b.tags.clear();
+    return {b};
+  }
+  return move_tags(*builds, b, b.tags, now);
+}
+
+} // namespace
+
 // The build is over: record how it ended, on the build and its template.
 void finish(builder_ptr self, const std::string& org, const std::string& build_id,
             const status& outcome, const std::function<void(template_build&)>& fill) {
@@ -83,14 +113,15 @@ void finish(builder_ptr self, const std::string& org, const std::string& build_i
   b.updated_ms = b.finished_ms = now;
   if (t.latest_build == b.id)
     t.latest_status = b.status;
+  auto changed = settle_tags(db, b, outcome, now);
   if (outcome)
-    t.ready = b;
+    t.ready = changed.front();
   t.updated_ms = now;
   if (outcome)
     log_line(db, b.id, "info", "finalize", "template " + t.name + " is ready (build " + b.id + ")");
   else
     log_line(db, b.id, "error", "finalize", "build failed: " + b.reason);
-  if (auto st = db.put_user_template(t, b); !st)
+  if (auto st = db.put_template_and_builds(t, changed); !st)
     spdlog::error("template {}: cannot store the end of build {}: {}", t.id, b.id,
                   st.error().message);
   spdlog::info("template {} ({}) build {}: {}", t.id, t.name, b.id, to_string(b.status));
@@ -153,6 +184,62 @@ void pump(self_ptr self) {
         pump(self);
       });
   }
+}
+
+// The org's template `ref` with its builds (newest first); 404 when the
+// org has no such template.
+result<std::pair<user_template, std::vector<template_build>>>
+template_with_builds(const store& db, const std::string& org, const std::string& ref) {
+  auto found = db.find_user_template(org, ref);
+  if (!found)
+    return found.error();
+  if (!*found)
+    return not_found("template " + ref + " not found");
+  auto builds = db.template_builds((*found)->id);
+  if (!builds)
+    return builds.error();
+  return std::make_pair(std::move(**found), std::move(*builds));
+}
+
+// POST /templates/tags: `tags` go to the build `target` names; its id.
+caf::result<std::string> assign_tags(self_ptr self, const std::string& org,
+                                     const std::string& target,
+                                     const std::vector<std::string>& tags) {
+  auto& db = *self->state.cfg.db;
+  auto ref = split_template_ref(target);
+  auto found = template_with_builds(db, org, ref.name);
+  if (!found)
+    return to_error(found.error());
+  auto& [t, builds] = *found;
+  auto* b = tagged_build(builds, ref.tag);
+  if (!b)
+    return to_error(not_found("template " + t.name + " has no ready build tagged " + ref.tag));
+  auto now = now_ms();
+  auto changed = move_tags(builds, *b, tags, now);
+  refresh_ready(t, changed);
+  t.updated_ms = now;
+  if (auto s = db.put_template_and_builds(t, changed); !s)
+    return to_error(s.error());
+  spdlog::info("template {} ({}): build {} tagged", t.id, t.name, b->id);
+  return b->id;
+}
+
+// DELETE /templates/tags: `tags` leave the builds of template `name`.
+caf::result<bool> remove_tags(self_ptr self, const std::string& org, const std::string& name,
+                              const std::vector<std::string>& tags) {
+  auto& db = *self->state.cfg.db;
+  auto found = template_with_builds(db, org, name);
+  if (!found)
+    return to_error(found.error());
+  auto& [t, builds] = *found;
+  auto changed = take_tags(builds, tags, t.name);
+  if (!changed)
+    return to_error(changed.error());
+  refresh_ready(t, *changed);
+  t.updated_ms = now_ms();
+  if (auto s = db.put_template_and_builds(t, *changed); !s)
+    return to_error(s.error());
+  return true;
 }
 
 template_builder_actor::behavior_type builder_behavior(self_ptr self,
@@ -231,6 +318,14 @@ template_builder_actor::behavior_type builder_behavior(self_ptr self,
     [=](atom::start, const std::string& org, const std::string& template_id,
         const std::string& build_id, template_steps& steps) -> caf::result<bool> {
       return start_code_build(self, org, template_id, build_id, steps);
+    },
+    [=](atom::tag, const std::string& org, const std::string& target,
+        const std::vector<std::string>& tags) -> caf::result<std::string> {
+      return assign_tags(self, org, target, tags);
+    },
+    [=](atom::untag, const std::string& org, const std::string& name,
+        const std::vector<std::string>& tags) -> caf::result<bool> {
+      return remove_tags(self, org, name, tags);
     },
     [=](atom::remove, const std::string& org,
         const std::string& ref) -> caf::result<bool> {
@@ -331,6 +426,7 @@ result<size_t> fail_interrupted_builds(store& db, const template_catalog& cat,
       b.reason = "interrupted by a restart (it was " + to_string(was)
                  + "); POST the template again to rebuild it";
       b.updated_ms = b.finished_ms = now_ms();
+      b.tags.clear(); // a failed build takes no tag
       if (was == build_status::building && !b.code) {
         auto spec = template_catalog::user_spec(t, b);
         if (leftovers)
@@ -359,28 +455,50 @@ template_builder_actor spawn_template_builder(caf::actor_system& sys,
   return sys.spawn<caf::detached>(builder_behavior, std::move(cfg));
 }
 
-std::optional<result<template_spec>>
-find_user_template_spec(const store& db, const std::string& org, const std::string& ref) {
-  auto found = db.find_user_template(org, ref);
+std::optional<result<std::pair<user_template, template_build>>>
+find_tagged_build(const store& db, const std::string& org, const std::string& ref_text) {
+  using found_build = result<std::pair<user_template, template_build>>;
+  auto ref = split_template_ref(ref_text);
+  auto found = db.find_user_template(org, ref.name);
   if (!found)
-    return result<template_spec>{found.error()};
+    return found_build{found.error()};
   auto& t = *found;
   if (!t)
     return std::nullopt;
-  if (t->ready)
-    return result<template_spec>{template_catalog::user_spec(*t, *t->ready)};
-  if (in_progress(t->latest_status))
-    return result<template_spec>{conflict(
-      "template " + t->name + " is still building (build " + t->latest_build + " is "
-      + to_string(t->latest_status) + "); create sandboxes from it once GET /templates/"
-      + t->id + "/builds/" + t->latest_build + "/status says ready")};
+  auto builds = db.template_builds(t->id);
+  if (!builds)
+    return found_build{builds.error()};
+  if (auto* b = tagged_build(*builds, ref.tag))
+    return found_build{std::make_pair(*t, *b)};
+  auto building = in_progress(t->latest_status)
+                    ? " (build " + t->latest_build + " is " + to_string(t->latest_status)
+                        + "; GET /templates/" + t->id + "/builds/" + t->latest_build
+                        + "/status says when it is ready)"
+                    : std::string{};
+  if (ref.tag != "default" || t->ready)
+    return found_build{not_found("template " + t->name + " has no ready build tagged " + ref.tag
+                                 + building + "; GET /templates/" + t->id + "/tags lists its tags")};
+  if (!building.empty())
+    return found_build{conflict("template " + t->name + " is still building" + building
+                                + "; create sandboxes from it once it is ready")};
   auto b = db.find_template_build(t->id, t->latest_build);
   if (!b)
-    return result<template_spec>{b.error()};
+    return found_build{b.error()};
   auto& why = *b;
-  return result<template_spec>{
+  return found_build{
     conflict("template " + t->name + " has no successful build: build " + t->latest_build
              + " failed" + (why && !why->reason.empty() ? ": " + why->reason : std::string{}))};
+}
+
+std::optional<result<template_spec>>
+find_user_template_spec(const store& db, const std::string& org, const std::string& ref) {
+  auto found = find_tagged_build(db, org, ref);
+  if (!found)
+    return std::nullopt;
+  if (!*found)
+    return result<template_spec>{found->error()};
+  auto& [t, b] = **found;
+  return result<template_spec>{template_catalog::user_spec(t, b)};
 }
 
 } // namespace sandboxd

@@ -38,10 +38,18 @@ struct template_builder_config {
 template_builder_actor spawn_template_builder(caf::actor_system& sys,
                                               template_builder_config cfg);
 
-/// What a sandbox of `org` that names `ref` (a template id or name) starts
-/// from: the template's newest successful build. nullopt when the org has
-/// no such template; 409 while its first build is under way, or when it
-/// has never built; 503 when the store cannot be read.
+/// The build of `org`'s template that `ref` (an id or name, "name:tag")
+/// names, with its template: the ready build holding the tag ("default" held
+/// by none: the newest successful build; core/template_tags). nullopt when
+/// the org has no such template; 404 when no ready build holds the tag; 409
+/// while its first build is under way, or when it has never built; 503
+/// when the store cannot be read.
+std::optional<result<std::pair<user_template, template_build>>>
+find_tagged_build(const store& db, const std::string& org, const std::string& ref);
+
+/// What a sandbox of `org` that names `ref` (a template id or name, or
+/// "name:tag") starts from: the build find_tagged_build names, with the
+/// same nullopt and failures.
 std::optional<result<template_spec>>
 find_user_template_spec(const store& db, const std::string& org, const std::string& ref);
 

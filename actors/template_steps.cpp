@@ -420,12 +420,15 @@ void run_next(self_ptr self, const std::string& id) {
   });
 }
 
-// What a build starts from: a catalogue template, or one of the org's own
-// (its last layer, when defined in code).
+// What a build starts from: a catalogue template, or the build of one of
+// the org's own that "name:tag" names (its last layer, when defined in code).
 status resolve_base(self_ptr self, step_job& j) {
   auto& cfg = self->state.cfg;
   auto ref = j.req.from_template;
-  if (auto spec = cfg.templates->find(ref)) {
+  auto spec = cfg.templates->find(ref);
+  if (auto named = split_template_ref(ref); !spec && named.tag == "default")
+    spec = cfg.templates->find(named.name); // "base:default": the catalogue's has no other tag
+  if (spec) {
     j.underlying = j.start_ref = spec->name;
     j.base_key = "catalogue:" + spec->name + ":" + spec->hash;
     j.base_env = spec->env;
@@ -435,18 +438,15 @@ status resolve_base(self_ptr self, step_job& j) {
     j.memory_mb = spec->memory_mb;
     return success();
   }
-  auto found = cfg.db->find_user_template(j.org, ref);
+  auto found = find_tagged_build(*cfg.db, j.org, ref);
   if (!found)
-    return found.error();
-  auto& t = *found;
-  if (!t)
     return bad_request("fromTemplate: no template " + ref
                        + " (a template of this server, e.g. base, or one of your own)");
-  if (t->id == j.template_id)
+  if (!*found)
+    return failure{found->error().status, "fromTemplate: " + found->error().message};
+  auto& [t, b] = **found;
+  if (t.id == j.template_id)
     return bad_request("fromTemplate: template " + ref + " cannot start from itself");
-  if (!t->ready)
-    return conflict("fromTemplate: template " + ref + " has no successful build yet");
-  auto& b = *t->ready;
   if (b.code) {
     j.underlying = b.parent;
     j.start_ref = b.snapshot_id;
@@ -457,8 +457,8 @@ status resolve_base(self_ptr self, step_job& j) {
     if (!b.default_workdir.empty())
       j.ctx.workdir = b.default_workdir;
   } else {
-    j.underlying = j.start_ref = t->id;
-    j.base_key = "template:" + t->id + ":" + b.id;
+    j.underlying = j.start_ref = t.id;
+    j.base_key = "template:" + t.id + ":" + b.id;
   }
   j.base_env = b.env;
   j.base_start_cmd = b.start_cmd;
@@ -556,6 +556,7 @@ caf::result<user_template> create_code_template(self_ptr self, code_template_req
                                  + t.latest_build + "); rebuild it once that build has ended"));
       b->status = build_status::error;
       b->reason = "superseded by build of " + to_rfc3339(now) + " before its steps came";
+      b->tags.clear(); // a failed build takes no tag
       b->updated_ms = b->finished_ms = now;
       if (auto s = db.put_user_template(t, *b); !s)
         return to_error(s.error());

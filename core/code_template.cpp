@@ -15,13 +15,6 @@ using json = nlohmann::json;
 constexpr size_t max_arg = 64 * 1024;    // one argument (a RUN script)
 constexpr size_t max_args = 256;         // per step (ENV pairs)
 constexpr size_t max_command = 8192;     // start and ready commands
-constexpr size_t max_tags = 16;
-
-bool valid_tag(const std::string& t) {
-  static const std::regex re{"[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}"};
-  return std::regex_match(t, re);
-}
-
 bool has_nul(const std::string& s) {
   return s.find('\0') != std::string::npos;
 }
@@ -95,6 +88,41 @@ std::string resolve_dir(const build_context& c, const std::string& dir) {
 
 } // namespace
 
+template_ref split_template_ref(const std::string& ref) {
+  auto colon = ref.find(':');
+  if (colon == std::string::npos)
+    return {ref, "default", false};
+  return {ref.substr(0, colon), ref.substr(colon + 1), true};
+}
+
+bool valid_tag(const std::string& t) {
+  static const std::regex re{"[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}"};
+  return std::regex_match(t, re);
+}
+
+std::string not_a_tag(const std::string& t) {
+  return "not a tag: \"" + t + "\" (1 to 128 of letters, digits, '.', '_' and '-', starting"
+         " with a letter or digit)";
+}
+
+result<std::vector<std::string>> tags_field(const json& body) {
+  std::vector<std::string> out;
+  auto t = body.find("tags");
+  if (t == body.end() || t->is_null())
+    return out;
+  if (!t->is_array() || t->size() > max_tags)
+    return bad_request("tags must be a list of at most " + std::to_string(max_tags)
+                       + " strings");
+  for (auto& x : *t) {
+    if (!x.is_string())
+      return bad_request("tags must be a list of strings");
+    out.push_back(x.get<std::string>());
+    if (!valid_tag(out.back()))
+      return bad_request(not_a_tag(out.back()));
+  }
+  return out;
+}
+
 result<code_template_request> parse_code_template_request(const json& body,
                                                           const std::string& org_id) {
   if (!body.is_object())
@@ -111,28 +139,19 @@ result<code_template_request> parse_code_template_request(const json& body,
     name = body.find("alias"); // SDKs before 2.3 send alias
   if (name == body.end() || !name->is_string() || name->get<std::string>().empty())
     return bad_request("name is required: a string");
-  auto full = name->get<std::string>();
-  if (auto colon = full.find(':'); colon != std::string::npos) {
-    r.tags.push_back(full.substr(colon + 1));
-    full.resize(colon);
-  }
-  r.name = full;
+  auto ref = split_template_ref(name->get<std::string>());
+  if (ref.tagged)
+    r.tags.push_back(ref.tag);
+  r.name = ref.name;
   if (!valid_template_name(r.name))
     return bad_request("name must be 1 to 63 of a-z, 0-9, '.', '_' and '-', starting with a"
                        " letter or digit: " + r.name);
-  if (auto t = body.find("tags"); t != body.end() && !t->is_null()) {
-    if (!t->is_array() || t->size() > max_tags)
-      return bad_request("tags must be a list of at most " + std::to_string(max_tags)
-                         + " strings");
-    for (auto& x : *t) {
-      if (!x.is_string())
-        return bad_request("tags must be a list of strings");
-      r.tags.push_back(x.get<std::string>());
-    }
-  }
-  for (auto& t : r.tags)
-    if (!valid_tag(t))
-      return bad_request("not a tag: \"" + t + "\" (letters, digits, '.', '_' and '-')");
+  if (!r.tags.empty() && !valid_tag(r.tags.front()))
+    return bad_request(not_a_tag(r.tags.front()));
+  auto tags = tags_field(body);
+  if (!tags)
+    return tags.error();
+  r.tags.insert(r.tags.end(), tags->begin(), tags->end());
   if (r.tags.empty())
     r.tags.push_back("default");
   if (auto s = parse_resources(body, r.cpu_count, r.memory_mb); !s)
@@ -190,9 +209,10 @@ result<template_steps> parse_template_steps(const json& body) {
   if (has_tpl) {
     if (!tpl->is_string() || tpl->get<std::string>().empty())
       return bad_request("fromTemplate must be a template name");
+    // "name:tag" stays whole: the builder starts from the build holding the tag.
     r.from_template = tpl->get<std::string>();
-    if (auto colon = r.from_template.find(':'); colon != std::string::npos)
-      r.from_template.resize(colon); // a tag: its newest build
+    if (auto ref = split_template_ref(r.from_template); ref.tagged && !valid_tag(ref.tag))
+      return bad_request("fromTemplate: " + not_a_tag(ref.tag));
   } else {
     if (!img->is_string() || img->get<std::string>().empty())
       return bad_request("fromImage must be an image name");

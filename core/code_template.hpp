@@ -35,6 +35,32 @@ typename Inspector::result_type inspect(Inspector& f, code_template_request& x) 
            optional_field(x.cpu_count), optional_field(x.memory_mb));
 }
 
+/// A reference to one build of an org's template, E2B's "name:tag": the
+/// template (id or name) and the tag; "name" alone means the tag "default".
+struct template_ref {
+  std::string name;
+  std::string tag = "default";
+  bool tagged = false; // the reference named a tag
+};
+
+/// Splits "name:tag" at its first ':' (the tag is not checked: valid_tag).
+template_ref split_template_ref(const std::string& ref);
+
+/// At most this many tags per request (a build's or a tag assignment's).
+constexpr size_t max_tags = 16;
+
+/// Whether `t` may name a tag of a template's build (E2B's `name:tag`):
+/// 1 to 128 of letters, digits, '.', '_' and '-', not starting with a
+/// punctuation mark.
+bool valid_tag(const std::string& t);
+
+/// The message of the 400 for a string that is not a tag.
+std::string not_a_tag(const std::string& t);
+
+/// The field "tags" of `body`: absent or null is none; else a list of at
+/// most max_tags valid tags, a 400 naming the problem otherwise.
+result<std::vector<std::string>> tags_field(const nlohmann::json& body);
+
 /// Parses E2B's TemplateBuildRequestV3; every problem is a 400 naming the field.
 result<code_template_request> parse_code_template_request(const nlohmann::json& body,
                                                           const std::string& org_id);
@@ -55,7 +81,7 @@ typename Inspector::result_type inspect(Inspector& f, template_step& x) {
 
 /// E2B's TemplateBuildStartV2, with the image mapped to a template of ours.
 struct template_steps {
-  std::string from_template; // a catalogue template or one of the org's own
+  std::string from_template; // a catalogue template or one of the org's own ("name:tag": that build)
   std::string from_image;    // as the SDK named it (logs), empty for fromTemplate
   std::vector<template_step> steps;
   std::string start_cmd;

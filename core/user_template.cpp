@@ -204,10 +204,14 @@ nlohmann::json to_storage_json(const template_build& b) {
   if (b.code) {
     j["snapshot"] = b.snapshot_id;
     j["failed_step"] = b.failed_step;
-    j["tags"] = b.tags;
     j["default_user"] = b.default_user;
     j["default_workdir"] = b.default_workdir;
   }
+  // Any build may hold tags (POST /templates/tags), not only one in code.
+  if (!b.tags.empty())
+    j["tags"] = b.tags;
+  if (!b.tag_times.empty())
+    j["tag_times"] = b.tag_times;
   return j;
 }
 
@@ -252,6 +256,7 @@ std::optional<template_build> build_from_storage_json(const nlohmann::json& j) {
     b.tags = j.value("tags", std::vector<std::string>{});
     b.default_user = j.value("default_user", "");
     b.default_workdir = j.value("default_workdir", "");
+    b.tag_times = j.value("tag_times", std::map<std::string, int64_t>{});
     return b;
   } catch (const std::exception&) {
     return std::nullopt;

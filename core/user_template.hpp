@@ -98,11 +98,15 @@ struct template_build {
   std::optional<template_steps> steps; // as asked, once started (POST /v2/.../builds/:id)
   std::string snapshot_id;             // its last layer, once ready
   std::string failed_step;             // E2B's reason.step: "base", "1".., "finalize"
+  // The tags it asked for while it waits or builds; once ready, the tags it
+  // holds (each names one ready build of the template: see core/template_tags),
+  // with when each came to it. A failed build holds none.
   std::vector<std::string> tags;
   // Who runs a sandbox's processes and where, when a request names neither:
   // the build's last USER and WORKDIR (as E2B's envd defaults).
   std::string default_user;
   std::string default_workdir;
+  std::map<std::string, int64_t> tag_times;
 };
 
 template <class Inspector>
@@ -111,7 +115,7 @@ typename Inspector::result_type inspect(Inspector& f, template_build& x) {
            x.status, x.reason, x.created_ms, x.updated_ms, x.finished_ms, x.parent,
            x.packages, x.run, caf::meta::omittable(), x.env, x.start_cmd, x.ready_port,
            x.cpu_count, x.memory_mb, x.hash, x.code, optional_field(x.steps), x.snapshot_id,
-           x.failed_step, x.tags, x.default_user, x.default_workdir);
+           x.failed_step, x.tags, x.default_user, x.default_workdir, x.tag_times);
 }
 
 /// An org's template: private to the org, rebuilt by POSTing its name again.

@@ -62,6 +62,10 @@ void template_build_status(api_context&, request&);
 void request_template_build(api_context&, request&);
 void template_files_link(api_context&, request&);
 void start_template_build(api_context&, request&);
+// template_tag_routes.cpp
+void assign_template_tags(api_context&, request&);
+void remove_template_tags(api_context&, request&);
+void list_template_tags(api_context&, request&);
 
 namespace {
 
@@ -123,6 +127,10 @@ const std::vector<route>& control_plane_routes() {
     {"POST", "/templates", create_template},
     {"GET", "/v2/templates", list_templates_v2},
     {"GET", "/templates/aliases/:alias", template_alias},
+    // Before /templates/:id: "tags" is not a template's id here.
+    {"POST", "/templates/tags", assign_template_tags},
+    {"DELETE", "/templates/tags", remove_template_tags},
+    {"GET", "/templates/:id/tags", list_template_tags},
     {"GET", "/templates/:id", get_template},
     {"DELETE", "/templates/:id", delete_template},
     {"GET", "/templates/:id/builds/:buildId/status", template_build_status},

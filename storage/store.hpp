@@ -274,6 +274,9 @@ public:
   /// Stores the template, and with it `build` when given, in one synced batch.
   status put_user_template(const user_template& t,
                            const std::optional<template_build>& build = std::nullopt);
+  /// Stores the template with several of its builds in one synced batch (a
+  /// tag moving from one build to another changes both).
+  status put_template_and_builds(const user_template& t, const std::vector<template_build>& builds);
   /// The org's templates, oldest first.
   [[nodiscard]] result<std::vector<user_template>> user_templates(const std::string& org_id) const;
   /// Every org's templates (recovery after a restart).

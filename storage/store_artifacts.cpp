@@ -107,6 +107,15 @@ status store::put_user_template(const user_template& t,
   return write(batch);
 }
 
+status store::put_template_and_builds(const user_template& t,
+                                     const std::vector<template_build>& builds) {
+  rocksdb::WriteBatch batch;
+  batch.Put(templates_, owned_key(t.org_id, t.id), to_storage_json(t).dump());
+  for (auto& b : builds)
+    batch.Put(template_builds_, owned_key(b.template_id, b.id), to_storage_json(b).dump());
+  return write(batch);
+}
+
 result<std::vector<user_template>> store::user_templates(const std::string& org_id) const {
   std::vector<user_template> out;
   auto prefix = org_id + std::string(1, '\0');

@@ -164,4 +164,51 @@ describe('Template.build', () => {
     assert.equal((await again.commands.run('cat /opt/parent.txt')).stdout, 'parent\n')
     await again.kill()
   })
+
+  it('tags name builds: a build takes its tags once ready, tags move, sandboxes and builds start from the tagged build', { timeout: 300_000 }, async () => {
+    const which = (cmd) => Template().fromTemplate('base').runCmd(cmd)
+    const v1 = await Template.build(which('echo one > /home/user/which.txt'), 'sdk-tags:v1')
+    const v2 = await Template.build(which('echo two > /home/user/which.txt'), 'sdk-tags:v2')
+    assert.notEqual(v1.buildId, v2.buildId)
+    const tagsOf = async () =>
+      Object.fromEntries((await Template.getTags('sdk-tags')).map((t) => [t.tag, t.buildId]))
+    assert.deepEqual(await tagsOf(), { v1: v1.buildId, v2: v2.buildId })
+    const content = async (ref) => {
+      const sbx = await T.create(ref, { timeoutMs: 60_000 })
+      const r = await sbx.commands.run('cat /home/user/which.txt')
+      await sbx.kill()
+      return r.stdout.trim()
+    }
+    assert.equal(await content('sdk-tags:v1'), 'one')
+    assert.equal(await content('sdk-tags:v2'), 'two')
+    assert.equal(await content('sdk-tags'), 'two', 'no build holds default: the newest ready one')
+
+    // A failed build takes no tag: v1 still names the first build.
+    await assert.rejects(Template.build(which('exit 1'), 'sdk-tags:v1'), BuildError)
+    assert.deepEqual(await tagsOf(), { v1: v1.buildId, v2: v2.buildId })
+    assert.equal(await content('sdk-tags:v1'), 'one')
+
+    // A tag names one build: assigning it again moves it.
+    assert.deepEqual(await Template.assignTags('sdk-tags:v1', 'prod'), { buildId: v1.buildId, tags: ['prod'] })
+    assert.equal(await content('sdk-tags:prod'), 'one')
+    await Template.assignTags('sdk-tags:v2', ['prod', 'stable'])
+    assert.deepEqual(await tagsOf(), { v1: v1.buildId, v2: v2.buildId, prod: v2.buildId, stable: v2.buildId })
+    assert.equal(await content('sdk-tags:prod'), 'two')
+    await Template.removeTags('sdk-tags', ['prod', 'stable'])
+    assert.deepEqual(await tagsOf(), { v1: v1.buildId, v2: v2.buildId })
+    await assert.rejects(Sandbox.create('sdk-tags:prod'), /no ready build tagged prod/)
+    await assert.rejects(Template.assignTags('sdk-tags:nope', 'x'), /no ready build tagged nope/)
+    await assert.rejects(Template.assignTags('sdk-missing:v1', 'x'), /not found/)
+    await assert.rejects(Template.assignTags('sdk-tags:v1', 'bad tag'), /not a tag/)
+    await assert.rejects(Template.removeTags('sdk-tags', 'nope'), /has no tag nope/)
+
+    // fromTemplate('name:tag') starts from that build's files.
+    await Template.build(
+      Template().fromTemplate('sdk-tags:v1').runCmd('cp /home/user/which.txt /home/user/from.txt'),
+      'sdk-tags-child'
+    )
+    const child = await T.create('sdk-tags-child', { timeoutMs: 60_000 })
+    assert.equal((await child.commands.run('cat /home/user/from.txt')).stdout, 'one\n')
+    await child.kill()
+  })
 })

@@ -92,7 +92,7 @@ static auto fields(const template_build& x) {
                   x.updated_ms, x.finished_ms, x.parent, x.packages, x.run, x.env,
                   x.start_cmd, x.ready_port, x.cpu_count, x.memory_mb, x.hash, x.code,
                   x.steps, x.snapshot_id, x.failed_step, x.tags, x.default_user,
-                  x.default_workdir);
+                  x.default_workdir, x.tag_times);
 }
 static auto fields(const user_template& x) {
   return std::tie(x.id, x.org_id, x.name, x.created_ms, x.updated_ms, x.build_count,
@@ -438,6 +438,7 @@ template_build a_build() {
   b.tags = {"v1"};
   b.default_user = "root";
   b.default_workdir = "/app";
+  b.tag_times = {{"v1", 1700000000000}};
   return b;
 }
 

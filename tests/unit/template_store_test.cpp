@@ -13,6 +13,7 @@
 
 #include "actors/template_builder.hpp"
 #include "core/ids.hpp"
+#include "core/template_tags.hpp"
 #include "runtime/templates.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/raw_db.hpp"
@@ -442,4 +443,44 @@ TEST_F(TemplateStore, UnreadableRecordsAreAFailureNotAnAbsence) {
   // overwrite the first ones, a delete would leave builds behind.
   EXPECT_TRUE(read_failed(db->append_build_logs(b.id, {{2, "info", "", "y"}})));
   EXPECT_TRUE(read_failed(db->delete_user_template(t)));
+}
+
+// "name:tag" starts from the ready build holding the tag; "name" from the
+// one holding "default"; an unknown tag is a 404 that says how to list them.
+TEST_F(TemplateStore, SandboxesOfNameAndTagStartFromTheBuildHoldingIt) {
+  auto cat = load();
+  auto db = open();
+  auto [t, b1] = make(cat, "o", "tagged", build_status::ready, 1);
+  b1.hash = "hash-one";
+  b1.tags = {"v1"};
+  auto b2 = b1;
+  b2.id = new_uuid();
+  b2.hash = "hash-two";
+  b2.created_ms = 2;
+  b2.tags = {"v2", "default"};
+  t.ready = b2;
+  t.latest_build = b2.id;
+  ASSERT_TRUE(db->put_template_and_builds(t, {b1, b2}).ok());
+  auto hash_of = [&](const std::string& ref) {
+    auto spec = find_user_template_spec(*db, "o", ref);
+    EXPECT_TRUE(spec && spec->ok()) << ref;
+    return spec && spec->ok() ? (*spec)->hash : std::string{};
+  };
+  EXPECT_EQ(hash_of("tagged:v1"), "hash-one");
+  EXPECT_EQ(hash_of("tagged:v2"), "hash-two");
+  EXPECT_EQ(hash_of("tagged"), "hash-two");
+  EXPECT_EQ(hash_of(t.id + ":v1"), "hash-one");
+  auto unknown = find_user_template_spec(*db, "o", "tagged:v9");
+  ASSERT_TRUE(unknown && !unknown->ok());
+  EXPECT_EQ(unknown->error().status, 404);
+  EXPECT_NE(unknown->error().message.find("no ready build tagged v9"), std::string::npos);
+  EXPECT_FALSE(find_user_template_spec(*db, "other-org", "tagged:v1"));
+  // default moves back to the first build: "name" follows it.
+  auto builds = *db->template_builds(t.id);
+  auto changed = move_tags(builds, builds.back(), {"default"}, 3);
+  refresh_ready(t, changed);
+  ASSERT_TRUE(db->put_template_and_builds(t, changed).ok());
+  EXPECT_EQ(hash_of("tagged"), "hash-one");
+  EXPECT_EQ(hash_of("tagged:default"), "hash-one");
+  EXPECT_EQ(hash_of("tagged:v2"), "hash-two");
 }
