@@ -302,9 +302,10 @@ void start_agent(self_ptr self, create_spec::agent_launch launch) {
                    st.deps.db, st.rec.id, self);
 }
 
-// Starts the template's start command (sh -c as `user` in /workspace; the
-// agent mechanism without the agent's status, its output in the sandbox's
-// log), then continues with `k`: at once, or once
+// Starts the template's start command (sh -c as the template's default user
+// in its default workdir, else `user` in /workspace; the agent mechanism
+// without the agent's status, its output in the sandbox's log), then
+// continues with `k`: at once, or once
 // the command listens on the template's ready port. That wait is bounded: a
 // command that never listens delays the start by `ready_wait` at most, and
 // the sandbox is usable without it.
@@ -312,8 +313,16 @@ void start_template(self_ptr self, std::function<void()> k) {
   auto& st = self->state;
   if (st.deps.start_cmd.empty())
     return k();
-  nlohmann::json req = {{"op", "exec"},   {"cmd", "/bin/sh"},       {"args", {"-c", st.deps.start_cmd}},
-                        {"user", "user"}, {"cwd", "/workspace"},   {"tag", "start-cmd"},
+  auto ext_or = [&](const char* key, const char* otherwise) {
+    auto it = st.rec.ext.find(key);
+    return it == st.rec.ext.end() ? std::string{otherwise} : it->second;
+  };
+  nlohmann::json req = {{"op", "exec"},
+                        {"cmd", "/bin/sh"},
+                        {"args", {"-c", st.deps.start_cmd}},
+                        {"user", ext_or(event_ext::default_user, "user")},
+                        {"cwd", ext_or(event_ext::default_workdir, "/workspace")},
+                        {"tag", "start-cmd"},
                         {"stdin", false}};
   auto socket = st.deps.runtime->agent_socket(st.rec.id);
   spawn_agent_task(self->home_system(), socket, req.dump(), st.deps.db, st.rec.id, self, false);

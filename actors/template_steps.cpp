@@ -142,11 +142,8 @@ void end_build(self_ptr self, const std::string& id, const std::string& step,
       env[k] = v;
     b.env = env;
     auto& req = job.req;
+    // Sandboxes run it as the build's last USER in its last WORKDIR.
     b.start_cmd = req.start_cmd.empty() ? job.base_start_cmd : req.start_cmd;
-    // Sandboxes run the start command as "user" in /workspace: the build's
-    // working directory is where it was meant to run.
-    if (!req.start_cmd.empty() && job.ctx.workdir != "/workspace")
-      b.start_cmd = "cd " + shell_quote(job.ctx.workdir) + " && " + req.start_cmd;
     b.ready_port = !req.ready_cmd.empty()   ? ready_port_of(req.ready_cmd)
                    : req.start_cmd.empty() ? job.base_ready_port
                                            : 0;

@@ -223,7 +223,11 @@ class Context:
     async def _run(self, code, emit, gone):
         from queue import Empty
         loop = asyncio.get_running_loop()
-        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=True)
+        # stop_on_error=False: cells never queue in the kernel (the context's
+        # lock runs one at a time), except the next one after an abandoned
+        # cell whose interrupt lands late; ipykernel would abort that one,
+        # unasked, when the interrupted cell fails.
+        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         errored = False
         quiet_since = loop.time()
         try:

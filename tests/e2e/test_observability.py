@@ -125,7 +125,6 @@ class Prometheus(ObsTest):
 class Logs(ObsTest):
     def test_v1_lines_and_entries(self):
         sid = self.sandbox()
-        t0 = int(time.time() * 1000)
         self.process(sid, "sh", "-c", "echo out-line; echo err-line >&2")
         got = self.get(f"/sandboxes/{sid}/logs")
         lines = [l["line"] for l in got["logs"]]
@@ -137,6 +136,10 @@ class Logs(ObsTest):
         self.assertEqual(by_msg["err-line"]["level"], "error")
         self.assertEqual(by_msg["out-line"]["level"], "info")
         self.assertEqual(by_msg["out-line"]["fields"], {"stream": "stdout"})
+        # From just after `created` (its line is written just after the
+        # create's answer, so a clock read by the client may precede it).
+        created = next(l for l in got["logs"] if l["line"] == "sandbox.lifecycle.created")
+        t0 = self.server_time_ms(created["timestamp"]) + 1
         later = self.get(f"/sandboxes/{sid}/logs?start={t0}")
         self.assertNotIn("sandbox.lifecycle.created", [l["line"] for l in later["logs"]])
         self.assertIn("out-line", [l["line"] for l in later["logs"]])

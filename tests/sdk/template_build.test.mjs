@@ -36,7 +36,7 @@ function recipe(last) {
     .runCmd('echo "$GREETING $(cat /srv/app/hello.txt)" > /srv/app/out.txt')
     .makeSymlink('/srv/app/out.txt', '/srv/app/link')
     .runCmd(last)
-    .setStartCmd('cd /srv/app/www && python3 -m http.server 8000', waitForPort(8000))
+    .setStartCmd('python3 -m http.server 8000 --directory www', waitForPort(8000))
 }
 
 async function timed(f) {
