@@ -270,7 +270,9 @@ class DefaultPolicy(NetworkTest):
         self.assertNotIn(f"chain sbx_{sid} ", table)
         self.assertStatus(self.server.request("DELETE", f"/sandboxes/{sid}"), 204)
         self.assertTrue(eventually(lambda: not link_exists(veth_of(sid))))
-        self.assertTrue(eventually(lambda: sid not in nft_table()))
+        # The table names the sandbox by its veth (a prefix of its id): the
+        # rules go with the network, just after the link.
+        self.assertTrue(eventually(lambda: veth_of(sid) not in nft_table()))
         table = nft_table()
         self.assertNotIn(sid, table)
         self.assertNotIn(veth_of(sid), table)
