@@ -18,6 +18,7 @@
 
 namespace sandboxd {
 class store;
+class volume_store;
 } // namespace sandboxd
 
 namespace sandboxd::http {
@@ -28,6 +29,8 @@ struct envd_context {
   std::shared_ptr<store> db;
   std::string data_dir; // the server's: uploaded template files live under it
   std::shared_ptr<envd_defaults> defaults = std::make_shared<envd_defaults>();
+  // The volumes' filesystems (the volume-content API); null: no volumes.
+  std::shared_ptr<volume_store> volumes;
 };
 
 /// Removes what uploads of template files interrupted by a stop or a crash

@@ -47,6 +47,7 @@
 #include "core/sample.hpp"
 #include "core/snapshot.hpp"
 #include "core/user_template.hpp"
+#include "core/volume.hpp"
 
 namespace rocksdb {
 class DB;
@@ -304,6 +305,17 @@ public:
   build_logs(const std::string& build_id, size_t offset, size_t limit,
              const std::function<bool(const build_log_entry&)>& keep = {}) const;
 
+  // -- volumes ----------------------------------------------------------------
+  //   volumes              volume id               → volume (JSON)
+
+  /// Stores (creates or replaces) the volume's record, synced.
+  status put_volume(const volume& v);
+  /// Nullopt when absent (or undecodable), a failure when unreadable.
+  [[nodiscard]] result<std::optional<volume>> find_volume(const std::string& id) const;
+  /// The org's volumes (every org's when empty), oldest first.
+  [[nodiscard]] result<std::vector<volume>> volumes(const std::string& org_id = "") const;
+  status delete_volume(const std::string& id);
+
   // -- server metadata ------------------------------------------------------
 
   /// A random secret created on first open; derives envd access tokens.
@@ -340,6 +352,7 @@ private:
   rocksdb::ColumnFamilyHandle* templates_ = nullptr;
   rocksdb::ColumnFamilyHandle* template_builds_ = nullptr;
   rocksdb::ColumnFamilyHandle* build_logs_ = nullptr;
+  rocksdb::ColumnFamilyHandle* volumes_ = nullptr;
   std::mutex build_logs_mtx_; // serializes a build's line count
   std::mutex logs_mtx_; // serializes a sandbox's line count
   std::mutex metrics_mtx_; // serializes the rings' counts (a tick and a first sample may meet)
