@@ -1,6 +1,7 @@
 // Hashes used for API keys and access tokens (OpenSSL; no hand-written crypto).
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace sandboxd {
@@ -19,6 +20,14 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& data);
 
 /// Constant-time comparison for secrets.
 bool secure_equals(const std::string& a, const std::string& b);
+
+/// AES-256-GCM under the 32-byte `key`, bound to `aad`: a random 12-byte
+/// nonce, the ciphertext, the 16-byte tag, concatenated (raw bytes).
+std::string aead_seal(const std::string& key, const std::string& aad, const std::string& plaintext);
+/// The plaintext of aead_seal's output; nullopt when the key, the aad or a
+/// byte differs (tampered, truncated, or sealed for another record).
+std::optional<std::string> aead_open(const std::string& key, const std::string& aad,
+                                     const std::string& sealed);
 
 }  // namespace sandboxd
 

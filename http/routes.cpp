@@ -71,6 +71,12 @@ void create_volume(api_context&, request&);
 void list_volumes(api_context&, request&);
 void get_volume(api_context&, request&);
 void delete_volume(api_context&, request&);
+// secret_routes.cpp
+void create_secret(api_context&, request&);
+void list_secrets(api_context&, request&);
+void get_secret(api_context&, request&);
+void update_secret(api_context&, request&);
+void delete_secret(api_context&, request&);
 
 namespace {
 
@@ -146,6 +152,11 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/volumes", list_volumes},
     {"GET", "/volumes/:id", get_volume},
     {"DELETE", "/volumes/:id", delete_volume},
+    {"POST", "/secrets", create_secret},
+    {"GET", "/secrets", list_secrets},
+    {"GET", "/secrets/:id", get_secret},
+    {"POST", "/secrets/:id", update_secret},
+    {"DELETE", "/secrets/:id", delete_secret},
   };
   return routes;
 }

@@ -45,6 +45,8 @@ result<std::string> volume_store::mount(const volume& v) {
   if (!valid_volume_id(v.id))
     return internal_error("invalid volume id " + v.id);
   std::lock_guard<std::mutex> guard{mtx_};
+  if (removed_.count(v.id))
+    return not_found("volume " + v.id + " was deleted");
   std::error_code ec;
   fs::create_directories(volumes_dir(data_dir_), ec);
   // The raw files carry the ids they have inside (a setuid file made there
@@ -66,6 +68,7 @@ status volume_store::remove(const std::string& volume_id) {
   if (auto st = disks_.detach(dir(volume_id), false); !st)
     return st;
   mounted_.erase(volume_id);
+  removed_.insert(volume_id);
   std::error_code ec;
   fs::remove_all(dir(volume_id), ec);
   if (ec)

@@ -31,7 +31,7 @@ public:
   volume_store& operator=(const volume_store&) = delete;
 
   /// The host path of the volume's mounted filesystem root, making its
-  /// image on first use. Blocking (mkfs, a loop device, a mount): run it on
+  /// image on first use (404 once removed). Blocking (mkfs, a loop device, a mount): run it on
   /// a worker. Thread-safe.
   result<std::string> mount(const volume& v);
   /// Unmounts the volume and removes its image. Idempotent.
@@ -49,6 +49,9 @@ private:
   sandbox_disks disks_;
   std::mutex mtx_;
   std::set<std::string> mounted_;
+  // Removed while this process ran: a request that looked the volume up
+  // just before must not make its image again.
+  std::set<std::string> removed_;
 };
 
 } // namespace sandboxd

@@ -45,6 +45,7 @@ const std::vector<std::string> cf_names = {
   "template_builds",
   "template_build_logs",
   "volumes",
+  "secrets",
 };
 
 } // namespace
@@ -136,6 +137,7 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
     {"template_builds", &store::template_builds_},
     {"template_build_logs", &store::build_logs_},
     {"volumes", &store::volumes_},
+    {"secrets", &store::secrets_},
   };
   for (auto& [name, member] : members) {
     auto found = by_name.find(name);

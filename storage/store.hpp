@@ -26,7 +26,8 @@
 // One class, its implementation split by concern (as RocksDB splits DBImpl):
 // store.cpp (open, close, raw reads and writes), store_event_log.cpp,
 // store_accounts.cpp, store_webhooks.cpp, store_telemetry.cpp (logs,
-// metrics), store_artifacts.cpp (snapshots, templates, builds); key
+// metrics), store_artifacts.cpp (snapshots, templates, builds), store_org_data.cpp
+// (volumes, secrets); key
 // encodings shared between them in store_detail.hpp.
 #pragma once
 
@@ -47,6 +48,7 @@
 #include "core/sample.hpp"
 #include "core/snapshot.hpp"
 #include "core/user_template.hpp"
+#include "core/secret.hpp"
 #include "core/volume.hpp"
 
 namespace rocksdb {
@@ -316,6 +318,17 @@ public:
   [[nodiscard]] result<std::vector<volume>> volumes(const std::string& org_id = "") const;
   status delete_volume(const std::string& id);
 
+  // -- secrets ----------------------------------------------------------------
+  //   secrets              secret id               → record, values sealed (JSON)
+
+  status put_secret(const secret_record& s);
+  /// The org's secret whose id or (canonical) name is `ref`.
+  [[nodiscard]] result<std::optional<secret_record>> find_secret(const std::string& org_id,
+                                                                 const std::string& ref) const;
+  /// The org's secrets, oldest first.
+  [[nodiscard]] result<std::vector<secret_record>> secrets(const std::string& org_id) const;
+  status delete_secret(const std::string& id);
+
   // -- server metadata ------------------------------------------------------
 
   /// A random secret created on first open; derives envd access tokens.
@@ -353,6 +366,7 @@ private:
   rocksdb::ColumnFamilyHandle* template_builds_ = nullptr;
   rocksdb::ColumnFamilyHandle* build_logs_ = nullptr;
   rocksdb::ColumnFamilyHandle* volumes_ = nullptr;
+  rocksdb::ColumnFamilyHandle* secrets_ = nullptr;
   std::mutex build_logs_mtx_; // serializes a build's line count
   std::mutex logs_mtx_; // serializes a sandbox's line count
   std::mutex metrics_mtx_; // serializes the rings' counts (a tick and a first sample may meet)

@@ -1,0 +1,178 @@
+#include "core/secret.hpp"
+
+#include "core/clock.hpp"
+#include "core/crypto.hpp"
+#include "core/ids.hpp"
+
+namespace sandboxd {
+
+namespace {
+
+constexpr size_t secret_id_hex = 20;
+
+std::string to_hex(const std::string& raw) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (unsigned char c : raw) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 0xf]);
+  }
+  return out;
+}
+
+std::optional<std::string> from_hex(const std::string& hex) {
+  if (hex.size() % 2)
+    return std::nullopt;
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = val(hex[i]), lo = val(hex[i + 1]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+std::string aad_of(const secret_record& rec, int64_t version) {
+  return "secret:" + rec.id + ":" + std::to_string(version) + ":" + rec.org_id;
+}
+
+} // namespace
+
+std::string new_secret_id() {
+  return "sec_" + random_hex(secret_id_hex / 2);
+}
+
+bool valid_secret_id(const std::string& id) {
+  if (id.size() != 4 + secret_id_hex || id.rfind("sec_", 0) != 0)
+    return false;
+  for (size_t i = 4; i < id.size(); ++i)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+      return false;
+  return true;
+}
+
+result<std::string> canonical_secret_name(const std::string& name) {
+  std::string out;
+  for (char c : name)
+    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  auto bad = [] {
+    return bad_request("a secret's name is 1-128 of a-z, 0-9, '.', '_' and '-' (case is folded), "
+                       "starting with a letter or digit, not with the reserved sec_");
+  };
+  if (out.empty() || out.size() > 128 || out.rfind("sec_", 0) == 0)
+    return bad();
+  for (size_t i = 0; i < out.size(); ++i) {
+    char c = out[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+      return bad();
+  }
+  return out;
+}
+
+result<std::map<std::string, std::string>> parse_secret_metadata(const nlohmann::json& body) {
+  std::map<std::string, std::string> out;
+  if (!body.contains("metadata") || body["metadata"].is_null())
+    return out;
+  auto& m = body["metadata"];
+  if (!m.is_object())
+    return bad_request("metadata must be an object of strings");
+  if (m.size() > 32)
+    return bad_request("metadata holds at most 32 entries");
+  size_t total = 0;
+  for (auto& [k, v] : m.items()) {
+    if (!v.is_string())
+      return bad_request("metadata values must be strings");
+    auto s = v.get<std::string>();
+    if (k.size() > 128 || s.size() > 1024)
+      return bad_request("metadata keys are at most 128 bytes, values at most 1024");
+    total += k.size() + s.size();
+    out[k] = s;
+  }
+  if (total > 8192)
+    return bad_request("metadata is at most 8192 bytes in all");
+  return out;
+}
+
+result<std::string> parse_secret_value(const nlohmann::json& body) {
+  auto v = body.value("value", nlohmann::json{});
+  if (!v.is_string())
+    return bad_request("value must be a string");
+  auto s = v.get<std::string>();
+  if (s.empty() || s.size() > max_secret_value)
+    return bad_request("value must be 1 to 65536 bytes");
+  return s;
+}
+
+std::string secrets_key(const std::string& server_secret) {
+  return hmac_sha256_raw(server_secret, "sandboxd secrets key v1");
+}
+
+secret_version seal_secret(const std::string& key, const secret_record& rec, int64_t version,
+                           const std::string& value, int64_t now) {
+  return {version, now, aead_seal(key, aad_of(rec, version), value)};
+}
+
+std::optional<std::string> open_secret(const std::string& key, const secret_record& rec) {
+  for (auto& v : rec.versions)
+    if (v.version == rec.current_version)
+      return aead_open(key, aad_of(rec, v.version), v.sealed);
+  return std::nullopt;
+}
+
+nlohmann::json to_json(const secret_record& s) {
+  return {{"secretID", s.id},
+          {"name", s.name},
+          {"currentVersion", s.current_version},
+          {"metadata", s.metadata},
+          {"createdAt", to_rfc3339(s.created_ms)},
+          {"updatedAt", to_rfc3339(s.updated_ms)}};
+}
+
+std::string encode(const secret_record& s) {
+  auto versions = nlohmann::json::array();
+  for (auto& v : s.versions)
+    versions.push_back({{"v", v.version}, {"at", v.created_ms}, {"sealed", to_hex(v.sealed)}});
+  return nlohmann::json{{"id", s.id},           {"org", s.org_id},
+                        {"name", s.name},       {"metadata", s.metadata},
+                        {"created", s.created_ms}, {"updated", s.updated_ms},
+                        {"current", s.current_version}, {"versions", versions}}
+    .dump();
+}
+
+std::optional<secret_record> decode_secret(const std::string& bytes) {
+  try {
+    auto j = nlohmann::json::parse(bytes);
+    secret_record s;
+    s.id = j.at("id");
+    s.org_id = j.at("org");
+    s.name = j.at("name");
+    s.metadata = j.value("metadata", std::map<std::string, std::string>{});
+    s.created_ms = j.value("created", int64_t{0});
+    s.updated_ms = j.value("updated", int64_t{0});
+    s.current_version = j.value("current", int64_t{0});
+    for (auto& v : j.at("versions")) {
+      auto sealed = from_hex(v.at("sealed").get<std::string>());
+      if (!sealed)
+        return std::nullopt;
+      s.versions.push_back({v.at("v"), v.value("at", int64_t{0}), *sealed});
+    }
+    if (!valid_secret_id(s.id))
+      return std::nullopt;
+    return s;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+} // namespace sandboxd
