@@ -100,7 +100,8 @@ std::string cluster_runtime::choose(const container_spec& spec) const {
   if (!spec.layers.empty())
     return spec.layers_node;
   std::string best; // this node unless a worker has more room
-  if (spec.template_name.empty())
+  // An org's template, or volumes (their files are this node's): here.
+  if (spec.template_name.empty() || !spec.volumes.empty())
     return best;
   auto best_room = local_node_.draining ? INT64_MIN : room("", local_node_);
   auto best_count = count[""];

@@ -139,6 +139,7 @@ using remove = caf::atom_constant<caf::atom("remove")>;
 using compact = caf::atom_constant<caf::atom("compact")>;
 using flush = caf::atom_constant<caf::atom("flush")>;
 using history = caf::atom_constant<caf::atom("history")>;
+using volume = caf::atom_constant<caf::atom("volume")>;
 using idle = caf::atom_constant<caf::atom("idle")>;
 using cancel = caf::atom_constant<caf::atom("cancel")>;
 using sample = caf::atom_constant<caf::atom("sample")>;
@@ -277,6 +278,12 @@ using sandbox_actor = caf::typed_actor<
 using registry_actor = caf::typed_actor<
   // Creates a sandbox; replies when it runs and `created` is logged.
   caf::replies_to<atom::create, create_spec>::with<sandbox_record>,
+  // Makes org's volume `name` and logs `volume.lifecycle.created`: 409 when
+  // the org has one of that name, 429 past the org's volume limit.
+  caf::replies_to<atom::create, atom::volume, std::string, std::string>::with<volume>,
+  // Removes org's volume `id` with its files and logs its deletion: 404 when
+  // the org has none such, 409 while a sandbox not yet ended mounts it.
+  caf::replies_to<atom::remove, atom::volume, std::string, std::string>::with<bool>,
   // The record of sandbox `id` of `org`, also once it stopped (its logs and
   // metrics outlive it).
   caf::replies_to<atom::get, std::string, std::string>::with<sandbox_record>,

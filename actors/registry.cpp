@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/blocking.hpp"
+#include "actors/registry_volumes.hpp"
 #include "actors/sandbox.hpp"
 #include "actors/template_builder.hpp"
 #include "actors/warm_pool.hpp"
@@ -571,7 +572,10 @@ void create_from(self_ptr self, create_spec spec, origin from,
   // already runs could differ: a template's start command was started
   // without the caller's env vars.
   std::optional<std::string> warm_id;
-  if (!from.snapshot && !tpl->user && (tpl->start_cmd.empty() || spec.env_vars.empty()))
+  if (!spec.volumes.empty())
+    rec.ext[event_ext::volumes] = encode_mounts(spec.volumes);
+  if (!from.snapshot && !tpl->user && spec.volumes.empty()
+      && (tpl->start_cmd.empty() || spec.env_vars.empty()))
     warm_id = st.pool.take(tpl->name);
   sandbox_actor actor;
   if (warm_id) {
@@ -629,23 +633,103 @@ registry_actor::behavior_type registry_behavior(self_ptr self,
     [=](atom::create, create_spec& spec) -> caf::result<sandbox_record> {
       auto& cfg = self->state.cfg;
       auto rp = self->make_response_promise<sandbox_record>();
-      if (auto o = catalogue_origin(*cfg.templates, spec.template_id)) {
-        create_from(self, std::move(spec), std::move(*o), rp);
+      auto quick = catalogue_origin(*cfg.templates, spec.template_id);
+      if (quick && spec.volumes.empty()) {
+        create_from(self, std::move(spec), std::move(*quick), rp);
         return rp;
       }
-      // An org's template or snapshot: read on the executor, the registry
-      // waiting for it (serialized) so no snapshot removal comes between.
+      if (!spec.volumes.empty() && !cfg.volumes) {
+        rp.deliver(to_error(failure{501, "this server keeps no volumes"}));
+        return rp;
+      }
+      // An org's template or snapshot, its volumes: read on the executor,
+      // the registry waiting for it (serialized) so no snapshot or volume
+      // removal comes between.
       auto db = cfg.db;
       auto catalog = cfg.templates;
       auto org = spec.org_id;
       auto ref = spec.template_id;
+      auto mounts = std::move(spec.volumes);
+      using resolved = std::pair<origin, std::vector<volume_mount>>;
       run_blocking(
-        self, true, [=] { return resolve_origin(*catalog, *db, org, ref); },
-        [=, spec = std::move(spec)](result<origin> from) mutable {
+        self, true,
+        [=]() -> result<resolved> {
+          auto from = quick ? result<origin>{*quick} : resolve_origin(*catalog, *db, org, ref);
           if (!from)
-            rp.deliver(to_error(from.error()));
-          else
-            create_from(self, std::move(spec), std::move(*from), rp);
+            return from.error();
+          auto vols = resolve_volumes(*db, org, mounts);
+          if (!vols)
+            return vols.error();
+          return resolved{std::move(*from), std::move(*vols)};
+        },
+        [=, spec = std::move(spec)](result<resolved> got) mutable {
+          if (!got)
+            {
+            rp.deliver(to_error(got.error()));
+            return;
+          }
+          spec.volumes = std::move(got->second);
+          create_from(self, std::move(spec), std::move(got->first), rp);
+        });
+      return rp;
+    },
+    [=](atom::create, atom::volume, const std::string& org,
+        const std::string& name) -> caf::result<volume> {
+      auto& cfg = self->state.cfg;
+      if (!cfg.volumes)
+        return to_error(failure{501, "this server keeps no volumes"});
+      auto rp = self->make_response_promise<volume>();
+      auto db = cfg.db;
+      auto max = cfg.max_volumes_per_org;
+      auto size = cfg.volume_size_mb;
+      // Serialized: two creates of one name never both pass the check.
+      run_blocking(
+        self, true, [=] { return make_volume(*db, org, name, max, size); },
+        [=](result<volume> v) mutable {
+          if (!v)
+            {
+            rp.deliver(to_error(v.error()));
+            return;
+          }
+          // Acknowledged once its event is durable too.
+          self->request(self->state.cfg.log, caf::infinite, atom::append::value,
+                        volume_event(event_type::volume_created, *v))
+            .then([=, v = *v](event&) mutable { rp.deliver(v); },
+                  [=](caf::error& e) mutable { rp.deliver(e); });
+        });
+      return rp;
+    },
+    [=](atom::remove, atom::volume, const std::string& org,
+        const std::string& id) -> caf::result<bool> {
+      auto& st = self->state;
+      if (!st.cfg.volumes)
+        return to_error(failure{501, "this server keeps no volumes"});
+      for (auto& [sid, rec] : st.records) {
+        if (ended(rec) || rec.org_id != org)
+          continue;
+        auto v = rec.ext.find(event_ext::volumes);
+        if (v == rec.ext.end())
+          continue;
+        for (auto& m : decode_mounts(v->second))
+          if (m.volume_id == id)
+            return to_error(conflict("volume " + id + " is mounted in sandbox " + sid
+                                     + "; kill the sandbox first"));
+      }
+      auto rp = self->make_response_promise<bool>();
+      auto db = st.cfg.db;
+      auto files = st.cfg.volumes;
+      run_blocking(
+        self, true, [=] { return drop_volume(*db, files.get(), org, id); },
+        [=](result<volume> v) mutable {
+          if (!v)
+            {
+            rp.deliver(to_error(v.error()));
+            return;
+          }
+          self->request(self->state.cfg.log, caf::infinite, atom::append::value,
+                        volume_event(event_type::volume_deleted, *v))
+            .then([=](event&) mutable { rp.deliver(true); },
+                  [=](caf::error& e) mutable { rp.deliver(e); });
         });
       return rp;
     },

@@ -14,6 +14,7 @@ namespace sandboxd {
 class store;
 class sandbox_runtime;
 class template_catalog;
+class volume_store;
 
 struct registry_config {
   std::shared_ptr<store> db;                 // read for replay only
@@ -30,6 +31,10 @@ struct registry_config {
   // How a live sandbox shows in a listing (the API's JSON); the registry
   // keeps each rendering until the sandbox's record changes.
   std::function<std::string(const sandbox_record&)> render;
+  // The volumes' filesystems (null: volumes are refused).
+  std::shared_ptr<volume_store> volumes;
+  size_t max_volumes_per_org = 100;
+  int64_t volume_size_mb = 1024; // each new volume's filesystem
 };
 
 registry_actor spawn_registry(caf::actor_system& sys, registry_config cfg);

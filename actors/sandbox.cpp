@@ -393,6 +393,9 @@ container_spec spec_of(const sandbox_record& rec, const sandbox_deps& deps) {
   };
   for (auto& [k, v] : rec.env_vars)
     spec.env[k] = v;
+  if (auto v = rec.ext.find(event_ext::volumes); v != rec.ext.end())
+    for (auto& m : decode_mounts(v->second))
+      spec.volumes.push_back({volume{m.volume_id, rec.org_id, m.name, 0, m.size_mb}, m.path});
   return spec;
 }
 

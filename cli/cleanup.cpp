@@ -9,6 +9,7 @@
 #include "cli/options.hpp"
 #include "http/admin_channel.hpp"
 #include "runtime/containers.hpp"
+#include "runtime/volume_store.hpp"
 
 namespace sandboxd::cli {
 
@@ -40,6 +41,7 @@ int cleanup(int argc, char** argv) {
     }
   }
   rt.remove_roots_dir();
+  volume_store::unmount_all(dir); // a crashed server's; their files stay
   std::printf("removed %zu sandboxes\n", ids->size() - static_cast<size_t>(failed));
   return failed == 0 ? 0 : 1;
 }

@@ -242,7 +242,7 @@ int serve(int argc, char** argv) {
                      "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain",
                      "warm-pool", "max-connections", "max-connections-per-client",
                      "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
-                     "node-name", "rejoin-grace"});
+                     "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -273,6 +273,12 @@ int serve(int argc, char** argv) {
                                  opts->get("max-connections-per-client", "2048"));
   if (!per_client)
     return fail(per_client.error().message);
+  auto volume_mb = positive_int("volume-size-mb", opts->get("volume-size-mb", "1024"));
+  if (!volume_mb)
+    return fail(volume_mb.error().message);
+  auto volumes_per_org = positive_int("max-volumes-per-org", opts->get("max-volumes-per-org", "100"));
+  if (!volumes_per_org)
+    return fail(volumes_per_org.error().message);
   auto disk_mb = positive_int("sandbox-disk-mb", opts->get("sandbox-disk-mb", "10240"));
   if (!disk_mb)
     return fail(disk_mb.error().message);
@@ -357,6 +363,8 @@ int serve(int argc, char** argv) {
     opts->get("oci-runtime", "crun"), dir,
     opts->get("agent", self_dir() + "/sandboxd-agent"));
   runtime->set_inode_limit(*inodes);
+  auto volumes = std::make_shared<volume_store>(dir, dir + "/runtime/disks");
+  runtime->set_volumes(volumes);
   if (auto st = runtime->check_host(); !st)
     return fail(st.error().message);
 
@@ -418,6 +426,9 @@ int serve(int argc, char** argv) {
   rcfg.max_snapshots_per_org = static_cast<size_t>(*snapshots_per_org);
   rcfg.metrics_interval = *sample_every;
   rcfg.disk_size_mb = static_cast<int>(*disk_mb);
+  rcfg.volumes = volumes;
+  rcfg.volume_size_mb = *volume_mb;
+  rcfg.max_volumes_per_org = static_cast<size_t>(*volumes_per_org);
   runtime->keep_disks_ready(ready_disks, static_cast<int64_t>(*disk_mb) << 20);
   rcfg.warm_pool = std::move(*warm);
   rcfg.render = [keys = http::sandbox_json_keys{db->secret(), domain}](const sandbox_record& r) {
@@ -460,7 +471,9 @@ int serve(int argc, char** argv) {
     spdlog::warn("interrupted template file uploads not removed: {}", swept.error().message);
   else if (*swept)
     spdlog::info("removed {} interrupted template file uploads", *swept);
-  auto envd = http::envd_server::start({sys, registry, db, dir}, limits, envd_listen);
+  http::envd_context envd_ctx{sys, registry, db, dir};
+  envd_ctx.volumes = volumes;
+  auto envd = http::envd_server::start(envd_ctx, limits, envd_listen);
   if (!envd)
     return die(envd.error().message);
   if (cluster) {

@@ -21,16 +21,23 @@ std::string to_string(event_type t) {
     case event_type::resumed: return "sandbox.lifecycle.resumed";
     case event_type::killed: return "sandbox.lifecycle.killed";
     case event_type::updated: return "sandbox.lifecycle.updated";
+    case event_type::volume_created: return "volume.lifecycle.created";
+    case event_type::volume_deleted: return "volume.lifecycle.deleted";
   }
   return "unknown";
 }
 
 std::optional<event_type> parse_event_type(const std::string& s) {
   for (auto t : {event_type::created, event_type::paused, event_type::resumed,
-                 event_type::killed, event_type::updated})
+                 event_type::killed, event_type::updated, event_type::volume_created,
+                 event_type::volume_deleted})
     if (to_string(t) == s)
       return t;
   return std::nullopt;
+}
+
+bool is_sandbox_event(event_type t) {
+  return t != event_type::volume_created && t != event_type::volume_deleted;
 }
 
 std::string to_string(kill_reason r) {
@@ -93,6 +100,17 @@ nlohmann::json to_json(const event& e) {
     {"sandboxTeamId", e.team_id},
     {"eventData", std::move(data)},
   };
+  if (!is_sandbox_event(e.type)) { // a volume's: no sandbox fields
+    out = {{"id", e.id},
+           {"version", "v1"},
+           {"type", to_string(e.type)},
+           {"timestamp", to_rfc3339(e.timestamp_ms)},
+           {"teamId", e.team_id},
+           {"eventData",
+            {{"volume_id", e.ext.count(event_ext::volume_id) ? e.ext.at(event_ext::volume_id) : ""},
+             {"volume_name",
+              e.ext.count(event_ext::volume_name) ? e.ext.at(event_ext::volume_name) : ""}}}};
+  }
   // Beyond E2B: the sequence number and the hash chain, for auditors.
   out["seq"] = e.seq;
   out["prevHash"] = e.prev_hash;
@@ -206,7 +224,7 @@ std::optional<event> decode_event(std::string_view bytes) {
     // Trailing bytes mean this is not what was written.
     if (in.peek() != std::char_traits<char>::eof())
       return std::nullopt;
-    if (static_cast<uint8_t>(e.type) > static_cast<uint8_t>(event_type::updated)
+    if (static_cast<uint8_t>(e.type) > static_cast<uint8_t>(event_type::volume_deleted)
         || (e.reason && static_cast<uint8_t>(*e.reason) > static_cast<uint8_t>(kill_reason::node_lost)))
       return std::nullopt;
     return e;

@@ -15,7 +15,13 @@
 
 namespace sandboxd {
 
-enum class event_type : uint8_t { created, paused, resumed, killed, updated };
+// volume_created/volume_deleted: an org's volume (no sandbox_id; ext
+// "volume.id", "volume.name"); replay and sandbox folds skip them.
+enum class event_type : uint8_t { created, paused, resumed, killed, updated, volume_created,
+                                  volume_deleted };
+
+/// Whether events of type `t` belong to a sandbox (all but volumes').
+bool is_sandbox_event(event_type t);
 
 /// "sandbox.lifecycle.created" etc.
 std::string to_string(event_type t);
@@ -103,6 +109,9 @@ inline constexpr const char* net_public = "network.public_traffic"; // "false": 
 inline constexpr const char* net_mask_host = "network.mask_request_host"; // Host the ports see
 inline constexpr const char* default_user = "template.user";       // who runs processes unasked
 inline constexpr const char* default_workdir = "template.workdir"; // where they start unasked
+inline constexpr const char* volumes = "volumes"; // on `created`: the volume mounts (core/volume.hpp encode_mounts)
+inline constexpr const char* volume_id = "volume.id";     // on volume events
+inline constexpr const char* volume_name = "volume.name"; // on volume events
 inline constexpr const char* node = "node"; // on `created`: the worker node it runs on (absent: the control node)
 } // namespace event_ext
 

@@ -56,6 +56,8 @@ status check_transition(sandbox_state state, sandbox_op op) {
 }
 
 status apply(sandbox_record& rec, const event& e) {
+  if (!is_sandbox_event(e.type))
+    return bad_request("event " + e.id + " is a volume's, not a sandbox's");
   if (e.type != event_type::created && e.sandbox_id != rec.id)
     return bad_request("event " + e.id + " belongs to another sandbox");
   if (rec.last_seq != 0 && e.seq != 0 && e.seq <= rec.last_seq)
@@ -111,6 +113,9 @@ status apply(sandbox_record& rec, const event& e) {
                                                      : sandbox_state::stopped;
       rec.end_reason = e.reason;
       break;
+    case event_type::volume_created:
+    case event_type::volume_deleted:
+      return bad_request("event " + e.id + " is a volume's, not a sandbox's");
   }
   for (auto& [k, v] : e.ext)
     rec.ext[k] = v;

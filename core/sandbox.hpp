@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/volume.hpp"
 #include "core/event.hpp"
 #include "core/inspect.hpp"
 #include "core/result.hpp"
@@ -70,6 +71,7 @@ struct create_spec {
   bool auto_pause_memory = true;
   bool auto_resume = false;
   network_view network;
+  std::vector<volume_mount> volumes; // names checked; the registry resolves them
 };
 
 template <class Inspector>
@@ -83,7 +85,7 @@ typename Inspector::result_type inspect(Inspector& f, create_spec& x) {
   return f(caf::meta::type_name("create_spec"), x.org_id, x.template_id, x.timeout_s,
            x.metadata, caf::meta::omittable(), x.env_vars, x.alias, x.idle_timeout_s,
            x.max_lifetime_s, optional_field(x.agent), x.auto_pause, x.auto_pause_memory,
-           x.auto_resume, x.network);
+           x.auto_resume, x.network, x.volumes);
 }
 
 /// Everything known about one sandbox; rebuilt by folding its events.

@@ -44,11 +44,12 @@ struct volume_mount {
   std::string name;      // as the client named it
   std::string path;      // absolute, normalised, inside the sandbox
   std::string volume_id; // resolved by the registry at create
+  int64_t size_mb = 0;   // the volume's, resolved with it
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, volume_mount& x) {
-  return f(caf::meta::type_name("volume_mount"), x.name, x.path, x.volume_id);
+  return f(caf::meta::type_name("volume_mount"), x.name, x.path, x.volume_id, x.size_mb);
 }
 
 /// At most this many mounts per sandbox.

@@ -46,6 +46,9 @@ nlohmann::json sandbox_json(const sandbox_record& rec, const sandbox_json_keys& 
                    {"autoResume", life.auto_resume}}},
     {"allowInternetAccess", net.internet_set ? nlohmann::json(net.internet) : nlohmann::json(nullptr)},
     {"network", network_json(net)},
+    {"volumeMounts", mounts_json(rec.ext.count(event_ext::volumes)
+                                   ? decode_mounts(rec.ext.at(event_ext::volumes))
+                                   : std::vector<volume_mount>{})},
   };
 }
 

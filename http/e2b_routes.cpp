@@ -129,7 +129,11 @@ void create_sandbox(api_context& ctx, request& req) {
                                          : body->value("network", json::object()));
   if (!network)
     return req.out->send_error(network.error());
+  auto volumes = parse_volume_mounts(*body);
+  if (!volumes)
+    return req.out->send_error(volumes.error());
   create_spec spec;
+  spec.volumes = std::move(*volumes);
   spec.org_id = req.org;
   spec.template_id = *tpl;
   spec.network = std::move(*network);

@@ -66,6 +66,11 @@ void start_template_build(api_context&, request&);
 void assign_template_tags(api_context&, request&);
 void remove_template_tags(api_context&, request&);
 void list_template_tags(api_context&, request&);
+// volume_routes.cpp
+void create_volume(api_context&, request&);
+void list_volumes(api_context&, request&);
+void get_volume(api_context&, request&);
+void delete_volume(api_context&, request&);
 
 namespace {
 
@@ -137,6 +142,10 @@ const std::vector<route>& control_plane_routes() {
     {"POST", "/v3/templates", request_template_build},
     {"GET", "/templates/:id/files/:hash", template_files_link},
     {"POST", "/v2/templates/:id/builds/:buildId", start_template_build},
+    {"POST", "/volumes", create_volume},
+    {"GET", "/volumes", list_volumes},
+    {"GET", "/volumes/:id", get_volume},
+    {"DELETE", "/volumes/:id", delete_volume},
   };
   return routes;
 }

@@ -309,7 +309,8 @@ result<fd_closer> container_runtime::running_root(const std::string& id) const {
 }
 
 std::string container_runtime::bundle_config(const container_spec& spec,
-                                             std::optional<id_range> ids) const {
+                                             std::optional<id_range> ids,
+                                             const std::vector<std::string>& volume_sources) const {
   json env = json::array();
   for (auto& [k, v] : spec.env)
     env.push_back(k + "=" + v);
@@ -414,6 +415,11 @@ std::string container_runtime::bundle_config(const container_spec& spec,
                              {"type", "bind"},
                              {"source", interpreter_dir_},
                              {"options", {"bind", "ro", "nosuid", "nodev"}}});
+  for (size_t i = 0; i < spec.volumes.size() && i < volume_sources.size(); ++i)
+    cfg["mounts"].push_back({{"destination", spec.volumes[i].path},
+                             {"type", "bind"},
+                             {"source", volume_sources[i]},
+                             {"options", {"rbind", "rw", "nosuid", "nodev"}}});
   // crun loads the profile compiled once here rather than compiling it on
   // every start (check_host made sure it compiles).
   if (auto& bpf = seccomp_bpf_base64(); bpf && !gvisor_) {
@@ -508,14 +514,21 @@ status container_runtime::boot(const container_spec& spec) {
       return st;
     ::chmod((dir + "/boot_id").c_str(), 0444);
   }
-  if (auto st = write_private(dir + "/config.json", bundle_config(spec, ids)); !st)
+  std::vector<std::string> volume_sources;
+  std::vector<std::pair<fd_closer, std::string>> volume_trees;
+  if (auto st = mount_volumes(spec, ids, root.get() >= 0, volume_sources, volume_trees); !st)
+    return st;
+  if (auto st = write_private(dir + "/config.json", bundle_config(spec, ids, volume_sources)); !st)
     return st;
   auto resolv = as_root_inside(
     ids, [&] { return net_.write_resolv_conf(root_path, spec.network); });
   if (!resolv)
     return resolv;
   watch.lap("config");
-  if (auto st = start(spec.id, root.get()); !st)
+  std::vector<std::pair<int, std::string>> extra;
+  for (auto& [tree, target] : volume_trees)
+    extra.emplace_back(tree.get(), target);
+  if (auto st = start(spec.id, root.get(), extra); !st)
     return st;
   watch.lap("runtime");
   // The network, while the agent starts: veth, address, NAT, policy.
@@ -531,7 +544,51 @@ status container_runtime::boot(const container_spec& spec) {
   return agent;
 }
 
-status container_runtime::start(const std::string& id, int root) {
+status container_runtime::mount_volumes(const container_spec& spec, std::optional<id_range> ids,
+                                        bool detached, std::vector<std::string>& sources,
+                                        std::vector<std::pair<fd_closer, std::string>>& trees) {
+  if (spec.volumes.empty())
+    return success();
+  if (!volumes_)
+    return failure{501, "this node keeps no volumes"};
+  fd_closer ns;
+  if (ids) {
+    auto userns = user_namespace_fd(*ids);
+    if (!userns)
+      return userns.error();
+    ns = fd_closer{*userns};
+  }
+  auto dir = sandbox_dir(spec.id);
+  for (size_t i = 0; i < spec.volumes.size(); ++i) {
+    auto host = volumes_->mount(spec.volumes[i].vol);
+    if (!host)
+      return host.error();
+    if (!ids) { // gVisor: its kernel shows host ids as they are, unshifted
+      sources.push_back(*host);
+      continue;
+    }
+    auto target = dir + "/volumes/" + std::to_string(i);
+    std::error_code ec;
+    fs::create_directories(target, ec);
+    if (ec)
+      return internal_error("cannot create " + target + ": " + ec.message());
+    ::chmod((dir + "/volumes").c_str(), 0700);
+    auto tree = idmapped_tree(*host, ns.get(), false);
+    if (!tree)
+      return tree.error();
+    fd_closer fd{*tree};
+    if (detached) {
+      trees.emplace_back(std::move(fd), target);
+    } else if (auto st = attach_mount(fd.get(), target, "a volume"); !st) {
+      return st;
+    }
+    sources.push_back(target);
+  }
+  return success();
+}
+
+status container_runtime::start(const std::string& id, int root,
+                                const std::vector<std::pair<int, std::string>>& extra) {
   auto dir = sandbox_dir(id);
   std::vector<std::string> run{"run", "--detach"};
   int listener = -1;
@@ -555,7 +612,7 @@ status container_runtime::start(const std::string& id, int root) {
                       dir + "/console.log", listener);
     return success();
   };
-  auto launched = root >= 0 ? launch_.run_with_root(root, rootfs(id), run_it) : run_it();
+  auto launched = root >= 0 ? launch_.run_with_root(root, rootfs(id), run_it, extra) : run_it();
   if (listener >= 0)
     ::close(listener);
   if (!launched)
@@ -693,6 +750,8 @@ void container_runtime::unmount_root(const std::string& id) {
   for (auto& entry : fs::directory_iterator(dir + "/lower", ec))
     unmount(entry.path());
   unmount(dir + "/disk-mapped");
+  for (auto& entry : fs::directory_iterator(dir + "/volumes", ec))
+    unmount(entry.path());
 }
 
 status container_runtime::pause(const std::string& id) {

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,6 +37,7 @@
 #include "runtime/network.hpp"
 #include "runtime/sandbox_disk.hpp"
 #include "runtime/sandbox_runtime.hpp"
+#include "runtime/volume_store.hpp"
 
 namespace sandboxd {
 
@@ -45,6 +47,10 @@ public:
   /// the data dir so rebuilding the repo never changes a live sandbox's init.
   container_runtime(std::string runtime_bin, std::string data_dir,
                     std::string agent_bin, network_config network = {});
+
+  /// Where volumes named in a spec are mounted from (none: a spec with
+  /// volumes is refused).
+  void set_volumes(std::shared_ptr<volume_store> volumes) { volumes_ = std::move(volumes); }
 
   /// The inode limit of every sandbox's filesystem (serve --sandbox-inodes).
   void set_inode_limit(int64_t inodes) { inodes_ = inodes; }
@@ -96,7 +102,15 @@ private:
   /// mounts go; `keep_files` makes sure the disk's contents are on its image.
   status halt(const std::string& id, bool keep_files);
   /// `ids`: the sandbox's user-namespace range (none under gVisor).
-  std::string bundle_config(const container_spec& spec, std::optional<id_range> ids) const;
+  /// `volume_sources`: where each of spec.volumes is bound from.
+  std::string bundle_config(const container_spec& spec, std::optional<id_range> ids,
+                            const std::vector<std::string>& volume_sources) const;
+  /// The sandbox's volumes, each shown in its id range: where the bundle
+  /// binds them from, in `sources`; trees to put there at start, in
+  /// `trees` (detached), or mounted there on the host's path already.
+  status mount_volumes(const container_spec& spec, std::optional<id_range> ids, bool detached,
+                       std::vector<std::string>& sources,
+                       std::vector<std::pair<fd_closer, std::string>>& trees);
   /// The sandbox's root: its layers and disk shifted into its id range, the
   /// overlay of them. Made of detached trees where the kernel can, it is
   /// handed back in `detached`, mounted nowhere (start mounts it in the
@@ -117,7 +131,9 @@ private:
   /// Runs the container detached, the agent's socket handed over (crun).
   /// `root`, when given, is its detached root: mounted at rootfs(id) in a
   /// copy of the launch namespace, the one crun starts in.
-  status start(const std::string& id, int root = -1);
+  /// `extra`: detached volume trees and where they go in that namespace.
+  status start(const std::string& id, int root = -1,
+               const std::vector<std::pair<int, std::string>>& extra = {});
   /// Until the agent answers a ping (10 s).
   status wait_for_agent(const std::string& id);
   /// `fn` with the file-system ids of root inside the sandbox.
@@ -141,6 +157,7 @@ private:
   std::map<std::string, std::pair<int64_t, int64_t>> last_cpu_;
   sandbox_network net_;
   sandbox_disks disks_;
+  std::shared_ptr<volume_store> volumes_;
   launch_namespace launch_; // made by check_host (crun)
   id_ranges ids_;
   int64_t inodes_ = 262144;

@@ -67,7 +67,8 @@ status launch_namespace::make(const std::vector<std::string>& leave_out) {
 }
 
 status launch_namespace::run_with_root(int root, const std::string& target,
-                                       const std::function<status()>& fn) {
+                                       const std::function<status()>& fn,
+                                       const std::vector<std::pair<int, std::string>>& extra) {
   if (auto st = own_fs_struct(); !st)
     return st;
   if (::setns(launch_.get(), CLONE_NEWNS) != 0)
@@ -83,6 +84,11 @@ status launch_namespace::run_with_root(int root, const std::string& target,
     return_to(host_.get());
     return st;
   }
+  for (auto& [fd, at] : extra)
+    if (auto st = attach_mount(fd, at, "a volume"); !st) {
+      return_to(host_.get());
+      return st;
+    }
   auto st = fn();
   return_to(host_.get());
   return st;

@@ -27,7 +27,10 @@ public:
   /// Runs `fn` on this thread inside a fresh copy of the launch namespace
   /// where the detached mount `root` sits at `target`; processes `fn`
   /// spawns stay there. The thread is back in the host's namespace after.
-  status run_with_root(int root, const std::string& target, const std::function<status()>& fn);
+  /// `extra`: more detached mounts (fd, target) put there after the root
+  /// (a sandbox's volumes, at paths its bundle binds from).
+  status run_with_root(int root, const std::string& target, const std::function<status()>& fn,
+                       const std::vector<std::pair<int, std::string>>& extra = {});
 
 private:
   fd_closer host_;

@@ -310,44 +310,70 @@ result<std::string> sandbox_disks::blank_image(const disk_limits& limits) {
   return path;
 }
 
-status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) {
+status sandbox_disks::mount_image(const std::string& dir, const disk_limits& limits,
+                                  bool made_ahead, bool& fresh) {
   auto mnt = mount_point(dir);
   auto image = dir + "/disk.img";
   std::error_code ec;
   fs::create_directories(mnt, ec);
   if (ec)
     return internal_error("cannot create " + mnt + ": " + ec.message());
+  fresh = false;
   if (is_mount_point(mnt))
     return success(); // mounted already (a restart or a resume)
-  bool fresh = !fs::exists(image, ec);
-  if (!fresh || !place_ready(dir, image, mnt, limits)) {
-    if (!fs::exists(image, ec)) { // a placement that failed may have left its image
-      auto blank = blank_image(limits);
-      if (!blank)
-        return blank.error();
-      if (auto st = sparse_copy(*blank, image); !st) {
-        fs::remove(image, ec);
-        return st;
-      }
-    }
-    if (auto st = wait_released(dir, image); !st)
+  fresh = !fs::exists(image, ec);
+  if (fresh && made_ahead && place_ready(dir, image, mnt, limits))
+    return success();
+  if (!fs::exists(image, ec)) { // a placement that failed may have left its image
+    auto blank = blank_image(limits);
+    if (!blank)
+      return blank.error();
+    if (auto st = sparse_copy(*blank, image); !st) {
+      fs::remove(image, ec);
       return st;
-    auto loop = attach_loop(image);
-    if (!loop)
-      return loop.error();
-    write_loop_record(dir, loop->minor);
-    auto dev_path = "/proc/self/fd/" + std::to_string(loop->dev.get());
-    if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, disk_options) != 0)
-      return internal_error(errno_text("mount the sandbox's disk on " + mnt));
+    }
   }
+  if (auto st = wait_released(dir, image); !st)
+    return st;
+  auto loop = attach_loop(image);
+  if (!loop)
+    return loop.error();
+  write_loop_record(dir, loop->minor);
+  auto dev_path = "/proc/self/fd/" + std::to_string(loop->dev.get());
+  if (::mount(dev_path.c_str(), mnt.c_str(), "ext4", MS_NOSUID | MS_NODEV, disk_options) != 0)
+    return internal_error(errno_text("mount the disk on " + mnt));
+  return success();
+}
+
+status sandbox_disks::attach(const std::string& dir, const disk_limits& limits) {
+  bool fresh = false;
+  if (auto st = mount_image(dir, limits, true, fresh); !st)
+    return st;
+  auto mnt = mount_point(dir);
   // Stored with the ids they have inside: only the host may look at it raw.
   if (::chmod(mnt.c_str(), 0700) != 0)
     return internal_error(errno_text("chmod " + mnt));
+  std::error_code ec;
   for (auto sub : {"/upper", "/work"}) {
     fs::create_directories(mnt + sub, ec);
     if (ec)
       return internal_error("cannot create " + mnt + sub + ": " + ec.message());
   }
+  return success();
+}
+
+status sandbox_disks::attach_volume(const std::string& dir, const disk_limits& limits,
+                                    unsigned owner) {
+  bool fresh = false;
+  if (auto st = mount_image(dir, limits, false, fresh); !st)
+    return st;
+  if (!fresh)
+    return success();
+  // The filesystem's root is the volume's root as a sandbox sees it.
+  auto mnt = mount_point(dir);
+  ::rmdir((mnt + "/lost+found").c_str());
+  if (::chown(mnt.c_str(), owner, owner) != 0 || ::chmod(mnt.c_str(), 0755) != 0)
+    return internal_error(errno_text("hand over " + mnt));
   return success();
 }
 

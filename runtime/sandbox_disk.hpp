@@ -67,6 +67,10 @@ public:
   /// and mounts it at <dir>/disk unless mounted already; 503 while the
   /// filesystem of its last mount is still alive elsewhere (waits up to 5 s).
   status attach(const std::string& dir, const disk_limits& limits);
+  /// A volume's filesystem (runtime/volume_store.hpp): as attach, never a
+  /// disk made ahead, no overlay directories; made fresh, its root belongs
+  /// to `owner` (uid and gid as stored), mode 0755, without lost+found.
+  status attach_volume(const std::string& dir, const disk_limits& limits, unsigned owner);
   /// Unmounts <dir>/disk (the loop device goes with it). Idempotent. With
   /// `keep`, first writes everything to the image (it will be mounted again).
   status detach(const std::string& dir, bool keep);
@@ -85,6 +89,11 @@ private:
   };
 
   result<std::string> blank_image(const disk_limits& limits);
+  /// <dir>/disk.img (made from a blank unless it exists; a disk made ahead
+  /// when `made_ahead`) mounted at <dir>/disk unless it is already.
+  /// `fresh`: the image was made now.
+  status mount_image(const std::string& dir, const disk_limits& limits, bool made_ahead,
+                     bool& fresh);
   /// Puts a disk made ahead at <dir>: its image renamed to `image`, its
   /// filesystem moved onto `mnt`. False when none fits `limits` or placing
   /// one failed (the caller makes one then).

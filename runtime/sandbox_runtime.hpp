@@ -11,10 +11,22 @@
 #include "core/inspect.hpp"
 #include "core/result.hpp"
 #include "core/sample.hpp"
+#include "core/volume.hpp"
 #include "runtime/network.hpp"
 #include "runtime/sandbox_disk.hpp"
 
 namespace sandboxd {
+
+/// A volume mounted read-write into the sandbox at `path`.
+struct spec_volume {
+  volume vol;
+  std::string path;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, spec_volume& x) {
+  return f(caf::meta::type_name("spec_volume"), x.vol, x.path);
+}
 
 struct container_spec {
   std::string id;
@@ -33,13 +45,14 @@ struct container_spec {
   disk_limits disk{10240ll << 20, 0}; // the writable layer's filesystem; 0 inodes: the runtime's
   std::map<std::string, std::string> env;
   network_policy network; // allowInternetAccess + network{allowOut, denyOut}
+  std::vector<spec_volume> volumes; // this node's volumes (runtime/volume_store.hpp)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, container_spec& x) {
   return f(caf::meta::type_name("container_spec"), x.id, x.lower_rootfs, x.template_name,
            x.layers, x.layers_node, x.cpu_count, x.memory_mb, x.pids_max, x.disk, caf::meta::omittable(), x.env,
-           x.network);
+           x.network, x.volumes);
 }
 
 class sandbox_runtime {

@@ -44,6 +44,7 @@ const std::vector<std::string> cf_names = {
   "templates",
   "template_builds",
   "template_build_logs",
+  "volumes",
 };
 
 } // namespace
@@ -134,6 +135,7 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
     {"templates", &store::templates_},
     {"template_builds", &store::template_builds_},
     {"template_build_logs", &store::build_logs_},
+    {"volumes", &store::volumes_},
   };
   for (auto& [name, member] : members) {
     auto found = by_name.find(name);

@@ -98,6 +98,8 @@ store::replay(const std::function<void(const std::string&)>& on_bad,
   auto scanned = scan(
     from,
     [&](const event& e) {
+      if (!is_sandbox_event(e.type))
+        return true; // a volume's
       auto [it, fresh] = recs.try_emplace(e.sandbox_id);
       auto st = apply(it->second, e);
       if (!st) {
@@ -170,7 +172,8 @@ result<uint64_t> store::compact(int64_t cutoff_ms) {
     if (e->timestamp_ms >= cutoff_ms)
       break;
     // An event that does not apply is skipped, as replay skips it.
-    (void)apply(recs[e->sandbox_id], *e);
+    if (is_sandbox_event(e->type))
+      (void)apply(recs[e->sandbox_id], *e);
     batch.Delete(events_, it->key());
     batch.Delete(by_org_, index_key(e->team_id, seq));
     batch.Delete(by_sandbox_, index_key(e->sandbox_id, seq));

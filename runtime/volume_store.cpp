@@ -1,0 +1,91 @@
+#include "runtime/volume_store.hpp"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/mount_point.hpp"
+
+namespace fs = std::filesystem;
+
+namespace sandboxd {
+
+namespace {
+
+// `user` inside a sandbox (uid and gid 1000 in every template).
+constexpr unsigned volume_owner = 1000;
+// Enough for many small files; a volume's size bounds its bytes.
+constexpr int64_t volume_inodes = 131072;
+
+std::string volumes_dir(const std::string& data_dir) {
+  return data_dir + "/volumes";
+}
+
+} // namespace
+
+volume_store::volume_store(std::string data_dir, std::string cache_dir)
+  : data_dir_(std::move(data_dir)), disks_(std::move(cache_dir)) {}
+
+volume_store::~volume_store() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& id : mounted_)
+    if (auto st = disks_.detach(dir(id), true); !st)
+      spdlog::warn("volume {}: {}", id, st.error().message);
+}
+
+std::string volume_store::dir(const std::string& volume_id) const {
+  return volumes_dir(data_dir_) + "/" + volume_id;
+}
+
+result<std::string> volume_store::mount(const volume& v) {
+  if (!valid_volume_id(v.id))
+    return internal_error("invalid volume id " + v.id);
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::error_code ec;
+  fs::create_directories(volumes_dir(data_dir_), ec);
+  // The raw files carry the ids they have inside (a setuid file made there
+  // is a host-root one here): no host user but root passes.
+  if (ec || ::chmod(volumes_dir(data_dir_).c_str(), 0700) != 0)
+    return internal_error("cannot create " + volumes_dir(data_dir_));
+  disk_limits limits{std::max<int64_t>(v.size_mb, 16) << 20, volume_inodes};
+  if (auto st = disks_.attach_volume(dir(v.id), limits, volume_owner); !st)
+    return st.error();
+  mounted_.insert(v.id);
+  return sandbox_disks::mount_point(dir(v.id));
+}
+
+status volume_store::remove(const std::string& volume_id) {
+  if (!valid_volume_id(volume_id))
+    return internal_error("invalid volume id " + volume_id);
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (auto st = disks_.detach(dir(volume_id), false); !st)
+    return st;
+  mounted_.erase(volume_id);
+  std::error_code ec;
+  fs::remove_all(dir(volume_id), ec);
+  if (ec)
+    return internal_error("cannot remove " + dir(volume_id) + ": " + ec.message());
+  return success();
+}
+
+result<disk_usage> volume_store::usage(const volume& v) {
+  auto mounted = mount(v);
+  if (!mounted)
+    return mounted.error();
+  return disks_.usage(dir(v.id));
+}
+
+void volume_store::unmount_all(const std::string& data_dir) {
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator(volumes_dir(data_dir), ec)) {
+    auto mnt = sandbox_disks::mount_point(entry.path().string());
+    if (is_mount_point(mnt))
+      ::umount2(mnt.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+  }
+}
+
+} // namespace sandboxd
