@@ -18,8 +18,8 @@ namespace {
 
 // `user` inside a sandbox (uid and gid 1000 in every template).
 constexpr unsigned volume_owner = 1000;
-// Enough for many small files; a volume's size bounds its bytes.
-constexpr int64_t volume_inodes = 131072;
+// One inode per 16 KiB (ext4's default ratio), at most this many.
+constexpr int64_t max_volume_inodes = 131072;
 
 std::string volumes_dir(const std::string& data_dir) {
   return data_dir + "/volumes";
@@ -51,7 +51,8 @@ result<std::string> volume_store::mount(const volume& v) {
   // is a host-root one here): no host user but root passes.
   if (ec || ::chmod(volumes_dir(data_dir_).c_str(), 0700) != 0)
     return internal_error("cannot create " + volumes_dir(data_dir_));
-  disk_limits limits{std::max<int64_t>(v.size_mb, 16) << 20, volume_inodes};
+  auto bytes = std::max<int64_t>(v.size_mb, 16) << 20;
+  disk_limits limits{bytes, std::min<int64_t>(bytes >> 14, max_volume_inodes)};
   if (auto st = disks_.attach_volume(dir(v.id), limits, volume_owner); !st)
     return st.error();
   mounted_.insert(v.id);

@@ -36,13 +36,20 @@ static auto fields(const network_view& x) {
   return std::tie(x.internet, x.internet_set, x.allow_out, x.deny_out, x.public_traffic,
                   x.mask_request_host);
 }
+static auto fields(const volume& x) {
+  return std::tie(x.id, x.org_id, x.name, x.created_ms, x.size_mb);
+}
+static auto fields(const volume_mount& x) {
+  return std::tie(x.name, x.path, x.volume_id, x.size_mb);
+}
+static auto fields(const spec_volume& x) { return std::tie(x.vol, x.path); }
 static auto fields(const create_spec::agent_launch& x) {
   return std::tie(x.name, x.model, x.task, x.command, x.key_env, x.key, x.cancel_grace_s);
 }
 static auto fields(const create_spec& x) {
   return std::tie(x.org_id, x.template_id, x.timeout_s, x.metadata, x.env_vars, x.alias,
                   x.idle_timeout_s, x.max_lifetime_s, x.agent, x.auto_pause,
-                  x.auto_pause_memory, x.auto_resume, x.network);
+                  x.auto_pause_memory, x.auto_resume, x.network, x.volumes);
 }
 static auto fields(const sandbox_record& x) {
   return std::tie(x.id, x.org_id, x.template_id, x.alias, x.metadata, x.env_vars,
@@ -105,7 +112,7 @@ static auto fields(const network_policy& x) {
 static auto fields(const disk_limits& x) { return std::tie(x.bytes, x.inodes); }
 static auto fields(const container_spec& x) {
   return std::tie(x.id, x.lower_rootfs, x.template_name, x.layers, x.layers_node, x.cpu_count,
-                  x.memory_mb, x.pids_max, x.disk, x.env, x.network);
+                  x.memory_mb, x.pids_max, x.disk, x.env, x.network, x.volumes);
 }
 static auto fields(const node_capacity& x) {
   return std::tie(x.node, x.cpus, x.memory_mb, x.available_mb, x.containers, x.templates);
@@ -267,6 +274,9 @@ create_spec::agent_launch an_agent_launch() {
   return {"codex", "gpt-5", "fix the tests", "codex exec", "OPENAI_API_KEY", "sk-1", 25};
 }
 
+volume a_volume() { return {"vol-0123456789abcdef0123", "org-1", "data", 1700000000000, 64}; }
+volume_mount a_volume_mount() { return {"data", "/mnt/data", "vol-0123456789abcdef0123", 64}; }
+
 create_spec a_spec() {
   create_spec s;
   s.org_id = "org-1";
@@ -282,6 +292,7 @@ create_spec a_spec() {
   s.auto_pause_memory = false;
   s.auto_resume = true;
   s.network = a_network();
+  s.volumes = {a_volume_mount()};
   return s;
 }
 
@@ -471,6 +482,7 @@ container_spec a_container_spec() {
   s.disk = {1 << 30, 5000};
   s.env = {{"TOKEN", "secret"}};
   s.network = a_policy();
+  s.volumes = {{a_volume(), "/mnt/data"}};
   return s;
 }
 
@@ -497,6 +509,11 @@ TEST(MessageTypes, AgentStreamErrorRoundTrips) {
   check_type("agent_stream_error", a_stream_error());
 }
 TEST(MessageTypes, ExecOutcomeRoundTrips) { check_type("exec_outcome", an_outcome()); }
+TEST(MessageTypes, VolumeRoundTrips) { check_type("volume", a_volume()); }
+TEST(MessageTypes, VolumeMountRoundTrips) { check_type("volume_mount", a_volume_mount()); }
+TEST(MessageTypes, SpecVolumeRoundTrips) {
+  check_type("spec_volume", spec_volume{a_volume(), "/mnt/data"});
+}
 
 // A blocking job is a closure for this node's executor: writing one, alone or
 // in a message, and reading one both fail rather than carry nothing.
