@@ -11,10 +11,11 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import time
 from urllib.parse import urlencode
 
-from harness import Server, ServerTest, main
+from harness import Server, ServerTest, eventually, main
 
 HOST_WATCHED = ["/etc/passwd", "/etc/shadow", "/etc/hostname", "/etc/hosts"]
 
@@ -243,6 +244,22 @@ class VolumeContentTest(ServerTest):
         # And the volume works afterwards.
         self.assertStatus(self.put("/after", b"ok"), 201)
         self.assertEqual(self.get("/after").raw, b"ok")
+
+    def test_a_client_that_hangs_up_mid_upload_leaves_nothing(self):
+        self.assertStatus(self.put("/kept", b"old"), 201)
+        for path in ("/kept", "/new"):
+            s = socket.create_connection(("127.0.0.1", self.server.envd_port), timeout=30)
+            head = (f"PUT /volumecontent/{self.vid}/file?{urlencode({'path': path, 'force': 'true'})} HTTP/1.1\r\n"
+                    f"Host: x\r\nAuthorization: Bearer {self.vol['token']}\r\n"
+                    f"Content-Type: application/octet-stream\r\nContent-Length: {10 << 20}\r\n\r\n")
+            s.sendall(head.encode() + b"\xcd" * (1 << 20))
+            # Mid-body: the bytes are in a temporary file beside the target.
+            self.assertTrue(eventually(lambda: any(n.startswith(".sandboxd-upload-")
+                                                   for n in os.listdir(self.host_dir())), within=10))
+            s.close()
+        self.assertTrue(eventually(lambda: sorted(os.listdir(self.host_dir())) == ["kept"], within=10),
+                        os.listdir(self.host_dir()))
+        self.assertEqual(self.get("/kept").raw, b"old")
 
     # -- hostile volumes -------------------------------------------------------
 
