@@ -125,6 +125,18 @@ bool is_template_files_path(const std::string& path);
 /// expired, 413 announced larger than max_template_file_bytes.
 result<std::unique_ptr<upload_sink>> template_file_upload(envd_call& call);
 
+/// Whether `path` is the volume-content API (/volumecontent/...): no
+/// sandbox's, authorized by the volume's token alone (envd_volume_content.cpp).
+bool is_volume_content_path(const std::string& path);
+
+/// Checks the head of a volume-content request (route, method, token,
+/// parameters), mounts the volume and returns what takes the body and
+/// answers. Its failures are answered as volume_content_error.
+result<std::unique_ptr<upload_sink>> volume_content_request(envd_call& call);
+
+/// The volume-content API's errors: {"code": "<status>", "message"}.
+envd_reply volume_content_error(const failure& f);
+
 /// What a signed URL's `signature` is for `operation` ("read"/"write")
 /// and the sandbox whose envd token is `token`.
 enum class signature_verdict { valid, expired, invalid, bad_expiration };

@@ -464,6 +464,22 @@ MHD_Result start_template_upload(request_state* st, MHD_Connection* conn) {
   return MHD_YES;
 }
 
+// A volume-content request: no sandbox, the volume's token the authority,
+// so it is routed before any sandbox lookup and refused from the head; an
+// upload's body streams into the volume.
+MHD_Result start_volume_content(request_state* st, MHD_Connection* conn) {
+  try {
+    auto sink = volume_content_request(st->call);
+    if (!sink)
+      return refuse_early(st, conn, volume_content_error(sink.error()));
+    st->upload = std::move(*sink);
+  } catch (const std::exception& e) {
+    spdlog::error("envd {} {}: {}", st->call.method, st->call.path, e.what());
+    return refuse_early(st, conn, volume_content_error(internal_error(e.what())));
+  }
+  return MHD_YES;
+}
+
 MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
                       const char*, const char* upload_data, size_t* upload_size,
                       void** con_cls) {
@@ -493,6 +509,8 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
       return start_port_request(st, conn, *port);
     if (is_template_files_path(call.path))
       return start_template_upload(st, conn);
+    if (is_volume_content_path(call.path))
+      return start_volume_content(st, conn);
     bool upload = call.path == "/files" && call.method == "POST";
     auto length = call.header("content-length");
     bool digits = !length.empty() && length.find_first_not_of("0123456789") == std::string::npos;
