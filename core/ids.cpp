@@ -70,4 +70,17 @@ bool is_valid_sandbox_id(const std::string& id) {
   return true;
 }
 
+std::string new_prefixed_id(const std::string& prefix, size_t hex_chars) {
+  return prefix + random_hex((hex_chars + 1) / 2).substr(0, hex_chars);
+}
+
+bool is_prefixed_id(const std::string& id, const std::string& prefix, size_t hex_chars) {
+  if (id.size() != prefix.size() + hex_chars || id.compare(0, prefix.size(), prefix) != 0)
+    return false;
+  for (size_t i = prefix.size(); i < id.size(); ++i)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+      return false;
+  return true;
+}
+
 }  // namespace sandboxd

@@ -17,4 +17,9 @@ std::string new_sandbox_id();
 /// True for strings new_sandbox_id could have produced (guards path use).
 bool is_valid_sandbox_id(const std::string& id);
 
+/// `prefix` + `hex_chars` random lowercase hex (volumes' and secrets' ids).
+std::string new_prefixed_id(const std::string& prefix, size_t hex_chars);
+/// Exactly what new_prefixed_id(prefix, hex_chars) makes.
+bool is_prefixed_id(const std::string& id, const std::string& prefix, size_t hex_chars);
+
 }  // namespace sandboxd

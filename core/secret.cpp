@@ -49,16 +49,11 @@ std::string aad_of(const secret_record& rec, int64_t version) {
 } // namespace
 
 std::string new_secret_id() {
-  return "sec_" + random_hex(secret_id_hex / 2);
+  return new_prefixed_id("sec_", secret_id_hex);
 }
 
 bool valid_secret_id(const std::string& id) {
-  if (id.size() != 4 + secret_id_hex || id.rfind("sec_", 0) != 0)
-    return false;
-  for (size_t i = 4; i < id.size(); ++i)
-    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-      return false;
-  return true;
+  return is_prefixed_id(id, "sec_", secret_id_hex);
 }
 
 result<std::string> canonical_secret_name(const std::string& name) {

@@ -12,10 +12,6 @@ namespace {
 constexpr size_t volume_id_hex = 20;
 constexpr size_t max_mount_path = 255;
 
-bool is_lower_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
 // Where the sandbox's own machinery lives, or the system a mount would
 // shadow: a volume over /etc or /usr would hide the template's files.
 bool reserved_path(const std::string& p) {
@@ -71,16 +67,11 @@ result<std::string> mount_path(const nlohmann::json& j) {
 } // namespace
 
 std::string new_volume_id() {
-  return "vol-" + random_hex(volume_id_hex / 2);
+  return new_prefixed_id("vol-", volume_id_hex);
 }
 
 bool valid_volume_id(const std::string& id) {
-  if (id.size() != 4 + volume_id_hex || id.rfind("vol-", 0) != 0)
-    return false;
-  for (size_t i = 4; i < id.size(); ++i)
-    if (!is_lower_hex(id[i]))
-      return false;
-  return true;
+  return is_prefixed_id(id, "vol-", volume_id_hex);
 }
 
 bool valid_volume_name(const std::string& name) {

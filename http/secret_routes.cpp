@@ -29,6 +29,24 @@ std::string ref_of(const request& req) {
   return name ? *name : ref;
 }
 
+// The value and metadata a create or update carries.
+struct secret_input {
+  std::string value;
+  std::map<std::string, std::string> metadata;
+  bool has_metadata = false;
+};
+
+result<secret_input> parse_input(const nlohmann::json& body) {
+  auto value = parse_secret_value(body);
+  if (!value)
+    return value.error();
+  auto metadata = parse_secret_metadata(body);
+  if (!metadata)
+    return metadata.error();
+  return secret_input{std::move(*value), std::move(*metadata),
+                      body.contains("metadata") && !body["metadata"].is_null()};
+}
+
 } // namespace
 
 // POST /secrets {name, value, metadata?} → 201 E2B's Secret.
@@ -42,12 +60,9 @@ void create_secret(api_context& ctx, request& req) {
   auto name = canonical_secret_name(raw_name.get<std::string>());
   if (!name)
     return req.out->send_error(name.error());
-  auto value = parse_secret_value(*body);
-  if (!value)
-    return req.out->send_error(value.error());
-  auto metadata = parse_secret_metadata(*body);
-  if (!metadata)
-    return req.out->send_error(metadata.error());
+  auto in = parse_input(*body);
+  if (!in)
+    return req.out->send_error(in.error());
   std::lock_guard<std::mutex> guard{writes()};
   auto have = ctx.db->secrets(req.org);
   if (!have)
@@ -62,10 +77,10 @@ void create_secret(api_context& ctx, request& req) {
   s.id = new_secret_id();
   s.org_id = req.org;
   s.name = *name;
-  s.metadata = std::move(*metadata);
+  s.metadata = std::move(in->metadata);
   s.created_ms = s.updated_ms = now_ms();
   s.current_version = 1;
-  s.versions.push_back(seal_secret(secrets_key(ctx.db->secret()), s, 1, *value, s.created_ms));
+  s.versions.push_back(seal_secret(secrets_key(ctx.db->secret()), s, 1, in->value, s.created_ms));
   if (auto st = ctx.db->put_secret(s); !st)
     return req.out->send_error(st.error());
   req.out->send_json(201, to_json(s));
@@ -116,12 +131,9 @@ void update_secret(api_context& ctx, request& req) {
   auto body = parse_object(req.body);
   if (!body)
     return req.out->send_error(body.error());
-  auto value = parse_secret_value(*body);
-  if (!value)
-    return req.out->send_error(value.error());
-  auto metadata = parse_secret_metadata(*body);
-  if (!metadata)
-    return req.out->send_error(metadata.error());
+  auto in = parse_input(*body);
+  if (!in)
+    return req.out->send_error(in.error());
   std::lock_guard<std::mutex> guard{writes()};
   auto found = ctx.db->find_secret(req.org, ref_of(req));
   if (!found)
@@ -132,12 +144,12 @@ void update_secret(api_context& ctx, request& req) {
   s.updated_ms = now_ms();
   s.current_version += 1;
   s.versions.push_back(
-    seal_secret(secrets_key(ctx.db->secret()), s, s.current_version, *value, s.updated_ms));
+    seal_secret(secrets_key(ctx.db->secret()), s, s.current_version, in->value, s.updated_ms));
   // Older versions beyond the few kept are dropped (sealed bytes only).
   while (s.versions.size() > max_secret_versions)
     s.versions.erase(s.versions.begin());
-  if (body->contains("metadata") && !(*body)["metadata"].is_null())
-    s.metadata = std::move(*metadata);
+  if (in->has_metadata)
+    s.metadata = std::move(in->metadata);
   if (auto st = ctx.db->put_secret(s); !st)
     return req.out->send_error(st.error());
   req.out->send_json(200, to_json(s));
