@@ -1,6 +1,8 @@
 #include "runtime/volume_store.hpp"
 
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -8,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/fd_closer.hpp"
 #include "runtime/mount_point.hpp"
 
 namespace fs = std::filesystem;
@@ -31,10 +34,17 @@ volume_store::volume_store(std::string data_dir, std::string cache_dir)
   : data_dir_(std::move(data_dir)), disks_(std::move(cache_dir)) {}
 
 volume_store::~volume_store() {
+  // Kept mounted: sandboxes keep running across a stop and still use them,
+  // and a restart takes the mount up again (a second mount of the image
+  // would wait for theirs to go). Synced, so a host crash loses nothing;
+  // `sandboxd cleanup` unmounts them.
   std::lock_guard<std::mutex> guard{mtx_};
-  for (auto& id : mounted_)
-    if (auto st = disks_.detach(dir(id), true); !st)
-      spdlog::warn("volume {}: {}", id, st.error().message);
+  for (auto& id : mounted_) {
+    fd_closer fd{::open(sandbox_disks::mount_point(dir(id)).c_str(),
+                        O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)};
+    if (fd.get() >= 0)
+      ::syncfs(fd.get());
+  }
 }
 
 std::string volume_store::dir(const std::string& volume_id) const {

@@ -3,7 +3,9 @@
 // `<data>/volumes/<id>/disk` on its first use (a sandbox that mounts it, or a
 // volume-content request) and kept mounted until it is removed or the server
 // stops: two sandboxes mounting one volume share that one filesystem, as a
-// shared directory. Its files are stored with the ids they have inside a
+// shared directory. A stop leaves them mounted (running sandboxes keep
+// them; the next start takes them up); `sandboxd cleanup` unmounts them.
+// Its files are stored with the ids they have inside a
 // sandbox (its root directory is `user`'s, 1000:1000); each sandbox sees it
 // through an idmapped mount into its own id range. `<data>/volumes` is 0700:
 // no host user but root reaches the raw files (a setuid file made inside
@@ -25,7 +27,7 @@ class volume_store {
 public:
   /// `data_dir`: the server's; `cache_dir`: where blank images are kept.
   volume_store(std::string data_dir, std::string cache_dir);
-  /// Unmounts every volume this process mounted.
+  /// Syncs the volumes this process mounted, leaving them mounted.
   ~volume_store();
   volume_store(const volume_store&) = delete;
   volume_store& operator=(const volume_store&) = delete;
@@ -38,8 +40,8 @@ public:
   status remove(const std::string& volume_id);
   /// The mounted filesystem's counters (mounting it if needed).
   result<disk_usage> usage(const volume& v);
-  /// Unmounts every volume mounted under `data_dir` (sandboxd cleanup;
-  /// a stop unmounts its own in the destructor).
+  /// Unmounts every volume mounted under `data_dir` (sandboxd cleanup,
+  /// once no server and no sandbox of it is left).
   static void unmount_all(const std::string& data_dir);
 
   std::string dir(const std::string& volume_id) const;

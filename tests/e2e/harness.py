@@ -242,6 +242,11 @@ def remove_data_dir(data_dir, runtime=(), wrap=()):
                     os.rmdir(d)
                 except OSError:
                     pass
+    volumes = os.path.join(data_dir, "volumes")
+    for vid in (os.listdir(volumes) if os.path.isdir(volumes) else []):
+        path = os.path.join(volumes, vid, "disk")
+        if os.path.ismount(path):
+            subprocess.run(["umount", "-l", path], capture_output=True)
     shutil.rmtree(data_dir, ignore_errors=True)
     # This data dir's directory of roots under /run: empty by now, but for
     # the empty directory of a root unmounted a moment ago.

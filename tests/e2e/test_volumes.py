@@ -132,11 +132,15 @@ class VolumeTest(ServerTest):
         v = self.make("durable")
         a, _ = self.mounted("durable")
         self.server.sh(a, "echo kept > /mnt/data/k")
-        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{a}"), 204)
+        # `a` keeps running across the restart with the volume mounted.
         self.server.stop()
         self.server.start()
         b, _ = self.mounted("durable")
         self.assertEqual(self.server.sh(b, "cat /mnt/data/k")["stdout"], "kept\n")
+        # Still one filesystem for both: the restart took the mount up again.
+        self.server.sh(b, "echo after > /mnt/data/after")
+        self.assertEqual(self.server.sh(a, "cat /mnt/data/after")["stdout"], "after\n")
+        self.assertStatus(self.server.request("DELETE", f"/sandboxes/{a}"), 204)
         self.assertStatus(self.server.request("DELETE", f"/sandboxes/{b}"), 204)
         self.assertStatus(self.server.request("DELETE", f"/volumes/{v['volumeID']}"), 204)
         self.assertFalse(os.path.exists(os.path.join(self.server.dir, "volumes", v["volumeID"])))

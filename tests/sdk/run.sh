@@ -87,6 +87,9 @@ cleanup() {
       rmdir "$root" "$(dirname "$root")" >/dev/null 2>&1 || true
     fi
   done
+  for mnt in "$DATA_DIR"/volumes/*/disk; do
+    if mountpoint -q "$mnt" 2>/dev/null; then umount -l "$mnt" >/dev/null 2>&1 || true; fi
+  done
   local digest
   digest="$(printf '%s' "$(realpath -m "$DATA_DIR")" | sha256sum | cut -c1-12)"
   rmdir "/run/sandboxd/roots/$digest" >/dev/null 2>&1 || true
