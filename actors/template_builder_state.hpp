@@ -48,9 +48,6 @@ struct builder_state {
   std::map<std::string, step_job> jobs; // by build id
   std::deque<std::string> step_queue;
   size_t step_builds = 0;
-  // Resources a build defined in code asked for (POST /v3/templates), until
-  // its steps come and the base's defaults are known.
-  std::map<std::string, std::pair<std::optional<int>, std::optional<int>>> requested;
   static inline const char* name = "template_builder";
 };
 

@@ -576,6 +576,9 @@ caf::result<user_template> create_code_template(self_ptr self, code_template_req
     b.cpu_count = *req.cpu_count;
   if (req.memory_mb)
     b.memory_mb = *req.memory_mb;
+  // Kept on the record: they win over the base's once the steps name it.
+  b.asked_cpu = req.cpu_count;
+  b.asked_memory_mb = req.memory_mb;
   b.hash = "pending";
   t.updated_ms = now;
   ++t.build_count;
@@ -584,9 +587,6 @@ caf::result<user_template> create_code_template(self_ptr self, code_template_req
   if (auto s = db.put_user_template(t, b); !s)
     return to_error(s.error());
   log_line(db, b.id, "info", "", "build of template " + t.name + " requested; waiting for its steps");
-  // The requested resources win over the base's once the build knows it.
-  if (req.cpu_count || req.memory_mb)
-    self->state.requested[b.id] = {req.cpu_count, req.memory_mb};
   return t;
 }
 
@@ -610,13 +610,10 @@ caf::result<bool> start_code_build(self_ptr self, const std::string& org,
   j.req = steps;
   if (auto s = resolve_base(self, j); !s)
     return to_error(s.error());
-  if (auto asked = self->state.requested.find(b.id); asked != self->state.requested.end()) {
-    if (asked->second.first)
-      j.cpu_count = *asked->second.first;
-    if (asked->second.second)
-      j.memory_mb = *asked->second.second;
-    self->state.requested.erase(asked);
-  }
+  if (b.asked_cpu)
+    j.cpu_count = *b.asked_cpu;
+  if (b.asked_memory_mb)
+    j.memory_mb = *b.asked_memory_mb;
   b.steps = steps;
   b.cpu_count = j.cpu_count;
   b.memory_mb = j.memory_mb;

@@ -206,6 +206,10 @@ nlohmann::json to_storage_json(const template_build& b) {
     j["failed_step"] = b.failed_step;
     j["default_user"] = b.default_user;
     j["default_workdir"] = b.default_workdir;
+    if (b.asked_cpu)
+      j["asked_cpu"] = *b.asked_cpu;
+    if (b.asked_memory_mb)
+      j["asked_memory_mb"] = *b.asked_memory_mb;
   }
   // Any build may hold tags (POST /templates/tags), not only one in code.
   if (!b.tags.empty())
@@ -257,6 +261,10 @@ std::optional<template_build> build_from_storage_json(const nlohmann::json& j) {
     b.default_user = j.value("default_user", "");
     b.default_workdir = j.value("default_workdir", "");
     b.tag_times = j.value("tag_times", std::map<std::string, int64_t>{});
+    if (j.contains("asked_cpu"))
+      b.asked_cpu = j.at("asked_cpu").get<int>();
+    if (j.contains("asked_memory_mb"))
+      b.asked_memory_mb = j.at("asked_memory_mb").get<int>();
     return b;
   } catch (const std::exception&) {
     return std::nullopt;

@@ -107,6 +107,10 @@ struct template_build {
   std::string default_user;
   std::string default_workdir;
   std::map<std::string, int64_t> tag_times;
+  // The resources a build in code was asked for (POST /v3/templates): they
+  // win over its base's once its steps name the base, restart or not.
+  std::optional<int> asked_cpu;
+  std::optional<int> asked_memory_mb;
 };
 
 template <class Inspector>
@@ -115,7 +119,8 @@ typename Inspector::result_type inspect(Inspector& f, template_build& x) {
            x.status, x.reason, x.created_ms, x.updated_ms, x.finished_ms, x.parent,
            x.packages, x.run, caf::meta::omittable(), x.env, x.start_cmd, x.ready_port,
            x.cpu_count, x.memory_mb, x.hash, x.code, optional_field(x.steps), x.snapshot_id,
-           x.failed_step, x.tags, x.default_user, x.default_workdir, x.tag_times);
+           x.failed_step, x.tags, x.default_user, x.default_workdir, x.tag_times,
+           optional_field(x.asked_cpu), optional_field(x.asked_memory_mb));
 }
 
 /// An org's template: private to the org, rebuilt by POSTing its name again.

@@ -171,3 +171,30 @@ TEST(CodeTemplate, BuildWithStepsSurvivesStorage) {
   EXPECT_FALSE(to_storage_json(p).contains("steps"));
   EXPECT_FALSE(build_from_storage_json(to_storage_json(p))->code);
 }
+
+namespace sandboxd {
+namespace {
+
+// The resources a build in code asked for are on its record: a restart
+// between the request and its steps keeps them.
+TEST(CodeTemplateRecord, AskedResourcesAreStored) {
+  template_build b;
+  b.id = "b";
+  b.template_id = "t";
+  b.org_id = "o";
+  b.code = true;
+  b.asked_cpu = 4;
+  auto back = build_from_storage_json(to_storage_json(b));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->asked_cpu, 4);
+  EXPECT_FALSE(back->asked_memory_mb);
+  b.asked_cpu.reset();
+  b.asked_memory_mb = 2048;
+  back = build_from_storage_json(to_storage_json(b));
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->asked_cpu);
+  EXPECT_EQ(back->asked_memory_mb, 2048);
+}
+
+} // namespace
+} // namespace sandboxd

@@ -99,7 +99,7 @@ static auto fields(const template_build& x) {
                   x.updated_ms, x.finished_ms, x.parent, x.packages, x.run, x.env,
                   x.start_cmd, x.ready_port, x.cpu_count, x.memory_mb, x.hash, x.code,
                   x.steps, x.snapshot_id, x.failed_step, x.tags, x.default_user,
-                  x.default_workdir, x.tag_times);
+                  x.default_workdir, x.tag_times, x.asked_cpu, x.asked_memory_mb);
 }
 static auto fields(const user_template& x) {
   return std::tie(x.id, x.org_id, x.name, x.created_ms, x.updated_ms, x.build_count,
@@ -450,6 +450,8 @@ template_build a_build() {
   b.default_user = "root";
   b.default_workdir = "/app";
   b.tag_times = {{"v1", 1700000000000}};
+  b.asked_cpu = 3;
+  b.asked_memory_mb = 768;
   return b;
 }
 
