@@ -471,8 +471,8 @@ int serve(int argc, char** argv) {
     spdlog::warn("interrupted template file uploads not removed: {}", swept.error().message);
   else if (*swept)
     spdlog::info("removed {} interrupted template file uploads", *swept);
-  http::envd_context envd_ctx{sys, registry, db, dir};
-  envd_ctx.volumes = volumes;
+  http::envd_context envd_ctx{sys, registry, db, dir, std::make_shared<http::envd_defaults>(),
+                              volumes};
   auto envd = http::envd_server::start(envd_ctx, limits, envd_listen);
   if (!envd)
     return die(envd.error().message);

@@ -78,16 +78,21 @@ class SecretTest(ServerTest):
 
     def test_list_pages(self):
         made = [self.make(f"page-{i}")["secretID"] for i in range(5)]
-        seen, token = [], None
+        seen, times, token = [], [], None
         while True:
             q = "/secrets?limit=2" + (f"&nextToken={token}" if token else "")
             r = self.req("GET", q)
             self.assertStatus(r, 200)
             seen += [s["secretID"] for s in r.json]
+            times += [s["createdAt"] for s in r.json]
             token = r.headers.get("X-Next-Token")
             if not token:
                 break
-        self.assertEqual([x for x in seen if x in made], made)
+        # Every one exactly once, oldest first (secrets made within one
+        # millisecond come in id order).
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertEqual(sorted(x for x in seen if x in made), sorted(made))
+        self.assertEqual(times, sorted(times))
         self.assertError(self.req("GET", "/secrets?nextToken=../x"), 400)
 
     def test_zz_value_never_leaves_and_is_sealed_at_rest(self):
