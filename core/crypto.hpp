@@ -3,8 +3,14 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace sandboxd {
+
+/// Bytes as lowercase hex (2 characters per byte).
+std::string hex_encode(std::string_view bytes);
+/// The bytes of lowercase hex; nullopt for an odd length or another character.
+std::optional<std::string> hex_decode(std::string_view hex);
 
 /// SHA-256 of `data` as lowercase hex.
 std::string sha256_hex(const std::string& data);

@@ -1,5 +1,7 @@
 #include "core/ids.hpp"
 
+#include "core/crypto.hpp"
+
 #include <sys/random.h>
 
 #include <cstdint>
@@ -24,16 +26,9 @@ void fill_random(uint8_t* buf, size_t n) {
 } // namespace
 
 std::string random_hex(size_t bytes) {
-  std::vector<uint8_t> buf(bytes);
-  fill_random(buf.data(), bytes);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes * 2);
-  for (auto b : buf) {
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 0xf]);
-  }
-  return out;
+  std::string buf(bytes, '\0');
+  fill_random(reinterpret_cast<uint8_t*>(buf.data()), bytes);
+  return hex_encode(buf);
 }
 
 std::string new_uuid() {

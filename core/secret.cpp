@@ -10,38 +10,6 @@ namespace {
 
 constexpr size_t secret_id_hex = 20;
 
-std::string to_hex(const std::string& raw) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 0xf]);
-  }
-  return out;
-}
-
-std::optional<std::string> from_hex(const std::string& hex) {
-  if (hex.size() % 2)
-    return std::nullopt;
-  auto val = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(hex.size() / 2);
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = val(hex[i]), lo = val(hex[i + 1]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
-}
-
 std::string aad_of(const secret_record& rec, int64_t version) {
   return "secret:" + rec.id + ":" + std::to_string(version) + ":" + rec.org_id;
 }
@@ -137,7 +105,7 @@ nlohmann::json to_json(const secret_record& s) {
 std::string encode(const secret_record& s) {
   auto versions = nlohmann::json::array();
   for (auto& v : s.versions)
-    versions.push_back({{"v", v.version}, {"at", v.created_ms}, {"sealed", to_hex(v.sealed)}});
+    versions.push_back({{"v", v.version}, {"at", v.created_ms}, {"sealed", hex_encode(v.sealed)}});
   return nlohmann::json{{"id", s.id},           {"org", s.org_id},
                         {"name", s.name},       {"metadata", s.metadata},
                         {"created", s.created_ms}, {"updated", s.updated_ms},
@@ -157,7 +125,7 @@ std::optional<secret_record> decode_secret(const std::string& bytes) {
     s.updated_ms = j.value("updated", int64_t{0});
     s.current_version = j.value("current", int64_t{0});
     for (auto& v : j.at("versions")) {
-      auto sealed = from_hex(v.at("sealed").get<std::string>());
+      auto sealed = hex_decode(v.at("sealed").get<std::string>());
       if (!sealed)
         return std::nullopt;
       s.versions.push_back({v.at("v"), v.value("at", int64_t{0}), *sealed});

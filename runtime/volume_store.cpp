@@ -86,13 +86,6 @@ status volume_store::remove(const std::string& volume_id) {
   return success();
 }
 
-result<disk_usage> volume_store::usage(const volume& v) {
-  auto mounted = mount(v);
-  if (!mounted)
-    return mounted.error();
-  return disks_.usage(dir(v.id));
-}
-
 void volume_store::unmount_all(const std::string& data_dir) {
   std::error_code ec;
   for (auto& entry : fs::directory_iterator(volumes_dir(data_dir), ec)) {

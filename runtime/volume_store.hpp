@@ -38,15 +38,12 @@ public:
   result<std::string> mount(const volume& v);
   /// Unmounts the volume and removes its image. Idempotent.
   status remove(const std::string& volume_id);
-  /// The mounted filesystem's counters (mounting it if needed).
-  result<disk_usage> usage(const volume& v);
   /// Unmounts every volume mounted under `data_dir` (sandboxd cleanup,
   /// once no server and no sandbox of it is left).
   static void unmount_all(const std::string& data_dir);
 
-  std::string dir(const std::string& volume_id) const;
-
 private:
+  std::string dir(const std::string& volume_id) const;
   std::string data_dir_;
   sandbox_disks disks_;
   std::mutex mtx_;
