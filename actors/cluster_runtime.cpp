@@ -100,8 +100,9 @@ std::string cluster_runtime::choose(const container_spec& spec) const {
   if (!spec.layers.empty())
     return spec.layers_node;
   std::string best; // this node unless a worker has more room
-  // An org's template, or volumes (their files are this node's): here.
-  if (spec.template_name.empty() || !spec.volumes.empty())
+  // An org's template, volumes (their files are this node's) or egress
+  // rules (the org's secrets are this node's): here.
+  if (spec.template_name.empty() || !spec.volumes.empty() || !spec.network.rules.empty())
     return best;
   auto best_room = local_node_.draining ? INT64_MIN : room("", local_node_);
   auto best_count = count[""];

@@ -22,6 +22,8 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<volume_mount>("sandboxd::volume_mount")
     .add_message_type<spec_volume>("sandboxd::spec_volume")
     .add_message_type<network_view>("sandboxd::network_view")
+    .add_message_type<egress_header>("sandboxd::egress_header")
+    .add_message_type<egress_rule>("sandboxd::egress_rule")
     .add_message_type<template_request>("sandboxd::template_request")
     .add_message_type<code_template_request>("sandboxd::code_template_request")
     .add_message_type<template_step>("sandboxd::template_step")

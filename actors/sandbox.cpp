@@ -370,7 +370,7 @@ bool agent_running(const sandbox_record& rec) {
 
 network_policy policy_of(const sandbox_record& rec) {
   auto n = network_of(rec);
-  return network_policy{n.internet, n.allow_out, n.deny_out};
+  return network_policy{n.internet, n.allow_out, n.deny_out, n.rules, rec.org_id};
 }
 
 container_spec spec_of(const sandbox_record& rec, const sandbox_deps& deps) {
@@ -523,7 +523,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
           if (!r)
             return r.error();
           bool same = policy.internet == booted.internet && policy.allow_out == booted.allow_out
-                      && policy.deny_out == booted.deny_out;
+                      && policy.deny_out == booted.deny_out && policy.rules == booted.rules;
           return same ? success() : rt->update_network(id, policy);
         },
         [=](status s) {
@@ -867,7 +867,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       }
       auto rt = self->state.deps.runtime;
       auto id = rec.id;
-      auto policy = network_policy{n.internet, n.allow_out, n.deny_out};
+      auto policy = network_policy{n.internet, n.allow_out, n.deny_out, n.rules, rec.org_id};
       run_blocking(self, true, [rt, id, policy] { return rt->update_network(id, policy); },
                    log_it);
       return rp;

@@ -19,6 +19,7 @@ Usage:
                  [--warm-pool base=2[,NAME=N...]|0] [--max-connections 4096]
                  [--max-connections-per-client 2048] [--max-snapshots-per-org 100]
                  [--volume-size-mb 1024] [--max-volumes-per-org 100]
+                 [--egress-trust-file PEM]  # upstream CAs network.rules hosts may use
                  [--cluster-listen HOST:PORT --cluster-secret-file FILE] [--node-name control]
                  [--rejoin-grace 60s]                        # a control node for workers
   sandboxd worker --join HOST:PORT --cluster-secret-file FILE [--name NAME]

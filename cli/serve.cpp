@@ -37,6 +37,9 @@
 #include "http/server.hpp"
 #include "core/crypto.hpp"
 #include "runtime/containers.hpp"
+#include "runtime/egress_ca.hpp"
+#include "runtime/egress_proxy.hpp"
+#include "core/secret.hpp"
 #include "actors/tunnel.hpp"
 #include "runtime/agent_catalog.hpp"
 #include "runtime/templates.hpp"
@@ -242,7 +245,8 @@ int serve(int argc, char** argv) {
                      "metrics-interval", "sandbox-disk-mb", "sandbox-inodes", "domain",
                      "warm-pool", "max-connections", "max-connections-per-client",
                      "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
-                     "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org"});
+                     "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org",
+                     "egress-trust-file"});
   if (!opts)
     return fail(opts.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
@@ -359,9 +363,32 @@ int serve(int argc, char** argv) {
   auto agents = agent_catalog::load(opts->get("agents", default_agents_file()));
   if (!agents)
     return fail(agents.error().message);
+  // The egress proxy (network.rules): its CA, and secrets opened per request.
+  auto ca = egress_ca::open(dir + "/egress-ca");
+  if (!ca)
+    return fail(ca.error().message);
+  egress_proxy_config egress_cfg;
+  egress_cfg.ca = *ca;
+  egress_cfg.trust_file = opts->get("egress-trust-file", "");
+  egress_cfg.secret = [db](const std::string& org, const std::string& name) -> result<std::string> {
+    auto found = db->find_secret(org, name);
+    if (!found)
+      return found.error();
+    if (!*found)
+      return bad_gateway("secret '" + name + "' does not exist");
+    auto value = open_secret(secrets_key(db->secret()), **found);
+    if (!value)
+      return internal_error("secret '" + name + "' does not open with this install's key");
+    return *value;
+  };
+  auto egress = egress_proxy::start(std::move(egress_cfg));
+  if (!egress)
+    return fail(egress.error().message);
+  network_config net_cfg;
+  net_cfg.egress = *egress;
   auto runtime = std::make_shared<container_runtime>(
     opts->get("oci-runtime", "crun"), dir,
-    opts->get("agent", self_dir() + "/sandboxd-agent"));
+    opts->get("agent", self_dir() + "/sandboxd-agent"), net_cfg);
   runtime->set_inode_limit(*inodes);
   auto volumes = std::make_shared<volume_store>(dir, dir + "/runtime/disks");
   runtime->set_volumes(volumes);

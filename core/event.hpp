@@ -105,6 +105,7 @@ inline constexpr const char* cold = "paused.cold";  // on `paused`: "true" memor
 inline constexpr const char* net_internet = "network.internet";   // "true"|"false"; absent: default
 inline constexpr const char* net_allow = "network.allow_out";     // JSON array of strings
 inline constexpr const char* net_deny = "network.deny_out";       // JSON array of strings
+inline constexpr const char* net_rules = "network.rules"; // E2B's rules object (core/egress_rules.hpp)
 inline constexpr const char* net_public = "network.public_traffic"; // "false": ports need a token
 inline constexpr const char* net_mask_host = "network.mask_request_host"; // Host the ports see
 inline constexpr const char* default_user = "template.user";       // who runs processes unasked

@@ -188,6 +188,8 @@ network_view network_of(const sandbox_record& rec) {
     n.public_traffic = *v != "false";
   if (auto v = get(event_ext::net_mask_host))
     n.mask_request_host = *v;
+  if (auto v = get(event_ext::net_rules))
+    n.rules = decode_egress_rules(*v);
   return n;
 }
 
@@ -203,7 +205,8 @@ std::map<std::string, std::string> ingress_ext(const network_view& n) {
 std::map<std::string, std::string> network_ext(const network_view& n) {
   return {{event_ext::net_internet, n.internet_set ? (n.internet ? "true" : "false") : ""},
           {event_ext::net_allow, nlohmann::json(n.allow_out).dump()},
-          {event_ext::net_deny, nlohmann::json(n.deny_out).dump()}};
+          {event_ext::net_deny, nlohmann::json(n.deny_out).dump()},
+          {event_ext::net_rules, encode_egress_rules(n.rules)}};
 }
 
 nlohmann::json to_storage_json(const sandbox_record& r) {

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/egress_rules.hpp"
 #include "core/volume.hpp"
 #include "core/event.hpp"
 #include "core/inspect.hpp"
@@ -38,12 +39,13 @@ struct network_view {
   std::vector<std::string> allow_out, deny_out;
   bool public_traffic = true;     // false: a port request needs the traffic access token
   std::string mask_request_host;  // the Host a port sees ("${PORT}" replaced); empty: the client's
+  std::vector<egress_rule> rules; // network.rules: headers set on HTTPS requests to their hosts
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_view& x) {
   return f(caf::meta::type_name("network_view"), x.internet, x.internet_set,
-           x.allow_out, x.deny_out, x.public_traffic, x.mask_request_host);
+           x.allow_out, x.deny_out, x.public_traffic, x.mask_request_host, x.rules);
 }
 
 /// What a client asked for when creating a sandbox (already validated).

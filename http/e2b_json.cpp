@@ -14,6 +14,8 @@ nlohmann::json network_json(const network_view& net) {
     out["allowPublicTraffic"] = false;
   if (!net.mask_request_host.empty())
     out["maskRequestHost"] = net.mask_request_host;
+  if (!net.rules.empty())
+    out["rules"] = egress_rules_json(net.rules);
   return out;
 }
 

@@ -76,15 +76,35 @@ result<network_view> parse_network(const json& top, const json& rules) {
                          " (\"${PORT}\" stands for the port)");
     n.mask_request_host = mask->get<std::string>();
   }
-  for (auto name : {"egressProxy", "rules", "httpsPorts"}) {
-    auto v = rules.find(name);
-    if (v != rules.end() && !v->is_null() && !v->empty())
-      return bad_request(std::string{"network."} + name
-                         + " is not supported by this server (it has no egress proxy)");
+  if (auto r = rules.find("rules"); r != rules.end()) {
+    auto parsed = parse_egress_rules(*r);
+    if (!parsed)
+      return parsed.error();
+    n.rules = std::move(*parsed);
   }
+  if (auto v = rules.find("egressProxy"); v != rules.end() && !v->is_null() && !v->empty())
+    return bad_request("network.egressProxy is not supported by this server (no SOCKS5 tunnel)");
+  if (auto v = rules.find("httpsPorts"); v != rules.end() && !v->is_null() && !v->empty())
+    return bad_request("network.httpsPorts is not supported by this server (its port proxy"
+                       " reaches sandbox ports over plain HTTP)");
   if (auto st = validate(network_policy{n.internet, n.allow_out, n.deny_out}); !st)
     return st.error();
   return n;
+}
+
+// Every secret a rule's placeholder names exists in the org now (400
+// otherwise); one deleted later fails the requests that need it (502).
+status check_rule_secrets(api_context& ctx, const std::string& org, const network_view& n) {
+  auto names = rule_secret_names(n.rules);
+  if (names.empty())
+    return success();
+  auto have = ctx.db->secrets(org);
+  if (!have)
+    return have.error();
+  for (auto& name : names)
+    if (std::none_of(have->begin(), have->end(), [&](auto& s) { return s.name == name; }))
+      return bad_request("network.rules: secret '" + name + "' does not exist");
+  return success();
 }
 
 } // namespace
@@ -129,6 +149,8 @@ void create_sandbox(api_context& ctx, request& req) {
                                          : body->value("network", json::object()));
   if (!network)
     return req.out->send_error(network.error());
+  if (auto st = check_rule_secrets(ctx, req.org, *network); !st)
+    return req.out->send_error(st.error());
   auto volumes = parse_volume_mounts(*body);
   if (!volumes)
     return req.out->send_error(volumes.error());
@@ -385,6 +407,8 @@ void update_network(api_context& ctx, request& req) {
   auto n = parse_network(*body, *body);
   if (!n)
     return req.out->send_error(n.error());
+  if (auto st = check_rule_secrets(ctx, req.org, *n); !st)
+    return req.out->send_error(st.error());
   auto out = req.out;
   auto policy = *n;
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {

@@ -1,4 +1,6 @@
 #include "runtime/containers.hpp"
+#include "runtime/egress_ca.hpp"
+#include "runtime/egress_proxy.hpp"
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -520,8 +522,11 @@ status container_runtime::boot(const container_spec& spec) {
     return st;
   if (auto st = write_private(dir + "/config.json", bundle_config(spec, ids, volume_sources)); !st)
     return st;
-  auto resolv = as_root_inside(
-    ids, [&] { return net_.write_resolv_conf(root_path, spec.network); });
+  auto resolv = as_root_inside(ids, [&]() -> status {
+    if (auto st = net_.write_resolv_conf(root_path, spec.network); !st)
+      return st;
+    return trust_egress_ca(root_path, spec.network);
+  });
   if (!resolv)
     return resolv;
   watch.lap("config");
@@ -778,6 +783,15 @@ status container_runtime::resume(const std::string& id) {
   return success();
 }
 
+// A sandbox with network.rules trusts the egress proxy's CA (added to its
+// trust store once; the others' roots are left as the template made them).
+status container_runtime::trust_egress_ca(const std::string& root, const network_policy& policy) {
+  auto& egress = net_.config().egress;
+  if (policy.rules.empty() || !egress)
+    return success();
+  return trust_in_rootfs(root, egress->ca_pem());
+}
+
 status container_runtime::update_network(const std::string& id,
                                          const network_policy& policy) {
   if (!is_valid_sandbox_id(id))
@@ -790,8 +804,11 @@ status container_runtime::update_network(const std::string& id,
   auto root = running_root(id);
   if (!root)
     return root.error();
-  return as_range_root(*ids, [&] {
-    return net_.write_resolv_conf("/proc/self/fd/" + std::to_string(root->get()), policy);
+  return as_range_root(*ids, [&]() -> status {
+    auto path = "/proc/self/fd/" + std::to_string(root->get());
+    if (auto st = net_.write_resolv_conf(path, policy); !st)
+      return st;
+    return trust_egress_ca(path, policy);
   });
 }
 

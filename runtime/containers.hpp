@@ -123,6 +123,8 @@ private:
   /// The sandbox's running root, through its init's /proc entry, once that
   /// is checked to be the init of this sandbox's container.
   result<fd_closer> running_root(const std::string& id) const;
+  /// Adds the egress CA to the trust store under `root` when `policy` has rules.
+  status trust_egress_ca(const std::string& root, const network_policy& policy);
   void unmount_root(const std::string& id);
   /// Where the sandbox's merged root is mounted (<dir>/rootfs links there).
   std::string rootfs(const std::string& id) const;

@@ -27,7 +27,9 @@
 #include "core/fd_closer.hpp"
 #include "core/ids.hpp"
 #include "runtime/command.hpp"
+#include "runtime/egress_proxy.hpp"
 #include "runtime/netlink.hpp"
+#include "runtime/rootfs_files.hpp"
 
 namespace sandboxd {
 
@@ -79,28 +81,6 @@ bool parse_ipv4(const std::string& s, uint32_t& out) {
   return true;
 }
 
-bool is_label(const std::string& l) {
-  if (l.empty() || l.size() > 63 || l.front() == '-' || l.back() == '-')
-    return false;
-  for (char c : l)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-          || c == '-'))
-      return false;
-  return true;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  for (;;) {
-    auto end = s.find(sep, start);
-    parts.push_back(s.substr(start, end == std::string::npos ? std::string::npos
-                                                             : end - start));
-    if (end == std::string::npos)
-      return parts;
-    start = end + 1;
-  }
-}
 
 bool all_digits(const std::string& s) {
   return !s.empty()
@@ -131,6 +111,9 @@ std::string render_skeleton(const std::vector<ipv4_net>& always_deny) {
          // never-opened ranges (the union is denied to every sandbox).
          "add set " + t + " always_deny { type ipv4_addr; flags interval; auto-merge; }\n"
          "add map " + t + " egress { type ifname : verdict; }\n"
+         // Sandboxes whose HTTPS goes through the egress proxy (network.rules).
+         "add set " + t + " intercept { type ifname; }\n"
+         "add chain " + t + " prerouting { type nat hook prerouting priority dstnat; policy accept; }\n"
          "add chain " + t + " forward { type filter hook forward priority filter; policy accept; }\n"
          "add chain " + t + " input { type filter hook input priority filter; policy accept; }\n"
          "add chain " + t + " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n";
@@ -154,7 +137,12 @@ std::string render_skeleton(const std::vector<ipv4_net>& always_deny) {
          "flush chain " + t + " input\n"
          // The host accepts replies from sandboxes, nothing they initiate.
          "add rule " + t + " input iifname @ifaces ct state established,related accept\n"
+         // ... and the HTTPS redirected to the egress proxy, which listens on
+         // the sandbox's own veth address (a direct connection there is dropped).
+         "add rule " + t + " input iifname @intercept ct status dnat tcp dport 443 accept\n"
          "add rule " + t + " input iifname @ifaces drop\n"
+         "flush chain " + t + " prerouting\n"
+         "add rule " + t + " prerouting iifname @intercept tcp dport 443 redirect\n"
          "flush chain " + t + " postrouting\n"
          "add rule " + t + " postrouting iifname @ifaces oifname != @ifaces masquerade\n";
 }
@@ -305,19 +293,6 @@ std::vector<ipv4_net> merge_nets(std::vector<ipv4_net> nets) {
   return out;
 }
 
-bool is_domain(const std::string& text) {
-  if (text.empty() || text.size() > 253)
-    return false;
-  auto labels = split(text, '.');
-  if (labels.size() < 2 || all_digits(labels.back()))
-    return false;
-  return std::all_of(labels.begin(), labels.end(), is_label);
-}
-
-bool is_wildcard_domain(const std::string& text) {
-  return text.size() > 2 && text.compare(0, 2, "*.") == 0 && is_domain(text.substr(2));
-}
-
 std::string veth_name(const std::string& sandbox_id) {
   return "sbx" + sandbox_id.substr(0, 12);
 }
@@ -390,6 +365,11 @@ std::string render_policy(const std::string& id, const resolved_policy& p, bool 
   // is no moment without a policy.
   if (!fresh)
     s += "delete element " + t + " egress { \"" + veth + "\" }\n";
+  // In the intercept set or not (added first: deleting a missing one fails).
+  if (p.intercept || !fresh)
+    s += "add element " + t + " intercept { \"" + veth + "\" }\n";
+  if (!p.intercept && !fresh)
+    s += "delete element " + t + " intercept { \"" + veth + "\" }\n";
   if (auto verdict = policy_verdict(p)) {
     s += "add element " + t + " ifaces { \"" + veth + "\" }\n";
     s += "add element " + t + " egress { \"" + veth + "\" : " + *verdict + " }\n";
@@ -435,14 +415,17 @@ std::string render_delete(const std::string& id) {
   auto chain = chain_name(id);
   auto veth = veth_name(id);
   return "delete element " + t + " egress { \"" + veth + "\" }\n"
-         + "delete element " + t + " ifaces { \"" + veth + "\" }\n" + drop_chain(chain);
+         + "delete element " + t + " ifaces { \"" + veth + "\" }\n"
+         + "add element " + t + " intercept { \"" + veth + "\" }\n"
+         + "delete element " + t + " intercept { \"" + veth + "\" }\n" + drop_chain(chain);
 }
 
 std::vector<std::string> render_forget(const std::string& veth, const std::string& chain) {
   std::string t = table;
   std::vector<std::string> steps = {
     "delete element " + t + " egress { \"" + veth + "\" }\n",
-    "delete element " + t + " ifaces { \"" + veth + "\" }\n"};
+    "delete element " + t + " ifaces { \"" + veth + "\" }\n",
+    "delete element " + t + " intercept { \"" + veth + "\" }\n"};
   if (!chain.empty())
     steps.push_back(drop_chain(chain));
   return steps;
@@ -575,6 +558,7 @@ result<resolved_policy> sandbox_network::resolve(const network_policy& policy) {
     return v.error();
   resolved_policy r;
   r.internet = policy.internet;
+  r.intercept = !policy.rules.empty();
   r.always_deny = always_deny();
   std::vector<std::string> domains;
   bool any_domain = false;
@@ -747,6 +731,12 @@ status sandbox_network::setup(const std::string& id, int init_pid,
   // 2. The rules, then 3. the sandbox side (lo, address, default route):
   //    nothing runs in the sandbox before create returns. The link exists
   //    before its chain does (sweep() relies on that order).
+  if (resolved->intercept) {
+    if (!config_.egress)
+      return fail(bad_request("network.rules need the egress proxy, which this node does not run"));
+    if (auto st = config_.egress->attach(id, chosen->host, chosen->sandbox, policy, *resolved); !st)
+      return fail(st.error());
+  }
   if (auto r = run_nft(id, render_policy(id, *resolved, true), render_apply(id, *resolved)); !r)
     return fail(r.error());
   if (auto r = wire_sandbox_side(init_pid, *chosen, prefix_len); !r)
@@ -762,9 +752,24 @@ status sandbox_network::update(const std::string& id, const network_policy& poli
     return resolved.error();
   if (!link_exists(veth_name(id)))
     return not_found("sandbox " + id + " has no network");
+  // The proxy listens before its redirect exists, and stops after it went.
+  if (resolved->intercept) {
+    if (!config_.egress)
+      return bad_request("network.rules need the egress proxy, which this node does not run");
+    auto own = sandbox_address(id);
+    if (!own)
+      return own.error();
+    auto addr = parse_ipv4_net(*own);
+    if (!addr)
+      return addr.error();
+    if (auto st = config_.egress->attach(id, addr->addr - 1, addr->addr, policy, *resolved); !st)
+      return st;
+  }
   // Flush and refill the chain, one transaction: no moment without a policy.
   if (auto r = run_nft(id, render_policy(id, *resolved, false), render_apply(id, *resolved)); !r)
     return failure{r.error().status, "sandbox network: " + r.error().message};
+  if (!resolved->intercept && config_.egress)
+    config_.egress->detach(id);
   return success();
 }
 
@@ -783,6 +788,8 @@ status sandbox_network::teardown(const std::string& id) {
       link = r;
   }
   auto rules = run_nft(id, render_delete(id), "");
+  if (config_.egress)
+    config_.egress->detach(id);
   if (!link)
     return link;
   if (!rules)
@@ -844,37 +851,7 @@ status sandbox_network::write_resolv_conf(const std::string& rootfs,
     resolved->dns = ns;
   auto text = render_resolv_conf(*resolved, ns);
 
-  int root = ::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0)
-    return internal_error("open " + rootfs + ": " + strerror(errno));
-  open_how how{};
-  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  int etc = static_cast<int>(::syscall(SYS_openat2, root, "etc", &how, sizeof how));
-  int err = errno;
-  ::close(root);
-  if (etc < 0)
-    return internal_error("open " + rootfs + "/etc: " + strerror(err));
-  const char* tmp = ".resolv.conf.sandboxd";
-  ::unlinkat(etc, tmp, 0);
-  int fd = ::openat(etc, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    err = errno;
-    ::close(etc);
-    return internal_error("create resolv.conf: " + std::string{strerror(err)});
-  }
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size())
-            && ::fchmod(fd, 0644) == 0;
-  ::close(fd);
-  // rename replaces whatever resolv.conf is (a symlink too) without following it.
-  ok = ok && ::renameat(etc, tmp, etc, "resolv.conf") == 0;
-  err = errno;
-  if (!ok)
-    ::unlinkat(etc, tmp, 0);
-  ::close(etc);
-  if (!ok)
-    return internal_error("write resolv.conf: " + std::string{strerror(err)});
-  return success();
+  return write_in_rootfs(rootfs, "etc", "resolv.conf", text);
 }
 
 result<std::string> sandbox_network::sandbox_address(const std::string& id) {

@@ -36,15 +36,20 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/dns_name.hpp"
+#include "core/egress_rules.hpp"
 #include "core/inspect.hpp"
 #include "core/result.hpp"
 #include "runtime/address_view.hpp"
 
 namespace sandboxd {
+
+class egress_proxy;
 
 /// E2B's `allowInternetAccess` and `network{allowOut, denyOut}`, JSON-free.
 /// allowInternetAccess=false is denyOut ["0.0.0.0/0"]; allowOut beats denyOut.
@@ -54,11 +59,17 @@ struct network_policy {
   std::vector<std::string> allow_out;
   /// IPv4 addresses or IPv4 CIDRs only.
   std::vector<std::string> deny_out;
+  /// E2B's network.rules: the sandbox's HTTPS goes through the egress proxy
+  /// (runtime/egress_proxy.hpp) when there are any.
+  std::vector<egress_rule> rules{};
+  /// The org whose secrets the rules' placeholders name.
+  std::string org{};
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, network_policy& x) {
-  return f(caf::meta::type_name("network_policy"), x.internet, x.allow_out, x.deny_out);
+  return f(caf::meta::type_name("network_policy"), x.internet, x.allow_out, x.deny_out,
+           x.rules, x.org);
 }
 
 /// 400 with a message naming the bad entry; success otherwise.
@@ -75,6 +86,8 @@ struct network_config {
   std::vector<std::string> nameservers;
   /// Host-wide lock serializing address allocation between sandboxd processes.
   std::string lock_path = "/run/sandboxd-network.lock";
+  /// Serves sandboxes with network.rules; null: such a sandbox is refused.
+  std::shared_ptr<egress_proxy> egress;
   /// Domain -> IPv4 addresses (host byte order); empty = getaddrinfo (A records).
   std::function<std::vector<uint32_t>(const std::string&)> resolver;
 };
@@ -100,10 +113,6 @@ bool contains(const ipv4_net& net, uint32_t addr);
 /// Sorted, with overlapping and adjacent ranges merged into covering CIDRs.
 std::vector<ipv4_net> merge_nets(std::vector<ipv4_net> nets);
 
-/// A host name with at least one dot (`example.com`, any case), or `*.example.com`.
-bool is_domain(const std::string& text);
-bool is_wildcard_domain(const std::string& text);
-
 /// Host-side veth name (15 chars: "sbx" + 12 of the id) and policy chain name.
 std::string veth_name(const std::string& sandbox_id);
 std::string chain_name(const std::string& sandbox_id);
@@ -125,6 +134,7 @@ struct resolved_policy {
   std::vector<ipv4_net> allow;       // allowOut CIDRs and resolved domains
   std::vector<ipv4_net> deny;        // denyOut (0.0.0.0/0 when !internet)
   std::vector<uint32_t> dns;         // nameservers opened on port 53 (domains in allowOut)
+  bool intercept = false;            // network.rules: tcp/443 goes to the egress proxy
 };
 
 /// What the rules decide for a packet from the sandbox to `dst` (port 53 or not).

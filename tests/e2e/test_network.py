@@ -74,6 +74,15 @@ class Internet:
         self.web = None
 
     def start(self):
+        self.link()
+        self.web = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, sys.executable, "-m", "http.server", "8080",
+             "--bind", self.addr, "--directory", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http(f"http://{self.addr}:8080/hello.txt")
+
+    def link(self):
+        """The namespace and its veth to the host, addressed and up."""
         run("ip", "netns", "add", self.netns)
         self.made_netns = True
         run("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0",
@@ -83,11 +92,6 @@ class Internet:
         run("ip", "-n", self.netns, "link", "set", "lo", "up")
         run("ip", "-n", self.netns, "addr", "add", f"{self.addr}/30", "dev", "eth0")
         run("ip", "-n", self.netns, "link", "set", "eth0", "up")
-        self.web = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, sys.executable, "-m", "http.server", "8080",
-             "--bind", self.addr, "--directory", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_http(f"http://{self.addr}:8080/hello.txt")
 
     @property
     def url(self):
@@ -355,7 +359,8 @@ class Policies(NetworkTest):
             ({"network": {"allowOut": "1.2.3.4"}}, "allowOut"),
             ({"network": {"allowOut": ["not an address!"]}}, "allowOut"),
             ({"network": {"egressProxy": {"address": "p:1080"}}}, "egressProxy"),
-            ({"network": {"rules": {"a.com": [{}]}}}, "rules"),
+            ({"network": {"rules": {"a.com": [{"transform": {"headers": {"Host": "x"}}}]}}},
+             "rules"),
             ({"allow_internet_access": "no"}, "allow_internet_access"),
             ({"network": [1]}, "network"),
         ]

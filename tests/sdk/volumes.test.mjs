@@ -5,55 +5,10 @@
 // (it restarts it), on free loopback ports with a data dir it removes.
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, execFileSync } from 'node:child_process'
-import fs from 'node:fs'
-import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import { Sandbox, Volume } from 'e2b'
-import { sleep } from './helpers.mjs'
+import { OwnServer } from './own_server.mjs'
 
-const BIN = process.env.SANDBOXD_BIN
-let dir, apiPort, envdPort, server
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-async function startServer() {
-  const log = fs.openSync(path.join(dir, 'server.log'), 'a')
-  server = spawn(BIN, ['serve', '--data-dir', dir, '--api-listen', `127.0.0.1:${apiPort}`,
-                       '--envd-listen', `127.0.0.1:${envdPort}`, '--volume-size-mb', '64'],
-                 { stdio: ['ignore', log, log] })
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error('sandboxd exited: ' + fs.readFileSync(path.join(dir, 'server.log'), 'utf8').slice(-2000))
-    try {
-      const r = await fetch(`http://127.0.0.1:${apiPort}/health`)
-      if (r.status === 200 && fs.existsSync(path.join(dir, 'api-key'))) break
-    } catch {}
-    await sleep(50)
-  }
-  process.env.E2B_API_KEY = fs.readFileSync(path.join(dir, 'api-key'), 'utf8').trim()
-  process.env.E2B_API_URL = `http://127.0.0.1:${apiPort}`
-  process.env.E2B_SANDBOX_URL = `http://127.0.0.1:${envdPort}`
-  // The volume-content API is served on the envd listener.
-  process.env.E2B_VOLUME_API_URL = `http://127.0.0.1:${envdPort}`
-}
-
-async function stopServer() {
-  if (!server || server.exitCode !== null) return
-  const done = new Promise((r) => server.once('exit', r))
-  server.kill('SIGTERM')
-  await Promise.race([done, sleep(15_000)])
-  if (server.exitCode === null) server.kill('SIGKILL')
-}
+const own = new OwnServer('sandboxd-sdkvol-', ['--volume-size-mb', '64'])
 
 const created = new Set()
 async function create(opts) {
@@ -67,20 +22,12 @@ async function kill(sbx) {
 }
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandboxd-sdkvol-'))
-  apiPort = await freePort()
-  envdPort = await freePort()
-  while (envdPort === apiPort) envdPort = await freePort()
-  await startServer()
+  await own.start()
 })
 
 after(async () => {
   for (const id of created) await Sandbox.kill(id).catch(() => {})
-  await stopServer()
-  try {
-    execFileSync(BIN, ['cleanup', '--data-dir', dir], { stdio: 'ignore' })
-  } catch {}
-  fs.rmSync(dir, { recursive: true, force: true })
+  await own.remove()
 })
 
 describe('volumes', () => {
@@ -127,8 +74,8 @@ describe('volumes', () => {
     await kill(a)
     await kill(b)
 
-    await stopServer()
-    await startServer()
+    await own.stop()
+    await own.start()
     const c = await create({ volumeMounts: { '/data': 'sdk-shared' } })
     assert.equal(await c.files.read('/data/notes.txt'), 'from a\nfrom b\n')
     assert.equal(await c.files.read('/data/from-api.txt'), 'written by the API\n')

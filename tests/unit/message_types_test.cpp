@@ -34,7 +34,7 @@ static auto fields(const event& x) {
 }
 static auto fields(const network_view& x) {
   return std::tie(x.internet, x.internet_set, x.allow_out, x.deny_out, x.public_traffic,
-                  x.mask_request_host);
+                  x.mask_request_host, x.rules);
 }
 static auto fields(const volume& x) {
   return std::tie(x.id, x.org_id, x.name, x.created_ms, x.size_mb);
@@ -107,8 +107,10 @@ static auto fields(const user_template& x) {
 }
 static auto fields(const template_usage& x) { return std::tie(x.count, x.last_ms); }
 static auto fields(const network_policy& x) {
-  return std::tie(x.internet, x.allow_out, x.deny_out);
+  return std::tie(x.internet, x.allow_out, x.deny_out, x.rules, x.org);
 }
+static auto fields(const egress_header& x) { return std::tie(x.name, x.value); }
+static auto fields(const egress_rule& x) { return std::tie(x.host, x.headers); }
 static auto fields(const disk_limits& x) { return std::tie(x.bytes, x.inodes); }
 static auto fields(const container_spec& x) {
   return std::tie(x.id, x.lower_rootfs, x.template_name, x.layers, x.layers_node, x.cpu_count,
@@ -259,6 +261,10 @@ event an_event() {
   return e;
 }
 
+egress_rule an_egress_rule() {
+  return {"*.example.com", {{"Authorization", "Bearer sk-1 ${e2b.secrets.api-key}"}, {"X-A", "b"}}};
+}
+
 network_view a_network() {
   network_view n;
   n.internet = false;
@@ -267,6 +273,7 @@ network_view a_network() {
   n.deny_out = {"0.0.0.0/0"};
   n.public_traffic = false;
   n.mask_request_host = "localhost:${PORT}";
+  n.rules = {an_egress_rule()};
   return n;
 }
 
@@ -469,7 +476,9 @@ user_template a_user_template() {
   return t;
 }
 
-network_policy a_policy() { return {false, {"example.com", "10.0.0.0/8"}, {"10.1.0.0/16"}}; }
+network_policy a_policy() {
+  return {false, {"example.com", "10.0.0.0/8"}, {"10.1.0.0/16"}, {an_egress_rule()}, "org-1"};
+}
 
 container_spec a_container_spec() {
   container_spec s;
@@ -541,6 +550,10 @@ TEST(MessageTypes, ExecutionInfoRoundTrips) { check_type("execution_info", an_ex
 TEST(MessageTypes, CreateSpecRoundTrips) { check_type("create_spec", a_spec()); }
 TEST(MessageTypes, AgentLaunchRoundTrips) { check_type("agent_launch", an_agent_launch()); }
 TEST(MessageTypes, NetworkViewRoundTrips) { check_type("network_view", a_network()); }
+TEST(MessageTypes, EgressRuleRoundTrips) { check_type("egress_rule", an_egress_rule()); }
+TEST(MessageTypes, EgressHeaderRoundTrips) {
+  check_type("egress_header", egress_header{"X-Key", "${e2b.secrets.k}"});
+}
 TEST(MessageTypes, SandboxRecordRoundTrips) { check_type("sandbox_record", a_record()); }
 TEST(MessageTypes, ConnectResultRoundTrips) { check_type("connect_result", a_connect_result()); }
 TEST(MessageTypes, ContainerSampleRoundTrips) { check_type("container_sample", a_sample()); }

@@ -256,15 +256,18 @@ TEST(NetworkRules, RemovalTouchesOnlyTheSandboxsEntries) {
   EXPECT_EQ(render_delete(id),
             "delete element inet sandboxd egress { \"sbxabcdefghij01\" }\n"
             "delete element inet sandboxd ifaces { \"sbxabcdefghij01\" }\n"
+            "add element inet sandboxd intercept { \"sbxabcdefghij01\" }\n"
+            "delete element inet sandboxd intercept { \"sbxabcdefghij01\" }\n"
             "add chain inet sandboxd sbx_abcdefghij0123456789\n"
             "flush chain inet sandboxd sbx_abcdefghij0123456789\n"
             "delete chain inet sandboxd sbx_abcdefghij0123456789\n");
   auto steps = render_forget(veth_name(id), chain_name(id));
-  ASSERT_EQ(steps.size(), 3u);
+  ASSERT_EQ(steps.size(), 4u);
   EXPECT_EQ(steps[0], "delete element inet sandboxd egress { \"sbxabcdefghij01\" }\n");
   EXPECT_EQ(steps[1], "delete element inet sandboxd ifaces { \"sbxabcdefghij01\" }\n");
-  EXPECT_NE(steps[2].find("delete chain inet sandboxd sbx_" + id), std::string::npos);
-  EXPECT_EQ(render_forget(veth_name(id), "").size(), 2u);
+  EXPECT_EQ(steps[2], "delete element inet sandboxd intercept { \"sbxabcdefghij01\" }\n");
+  EXPECT_NE(steps[3].find("delete chain inet sandboxd sbx_" + id), std::string::npos);
+  EXPECT_EQ(render_forget(veth_name(id), "").size(), 3u);
   for (auto& text : steps) {
     EXPECT_EQ(text.find("delete table"), std::string::npos);
     EXPECT_EQ(text.find("flush table"), std::string::npos);
