@@ -20,11 +20,12 @@ Usage:
                  [--max-connections-per-client 2048] [--max-snapshots-per-org 100]
                  [--volume-size-mb 1024] [--max-volumes-per-org 100]
                  [--egress-trust-file PEM]  # upstream CAs network.rules hosts may use
+                 [--log-format text|json]
                  [--cluster-listen HOST:PORT --cluster-secret-file FILE] [--node-name control]
                  [--rejoin-grace 60s]                        # a control node for workers
   sandboxd worker --join HOST:PORT --cluster-secret-file FILE [--name NAME]
                   [--data-dir ./worker-data] [--oci-runtime crun] [--templates FILE]
-                  [--template-cache DIR]                     # run sandboxes for a control node
+                  [--template-cache DIR] [--log-format text|json]  # run sandboxes for a control node
   sandboxd worker list [--data-dir DIR] [--json]  # the control node's nodes
   sandboxd worker drain NAME [--undo] [--data-dir DIR]   # no new sandboxes on NAME
   sandboxd keys create --org NAME [--data-dir DIR]

@@ -28,6 +28,7 @@
 #include "actors/template_builder.hpp"
 #include "cli/cluster.hpp"
 #include "cli/commands.hpp"
+#include "cli/log_format.hpp"
 #include "cli/defaults.hpp"
 #include "cli/options.hpp"
 #include "http/admin_channel.hpp"
@@ -246,9 +247,11 @@ int serve(int argc, char** argv) {
                      "warm-pool", "max-connections", "max-connections-per-client",
                      "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
                      "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org",
-                     "egress-trust-file"});
+                     "egress-trust-file", "log-format"});
   if (!opts)
     return fail(opts.error().message);
+  if (auto st = set_log_format(opts->get("log-format", "text")); !st)
+    return fail(st.error().message);
   auto dir = fs::absolute(opts->get("data-dir", "./data")).lexically_normal().string();
   if (!dir.empty() && dir.back() == '/')
     dir.pop_back();
@@ -514,7 +517,12 @@ int serve(int argc, char** argv) {
   auto admin = admin_channel::start(dir + "/admin.sock", db, cluster_admin(cluster, db));
   if (!admin)
     return die(admin.error().message);
-  std::printf("sandboxd is serving\n"
+  if (opts->get("log-format", "text") == "json") {
+    // One log line like any other; the key stays in its file, out of the journal.
+    spdlog::info("sandboxd is serving: API http://{}, envd http://{}{}, data dir {}, API key in {}/api-key",
+                 api_listen, envd_listen, cluster ? ", cluster " + cluster_listen : "", dir, dir);
+  } else {
+    std::printf("sandboxd is serving\n"
               "  API:      http://%s\n"
               "  envd:     http://%s (E2B_SANDBOX_URL)\n"
               "%s"
@@ -525,7 +533,8 @@ int serve(int argc, char** argv) {
                       : "",
               dir.c_str(), key->c_str(),
               dir.c_str());
-  std::fflush(stdout);
+    std::fflush(stdout);
+  }
   int sig = 0;
   sigwait(&sigs, &sig);
   spdlog::info("signal {}: stopping; sandboxes keep running", sig);

@@ -21,6 +21,7 @@
 #include "actors/worker.hpp"
 #include "cli/cluster.hpp"
 #include "cli/commands.hpp"
+#include "cli/log_format.hpp"
 #include "cli/defaults.hpp"
 #include "cli/options.hpp"
 #include "http/admin_channel.hpp"
@@ -204,9 +205,11 @@ int worker(int argc, char** argv) {
   }
   auto opts = parse(argc, argv, 2,
                     {"join", "cluster-secret-file", "name", "data-dir", "oci-runtime", "templates",
-                     "template-cache", "agent"});
+                     "template-cache", "agent", "log-format"});
   if (!opts)
     return fail(opts.error().message);
+  if (auto st = set_log_format(opts->get("log-format", "text")); !st)
+    return fail(st.error().message);
   return join(*opts);
 }
 

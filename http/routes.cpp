@@ -1,5 +1,7 @@
 #include "http/routes.hpp"
 
+#include "http/openapi_spec.hpp"
+
 #include "http/body.hpp"
 #include "http/context.hpp"
 
@@ -56,6 +58,7 @@ void list_templates_v2(api_context&, request&);
 void create_template(api_context&, request&);
 void get_template(api_context&, request&);
 void delete_template(api_context&, request&);
+void update_template(api_context&, request&);
 void template_alias(api_context&, request&);
 void template_build_status(api_context&, request&);
 // template_build_routes.cpp
@@ -84,11 +87,17 @@ void server_health(api_context&, request& req) {
   req.out->send_json(200, {{"status", "ok"}});
 }
 
+// The spec this server is tested against; nothing in it is secret.
+void openapi_document(api_context&, request& req) {
+  req.out->send_text(200, std::string{openapi_spec()}, "application/yaml");
+}
+
 } // namespace
 
 const std::vector<route>& control_plane_routes() {
   static const std::vector<route> routes = {
     {"GET", "/health", server_health, false},
+    {"GET", "/openapi.yaml", openapi_document, false},
     {"GET", "/metrics", prometheus_metrics, false},
     {"GET", "/sandboxes/metrics", sandboxes_metrics},
     {"POST", "/sandboxes", create_sandbox},
@@ -144,6 +153,8 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/templates/:id/tags", list_template_tags},
     {"GET", "/templates/:id", get_template},
     {"DELETE", "/templates/:id", delete_template},
+    {"PATCH", "/templates/:id", update_template},
+    {"PATCH", "/v2/templates/:id", update_template},
     {"GET", "/templates/:id/builds/:buildId/status", template_build_status},
     {"POST", "/v3/templates", request_template_build},
     {"GET", "/templates/:id/files/:hash", template_files_link},

@@ -379,6 +379,37 @@ void delete_template(api_context& ctx, request& req) {
   });
 }
 
+// PATCH /templates/:id and /v2/templates/:id {public} → E2B's
+// TemplateUpdateResponse {names}. An org's templates stay its own: `public:
+// true` (sharing with every org) is refused rather than ignored. Catalogue
+// templates are the operator's (403).
+void update_template(api_context& ctx, request& req) {
+  auto body = parse_object(req.body);
+  if (!body)
+    return req.out->send_error(body.error());
+  for (auto& [field, _] : body->items())
+    if (field != "public")
+      return req.out->send_error(bad_request("unknown field '" + field.substr(0, 64)
+                                             + "': a template update takes {public}"));
+  auto pub = bool_field(*body, "public", false);
+  if (!pub)
+    return req.out->send_error(pub.error());
+  auto ref = req.params.at("id");
+  if (ctx.templates->find(ref))
+    return req.out->send_error(
+      failure{403, "template " + ref + " is the operator's catalogue: it is public already"});
+  auto t = ctx.db->find_user_template(req.org, ref);
+  if (!t)
+    return req.out->send_error(t.error());
+  if (!*t)
+    return req.out->send_error(not_found("template " + ref + " not found"));
+  if (*pub)
+    return req.out->send_error(bad_request(
+      "public templates are not offered by this server: an org's templates are seen by that"
+      " org only (build it in each org that needs it)"));
+  req.out->send_json(200, {{"names", {(*t)->name}}});
+}
+
 // GET /templates/aliases/:alias → E2B's TemplateAliasResponse {templateID,
 // public}: a catalogue name or alias, or a name (or id) of the org's own.
 void template_alias(api_context& ctx, request& req) {

@@ -396,6 +396,12 @@ egress_proxy::~egress_proxy() {
   if (wake_fd_ >= 0)
     (void)!::write(wake_fd_, &one, sizeof one);
   ready_.notify_all();
+  {
+    // Connections being served end now (their blocking calls return).
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (int fd : active_)
+      ::shutdown(fd, SHUT_RDWR);
+  }
   if (acceptor_.joinable())
     acceptor_.join();
   for (auto& w : workers_)
@@ -517,10 +523,26 @@ void egress_proxy::work_loop() {
       j = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    serve(j);
+    if (track(j.fd)) {
+      serve(j);
+      untrack(j.fd);
+    }
     ::close(j.fd);
     --j.entry->open;
   }
+}
+
+bool egress_proxy::track(int fd) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (stop_)
+    return false;
+  active_.insert(fd);
+  return true;
+}
+
+void egress_proxy::untrack(int fd) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  active_.erase(fd);
 }
 
 void egress_proxy::serve(const job& j) {
@@ -548,11 +570,21 @@ void egress_proxy::serve(const job& j) {
   const egress_rule* rule =
     hello.kind == hello_kind::sni ? match_egress_rule(policy.rules, hello.sni) : nullptr;
   auto up = connect_to(dst, port);
+  fd_closer upstream{up ? *up : -1};
+  if (up && !track(upstream.get()))
+    return;
+  // Declared after `upstream`: untracked before it is closed.
+  struct untrack_at_end {
+    egress_proxy* p;
+    int fd;
+    ~untrack_at_end() {
+      if (fd >= 0)
+        p->untrack(fd);
+    }
+  } upstream_tracked{this, upstream.get()};
   if (!rule) {
-    if (!up)
-      return;
-    fd_closer upstream{*up};
-    relay_bytes(j.fd, upstream.get(), relay_idle);
+    if (up)
+      relay_bytes(j.fd, upstream.get(), relay_idle);
     return;
   }
   // The sandbox's TLS, answered with the CA's certificate for its name.
@@ -589,7 +621,6 @@ void egress_proxy::serve(const job& j) {
   if (!up)
     return answer(client.ssl, 502, "Bad Gateway",
                   "cannot reach " + hello.sni + ": " + up.error().message);
-  fd_closer upstream{*up};
   // Ours to the destination, which must prove it is that name; then the
   // rule's headers with their secrets.
   ssl_closer server{SSL_new(client_ctx_)};

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -104,6 +105,9 @@ private:
   void accept_loop();
   void work_loop();
   void serve(const job& j);
+  /// Whether the proxy is stopping; else `fd` is shut down if it stops.
+  bool track(int fd);
+  void untrack(int fd);
 
   egress_proxy_config config_;
   SSL_CTX* server_ctx_ = nullptr; // toward sandboxes
@@ -113,6 +117,7 @@ private:
   std::condition_variable ready_;
   std::map<std::string, std::shared_ptr<sandbox_entry>> sandboxes_;
   std::deque<job> jobs_;
+  std::set<int> active_; // sockets of connections being served: shut down on stop
   bool stop_ = false;
   std::thread acceptor_;
   std::vector<std::thread> workers_;

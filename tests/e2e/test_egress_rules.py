@@ -249,7 +249,15 @@ class EgressTest(ServerTest):
 
     def test_rules_survive_a_restart(self):
         sid = self.create(rules())
+        # A connection held open through the proxy does not hold up the stop.
+        self.server.sh(sid, (
+            "nohup python3 -c \"import socket,time\n"
+            f"s=socket.create_connection(('{good.addr}',443))\n"
+            "time.sleep(120)\" >/dev/null 2>&1 &"))
+        time.sleep(0.5)
+        started = time.time()
         self.server.stop()  # sandboxes keep running across a restart
+        self.assertLess(time.time() - started, 5)
         self.server.start()
         h = self.headers_of(self.curl(sid, API, good.addr))
         self.assertEqual(h["authorization"], f"Bearer {VALUE}")

@@ -173,6 +173,25 @@ class TemplatesApi(ServerTest):
 
     # -- an org's own template ------------------------------------------------------
 
+    def test_update_keeps_an_orgs_template_its_own(self):
+        tid = self.good["templateID"]
+        for path in (f"/templates/{tid}", "/v2/templates/jq-tools"):
+            with self.subTest(path=path):
+                r = self.server.request("PATCH", path, {"public": False})
+                self.assertStatus(r, 200)
+                self.assertEqual(r.json, {"names": ["jq-tools"]})
+                self.assertError(self.server.request("PATCH", path, {"public": True}), 400,
+                                 "not offered")
+                self.assertError(self.server.request("PATCH", path, {"aliases": ["x"]}), 400,
+                                 "unknown field")
+                self.assertError(self.server.request("PATCH", path, {"public": "yes"}), 400)
+        self.assertError(self.server.request("PATCH", "/v2/templates/base", {"public": False}), 403)
+        self.assertError(self.server.request("PATCH", "/v2/templates/nope", {}), 404)
+        other = self.server.new_key("templates-patch-other-org")
+        self.assertError(self.server.request("PATCH", f"/v2/templates/{tid}", {}, key=other), 404)
+        listed = self.server.request("GET", f"/templates/{tid}").json
+        self.assertFalse(listed["public"])
+
     def test_create_answers_with_the_new_build(self):
         self.assertEqual(set(self.good), {"templateID", "buildID", "names", "aliases", "public", "tags"})
         self.assertEqual(self.good["names"], ["jq-tools"])
