@@ -368,9 +368,13 @@ bool agent_running(const sandbox_record& rec) {
   return !a.name.empty() && a.status != "completed" && a.status != "failed";
 }
 
+// The egress part of `n`, for the runtime; `org` owns the rules' secrets.
+network_policy policy_of(const network_view& n, const std::string& org) {
+  return network_policy{n.internet, n.allow_out, n.deny_out, n.rules, org};
+}
+
 network_policy policy_of(const sandbox_record& rec) {
-  auto n = network_of(rec);
-  return network_policy{n.internet, n.allow_out, n.deny_out, n.rules, rec.org_id};
+  return policy_of(network_of(rec), rec.org_id);
 }
 
 container_spec spec_of(const sandbox_record& rec, const sandbox_deps& deps) {
@@ -867,7 +871,7 @@ sandbox_behavior(self_ptr self, sandbox_record rec, sandbox_deps deps) {
       }
       auto rt = self->state.deps.runtime;
       auto id = rec.id;
-      auto policy = network_policy{n.internet, n.allow_out, n.deny_out, n.rules, rec.org_id};
+      auto policy = policy_of(n, rec.org_id);
       run_blocking(self, true, [rt, id, policy] { return rt->update_network(id, policy); },
                    log_it);
       return rp;

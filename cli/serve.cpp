@@ -373,13 +373,14 @@ int serve(int argc, char** argv) {
   egress_proxy_config egress_cfg;
   egress_cfg.ca = *ca;
   egress_cfg.trust_file = opts->get("egress-trust-file", "");
-  egress_cfg.secret = [db](const std::string& org, const std::string& name) -> result<std::string> {
+  egress_cfg.secret = [db, key = secrets_key(db->secret())](
+                        const std::string& org, const std::string& name) -> result<std::string> {
     auto found = db->find_secret(org, name);
     if (!found)
       return found.error();
     if (!*found)
       return bad_gateway("secret '" + name + "' does not exist");
-    auto value = open_secret(secrets_key(db->secret()), **found);
+    auto value = open_secret(key, **found);
     if (!value)
       return internal_error("secret '" + name + "' does not open with this install's key");
     return *value;

@@ -95,15 +95,13 @@ result<network_view> parse_network(const json& top, const json& rules) {
 // Every secret a rule's placeholder names exists in the org now (400
 // otherwise); one deleted later fails the requests that need it (502).
 status check_rule_secrets(api_context& ctx, const std::string& org, const network_view& n) {
-  auto names = rule_secret_names(n.rules);
-  if (names.empty())
-    return success();
-  auto have = ctx.db->secrets(org);
-  if (!have)
-    return have.error();
-  for (auto& name : names)
-    if (std::none_of(have->begin(), have->end(), [&](auto& s) { return s.name == name; }))
+  for (auto& name : rule_secret_names(n.rules)) {
+    auto found = ctx.db->find_secret(org, name);
+    if (!found)
+      return found.error();
+    if (!*found)
       return bad_request("network.rules: secret '" + name + "' does not exist");
+  }
   return success();
 }
 

@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "core/crypto.hpp"
+#include "runtime/pem_files.hpp"
 
 namespace sandboxd {
 
@@ -24,7 +25,6 @@ struct openssl_deleter {
 };
 using pkey_ptr = std::unique_ptr<EVP_PKEY, openssl_deleter<EVP_PKEY, EVP_PKEY_free>>;
 using x509_ptr = std::unique_ptr<X509, openssl_deleter<X509, X509_free>>;
-using bio_ptr = std::unique_ptr<BIO, openssl_deleter<BIO, BIO_free_all>>;
 
 // Versioned labels: a change of derivation must change both key and name.
 constexpr const char* key_label = "sandboxd cluster key v1";
@@ -64,30 +64,6 @@ result<x509_ptr> make_certificate(EVP_PKEY* key) {
   return cert;
 }
 
-template <class Write>
-result<std::string> to_pem(Write write) {
-  bio_ptr bio{BIO_new(BIO_s_mem())};
-  if (!bio || write(bio.get()) != 1)
-    return internal_error("cannot encode the cluster credentials");
-  char* data = nullptr;
-  auto n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
-}
-
-status write_private(const std::string& path, const std::string& text) {
-  auto tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
-    return internal_error("cannot write " + tmp + ": " + std::strerror(errno));
-  auto n = ::write(fd, text.data(), text.size());
-  bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-    return internal_error("cannot write " + path + ": " + std::strerror(errno));
-  return success();
-}
-
 } // namespace
 
 result<std::string> read_cluster_secret(const std::string& secret_file) {
@@ -117,7 +93,7 @@ result<std::string> cluster_certificate_pem(const std::string& secret) {
   auto cert = make_certificate(key->get());
   if (!cert)
     return cert.error();
-  return to_pem([&](BIO* b) { return PEM_write_bio_X509(b, cert->get()); });
+  return certificate_pem(cert->get());
 }
 
 result<cluster_credentials> derive_cluster_credentials(const std::string& secret,
@@ -133,15 +109,13 @@ result<cluster_credentials> derive_cluster_credentials(const std::string& secret
   auto cert_pem = cluster_certificate_pem(secret);
   if (!cert_pem)
     return cert_pem.error();
-  auto key_pem = to_pem([&](BIO* b) {
-    return PEM_write_bio_PrivateKey(b, key->get(), nullptr, nullptr, 0, nullptr, nullptr);
-  });
+  auto key_pem = private_key_pem(key->get());
   if (!key_pem)
     return key_pem.error();
   cluster_credentials out{dir + "/cluster-cert.pem", dir + "/cluster-key.pem"};
-  if (auto s = write_private(out.key, *key_pem); !s)
+  if (auto s = write_file_atomically(out.key, *key_pem, 0600); !s)
     return s.error();
-  if (auto s = write_private(out.certificate, *cert_pem); !s)
+  if (auto s = write_file_atomically(out.certificate, *cert_pem, 0600); !s)
     return s.error();
   return out;
 }

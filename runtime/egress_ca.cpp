@@ -1,6 +1,7 @@
 #include "runtime/egress_ca.hpp"
 
 #include "core/dns_name.hpp"
+#include "runtime/pem_files.hpp"
 #include "runtime/rootfs_files.hpp"
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -90,16 +92,6 @@ x509_ptr make_cert(const std::string& subject_cn, EVP_PKEY* key, X509* issuer,
   return cert;
 }
 
-std::string cert_pem(X509* cert) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<size_t>(n));
-  BIO_free(bio);
-  return out;
-}
-
 result<std::string> read_small(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
@@ -113,26 +105,14 @@ result<std::string> read_small(const std::string& path) {
   return out;
 }
 
-status write_file(const std::string& path, const std::string& text, mode_t mode) {
-  auto tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0)
-    return internal_error(errno_text("create " + tmp));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size())
-            && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-    return internal_error(errno_text("write " + path));
-  return success();
-}
-
 } // namespace
 
 result<std::shared_ptr<egress_ca>> egress_ca::open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  ::chmod(dir.c_str(), 0700);
+  if (ec || ::chmod(dir.c_str(), 0700) != 0)
+    return internal_error("cannot make " + dir + ": "
+                          + (ec ? ec.message() : std::string{std::strerror(errno)}));
   auto ca = std::make_shared<egress_ca>();
   auto key_path = dir + "/ca.key";
   auto cert_path = dir + "/ca.pem";
@@ -161,18 +141,21 @@ result<std::shared_ptr<egress_ca>> egress_ca::open(const std::string& dir) {
                           -3600, 10L * 365 * 24 * 3600);
     if (!ca->cert_)
       return internal_error("egress CA: cannot make its certificate");
-    BIO* kb = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(kb, ca->key_.get(), nullptr, nullptr, 0, nullptr, nullptr);
-    char* data = nullptr;
-    long n = BIO_get_mem_data(kb, &data);
-    std::string key_text(data, static_cast<size_t>(n));
-    BIO_free(kb);
-    if (auto st = write_file(cert_path, cert_pem(ca->cert_.get()), 0644); !st)
+    auto key_text = private_key_pem(ca->key_.get());
+    if (!key_text)
+      return key_text.error();
+    auto cert_text = certificate_pem(ca->cert_.get());
+    if (!cert_text)
+      return cert_text.error();
+    if (auto st = write_file_atomically(cert_path, *cert_text, 0644); !st)
       return st.error();
-    if (auto st = write_file(key_path, key_text, 0600); !st)
+    if (auto st = write_file_atomically(key_path, *key_text, 0600); !st)
       return st.error();
   }
-  ca->pem_ = cert_pem(ca->cert_.get());
+  auto pem = certificate_pem(ca->cert_.get());
+  if (!pem)
+    return pem.error();
+  ca->pem_ = std::move(*pem);
   ca->leaf_key_ = new_key();
   if (!ca->leaf_key_)
     return internal_error("egress CA: cannot make a key");

@@ -335,9 +335,11 @@ void relay_tls(SSL* a, SSL* b) {
   }
 }
 
+// ALPN's wire form of the one protocol spoken on both sides.
+constexpr unsigned char http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
 int select_http1(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                  unsigned int inlen, void*) {
-  static const unsigned char http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   unsigned char* chosen = nullptr;
   if (SSL_select_next_proto(&chosen, outlen, http1, sizeof http1, in, inlen)
       == OPENSSL_NPN_NEGOTIATED) {
@@ -365,7 +367,6 @@ result<std::shared_ptr<egress_proxy>> egress_proxy::start(egress_proxy_config co
     SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
   }
   SSL_CTX_set_alpn_select_cb(p->server_ctx_, select_http1, nullptr);
-  static const unsigned char http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(p->client_ctx_, http1, sizeof http1);
   SSL_CTX_set_verify(p->client_ctx_, SSL_VERIFY_PEER, nullptr);
   if (SSL_CTX_set_default_verify_paths(p->client_ctx_) != 1)
