@@ -21,6 +21,7 @@ Usage:
                  [--volume-size-mb 1024] [--max-volumes-per-org 100]
                  [--egress-trust-file PEM]  # upstream CAs network.rules hosts may use
                  [--log-format text|json]
+                 [--tls-cert PEM --tls-key PEM]  # HTTPS on the API and envd listeners
                  [--cluster-listen HOST:PORT --cluster-secret-file FILE] [--node-name control]
                  [--rejoin-grace 60s]                        # a control node for workers
   sandboxd worker --join HOST:PORT --cluster-secret-file FILE [--name NAME]

@@ -40,6 +40,8 @@
 #include "runtime/containers.hpp"
 #include "runtime/egress_ca.hpp"
 #include "runtime/egress_proxy.hpp"
+#include "runtime/pem_files.hpp"
+#include "runtime/tls_common.hpp"
 #include "core/secret.hpp"
 #include "actors/tunnel.hpp"
 #include "runtime/agent_catalog.hpp"
@@ -247,7 +249,7 @@ int serve(int argc, char** argv) {
                      "warm-pool", "max-connections", "max-connections-per-client",
                      "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
                      "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org",
-                     "egress-trust-file", "log-format"});
+                     "egress-trust-file", "log-format", "tls-cert", "tls-key"});
   if (!opts)
     return fail(opts.error().message);
   if (auto st = set_log_format(opts->get("log-format", "text")); !st)
@@ -260,6 +262,25 @@ int serve(int argc, char** argv) {
   for (auto& l : {api_listen, envd_listen})
     if (auto hp = http::parse_listen(l); !hp)
       return fail(hp.error().message);
+  // HTTPS on both listeners, or on neither: the SDKs take one scheme.
+  auto tls_cert = opts->get("tls-cert", "");
+  auto tls_key = opts->get("tls-key", "");
+  if (tls_cert.empty() != tls_key.empty())
+    return fail("--tls-cert and --tls-key go together: a PEM certificate chain and its key");
+  std::optional<http::tls_pem> tls; // envd's (libmicrohttpd: GnuTLS, from PEM text)
+  ssl_ctx_ptr api_tls;              // the API's (the TLS front: OpenSSL)
+  if (!tls_cert.empty()) {
+    auto checked = server_tls_context(tls_cert, tls_key); // names what is wrong with them
+    if (!checked)
+      return fail(checked.error().message);
+    api_tls = std::move(*checked);
+    auto cert = read_pem_file(tls_cert);
+    auto key = read_pem_file(tls_key);
+    if (!cert || !key)
+      return fail((cert ? key.error() : cert.error()).message);
+    tls = http::tls_pem{std::move(*cert), std::move(*key)};
+  }
+  const std::string scheme = tls ? "https://" : "http://";
   auto max_sandboxes = positive_int("max-sandboxes", opts->get("max-sandboxes", "200"));
   auto http_threads = positive_int("http-threads", opts->get("http-threads", "4"));
   auto per_org = positive_int("max-sandboxes-per-org", opts->get("max-sandboxes-per-org", "200"));
@@ -491,10 +512,10 @@ int serve(int argc, char** argv) {
   auto builder = spawn_template_builder(sys, {db, templates, registry, leftovers, dir});
   auto envd_hp = http::parse_listen(envd_listen);
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
-                        "http://" + envd_listen, envd_hp->second, templates,
+                        scheme + envd_listen, envd_hp->second, templates,
                         std::make_shared<const agent_catalog>(std::move(*agents)), builder,
                         domain, dir};
-  auto server = http::api_server::start(ctx, api_listen, *http_threads, limits);
+  auto server = http::api_server::start(ctx, api_listen, *http_threads, limits, std::move(api_tls));
   if (!server)
     return die(server.error().message);
   // Template files whose upload a stop or crash cut short: never complete.
@@ -504,7 +525,7 @@ int serve(int argc, char** argv) {
     spdlog::info("removed {} interrupted template file uploads", *swept);
   http::envd_context envd_ctx{sys, registry, db, dir, std::make_shared<http::envd_defaults>(),
                               volumes};
-  auto envd = http::envd_server::start(envd_ctx, limits, envd_listen);
+  auto envd = http::envd_server::start(envd_ctx, limits, envd_listen, tls);
   if (!envd)
     return die(envd.error().message);
   if (cluster) {
@@ -520,16 +541,16 @@ int serve(int argc, char** argv) {
     return die(admin.error().message);
   if (opts->get("log-format", "text") == "json") {
     // One log line like any other; the key stays in its file, out of the journal.
-    spdlog::info("sandboxd is serving: API http://{}, envd http://{}{}, data dir {}, API key in {}/api-key",
-                 api_listen, envd_listen, cluster ? ", cluster " + cluster_listen : "", dir, dir);
+    spdlog::info("sandboxd is serving: API {}{}, envd {}{}{}, data dir {}, API key in {}/api-key",
+                 scheme, api_listen, scheme, envd_listen, cluster ? ", cluster " + cluster_listen : "", dir, dir);
   } else {
     std::printf("sandboxd is serving\n"
-              "  API:      http://%s\n"
-              "  envd:     http://%s (E2B_SANDBOX_URL)\n"
+              "  API:      %s%s\n"
+              "  envd:     %s%s (E2B_SANDBOX_URL)\n"
               "%s"
               "  data dir: %s\n"
               "  API key:  %s (also in %s/api-key)\n",
-              api_listen.c_str(), envd_listen.c_str(),
+              scheme.c_str(), api_listen.c_str(), scheme.c_str(), envd_listen.c_str(),
               cluster ? ("  cluster:  " + cluster_listen + " (TLS; sandboxd worker --join)\n").c_str()
                       : "",
               dir.c_str(), key->c_str(),

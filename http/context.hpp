@@ -24,7 +24,7 @@ struct api_context {
   std::shared_ptr<store> db;
   webhook_dispatcher_actor webhooks;
   bool allow_private_webhooks = false;
-  std::string envd_endpoint; // "http://HOST:PORT" of the envd listener
+  std::string envd_endpoint; // "http://HOST:PORT" (https with TLS) of the envd listener
   int envd_port = 0;
   std::shared_ptr<const template_catalog> templates;
   std::shared_ptr<const agent_catalog> agents;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "http/envd_defaults.hpp"
@@ -22,6 +23,11 @@ class volume_store;
 } // namespace sandboxd
 
 namespace sandboxd::http {
+
+/// A server certificate chain and its private key, in PEM.
+struct tls_pem {
+  std::string cert, key;
+};
 
 struct envd_context {
   caf::actor_system& sys;
@@ -39,9 +45,13 @@ result<size_t> remove_interrupted_template_uploads(const std::string& data_dir);
 
 class envd_server {
 public:
-  /// Listens on "HOST:PORT", holding at most `limits` connections.
+  /// Listens on "HOST:PORT", holding at most `limits` connections; with a
+  /// PEM certificate chain and key, speaks HTTPS only. (Each connection has
+  /// its own thread here, its handshake too: libmicrohttpd's own TLS cannot
+  /// make one client wait for another's.)
   static result<std::unique_ptr<envd_server>> start(envd_context ctx, connection_limits limits,
-                                                    const std::string& listen);
+                                                    const std::string& listen,
+                                                    std::optional<tls_pem> tls = std::nullopt);
   ~envd_server();
 
 private:

@@ -172,12 +172,24 @@ void stream_free(void* cls) {
 }
 
 // The client's socket after a 101, handed to the reply's relay.
-void on_upgrade(void* cls, MHD_Connection*, void*, const char* extra_in, size_t extra_size,
+void on_upgrade(void* cls, MHD_Connection* conn, void*, const char* extra_in, size_t extra_size,
                 MHD_socket sock, MHD_UpgradeResponseHandle* urh) {
-  std::unique_ptr<std::function<void(int, const std::string&)>> relay{
+  std::shared_ptr<std::function<void(int, const std::string&)>> relay{
     static_cast<std::function<void(int, const std::string&)>*>(cls)};
-  (*relay)(sock, std::string(extra_in ? extra_in : "", extra_size));
-  MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+  auto run = [relay, sock, urh, extra = std::string(extra_in ? extra_in : "", extra_size)] {
+    (*relay)(sock, extra);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+  };
+  // Over TLS the socket is one end of a pair whose other end this
+  // connection's thread serves (decrypting, encrypting) once this returns:
+  // the relay takes a thread of its own, one per upgraded connection, so as
+  // bounded as the connections are.
+  const MHD_ConnectionInfo* tls = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (tls && tls->tls_session) {
+    std::thread(std::move(run)).detach();
+    return;
+  }
+  run();
 }
 
 MHD_Result send_reply(MHD_Connection* conn, envd_reply r) {
@@ -730,11 +742,13 @@ struct envd_server::impl {
   envd_context ctx;
   head_watch watch;
   MHD_Daemon* daemon = nullptr;
+  std::optional<tls_pem> tls; // libmicrohttpd keeps pointers to it
   explicit impl(envd_context c) : ctx(std::move(c)) {}
 };
 
 result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx, connection_limits limits,
-                                                        const std::string& listen) {
+                                                        const std::string& listen,
+                                                        std::optional<tls_pem> tls) {
   auto hp = parse_listen(listen);
   if (!hp)
     return hp.error();
@@ -746,11 +760,22 @@ result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx, connec
     return bad_request("envd listen address must be an IPv4 address: " + listen);
   std::unique_ptr<envd_server> srv{new envd_server};
   srv->impl_ = std::make_unique<impl>(std::move(ctx));
+  srv->impl_->tls = std::move(tls);
+  unsigned tls_flag = 0;
+  const char* cert = "";
+  const char* key = "";
+  if (srv->impl_->tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+      return failure{500, "this libmicrohttpd has no TLS: envd cannot serve HTTPS"};
+    tls_flag = MHD_USE_TLS;
+    cert = srv->impl_->tls->cert.c_str();
+    key = srv->impl_->tls->key.c_str();
+  }
   // poll(), not select(): select cannot watch a descriptor past FD_SETSIZE
   // (1024), so a thousand idle sockets would lock every later client out.
   srv->impl_->daemon = MHD_start_daemon(
     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
-      | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE,
+      | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE | tls_flag,
     hp->second, nullptr, nullptr, on_request, &srv->impl_->ctx,
     MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
     MHD_OPTION_NOTIFY_COMPLETED, on_completed, nullptr,
@@ -762,6 +787,9 @@ result<std::unique_ptr<envd_server>> envd_server::start(envd_context ctx, connec
     MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(limits.per_client),
     MHD_OPTION_THREAD_STACK_SIZE, thread_stack,
     MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+    // Without TLS the options end here; with it, the certificate and key.
+    tls_flag ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+    MHD_OPTION_HTTPS_MEM_KEY, key,
     MHD_OPTION_END);
   if (!srv->impl_->daemon)
     return failure{500, "cannot listen on " + listen + " (envd)"};

@@ -23,6 +23,7 @@
 #include "http/body.hpp"
 #include "http/context.hpp"
 #include "http/routes.hpp"
+#include "http/tls_front.hpp"
 #include "storage/store.hpp"
 
 namespace sandboxd::http {
@@ -372,8 +373,9 @@ public:
   HTTP_PROTOTYPE(api_handler)
 
   // Pistache clones the handler for each worker: the gate stays shared.
-  api_handler(api_context* ctx, std::shared_ptr<connection_gate> gate)
-    : ctx_(ctx), gate_(std::move(gate)) {}
+  api_handler(api_context* ctx, std::shared_ptr<connection_gate> gate,
+              std::shared_ptr<const forwarded_clients> forwarded)
+    : ctx_(ctx), gate_(std::move(gate)), forwarded_(std::move(forwarded)) {}
 
   // Pistache's own onConnection only sets up the parser (private there, so
   // done here as it does); then the gate. A connection past a limit is told
@@ -383,7 +385,7 @@ public:
   // opening connections as fast as it can gets no more descriptors.
   void onConnection(const std::shared_ptr<Tcp::Peer>& peer) override {
     peer->putData(ParserData, std::make_shared<Http::RequestParser>(getMaxRequestSize()));
-    auto client = client_key(peer->address().host());
+    auto client = client_of(*peer);
     auto verdict = gate_->admit(client);
     if (verdict == connection_gate::verdict::hang_up) {
       ::shutdown(peer->fd(), SHUT_RDWR); // the next read sees EOF: Pistache closes
@@ -623,14 +625,29 @@ private:
             [close_write](std::exception_ptr) { close_write(); });
   }
 
+  // The client's address, or behind the TLS front the one it forwards for.
+  // The port is read from the socket: Pistache 0.0.5's Address has it
+  // byte-swapped.
+  std::string client_of(const Tcp::Peer& peer) const {
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    if (forwarded_ && ::getpeername(peer.fd(), reinterpret_cast<sockaddr*>(&from), &len) == 0
+        && from.sin_family == AF_INET && from.sin_addr.s_addr == htonl(INADDR_LOOPBACK))
+      if (auto real = forwarded_->find(ntohs(from.sin_port)))
+        return *real;
+    return client_key(peer.address().host());
+  }
+
   api_context* ctx_;
   std::shared_ptr<connection_gate> gate_;
+  std::shared_ptr<const forwarded_clients> forwarded_;
 };
 
 } // namespace
 
 struct api_server::impl {
   std::unique_ptr<Http::Endpoint> endpoint;
+  std::unique_ptr<tls_front> front; // with TLS: the endpoint listens on loopback behind it
 };
 
 result<std::pair<std::string, uint16_t>> parse_listen(const std::string& s) {
@@ -649,14 +666,18 @@ result<std::pair<std::string, uint16_t>> parse_listen(const std::string& s) {
 
 result<std::unique_ptr<api_server>>
 api_server::start(api_context& ctx, const std::string& listen, int threads,
-                  connection_limits limits) {
+                  connection_limits limits, ssl_ctx_ptr tls) {
   auto hp = parse_listen(listen);
   if (!hp)
     return hp.error();
   std::unique_ptr<api_server> srv{new api_server};
   srv->impl_ = std::make_unique<impl>();
+  std::shared_ptr<forwarded_clients> forwarded;
+  if (tls)
+    forwarded = std::make_shared<forwarded_clients>();
   try {
-    Address addr{hp->first, Port{hp->second}};
+    // Behind the TLS front, on a loopback port of the kernel's choosing.
+    Address addr = tls ? Address{"127.0.0.1", Port{0}} : Address{hp->first, Port{hp->second}};
     srv->impl_->endpoint = std::make_unique<Http::Endpoint>(addr);
     auto opts = Http::Endpoint::options()
                   .threads(threads)
@@ -669,16 +690,28 @@ api_server::start(api_context& ctx, const std::string& listen, int threads,
                   .keepaliveTimeout(keepalive_timeout);
     srv->impl_->endpoint->init(opts);
     srv->impl_->endpoint->setHandler(
-      Http::make_handler<api_handler>(&ctx, std::make_shared<connection_gate>(limits)));
+      Http::make_handler<api_handler>(&ctx, std::make_shared<connection_gate>(limits), forwarded));
     srv->impl_->endpoint->serveThreaded();
     set_listen_backlog(static_cast<uint16_t>(srv->impl_->endpoint->getPort()), listen_backlog);
   } catch (const std::exception& e) {
     return failure{500, "cannot listen on " + listen + ": " + e.what()};
   }
+  if (tls) {
+    tls_front_limits front_limits;
+    front_limits.connections = limits.total + limits.refusing;
+    auto front = tls_front::start(listen, std::move(tls),
+                                  static_cast<uint16_t>(srv->impl_->endpoint->getPort()),
+                                  forwarded, front_limits);
+    if (!front)
+      return front.error();
+    srv->impl_->front = std::move(*front);
+  }
   return srv;
 }
 
 void api_server::stop() {
+  if (impl_ && impl_->front)
+    impl_->front->stop();
   if (impl_ && impl_->endpoint) {
     impl_->endpoint->shutdown();
     impl_->endpoint.reset();

@@ -7,6 +7,7 @@
 
 #include "core/result.hpp"
 #include "http/connection_gate.hpp"
+#include "runtime/tls_common.hpp"
 
 namespace sandboxd::http {
 
@@ -15,10 +16,10 @@ struct api_context;
 class api_server {
 public:
   /// Listens on "HOST:PORT" with `threads` HTTP workers, holding at most
-  /// `limits` connections.
+  /// `limits` connections; with `tls`, speaks HTTPS only (see tls_front).
   static result<std::unique_ptr<api_server>>
   start(api_context& ctx, const std::string& listen, int threads,
-        connection_limits limits = {});
+        connection_limits limits = {}, ssl_ctx_ptr tls = nullptr);
   ~api_server();
   void stop();
 

@@ -35,7 +35,8 @@ std::string envd_base(const api_context& ctx, const std::string& host_header) {
   } else if (auto colon = host.find(':'); colon != std::string::npos) {
     host.resize(colon);
   }
-  return "http://" + host + ":" + std::to_string(ctx.envd_port);
+  auto scheme = ctx.envd_endpoint.substr(0, ctx.envd_endpoint.find("://"));
+  return scheme + "://" + host + ":" + std::to_string(ctx.envd_port);
 }
 
 } // namespace

@@ -26,6 +26,7 @@
 #include "core/ascii.hpp"
 #include "core/fd_closer.hpp"
 #include "runtime/byte_relay.hpp"
+#include "runtime/tls_common.hpp"
 
 namespace sandboxd {
 
@@ -159,15 +160,6 @@ constexpr auto relay_idle = std::chrono::minutes(5);
 constexpr size_t max_head = 64 * 1024;
 constexpr size_t max_hello = 16384 + 2048 + 5;
 
-std::string ssl_error() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (!e)
-    return "connection closed";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
 
 // Timeouts on every blocking call, and no Nagle delay: TLS records and
 // request heads go out as soon as they are whole.
@@ -335,19 +327,6 @@ void relay_tls(SSL* a, SSL* b) {
   }
 }
 
-// ALPN's wire form of the one protocol spoken on both sides.
-constexpr unsigned char http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-
-int select_http1(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                 unsigned int inlen, void*) {
-  unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, outlen, http1, sizeof http1, in, inlen)
-      == OPENSSL_NPN_NEGOTIATED) {
-    *out = chosen;
-    return SSL_TLSEXT_ERR_OK;
-  }
-  return SSL_TLSEXT_ERR_NOACK; // no ALPN: the client speaks HTTP/1.1
-}
 
 } // namespace
 
@@ -366,8 +345,8 @@ result<std::shared_ptr<egress_proxy>> egress_proxy::start(egress_proxy_config co
     // A record that carries no data (a session ticket) must not block a read.
     SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
   }
-  SSL_CTX_set_alpn_select_cb(p->server_ctx_, select_http1, nullptr);
-  SSL_CTX_set_alpn_protos(p->client_ctx_, http1, sizeof http1);
+  SSL_CTX_set_alpn_select_cb(p->server_ctx_, select_alpn_http1, nullptr);
+  SSL_CTX_set_alpn_protos(p->client_ctx_, alpn_http1, sizeof alpn_http1);
   SSL_CTX_set_verify(p->client_ctx_, SSL_VERIFY_PEER, nullptr);
   if (SSL_CTX_set_default_verify_paths(p->client_ctx_) != 1)
     return internal_error("egress proxy: the system's CA store: " + ssl_error());

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include <openssl/pem.h>
@@ -46,6 +47,19 @@ status write_file_atomically(const std::string& path, const std::string& text, m
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
     return internal_error("cannot write " + path + ": " + std::strerror(errno));
   return success();
+}
+
+result<std::string> read_pem_file(const std::string& path) {
+  constexpr size_t max = 1 << 20;
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return bad_request("cannot read " + path + ": " + std::strerror(errno));
+  std::string text(max + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > max)
+    return bad_request(path + " is larger than 1 MiB: no PEM file is");
+  return text;
 }
 
 } // namespace sandboxd

@@ -65,7 +65,10 @@ class Response:
 class Server:
     """One sandboxd process with its own data dir and ports."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), tls=None):
+        # tls: an ssl.SSLContext that trusts the server's certificate (the
+        # server then runs with --tls-cert/--tls-key among extra_args).
+        self.tls = tls
         self.dir = tempfile.mkdtemp(prefix="sandboxd-e2e-")
         self.port = free_port()
         self.envd_port = free_port()
@@ -131,7 +134,7 @@ class Server:
 
     def request(self, method, path, body=None, key="default", headers=None,
                 raw=None, timeout=120):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = self.connection(self.port, timeout)
         hdrs = dict(headers or {})
         if key == "default":
             key = self.key
@@ -146,6 +149,12 @@ class Server:
         out = Response(r.status, r.read(), dict(r.getheaders()))
         conn.close()
         return out
+
+    def connection(self, port, timeout=120):
+        """An HTTP(S) connection to one of its listeners."""
+        if self.tls is not None:
+            return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=self.tls)
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     # -- conveniences ---------------------------------------------------------
 
@@ -313,7 +322,7 @@ class Envd:
         return h
 
     def conn(self, timeout=120):
-        return http.client.HTTPConnection("127.0.0.1", self.server.envd_port, timeout=timeout)
+        return self.server.connection(self.server.envd_port, timeout)
 
     def unary(self, method, body, user="user", token="default"):
         c = self.conn()

@@ -3,6 +3,7 @@
 // pointed at it while it runs.
 import { spawn, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import https from 'node:https'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -19,10 +20,25 @@ function freePort() {
   })
 }
 
+// GET url → its status; with `ca`, over https trusting that CA only.
+function status(url, ca) {
+  if (!ca) return fetch(url).then((r) => r.status)
+  return new Promise((resolve, reject) => {
+    https.get(url, { ca }, (res) => {
+      res.resume()
+      resolve(res.statusCode)
+    }).on('error', reject)
+  })
+}
+
 export class OwnServer {
-  constructor(prefix, args = []) {
+  // opts.ca: the server runs with --tls-cert/--tls-key (among args) signed by
+  // this CA (PEM text); its URLs are https.
+  constructor(prefix, args = [], opts = {}) {
     this.prefix = prefix
     this.args = args
+    this.ca = opts.ca
+    this.scheme = opts.ca ? 'https' : 'http'
     this.bin = process.env.SANDBOXD_BIN
     this.proc = null
   }
@@ -47,16 +63,16 @@ export class OwnServer {
         throw new Error('sandboxd exited: ' + fs.readFileSync(logPath, 'utf8').slice(-2000))
       if (Date.now() > deadline) throw new Error('sandboxd did not start')
       try {
-        const r = await fetch(`http://127.0.0.1:${this.apiPort}/health`)
-        if (r.status === 200 && fs.existsSync(path.join(this.dir, 'api-key'))) break
+        const code = await status(`${this.scheme}://127.0.0.1:${this.apiPort}/health`, this.ca)
+        if (code === 200 && fs.existsSync(path.join(this.dir, 'api-key'))) break
       } catch {}
       await sleep(50)
     }
     process.env.E2B_API_KEY = fs.readFileSync(path.join(this.dir, 'api-key'), 'utf8').trim()
-    process.env.E2B_API_URL = `http://127.0.0.1:${this.apiPort}`
-    process.env.E2B_SANDBOX_URL = `http://127.0.0.1:${this.envdPort}`
+    process.env.E2B_API_URL = `${this.scheme}://127.0.0.1:${this.apiPort}`
+    process.env.E2B_SANDBOX_URL = `${this.scheme}://127.0.0.1:${this.envdPort}`
     // The volume-content API is served on the envd listener.
-    process.env.E2B_VOLUME_API_URL = `http://127.0.0.1:${this.envdPort}`
+    process.env.E2B_VOLUME_API_URL = `${this.scheme}://127.0.0.1:${this.envdPort}`
   }
 
   /** SIGTERM (SIGKILL after 15 s); sandboxes keep running. */

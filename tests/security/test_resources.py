@@ -116,7 +116,14 @@ class ResourceLimitsTest(ServerTest):
             self.assertEqual(subprocess.run(["true"], timeout=10).returncode, 0)
             time.sleep(0.2)
         self.assertGreater(peak, 100, "the bomb did not run")
-        self.assertLessEqual(peak, 1024)
+        with open(f"/sys/fs/cgroup/pids/sandboxd/{self.sid}/pids.max") as f:
+            limit = int(f.read())
+        self.assertLessEqual(limit, 1024)
+        # The limit stops fork; a process moved into the cgroup (an exec
+        # joining the sandbox) is not forked there, so the kernel lets the
+        # count pass the limit by the few that join. The bomb's own growth
+        # stops at the limit.
+        self.assertLessEqual(peak, limit + 8)
         self.assertStatus(self.server.request("GET", f"/sandboxes/{self.sid}"), 200)
         with open("/sys/fs/cgroup/pids/sandboxd/pids.max") as f:
             total = int(f.read())

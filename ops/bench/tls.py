@@ -1,0 +1,95 @@
+"""HTTPS against plain HTTP, one server each (the e2e harness, a certificate
+made by tests/e2e/fixtures/test_certs.py):
+  - API: GET /health on a new connection each time (TLS: a full handshake
+    through the API's TLS front);
+  - API while 192 clients (12 addresses x 16) sit in handshakes they never
+    finish: what the front keeps from stalling everyone;
+  - envd: a 64 MiB file up and down through /files (TLS: libmicrohttpd's).
+Prints figures; asserts nothing."""
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e", "fixtures"))
+import test_certs  # noqa: E402
+from harness import Envd, Server  # noqa: E402
+from create import pct  # noqa: E402
+
+N = int(os.environ.get("N", "300"))
+MIB = 64
+
+
+def line(name, xs):
+    ms = [x * 1000 for x in xs]
+    print(f"{name:<44} n={len(ms):<4} p50={pct(ms, 50):6.2f} ms  p99={pct(ms, 99):6.2f} ms"
+          f"  mean={statistics.mean(ms):6.2f} ms")
+
+
+def health(server, n):
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        assert server.request("GET", "/health", key=None).status == 200
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def files(server, label):
+    r = server.request("POST", "/sandboxes", {"templateID": "base"})
+    assert r.status == 201, r
+    envd = Envd(server, r.json)
+    blob = os.urandom(MIB << 20)
+    try:
+        t0 = time.perf_counter()
+        assert envd.files_post(blob, "application/octet-stream", path="/tmp/blob").status == 200
+        up = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        got = envd.files_get("/tmp/blob")
+        down = time.perf_counter() - t0
+        assert got.raw == blob
+        print(f"{label:<44} up {MIB / up:7.1f} MiB/s   down {MIB / down:7.1f} MiB/s")
+    finally:
+        server.request("DELETE", f"/sandboxes/{r.json['sandboxID']}")
+
+
+def main():
+    certs = tempfile.mkdtemp(prefix="sandboxd-bench-tls-")
+    ca, cert, key = test_certs.make(certs)
+    plain = Server()
+    tls = None
+    try:
+        tls = Server(("--tls-cert", cert, "--tls-key", key),
+                     tls=ssl.create_default_context(cafile=ca))
+        health(plain, 20)
+        health(tls, 20)
+        line("API GET /health, new connection: http", health(plain, N))
+        line("API GET /health, new connection: https", health(tls, N))
+        silent = []
+        try:
+            for a in range(12):
+                for _ in range(16):
+                    silent.append(socket.create_connection(
+                        ("127.0.0.1", tls.port), timeout=30, source_address=(f"127.0.1.{a + 1}", 0)))
+            time.sleep(0.5)
+            line("  same, 192 silent handshakes held open", health(tls, N))
+        finally:
+            for s in silent:
+                s.close()
+        files(plain, f"envd /files {MIB} MiB: http")
+        files(tls, f"envd /files {MIB} MiB: https")
+    finally:
+        plain.cleanup()
+        if tls:
+            tls.cleanup()
+        shutil.rmtree(certs, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
