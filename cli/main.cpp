@@ -36,6 +36,8 @@ Usage:
   sandboxd audit replay [--data-dir DIR] [--sandbox ID] [--since RFC3339]
                                                   # events, then the state each sandbox reaches
   sandboxd cleanup [--data-dir DIR]               # remove every sandbox of a stopped server's data dir
+  sandboxd sandbox list|create|info|exec|shell|logs|kill|pause|resume|files ...
+                                                  # a client for any server: sandboxd sandbox help
   sandboxd --help
 
 Defaults: --data-dir ./data, --api-listen 127.0.0.1:3000,
@@ -61,6 +63,8 @@ int main(int argc, char** argv) {
     return sandboxd::cli::worker(argc, argv);
   if (cmd == "cleanup")
     return sandboxd::cli::cleanup(argc, argv);
+  if (cmd == "sandbox")
+    return sandboxd::cli::sandbox(argc, argv);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(usage, stdout);
     return 0;

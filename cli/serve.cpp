@@ -431,7 +431,7 @@ int serve(int argc, char** argv) {
   bool lowered = false;
   auto limits = http::fit_connection_limits(
     {static_cast<size_t>(*max_conns), static_cast<size_t>(*per_client)}, nofile,
-    static_cast<size_t>(*max_sandboxes), &lowered);
+    static_cast<size_t>(*max_sandboxes), &lowered, tls.has_value());
   if (lowered)
     spdlog::warn("the open files limit ({}) holds {} connections per listener, {} per client "
                  "address: less than asked for", nofile, limits.total, limits.per_client);

@@ -53,6 +53,30 @@ std::string envelope(const json& message, bool end) {
   return out;
 }
 
+result<std::vector<envelope_reader::message>> envelope_reader::feed(std::string_view bytes) {
+  pending_.append(bytes);
+  std::vector<message> out;
+  size_t at = 0;
+  while (pending_.size() - at >= 5) {
+    uint32_t n = 0;
+    for (int i = 1; i <= 4; ++i)
+      n = n << 8 | static_cast<unsigned char>(pending_[at + i]);
+    if (n > max_)
+      return bad_request("a stream message of " + std::to_string(n) + " bytes: at most "
+                         + std::to_string(max_) + " are read");
+    if (pending_.size() - at - 5 < n)
+      break;
+    auto body = parse_json_bounded(std::string_view(pending_).substr(at + 5, n),
+                                   {max_, max_message_depth}, "stream message");
+    if (!body)
+      return body.error();
+    out.push_back({(pending_[at] & 0x02) != 0, std::move(*body)});
+    at += 5 + n;
+  }
+  pending_.erase(0, at);
+  return out;
+}
+
 std::string end_stream(const std::optional<failure>& error) {
   if (!error)
     return envelope(json::object(), true);

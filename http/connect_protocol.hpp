@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +38,24 @@ json error_body(const failure& f);
 
 /// One enveloped message; `end` marks the end-of-stream message.
 std::string envelope(const json& message, bool end = false);
+
+/// Splits a server stream's bytes, as they arrive, into its messages (what a
+/// client reads: the CLI's exec and shell). Bounded: a message larger than
+/// `max_message` or deeper than max_message_depth is an error.
+class envelope_reader {
+public:
+  struct message {
+    bool end = false; // the end-of-stream message
+    json body;
+  };
+  explicit envelope_reader(size_t max_message = 16u << 20) : max_(max_message) {}
+  /// Appends `bytes`; the messages now whole, in order.
+  result<std::vector<message>> feed(std::string_view bytes);
+
+private:
+  size_t max_;
+  std::string pending_;
+};
 
 /// The end-of-stream message: {} or {"error":{code,message}}.
 std::string end_stream(const std::optional<failure>& error = std::nullopt);

@@ -7,12 +7,13 @@
 namespace sandboxd::http {
 
 connection_limits fit_connection_limits(connection_limits asked, size_t nofile,
-                                        size_t max_sandboxes, bool* lowered) {
+                                        size_t max_sandboxes, bool* lowered, bool tls) {
   // Kept for the rest of the server: RocksDB (256 files), the executors, and
   // per sandbox its pidfd, agent connections and disk while it boots.
   size_t reserve = 1024 + 8 * max_sandboxes;
-  size_t room = nofile > reserve + 2 * asked.refusing
-                  ? (nofile - reserve) / 2 - asked.refusing : 0;
+  size_t per_connection = tls ? 4 : 2; // envd's one, and the API's one or three
+  size_t room = nofile > reserve + per_connection * asked.refusing
+                  ? (nofile - reserve) / per_connection - asked.refusing : 0;
   connection_limits out = asked;
   out.total = std::max<size_t>(16, std::min(asked.total, room));
   out.per_client = std::min(asked.per_client, out.total);

@@ -22,9 +22,12 @@ struct connection_limits {
 
 /// The limits asked for, lowered where the open files limit `nofile` could
 /// not hold both listeners at their limits beside `max_sandboxes` sandboxes'
-/// own descriptors. `lowered` tells whether it had to.
+/// own descriptors. With `tls`, an API connection takes three descriptors
+/// (the client's, the TLS front's to the listener, the listener's).
+/// `lowered` tells whether it had to.
 connection_limits fit_connection_limits(connection_limits asked, size_t nofile,
-                                        size_t max_sandboxes, bool* lowered = nullptr);
+                                        size_t max_sandboxes, bool* lowered = nullptr,
+                                        bool tls = false);
 
 /// What counts as one client: an IPv4 address, or an IPv6 address's /64
 /// (one host is handed a whole /64).

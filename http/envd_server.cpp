@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
 
@@ -186,8 +187,15 @@ void on_upgrade(void* cls, MHD_Connection* conn, void*, const char* extra_in, si
   // bounded as the connections are.
   const MHD_ConnectionInfo* tls = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
   if (tls && tls->tls_session) {
-    std::thread(std::move(run)).detach();
-    return;
+    try {
+      std::thread(run).detach();
+      return;
+    } catch (const std::system_error& e) {
+      // No thread to be had: the connection ends at once (the relay, on a
+      // socket shut down, only closes the sandbox's side).
+      spdlog::warn("envd: no thread for an upgraded connection: {}", e.what());
+      ::shutdown(sock, SHUT_RDWR);
+    }
   }
   run();
 }

@@ -48,9 +48,9 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-// A handshake must be done within this of connecting (the API's own head
-// timeout: a request head must arrive as fast).
-constexpr auto handshake_timeout = std::chrono::seconds(15);
+// A handshake must be done within this of connecting (a browser's takes
+// milliseconds; a slot held by a silent client is a slot lost for others).
+constexpr auto handshake_timeout = std::chrono::seconds(10);
 // Bytes in flight each way per connection: a client that does not read
 // stops the listener's answer here, not in the front's memory.
 constexpr size_t buffer_size = 16 * 1024;
@@ -101,6 +101,7 @@ struct tls_front::impl {
   std::unordered_map<std::string, size_t> handshaking_by_client;
   size_t handshaking = 0;
   uint64_t next_id = 1;
+  bool listener_paused = false;
 
   // epoll's data: the connection's id, and which of its sockets.
   static uint64_t tag(uint64_t id, bool inner) { return id << 1 | (inner ? 1 : 0); }
@@ -151,8 +152,16 @@ void tls_front::impl::accept_all() {
     int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&addr), &len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The connection stays queued and the listener readable: it is not
+        // watched until the next sweep, or the loop would spin.
+        spdlog::warn("TLS front: accept: {}; new connections wait a second", std::strerror(errno));
+        ::epoll_ctl(epoll, EPOLL_CTL_DEL, listener, nullptr);
+        listener_paused = true;
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+                 && errno != ECONNABORTED) {
         spdlog::warn("TLS front: accept: {}", std::strerror(errno));
+      }
       return;
     }
     char host[NI_MAXHOST] = {};
@@ -210,10 +219,23 @@ void tls_front::impl::close(connection& c) {
   end_handshake(c);
   if (c.ssl)
     SSL_free(c.ssl);
+  // Out of the epoll set first: a child forked meanwhile (a template build's)
+  // may hold a copy of the descriptor, which would keep it there.
+  if (c.client_events)
+    ::epoll_ctl(epoll, EPOLL_CTL_DEL, c.client, nullptr);
+  if (c.inner_events)
+    ::epoll_ctl(epoll, EPOLL_CTL_DEL, c.inner, nullptr);
   if (c.client >= 0)
-    ::close(c.client); // closing removes it from the epoll set
-  if (c.inner >= 0)
+    ::close(c.client);
+  if (c.inner >= 0) {
+    // Reset, not closed: the port was bound by hand, and a closing side that
+    // sent the first FIN would hold it in TIME_WAIT for a minute, out of
+    // every connect() on the host. Nothing is lost: the listener has
+    // answered (it closed first) or its client is gone.
+    linger abort{1, 0};
+    ::setsockopt(c.inner, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
     ::close(c.inner);
+  }
   if (c.local_port)
     clients->remove(c.local_port);
   conns.erase(c.id); // c is gone
@@ -317,7 +339,11 @@ void tls_front::impl::pump(connection& c) {
         if (c.up.empty())
           c.up.clear();
       } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        return close(c);
+        // The listener stopped reading (it refused the request and closed):
+        // the rest of the request goes nowhere, its answer still goes out.
+        c.up.clear();
+        c.client_eof = c.inner_shut = true;
+        progress = true;
       }
     }
     if (c.client_eof && c.up.empty() && !c.inner_shut) {
@@ -386,6 +412,13 @@ void tls_front::impl::watch(connection& c) {
 }
 
 void tls_front::impl::sweep() {
+  if (listener_paused) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = 1;
+    ::epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &ev);
+    listener_paused = false;
+  }
   auto now = clock::now();
   std::vector<connection*> late;
   for (auto& [id, c] : conns)

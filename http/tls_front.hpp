@@ -35,7 +35,7 @@ private:
 
 struct tls_front_limits {
   size_t connections = 4096; // open at once, in handshake or relayed
-  size_t handshakes = 256;   // in handshake at once
+  size_t handshakes = 1024;  // in handshake at once (one costs a few KiB)
   size_t handshakes_per_client = 16;
 };
 

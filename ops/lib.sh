@@ -63,6 +63,12 @@ prepare_host() {
 # The test clients: the official E2B JS SDK from npm (tests/sdk, pinned by
 # its package-lock.json). Node comes from apt when the machine has none.
 install_test_clients() {
+  # tmux drives `sandboxd sandbox shell` in tests/e2e/test_cli.py.
+  if ! command -v tmux >/dev/null; then
+    say "installing tmux (for the CLI's terminal test)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+  fi
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     say "installing nodejs and npm"
     apt-get update -qq
