@@ -527,9 +527,13 @@ void create_from(self_ptr self, create_spec spec, origin from,
   auto& cfg = self->state.cfg;
   auto tpl = std::optional<template_spec>{from.base};
   auto refuse = [&](failure f) { rp.deliver(to_error(f)); };
-  if (!cfg.templates->is_built(*tpl))
+  if (!cfg.templates->is_built(*tpl)) {
+    if (cfg.background_builds)
+      if (auto why = cfg.background_builds->refusal(tpl->name))
+        return refuse(*why);
     return refuse({503, "template " + tpl->name
                           + " is not built yet; run: sandboxd template build " + tpl->name});
+  }
   if (self->state.live.size() >= cfg.max_sandboxes)
     return refuse({429, "sandbox limit reached (" + std::to_string(cfg.max_sandboxes)
                           + " running or paused sandboxes on this host)"});

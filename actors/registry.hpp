@@ -8,6 +8,7 @@
 #include <string>
 
 #include "actors/interfaces.hpp"
+#include "runtime/catalogue_builds.hpp"
 
 namespace sandboxd {
 
@@ -20,6 +21,8 @@ struct registry_config {
   std::shared_ptr<store> db;                 // read for replay only
   std::shared_ptr<sandbox_runtime> runtime;
   std::shared_ptr<const template_catalog> templates;
+  // The catalogue templates this server builds as it runs (null: none).
+  std::shared_ptr<const catalogue_builds> background_builds;
   event_log_actor log;
   size_t max_sandboxes = 200;                // live sandboxes on this host
   size_t max_sandboxes_per_org = 200;        // live sandboxes of one org

@@ -22,6 +22,7 @@ Usage:
                  [--egress-trust-file PEM]  # upstream CAs network.rules hosts may use
                  [--log-format text|json]
                  [--tls-cert PEM --tls-key PEM]  # HTTPS on the API and envd listeners
+                 [--build-templates off|background]  # build missing catalogue templates while serving
                  [--cluster-listen HOST:PORT --cluster-secret-file FILE] [--node-name control]
                  [--rejoin-grace 60s]                        # a control node for workers
   sandboxd worker --join HOST:PORT --cluster-secret-file FILE [--name NAME]
@@ -36,7 +37,7 @@ Usage:
   sandboxd audit replay [--data-dir DIR] [--sandbox ID] [--since RFC3339]
                                                   # events, then the state each sandbox reaches
   sandboxd cleanup [--data-dir DIR]               # remove every sandbox of a stopped server's data dir
-  sandboxd sandbox list|create|info|exec|shell|logs|kill|pause|resume|files ...
+  sandboxd sandbox list|create|info|exec|shell|logs|kill|pause|resume|files|templates ...
                                                   # a client for any server: sandboxd sandbox help
   sandboxd --help
 

@@ -36,6 +36,7 @@ const char* sandbox_usage = R"(Usage: sandboxd sandbox COMMAND [flags]
   shell ID [--user U]               an interactive terminal (a PTY in the sandbox)
   logs ID [-f]                      the sandbox's logs; -f keeps following
   kill ID | pause ID | resume ID [--timeout SECONDS]
+  templates                         [--json]   each template's build status and progress
   files get ID PATH [LOCAL]         (no LOCAL: to stdout)
   files put ID LOCAL PATH           (LOCAL - : from stdin)
 Server: --api-url URL (E2B_API_URL, default http://127.0.0.1:3000),
@@ -595,6 +596,28 @@ int sandbox(int argc, char** argv) {
     json body{{"timeout", *timeout}};
     auto done = r.api("POST", "/sandboxes/" + *id + "/connect", &body);
     return done ? 0 : fail(done.error());
+  }
+  if (cmd == "templates") {
+    auto all = r.api("GET", "/templates");
+    if (!all)
+      return fail(all.error());
+    if (as_json)
+      return print_json(*all), 0;
+    std::vector<std::vector<std::string>> rows;
+    for (auto& t : *all) {
+      std::string progress = "-";
+      if (t.contains("buildProgress") && t["buildStatus"] != "ready") {
+        auto& p = t["buildProgress"];
+        progress = std::to_string(p.value("steps", 0)) + " steps";
+        if (p.contains("error"))
+          progress += ": " + p.value("error", "");
+        else if (!p.value("lastStep", "").empty())
+          progress += ": " + p.value("lastStep", "").substr(0, 60);
+      }
+      rows.push_back({text_of(t, "templateID"), text_of(t, "buildStatus"), progress});
+    }
+    print_table({"TEMPLATE", "STATUS", "PROGRESS"}, rows);
+    return 0;
   }
   if (cmd == "exec")
     return exec(r, *a);

@@ -249,7 +249,8 @@ int serve(int argc, char** argv) {
                      "warm-pool", "max-connections", "max-connections-per-client",
                      "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
                      "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org",
-                     "egress-trust-file", "log-format", "tls-cert", "tls-key"});
+                     "egress-trust-file", "log-format", "tls-cert", "tls-key",
+                     "build-templates"});
   if (!opts)
     return fail(opts.error().message);
   if (auto st = set_log_format(opts->get("log-format", "text")); !st)
@@ -319,6 +320,9 @@ int serve(int argc, char** argv) {
   if (domain.size() > 200 || domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:")
                                != std::string::npos)
     return fail("--domain must be a lowercase DNS name (and optional :port), like sandboxes.example.com");
+  auto build_templates = opts->get("build-templates", "off");
+  if (build_templates != "off" && build_templates != "background")
+    return fail("--build-templates must be off or background");
   auto allow_private = opts->get("allow-private-webhooks", "false");
   if (allow_private != "true" && allow_private != "false")
     return fail("--allow-private-webhooks must be true or false");
@@ -472,6 +476,12 @@ int serve(int argc, char** argv) {
   }
   auto templates = std::make_shared<const template_catalog>(std::move(*catalog));
   rcfg.templates = templates;
+  // The catalogue templates not built yet: built here as it serves (one at
+  // a time, in catalogue order), or left to `sandboxd template build`.
+  std::shared_ptr<const catalogue_builds> background_builds;
+  if (build_templates == "background")
+    background_builds = catalogue_builds::start(templates);
+  rcfg.background_builds = background_builds;
   rcfg.log = log;
   rcfg.max_sandboxes = static_cast<size_t>(*max_sandboxes);
   rcfg.max_sandboxes_per_org = static_cast<size_t>(*per_org);
@@ -514,7 +524,7 @@ int serve(int argc, char** argv) {
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
                         scheme + envd_listen, envd_hp->second, templates,
                         std::make_shared<const agent_catalog>(std::move(*agents)), builder,
-                        domain, dir};
+                        domain, dir, background_builds};
   auto server = http::api_server::start(ctx, api_listen, *http_threads, limits, std::move(api_tls));
   if (!server)
     return die(server.error().message);

@@ -13,6 +13,7 @@
 namespace sandboxd {
 class store;
 class template_catalog;
+class catalogue_builds;
 class agent_catalog;
 } // namespace sandboxd
 
@@ -31,6 +32,8 @@ struct api_context {
   template_builder_actor template_builder; // the orgs' own templates
   std::string domain; // serve --domain: sandboxes' ports are <port>-<id>.<domain>
   std::string data_dir; // the server's data dir (uploaded template build files)
+  // The catalogue templates this server builds as it runs (null: none).
+  std::shared_ptr<const catalogue_builds> background_builds = nullptr;
 };
 
 /// The keys of sandbox_json for this server.

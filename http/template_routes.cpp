@@ -44,8 +44,10 @@ int64_t server_start_ms() {
   return at;
 }
 
-// A catalogue template as E2B's Template: public, its name as its id.
-json catalog_json(const template_catalog& cat, const template_spec& s, const usage& u) {
+// A catalogue template as E2B's Template: public, its name as its id; one
+// the server builds as it runs shows how far it is (buildProgress).
+json catalog_json(const template_catalog& cat, const catalogue_builds* builds,
+                  const template_spec& s, const usage& u) {
   auto built = cat.is_built(s);
   auto at = built ? cat.built_at_ms(s) : server_start_ms();
   auto names = json::array({s.name});
@@ -65,7 +67,25 @@ json catalog_json(const template_catalog& cat, const template_spec& s, const usa
             {"buildCount", built ? 1 : 0},
             {"buildStatus", built ? "ready" : "waiting"},
             {"envdVersion", envd_version}};
+  if (auto p = builds ? builds->progress(s.name) : std::nullopt) {
+    if (!built)
+      j["buildStatus"] = build_status_name(p->state);
+    json progress = {{"steps", p->lines}, {"lastStep", p->last_line}};
+    if (p->started_ms)
+      progress["startedAt"] = to_rfc3339(p->started_ms);
+    if (!p->error.empty())
+      progress["error"] = p->error;
+    j["buildProgress"] = progress;
+  }
   return spawned(u, s.name, j);
+}
+
+// A catalogue template's build status as E2B names them.
+std::string catalog_build_status(const api_context& ctx, const template_spec& s) {
+  if (ctx.templates->is_built(s))
+    return "ready";
+  auto p = ctx.background_builds ? ctx.background_builds->progress(s.name) : std::nullopt;
+  return p ? build_status_name(p->state) : "waiting";
 }
 
 // The build whose resources a template shows: its newest successful one,
@@ -176,11 +196,12 @@ void with_usage(api_context& ctx, const request& req, F f) {
 // Every template the org sees, in listing order: the catalogue's, then the
 // org's own, oldest first; each with its cursor.
 result<std::vector<std::pair<std::string, json>>>
-visible(const template_catalog& cat, const store& db, const std::string& org, const usage& u) {
+visible(const template_catalog& cat, const catalogue_builds* builds, const store& db,
+        const std::string& org, const usage& u) {
   std::vector<std::pair<std::string, json>> all;
   auto specs = cat.all();
   for (size_t i = 0; i < specs.size(); ++i)
-    all.emplace_back("c" + std::to_string(i), catalog_json(cat, specs[i], u));
+    all.emplace_back("c" + std::to_string(i), catalog_json(cat, builds, specs[i], u));
   auto own = db.user_templates(org);
   if (!own)
     return own.error();
@@ -225,9 +246,10 @@ void list_templates(api_context& ctx, request& req) {
   auto out = req.out;
   auto org = req.org;
   auto cat = ctx.templates;
+  auto progress = ctx.background_builds;
   auto db = ctx.db;
   with_usage(ctx, req, [=](const usage& u) {
-    auto all = visible(*cat, *db, org, u);
+    auto all = visible(*cat, progress.get(), *db, org, u);
     if (!all)
       return out->send_error(all.error());
     auto arr = json::array();
@@ -250,9 +272,10 @@ void list_templates_v2(api_context& ctx, request& req) {
   auto org = req.org;
   auto n = static_cast<size_t>(*limit);
   auto cat = ctx.templates;
+  auto progress = ctx.background_builds;
   auto db = ctx.db;
   with_usage(ctx, req, [=](const usage& u) {
-    auto all = visible(*cat, *db, org, u);
+    auto all = visible(*cat, progress.get(), *db, org, u);
     if (!all)
       return out->send_error(all.error());
     auto arr = json::array();
@@ -300,12 +323,13 @@ void get_template(api_context& ctx, request& req) {
   auto org = req.org;
   auto n = static_cast<size_t>(*limit);
   auto cat = ctx.templates;
+  auto progress = ctx.background_builds;
   auto db = ctx.db;
   with_usage(ctx, req, [=](const usage& u) {
     json j;
     std::vector<json> builds;
     if (auto s = cat->find(ref)) {
-      j = catalog_json(*cat, *s, u);
+      j = catalog_json(*cat, progress.get(), *s, u);
       builds.push_back({{"buildID", s->hash},
                         {"status", j["buildStatus"]},
                         {"createdAt", j["createdAt"]},
@@ -444,7 +468,7 @@ void template_build_status(api_context& ctx, request& req) {
       return req.out->send_error(not_found("build not found"));
     return req.out->send_json(200, {{"templateID", s->name},
                                     {"buildID", s->hash},
-                                    {"status", ctx.templates->is_built(*s) ? "ready" : "waiting"},
+                                    {"status", catalog_build_status(ctx, *s)},
                                     {"logEntries", json::array()},
                                     {"logs", json::array()}});
   }

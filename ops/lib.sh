@@ -86,10 +86,10 @@ build() {
   cmake --build "$BUILD_DIR" -j"$(nproc)"
 }
 
-build_templates() {
-  say "building default templates (cached in /var/cache/sandboxd/templates)"
-  # Run steps (npm install -g) reach the npm registry as this host does: its
-  # npm registry, proxy and CA settings go to the build explicitly.
+# Run steps (npm install -g) reach the npm registry as this host does: its
+# npm registry, proxy and CA settings go to template builds explicitly (those
+# of `template build` and those a server makes with --build-templates).
+export_npm_config() {
   if command -v npm >/dev/null; then
     local key value
     for key in registry proxy https-proxy cafile strict-ssl; do
@@ -99,12 +99,17 @@ build_templates() {
       fi
     done
   fi
-  "$BUILD_DIR/sandboxd" template build all
+}
+
+# build_templates NAME|all
+build_templates() {
+  say "building template(s) $1 (cached in /var/cache/sandboxd/templates)"
+  export_npm_config
+  "$BUILD_DIR/sandboxd" template build "$1"
 }
 
 setup() {
   install_packages
   prepare_host
   build
-  build_templates
 }

@@ -27,6 +27,17 @@ import test_certs  # noqa: E402
 PER_CLIENT = 8
 
 
+def read_head(sock):
+    """An answer's bytes up to the end of its head (or of the connection)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
 def make_certs(cls):
     """A CA and a server certificate in a directory removed after the class."""
     cls.certs = tempfile.mkdtemp(prefix="sandboxd-tls-")
@@ -140,12 +151,7 @@ class Https(unittest.TestCase):
             s.sendall(b"x" * (256 << 10))
         except OSError:
             pass
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_head(s)
         self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
 
     def test_plain_http_is_not_served(self):
@@ -225,13 +231,7 @@ class Https(unittest.TestCase):
                 s = self.tls_socket(self.server.port, source=source)
                 try:
                     s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                    answer = b""
-                    while b"\r\n\r\n" not in answer:
-                        chunk = s.recv(4096)
-                        if not chunk:
-                            break
-                        answer += chunk
-                    return answer
+                    return read_head(s)
                 finally:
                     s.close()
 
