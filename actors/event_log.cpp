@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include "actors/executor.hpp"
 #include "core/clock.hpp"
 #include "storage/store.hpp"
@@ -21,6 +23,15 @@ struct pending_appends {
 /// append in it) short when thousands arrive at once.
 constexpr size_t max_group = 1024;
 
+/// Long polls waiting for the log to grow, by id.
+struct waiters {
+  uint64_t newest = 0; // the newest sequence number written
+  uint64_t next_id = 0;
+  std::map<uint64_t, caf::typed_response_promise<uint64_t>> by_id;
+};
+
+constexpr size_t max_waiters = 4096;
+
 } // namespace
 
 event_log_actor spawn_event_log(caf::actor_system& sys, std::shared_ptr<store> db,
@@ -31,7 +42,25 @@ event_log_actor spawn_event_log(caf::actor_system& sys, std::shared_ptr<store> d
     if (retention.keep.count() > 0)
       self->send(self, atom::compact::value);
     auto queue = std::make_shared<pending_appends>();
+    auto waiting = std::make_shared<waiters>();
+    waiting->newest = db->head().seq;
     return {
+      [=](atom::wait, uint64_t after, uint32_t wait_ms) -> caf::result<uint64_t> {
+        if (waiting->newest > after || wait_ms == 0 || waiting->by_id.size() >= max_waiters)
+          return waiting->newest;
+        auto id = waiting->next_id++;
+        auto rp = self->make_response_promise<uint64_t>();
+        waiting->by_id.emplace(id, rp);
+        self->delayed_send(self, std::chrono::milliseconds(wait_ms), atom::timeout::value, id);
+        return rp;
+      },
+      [=](atom::timeout, uint64_t id) {
+        auto it = waiting->by_id.find(id);
+        if (it == waiting->by_id.end())
+          return;
+        it->second.deliver(waiting->newest);
+        waiting->by_id.erase(it);
+      },
       [=](atom::compact) {
         auto dropped = db->compact(now_ms() - retention.keep.count());
         if (!dropped)
@@ -70,9 +99,14 @@ event_log_actor spawn_event_log(caf::actor_system& sys, std::shared_ptr<store> d
             rp.deliver(err);
           return;
         }
+        if (!written->empty())
+          waiting->newest = written->back().seq;
         for (size_t i = 0; i < promises.size(); ++i)
           promises[i].deliver(std::move((*written)[i]));
         self->send(webhooks, atom::wake::value);
+        for (auto& [id, rp] : waiting->by_id)
+          rp.deliver(waiting->newest);
+        waiting->by_id.clear();
       },
     };
   };

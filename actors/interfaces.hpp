@@ -128,6 +128,7 @@ using update = caf::atom_constant<caf::atom("update")>;
 using recover = caf::atom_constant<caf::atom("recover")>;
 using run = caf::atom_constant<caf::atom("run")>;
 using done = caf::atom_constant<caf::atom("done")>;
+using wait = caf::atom_constant<caf::atom("wait")>;
 using endpoint = caf::atom_constant<caf::atom("endpoint")>;
 using relay = caf::atom_constant<caf::atom("relay")>;
 using frame = caf::atom_constant<caf::atom("frame")>;
@@ -194,6 +195,13 @@ using event_log_actor = caf::typed_actor<
   caf::replies_to<atom::append, event>::with<event>,
   // Self-sent: writes the appends queued since the last write in one batch.
   caf::reacts_to<atom::flush>,
+  // Replies with the newest sequence number once the log grows past `after`
+  // (at once if it has), or after `wait_ms` with the newest one as it is: a
+  // long poll's wait (GET /events/sandboxes?wait=S). At most 4096 wait at
+  // once; past that the reply comes at once.
+  caf::replies_to<atom::wait, uint64_t, uint32_t>::with<uint64_t>,
+  // Self-sent: the wait with this id is over.
+  caf::reacts_to<atom::timeout, uint64_t>,
   // Drops events past the retention period into a signed checkpoint, then
   // schedules the next round.
   caf::reacts_to<atom::compact>>;

@@ -524,7 +524,7 @@ int serve(int argc, char** argv) {
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
                         scheme + envd_listen, envd_hp->second, templates,
                         std::make_shared<const agent_catalog>(std::move(*agents)), builder,
-                        domain, dir, background_builds};
+                        domain, dir, background_builds, log};
   auto server = http::api_server::start(ctx, api_listen, *http_threads, limits, std::move(api_tls));
   if (!server)
     return die(server.error().message);

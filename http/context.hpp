@@ -34,6 +34,8 @@ struct api_context {
   std::string data_dir; // the server's data dir (uploaded template build files)
   // The catalogue templates this server builds as it runs (null: none).
   std::shared_ptr<const catalogue_builds> background_builds = nullptr;
+  // The log's writer: long polls wait on it (GET /events/sandboxes?wait=S).
+  event_log_actor event_log{};
 };
 
 /// The keys of sandbox_json for this server.

@@ -2,6 +2,8 @@
 // per-sandbox indexes. Reads are short index scans; no actor is involved.
 #include <sstream>
 
+#include "actors/blocking.hpp"
+#include "core/clock.hpp"
 #include "core/event.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
@@ -11,6 +13,68 @@
 namespace sandboxd::http {
 
 namespace {
+
+// Long polls: a wait of at most this, then an empty page.
+constexpr int64_t max_wait_s = 30;
+
+// A page of events in E2B's shape, with the cursor of the next one (the
+// last event served, hex seq: appends never move it) when there is more.
+struct page {
+  json events = json::array();
+  std::string next;
+};
+
+result<page> read_page(const store& db, const store::event_query& q) {
+  bool more = false;
+  auto events = db.query_events(q, &more);
+  if (!events)
+    return events.error();
+  page p;
+  for (auto& e : *events)
+    p.events.push_back(to_json(e));
+  if (more && !events->empty()) {
+    std::ostringstream hex;
+    hex << std::hex << events->back().seq;
+    p.next = hex.str();
+  }
+  return p;
+}
+
+void send_page(const std::shared_ptr<responder>& out, const page& p) {
+  std::map<std::string, std::string> headers;
+  if (!p.next.empty())
+    headers["X-Next-Token"] = p.next;
+  out->send_json_with_headers(200, p.events, headers);
+}
+
+// Waits for the log to grow past `head` (at most until `deadline_ms`), then
+// reads the page again on the executor (a read may touch the disk): the
+// answer as soon as one of the org's events is there, else [] at the end.
+void poll_events(caf::event_based_actor* self, std::shared_ptr<store> db, event_log_actor log,
+                 store::event_query q, uint64_t head, int64_t deadline_ms,
+                 std::shared_ptr<responder> out) {
+  auto left = deadline_ms - now_ms();
+  if (left <= 0)
+    return out->send_json(200, json::array());
+  self->request(log, std::chrono::milliseconds(left + 5000), atom::wait::value, head,
+                static_cast<uint32_t>(left))
+    .then(
+      [=](uint64_t newest) {
+        if (newest <= head) // the wait ran out
+          return out->send_json(200, json::array());
+        run_blocking(
+          self, false, [db, q] { return read_page(*db, q); },
+          [=](result<page> p) {
+            if (!p)
+              return out->send_error(p.error());
+            if (!p->events.empty())
+              return send_page(out, *p);
+            // Another org's event, or one this query filters out: wait on.
+            poll_events(self, db, log, q, newest, deadline_ms, out);
+          });
+      },
+      [=](caf::error& e) { out->send_error(internal_error("waiting for events: " + to_string(e))); });
+}
 
 void list_events(api_context& ctx, request& req, const std::string& sandbox_id) {
   store::event_query q;
@@ -43,21 +107,26 @@ void list_events(api_context& ctx, request& req, const std::string& sandbox_id) 
       q.types.push_back(*parsed);
     }
   }
-  bool more = false;
-  auto events = ctx.db->query_events(q, &more);
-  if (!events)
-    return req.out->send_error(events.error());
-  auto arr = json::array();
-  for (auto& e : *events)
-    arr.push_back(to_json(e));
-  // The cursor names the last event served (hex seq): appends never move it.
-  std::map<std::string, std::string> headers;
-  if (more && !events->empty()) {
-    std::ostringstream hex;
-    hex << std::hex << events->back().seq;
-    headers["X-Next-Token"] = hex.str();
+  auto wait = int_param(req.query_param("wait"), "wait", 0, 0, max_wait_s);
+  if (!wait)
+    return req.out->send_error(wait.error());
+  if (*wait > 0 && (q.offset != 0 || !q.ascending))
+    return req.out->send_error(
+      bad_request("wait follows the log: it needs orderAsc=true and no offset"));
+  // The log's head before the read: an event appended after it wakes the wait.
+  auto head = ctx.db->head().seq;
+  auto first = read_page(*ctx.db, q);
+  if (!first)
+    return req.out->send_error(first.error());
+  if (first->events.empty() && *wait > 0 && ctx.event_log) {
+    auto deadline = now_ms() + *wait * 1000;
+    ctx.sys.spawn([db = ctx.db, log = ctx.event_log, q, head, deadline,
+                   out = req.out](caf::event_based_actor* self) {
+      poll_events(self, db, log, q, head, deadline, out);
+    });
+    return;
   }
-  req.out->send_json_with_headers(200, arr, headers);
+  send_page(req.out, *first);
 }
 
 } // namespace

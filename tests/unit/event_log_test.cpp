@@ -70,3 +70,54 @@ TEST(EventLog, ConcurrentAppendsShareWritesAndKeepTheChain) {
   EXPECT_TRUE(report.ok) << report.reason;
   EXPECT_EQ(report.checked, uint64_t(writers * per_writer));
 }
+
+// A long poll's wait: at once when the log is past `after`, on the next
+// append otherwise, and with the head unchanged when its time runs out.
+TEST(EventLog, WaitAnswersOnTheNextAppendOrWhenItsTimeRunsOut) {
+  auto dir = (fs::temp_directory_path() / ("sandboxd-log-" + random_hex(6))).string();
+  struct remove_dir {
+    std::string path;
+    ~remove_dir() { fs::remove_all(path); }
+  } cleanup{dir};
+  auto opened = store::open(dir);
+  ASSERT_TRUE(opened);
+  std::shared_ptr<store> db = std::move(*opened);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  blocking_executors executors{sys};
+  auto log = spawn_event_log(sys, db, webhook_dispatcher_actor{}, {std::chrono::milliseconds{0}, {}});
+  caf::scoped_actor self{sys};
+  // Each thread appends with an actor of its own (a scoped actor is one
+  // thread's).
+  auto append = [&] {
+    caf::scoped_actor appender{sys};
+    event e;
+    e.id = new_uuid();
+    e.sandbox_id = "s";
+    e.team_id = "o";
+    uint64_t seq = 0;
+    appender->request(log, caf::infinite, atom::append::value, std::move(e))
+      .receive([&](const event& got) { seq = got.seq; }, [&](const caf::error&) {});
+    return seq;
+  };
+  auto first = append();
+  auto wait = [&](uint64_t after, uint32_t ms) {
+    uint64_t newest = 0;
+    self->request(log, caf::infinite, atom::wait::value, after, ms)
+      .receive([&](uint64_t n) { newest = n; }, [&](const caf::error&) {});
+    return newest;
+  };
+  EXPECT_EQ(wait(first - 1, 10000), first); // past already: at once
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(wait(first, 200), first); // nothing new: after its time
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(190));
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    append();
+  });
+  started = std::chrono::steady_clock::now();
+  EXPECT_EQ(wait(first, 10000), first + 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  later.join();
+  caf::anon_send_exit(log, caf::exit_reason::user_shutdown);
+}
