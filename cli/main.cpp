@@ -23,6 +23,7 @@ Usage:
                  [--log-format text|json]
                  [--tls-cert PEM --tls-key PEM]  # HTTPS on the API and envd listeners
                  [--build-templates off|background]  # build missing catalogue templates while serving
+                 [--console true|false]      # the web console on the API listener's /
                  [--cluster-listen HOST:PORT --cluster-secret-file FILE] [--node-name control]
                  [--rejoin-grace 60s]                        # a control node for workers
   sandboxd worker --join HOST:PORT --cluster-secret-file FILE [--name NAME]

@@ -250,7 +250,7 @@ int serve(int argc, char** argv) {
                      "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
                      "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org",
                      "egress-trust-file", "log-format", "tls-cert", "tls-key",
-                     "build-templates"});
+                     "build-templates", "console"});
   if (!opts)
     return fail(opts.error().message);
   if (auto st = set_log_format(opts->get("log-format", "text")); !st)
@@ -320,6 +320,9 @@ int serve(int argc, char** argv) {
   if (domain.size() > 200 || domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-:")
                                != std::string::npos)
     return fail("--domain must be a lowercase DNS name (and optional :port), like sandboxes.example.com");
+  auto console = opts->get("console", "true");
+  if (console != "true" && console != "false")
+    return fail("--console must be true or false");
   auto build_templates = opts->get("build-templates", "off");
   if (build_templates != "off" && build_templates != "background")
     return fail("--build-templates must be off or background");
@@ -524,7 +527,7 @@ int serve(int argc, char** argv) {
   http::api_context ctx{sys, registry, db, hooks, allow_private == "true",
                         scheme + envd_listen, envd_hp->second, templates,
                         std::make_shared<const agent_catalog>(std::move(*agents)), builder,
-                        domain, dir, background_builds, log};
+                        domain, dir, background_builds, log, console == "true"};
   auto server = http::api_server::start(ctx, api_listen, *http_threads, limits, std::move(api_tls));
   if (!server)
     return die(server.error().message);

@@ -36,6 +36,7 @@ struct api_context {
   std::shared_ptr<const catalogue_builds> background_builds = nullptr;
   // The log's writer: long polls wait on it (GET /events/sandboxes?wait=S).
   event_log_actor event_log{};
+  bool console = true; // serve --console: the web console on /
 };
 
 /// The keys of sandbox_json for this server.

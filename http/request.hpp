@@ -34,7 +34,8 @@ public:
                       const std::map<std::string, std::string>& headers = {});
   void send_empty(int status);
   /// A non-JSON body (e.g. Prometheus' text format) with its content type.
-  void send_text(int status, const std::string& body, const std::string& content_type);
+  void send_text(int status, const std::string& body, const std::string& content_type,
+                 const std::map<std::string, std::string>& headers = {});
   void send_error(const failure& f);
 
 private:

@@ -1,5 +1,6 @@
 #include "http/routes.hpp"
 
+#include "http/console_files.hpp"
 #include "http/openapi_spec.hpp"
 
 #include "http/body.hpp"
@@ -92,12 +93,39 @@ void openapi_document(api_context&, request& req) {
   req.out->send_text(200, std::string{openapi_spec()}, "application/yaml");
 }
 
+// The web console (http/console_files.hpp): its files need no key (the page
+// asks for one and sends it with every API call). Its scripts and styles are
+// its own only: no inline script, nothing from elsewhere.
+void console_page(api_context& ctx, request& req) {
+  if (!ctx.console)
+    return req.out->send_error(not_found("the console is off (serve --console false)"));
+  auto& files = console_files();
+  auto it = files.find(req.path);
+  if (it == files.end())
+    return req.out->send_error(not_found("no such console file: " + req.path));
+  auto ends_with = [&](std::string_view suffix) {
+    return req.path.size() >= suffix.size()
+           && req.path.compare(req.path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::string type = ends_with(".js")    ? "text/javascript; charset=utf-8"
+                     : ends_with(".css") ? "text/css; charset=utf-8"
+                                         : "text/html; charset=utf-8";
+  req.out->send_text(200, std::string{it->second}, type,
+                     {{"Content-Security-Policy",
+                       "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                       "base-uri 'none'; frame-ancestors 'none'"},
+                      {"X-Content-Type-Options", "nosniff"},
+                      {"Cache-Control", "no-cache"}});
+}
+
 } // namespace
 
 const std::vector<route>& control_plane_routes() {
   static const std::vector<route> routes = {
     {"GET", "/health", server_health, false},
     {"GET", "/openapi.yaml", openapi_document, false},
+    {"GET", "/", console_page, false},
+    {"GET", "/console/:file", console_page, false},
     {"GET", "/metrics", prometheus_metrics, false},
     {"GET", "/sandboxes/metrics", sandboxes_metrics},
     {"POST", "/sandboxes", create_sandbox},

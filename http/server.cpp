@@ -149,10 +149,13 @@ void responder::send_json_text(int status, const std::string& body,
 }
 
 void responder::send_text(int status, const std::string& body,
-                          const std::string& content_type) {
+                          const std::string& content_type,
+                          const std::map<std::string, std::string>& headers) {
   if (impl_->sent.exchange(true))
     return;
   impl_->w.headers().add(std::make_shared<named_header>("Content-Type", content_type));
+  for (auto& [k, v] : headers)
+    impl_->w.headers().add(std::make_shared<named_header>(k, v));
   impl_->w.send(static_cast<Http::Code>(status), body);
 }
 

@@ -13,7 +13,7 @@ PACKAGES=(
   libcaf-dev librocksdb-dev libpistache-dev libcereal-dev libspdlog-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev
   libmicrohttpd-dev zlib1g-dev libnftables-dev libmnl-dev libseccomp-dev
-  crun mmdebstrap python3 curl ca-certificates
+  crun mmdebstrap python3 curl ca-certificates libjs-chart.js
   nftables iproute2 e2fsprogs runsc
 )
 
@@ -63,11 +63,15 @@ prepare_host() {
 # The test clients: the official E2B JS SDK from npm (tests/sdk, pinned by
 # its package-lock.json). Node comes from apt when the machine has none.
 install_test_clients() {
-  # tmux drives `sandboxd sandbox shell` in tests/e2e/test_cli.py.
-  if ! command -v tmux >/dev/null; then
-    say "installing tmux (for the CLI's terminal test)"
+  # tmux drives `sandboxd sandbox shell` (tests/e2e/test_cli.py); headless
+  # Chromium drives the web console (tests/e2e/test_console.py).
+  local missing=()
+  command -v tmux >/dev/null || missing+=(tmux)
+  command -v chromium >/dev/null || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing the test clients: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     say "installing nodejs and npm"

@@ -18,12 +18,19 @@
 using namespace sandboxd;
 namespace fs = std::filesystem;
 
+namespace {
+
+// A directory for a test's store, removed after it.
+struct temp_dir {
+  std::string path = (fs::temp_directory_path() / ("sandboxd-log-" + random_hex(6))).string();
+  ~temp_dir() { fs::remove_all(path); }
+};
+
+} // namespace
+
 TEST(EventLog, ConcurrentAppendsShareWritesAndKeepTheChain) {
-  auto dir = (fs::temp_directory_path() / ("sandboxd-log-" + random_hex(6))).string();
-  struct remove_dir {
-    std::string path;
-    ~remove_dir() { fs::remove_all(path); }
-  } cleanup{dir};
+  temp_dir cleanup;
+  auto dir = cleanup.path;
   constexpr int writers = 16, per_writer = 40;
   std::vector<std::vector<uint64_t>> seqs(writers);
   {
@@ -74,11 +81,8 @@ TEST(EventLog, ConcurrentAppendsShareWritesAndKeepTheChain) {
 // A long poll's wait: at once when the log is past `after`, on the next
 // append otherwise, and with the head unchanged when its time runs out.
 TEST(EventLog, WaitAnswersOnTheNextAppendOrWhenItsTimeRunsOut) {
-  auto dir = (fs::temp_directory_path() / ("sandboxd-log-" + random_hex(6))).string();
-  struct remove_dir {
-    std::string path;
-    ~remove_dir() { fs::remove_all(path); }
-  } cleanup{dir};
+  temp_dir cleanup;
+  auto dir = cleanup.path;
   auto opened = store::open(dir);
   ASSERT_TRUE(opened);
   std::shared_ptr<store> db = std::move(*opened);

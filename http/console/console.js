@@ -1,0 +1,263 @@
+// The sandboxd console: the org's sandboxes, live from the event log (one
+// long poll, GET /events/sandboxes?wait=25, not a polling loop), their
+// metrics, logs and events, and the org's event timeline. Everything shown
+// comes from the API with the key the user signs in with. Text from
+// sandboxes and users (metadata, log lines) is only ever set as text, never
+// as HTML.
+'use strict'
+
+const state = { key: sessionStorage.getItem('sandboxd-key') || '', cursor: '', charts: [], view: 0 }
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag)
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v)
+    else node.setAttribute(k, v)
+  }
+  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? '')))
+  return node
+}
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status }
+}
+
+async function api(method, path, body) {
+  const headers = { 'X-API-Key': state.key }
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const text = await res.text()
+  let data = null
+  try { data = text ? JSON.parse(text) : null } catch { data = text }
+  if (!res.ok) throw new ApiError(res.status, (data && data.message) || `HTTP ${res.status}`)
+  return { data, headers: res.headers }
+}
+
+function age(iso) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min`
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+}
+
+function metadataText(m) {
+  return m && Object.keys(m).length ? Object.entries(m).map(([k, v]) => `${k}=${v}`).join(', ') : '—'
+}
+
+function stateBadge(s) { return el('span', { class: `state ${s}` }, s) }
+
+function show(...nodes) {
+  for (const c of state.charts) c.destroy()
+  state.charts = []
+  const main = document.getElementById('main')
+  main.replaceChildren(...nodes)
+}
+
+// -- live updates -------------------------------------------------------------
+
+// Whoever shows something that events change registers here; one long poll
+// feeds them all.
+const listeners = new Set()
+
+async function headCursor() {
+  const { data } = await api('GET', '/events/audit/head')
+  return data.seq.toString(16)
+}
+
+async function follow() {
+  const mine = ++state.follower
+  state.cursor = await headCursor()
+  while (mine === state.follower && state.key) {
+    try {
+      const { data, headers } = await api('GET', `/events/sandboxes?orderAsc=true&limit=100&wait=25&cursor=${state.cursor}`)
+      if (mine !== state.follower) return
+      if (data.length) {
+        state.cursor = headers.get('X-Next-Token') || (await headCursor())
+        for (const f of listeners) f(data)
+      }
+    } catch (e) {
+      if (e.status === 401) return signOut()
+      await new Promise((r) => setTimeout(r, 3000)) // the server restarts: try again
+    }
+  }
+}
+state.follower = 0
+
+// -- views --------------------------------------------------------------------
+
+async function sandboxesView() {
+  const body = el('tbody')
+  const updated = el('span', { class: 'live' }, '● live')
+  show(el('h1', {}, 'Sandboxes ', updated),
+       el('table', { id: 'sandboxes' },
+          el('thead', {}, el('tr', {}, ['Sandbox', 'Template', 'State', 'Age', 'Ends', 'Metadata', ''].map((h) => el('th', {}, h)))),
+          body))
+  const view = ++state.view
+  async function refresh() {
+    if (view !== state.view) return
+    const { data } = await api('GET', '/v2/sandboxes?state=running,paused&limit=100')
+    body.replaceChildren(...data.map((s) => el('tr', { class: 'row', 'data-id': s.sandboxID, onclick: () => { location.hash = `#/sandboxes/${s.sandboxID}` } },
+      el('td', { class: 'mono' }, s.sandboxID),
+      el('td', {}, s.templateID),
+      el('td', {}, stateBadge(s.state)),
+      el('td', {}, age(s.startedAt)),
+      el('td', {}, new Date(s.endAt).toLocaleTimeString()),
+      el('td', {}, metadataText(s.metadata)),
+      el('td', { onclick: (e) => e.stopPropagation() }, actions(s)))))
+    if (!data.length) body.append(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No sandboxes. Create one with an SDK or `sandboxd sandbox create`.')))
+  }
+  const onEvents = () => refresh().catch(() => {})
+  listeners.clear()
+  listeners.add(onEvents)
+  await refresh()
+}
+
+function actions(s) {
+  const act = (label, fn, cls = '') => el('button', { class: cls, 'data-action': label.toLowerCase(), onclick: async () => {
+    try { await fn() } catch (e) { alert(e.message) }
+  } }, label)
+  const out = []
+  if (s.state === 'running') out.push(act('Pause', () => api('POST', `/sandboxes/${s.sandboxID}/pause`)))
+  if (s.state === 'paused') out.push(act('Resume', () => api('POST', `/sandboxes/${s.sandboxID}/connect`, { timeout: 300 })))
+  out.push(act('+10 min', () => api('POST', `/sandboxes/${s.sandboxID}/timeout`, {
+    timeout: Math.round(Math.max(0, Date.parse(s.endAt) - Date.now()) / 1000) + 600 })))
+  out.push(act('Kill', () => api('DELETE', `/sandboxes/${s.sandboxID}`), 'danger'))
+  return out
+}
+
+async function sandboxView(id) {
+  const view = ++state.view
+  const info = el('dl')
+  const cpu = el('canvas', { id: 'cpu-chart' })
+  const mem = el('canvas', { id: 'mem-chart' })
+  const logs = el('pre', { class: 'logs', id: 'logs' })
+  const events = el('tbody')
+  const head = el('div')
+  show(el('h1', {}, 'Sandbox ', el('span', { class: 'mono' }, id)), head, info,
+       el('div', { class: 'cards' },
+          el('div', { class: 'card' }, el('h2', {}, 'CPU %'), el('div', { class: 'chart' }, cpu)),
+          el('div', { class: 'card' }, el('h2', {}, 'Memory MiB'), el('div', { class: 'chart' }, mem))),
+       el('h2', {}, 'Logs'), logs,
+       el('h2', {}, 'Events'), el('table', {}, el('thead', {}, el('tr', {}, ['Time', 'Type', 'Event'].map((h) => el('th', {}, h)))), events))
+  const line = (canvas, label, color) => {
+    const chart = new Chart(canvas, {
+      type: 'line',
+      data: { labels: [], datasets: [{ label, data: [], borderColor: color, backgroundColor: color + '33', fill: true, pointRadius: 0, tension: .25 }] },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { beginAtZero: true } }, plugins: { legend: { display: false } } },
+    })
+    state.charts.push(chart)
+    return chart
+  }
+  const cpuChart = line(cpu, 'CPU %', '#2563eb')
+  const memChart = line(mem, 'Memory MiB', '#059669')
+  async function refresh() {
+    if (view !== state.view) return
+    let s
+    try {
+      s = (await api('GET', `/sandboxes/${id}`)).data
+    } catch (e) {
+      if (e.status === 404) { head.replaceChildren(el('p', { class: 'muted' }, 'This sandbox is gone.')); return }
+      throw e
+    }
+    info.replaceChildren(...[['Template', s.templateID], ['State', stateBadge(s.state)], ['Started', s.startedAt],
+      ['Ends', s.endAt], ['CPUs', s.cpuCount], ['Memory', `${s.memoryMB} MiB`], ['Metadata', metadataText(s.metadata)]]
+      .flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]))
+    head.replaceChildren(...actions({ sandboxID: id, state: s.state, endAt: s.endAt }))
+    const metrics = (await api('GET', `/sandboxes/${id}/metrics`)).data
+    const labels = metrics.map((m) => new Date(m.timestamp).toLocaleTimeString())
+    cpuChart.data.labels = labels
+    cpuChart.data.datasets[0].data = metrics.map((m) => m.cpuUsedPct)
+    memChart.data.labels = labels
+    memChart.data.datasets[0].data = metrics.map((m) => Math.round(m.memUsed / 1048576))
+    cpuChart.update()
+    memChart.update()
+    const log = (await api('GET', `/v2/sandboxes/${id}/logs?direction=backward&limit=200`)).data.logs.reverse()
+    logs.textContent = log.map((l) => `${l.timestamp} ${l.level.padEnd(5)} ${l.message}`).join('\n') || '(no logs yet)'
+    logs.scrollTop = logs.scrollHeight
+    const evs = (await api('GET', `/events/sandboxes/${id}?limit=50`)).data
+    events.replaceChildren(...evs.map((e) => el('tr', {}, el('td', {}, e.timestamp), el('td', {}, e.type), el('td', { class: 'mono' }, e.id))))
+  }
+  listeners.clear()
+  listeners.add((evs) => { if (evs.some((e) => e.sandboxId === id)) refresh().catch(() => {}) })
+  await refresh()
+  // Metrics are sampled, not events: the charts move on every 5 s.
+  const timer = setInterval(() => { if (view !== state.view) clearInterval(timer); else refresh().catch(() => {}) }, 5000)
+}
+
+async function eventsView() {
+  const view = ++state.view
+  const type = el('select', { id: 'type-filter' }, el('option', { value: '' }, 'every type'),
+    ...['created', 'updated', 'paused', 'resumed', 'killed', 'snapshotted', 'checkpointed'].map((t) => el('option', { value: `sandbox.lifecycle.${t}` }, t)))
+  const sandbox = el('input', { id: 'sandbox-filter', placeholder: 'sandbox id' })
+  const body = el('tbody')
+  const head = el('p', { class: 'muted' })
+  show(el('h1', {}, 'Events'), head,
+       el('div', { class: 'filters' }, type, sandbox, el('button', { onclick: () => refresh() }, 'Filter')),
+       el('table', { id: 'events' }, el('thead', {}, el('tr', {}, ['Time', 'Type', 'Sandbox', 'Event id'].map((h) => el('th', {}, h)))), body))
+  async function refresh() {
+    if (view !== state.view) return
+    const q = new URLSearchParams({ limit: '100' })
+    if (type.value) q.set('types', type.value)
+    const path = sandbox.value.trim() ? `/events/sandboxes/${encodeURIComponent(sandbox.value.trim())}` : '/events/sandboxes'
+    const evs = (await api('GET', `${path}?${q}`)).data
+    body.replaceChildren(...evs.map((e) => el('tr', {}, el('td', {}, e.timestamp), el('td', {}, e.type), el('td', { class: 'mono' }, e.sandboxId), el('td', { class: 'mono' }, e.id))))
+    const h = (await api('GET', '/events/audit/head')).data
+    head.textContent = `Audit chain head: event #${h.seq}, ${h.hash}. Verify it with: sandboxd audit verify`
+  }
+  listeners.clear()
+  listeners.add(() => refresh().catch(() => {}))
+  await refresh()
+}
+
+// -- sign-in and routing ------------------------------------------------------
+
+function signOut() {
+  state.key = ''
+  state.follower++
+  sessionStorage.removeItem('sandboxd-key')
+  route()
+}
+
+function signInView() {
+  document.getElementById('nav').hidden = true
+  document.getElementById('signout').hidden = true
+  document.getElementById('whoami').textContent = ''
+  show(document.getElementById('signin').content.cloneNode(true))
+  document.getElementById('signin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault()
+    state.key = document.getElementById('key').value.trim()
+    try {
+      await api('GET', '/v2/sandboxes?limit=1')
+      sessionStorage.setItem('sandboxd-key', state.key)
+      follow()
+      route()
+    } catch (e) {
+      state.key = ''
+      document.getElementById('signin-error').textContent = e.status === 401 ? 'That key is not valid here.' : e.message
+    }
+  })
+}
+
+async function route() {
+  if (!state.key) return signInView()
+  document.getElementById('nav').hidden = false
+  document.getElementById('signout').hidden = false
+  document.getElementById('whoami').textContent = 'signed in'
+  const hash = location.hash || '#/sandboxes'
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', hash.startsWith(a.getAttribute('href')))
+  try {
+    const m = hash.match(/^#\/sandboxes\/([a-z0-9]+)$/)
+    if (m) await sandboxView(m[1])
+    else if (hash.startsWith('#/events')) await eventsView()
+    else await sandboxesView()
+  } catch (e) {
+    if (e.status === 401) return signOut()
+    show(el('p', { class: 'error' }, e.message))
+  }
+}
+
+document.getElementById('signout').addEventListener('click', signOut)
+window.addEventListener('hashchange', route)
+if (state.key) follow()
+route()
