@@ -45,7 +45,10 @@ function metadataText(m) {
   return m && Object.keys(m).length ? Object.entries(m).map(([k, v]) => `${k}=${v}`).join(', ') : '—'
 }
 
-function stateBadge(s) { return el('span', { class: `state ${s}` }, s) }
+// A coloured label: `look` is one of the states' colours (running: green,
+// paused: yellow, error: red).
+function badge(look, text) { return el('span', { class: `state ${look}` }, text) }
+function stateBadge(s) { return badge(s, s) }
 
 function show(...nodes) {
   for (const c of state.charts) c.destroy()
@@ -185,10 +188,14 @@ async function sandboxView(id) {
   const timer = setInterval(() => { if (view !== state.view) clearInterval(timer); else refresh().catch(() => {}) }, 5000)
 }
 
+// The sandbox lifecycle's event types (core/event.cpp), as webhooks and
+// filters name them: sandbox.lifecycle.<one of these>.
+const lifecycle = ['created', 'updated', 'paused', 'resumed', 'killed']
+
 async function eventsView() {
   const view = ++state.view
   const type = el('select', { id: 'type-filter' }, el('option', { value: '' }, 'every type'),
-    ...['created', 'updated', 'paused', 'resumed', 'killed', 'snapshotted', 'checkpointed'].map((t) => el('option', { value: `sandbox.lifecycle.${t}` }, t)))
+    ...lifecycle.map((t) => el('option', { value: `sandbox.lifecycle.${t}` }, t)))
   const sandbox = el('input', { id: 'sandbox-filter', placeholder: 'sandbox id' })
   const body = el('tbody')
   const head = el('p', { class: 'muted' })
@@ -208,6 +215,94 @@ async function eventsView() {
   listeners.clear()
   listeners.add(() => refresh().catch(() => {}))
   await refresh()
+}
+
+async function webhooksView() {
+  const view = ++state.view
+  const body = el('tbody')
+  const name = el('input', { id: 'hook-name', placeholder: 'name', required: '' })
+  const url = el('input', { id: 'hook-url', placeholder: 'https://…', required: '', size: 40 })
+  const secret = el('input', { id: 'hook-secret', placeholder: 'signature secret', required: '' })
+  const types = lifecycle.map((t) => el('label', {}, el('input', { type: 'checkbox', value: `sandbox.lifecycle.${t}`, checked: '' }), ` ${t}`))
+  const error = el('p', { class: 'error', id: 'hook-error' })
+  const form = el('form', { id: 'hook-form', class: 'card', onsubmit: async (ev) => {
+    ev.preventDefault()
+    error.textContent = ''
+    try {
+      await api('POST', '/events/webhooks', { name: name.value, url: url.value, signatureSecret: secret.value,
+        events: types.map((l) => l.firstChild).filter((c) => c.checked).map((c) => c.value) })
+      form.reset()
+      await refresh()
+    } catch (e) { error.textContent = e.message }
+  } }, el('h2', {}, 'New webhook'), el('div', { class: 'filters' }, name, url, secret), el('div', { class: 'filters' }, types),
+    el('button', { type: 'submit' }, 'Create'), error)
+  show(el('h1', {}, 'Webhooks'),
+       el('table', { id: 'webhooks' }, el('thead', {}, el('tr', {}, ['Name', 'URL', 'Events', 'Enabled', ''].map((h) => el('th', {}, h)))), body),
+       el('h2', {}, ''), form)
+  async function refresh() {
+    if (view !== state.view) return
+    const hooks = (await api('GET', '/events/webhooks')).data
+    body.replaceChildren(...hooks.map((w) => el('tr', { class: 'row', 'data-id': w.id, onclick: () => { location.hash = `#/webhooks/${w.id}` } },
+      el('td', {}, w.name), el('td', { class: 'mono' }, w.url), el('td', {}, w.events.map((t) => t.replace('sandbox.lifecycle.', '')).join(', ')),
+      el('td', {}, w.enabled ? 'yes' : 'no'),
+      el('td', { onclick: (e) => e.stopPropagation() },
+        el('button', { 'data-action': w.enabled ? 'disable' : 'enable', onclick: async () => {
+          await api('PATCH', `/events/webhooks/${w.id}`, { enabled: !w.enabled }); await refresh() } }, w.enabled ? 'Disable' : 'Enable'),
+        el('button', { class: 'danger', 'data-action': 'delete', onclick: async () => {
+          if (confirm(`Delete webhook ${w.name}?`)) { await api('DELETE', `/events/webhooks/${w.id}`); await refresh() } } }, 'Delete')))))
+    if (!hooks.length) body.append(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No webhooks yet.')))
+  }
+  listeners.clear()
+  await refresh()
+}
+
+async function webhookView(id) {
+  const view = ++state.view
+  const w = (await api('GET', `/events/webhooks/${id}`)).data
+  const body = el('tbody')
+  show(el('h1', {}, 'Webhook ', w.name), el('p', { class: 'mono' }, w.url),
+       el('table', { id: 'deliveries' }, el('thead', {}, el('tr', {}, ['Event', 'Sandbox', 'Status', 'Attempts', ''].map((h) => el('th', {}, h)))), body))
+  async function refresh() {
+    if (view !== state.view) return false
+    const list = (await api('GET', `/events/webhooks/${id}/deliveries?limit=50`)).data.data
+    body.replaceChildren(...list.map((d) => el('tr', { 'data-event': d.eventId },
+      el('td', {}, d.eventType), el('td', { class: 'mono' }, d.sandboxId), el('td', {}, badge(d.status === 'success' ? 'running' : d.status === 'failed' ? 'error' : 'paused', d.status)),
+      el('td', { class: 'attempts' }, d.attempts.map((a) => el('div', {}, `${a.timestamp} ${a.status}`,
+        a.responseHttpStatusCode ? ` HTTP ${a.responseHttpStatusCode}` : '', a.errorMessage ? ` ${a.errorMessage}` : '', ` (${a.durationMs} ms)`))),
+      el('td', {}, el('button', { 'data-action': 'redeliver', onclick: async () => {
+        await api('POST', `/events/webhooks/${id}/deliveries/${d.eventId}/redeliver`); setTimeout(() => refresh().catch(() => {}), 500) } }, 'Redeliver')))))
+    if (!list.length) body.append(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No deliveries yet.')))
+    return true
+  }
+  listeners.clear()
+  listeners.add(() => setTimeout(() => refresh().catch(() => {}), 500))
+  await refresh()
+  // Attempts are not events: while on this page, look again every 3 s.
+  const timer = setInterval(async () => { if (!(await refresh().catch(() => true))) clearInterval(timer) }, 3000)
+}
+
+async function templatesView() {
+  const view = ++state.view
+  const body = el('tbody')
+  show(el('h1', {}, 'Templates'),
+       el('table', { id: 'templates' }, el('thead', {}, el('tr', {}, ['Template', 'Names', 'Status', 'Progress', 'CPUs', 'Memory', 'Sandboxes'].map((h) => el('th', {}, h)))), body))
+  async function refresh() {
+    if (view !== state.view) return false
+    const list = (await api('GET', '/templates')).data
+    body.replaceChildren(...list.map((t) => {
+      const p = t.buildProgress
+      const progress = p && t.buildStatus !== 'ready' ? (p.error || `${p.steps} steps${p.lastStep ? ': ' + p.lastStep : ''}`) : '—'
+      return el('tr', { 'data-id': t.templateID }, el('td', { class: 'mono' }, t.templateID), el('td', {}, (t.names || t.aliases || []).join(', ')),
+        el('td', {}, badge(t.buildStatus === 'ready' ? 'running' : t.buildStatus === 'error' ? 'error' : 'paused', t.buildStatus)),
+        el('td', { class: 'mono' }, progress), el('td', {}, t.cpuCount), el('td', {}, `${t.memoryMB} MiB`), el('td', {}, t.spawnCount ?? 0))
+    }))
+    return list.some((t) => t.buildStatus === 'building' || t.buildStatus === 'waiting')
+  }
+  listeners.clear()
+  // Builds are not events: while one goes on, look again every 3 s.
+  if (await refresh()) {
+    const timer = setInterval(async () => { if (!(await refresh().catch(() => false))) clearInterval(timer) }, 3000)
+  }
 }
 
 // -- sign-in and routing ------------------------------------------------------
@@ -248,7 +343,11 @@ async function route() {
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', hash.startsWith(a.getAttribute('href')))
   try {
     const m = hash.match(/^#\/sandboxes\/([a-z0-9]+)$/)
+    const hook = hash.match(/^#\/webhooks\/([0-9a-f-]+)$/)
     if (m) await sandboxView(m[1])
+    else if (hook) await webhookView(hook[1])
+    else if (hash.startsWith('#/webhooks')) await webhooksView()
+    else if (hash.startsWith('#/templates')) await templatesView()
     else if (hash.startsWith('#/events')) await eventsView()
     else await sandboxesView()
   } catch (e) {

@@ -12,6 +12,7 @@ import time
 import unittest
 
 from harness import Server, ServerTest, main
+from webhook_receiver import Receiver
 
 try:
     from browser import Browser
@@ -23,7 +24,8 @@ SHOTS = os.environ.get("SANDBOXD_SCREENSHOTS") or os.path.join(tempfile.gettempd
 
 
 class Console(ServerTest):
-    server_args = ("--metrics-interval", "500ms")
+    # The webhook receiver listens on loopback: a private address.
+    server_args = ("--metrics-interval", "500ms", "--allow-private-webhooks", "true")
 
     @classmethod
     def setUpClass(cls):
@@ -113,6 +115,59 @@ class Console(ServerTest):
         b.evaluate("document.getElementById('signout').click()")
         b.wait_for("document.getElementById('signin-form')")
         self.assertIsNone(b.evaluate("sessionStorage.getItem('sandboxd-key')"))
+
+    def test_webhooks_and_templates(self):
+        b = self.browser
+        receiver = Receiver("console-secret").start()
+        self.addCleanup(receiver.stop)
+        b.navigate(self.url)
+        b.wait_for("document.getElementById('signin-form') || document.getElementById('nav')")
+        if b.evaluate("!!document.getElementById('signin-form')"):
+            self.sign_in(self.server.key)
+            b.wait_for("document.querySelector('#sandboxes tbody')")
+        # Create one from the page.
+        b.evaluate("location.hash = '#/webhooks'")
+        b.wait_for("document.getElementById('hook-form')")
+        b.evaluate(f"""(() => {{
+            document.getElementById('hook-name').value = 'console-hook';
+            document.getElementById('hook-url').value = {receiver.url!r};
+            document.getElementById('hook-secret').value = 'console-secret';
+            document.getElementById('hook-form').requestSubmit() }})()""")
+        b.wait_for("[...document.querySelectorAll('#webhooks tbody tr')].some(r => r.innerText.includes('console-hook'))")
+        hooks = self.server.request("GET", "/events/webhooks").json
+        hook = next(h for h in hooks if h["name"] == "console-hook")
+        self.addCleanup(self.server.request, "DELETE", f"/events/webhooks/{hook['id']}")
+        # Disable and enable it from the page.
+        row = f"#webhooks tr[data-id=\"{hook['id']}\"]"
+        b.evaluate(f"document.querySelector('{row} button[data-action=disable]').click()")
+        b.wait_for(f"document.querySelector('{row} button[data-action=enable]')")
+        self.assertFalse(self.server.request("GET", f"/events/webhooks/{hook['id']}").json["enabled"])
+        b.evaluate(f"document.querySelector('{row} button[data-action=enable]').click()")
+        b.wait_for(f"document.querySelector('{row} button[data-action=disable]')")
+        # An event is delivered; its delivery shows with its attempt.
+        r = self.server.request("POST", "/sandboxes", {"templateID": "base"})
+        self.assertStatus(r, 201)
+        sid = r.json["sandboxID"]
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{sid}")
+        self.assertTrue(receiver.wait_for(
+            lambda reqs: any((q.json or {}).get("sandboxId") == sid for q in reqs), 30))
+        b.evaluate(f"location.hash = '#/webhooks/{hook['id']}'")
+        b.wait_for(f"[...document.querySelectorAll('#deliveries tbody tr')].some("
+                   f"r => r.innerText.includes('{sid}') && r.innerText.includes('success'))", within=30)
+        # Redeliver it: a second attempt reaches the receiver and the page.
+        event_id = b.evaluate(f"[...document.querySelectorAll('#deliveries tbody tr')].find("
+                              f"r => r.innerText.includes('{sid}')).dataset.event")
+        b.evaluate(f"document.querySelector('#deliveries tr[data-event=\"{event_id}\"] button[data-action=redeliver]').click()")
+        self.assertTrue(receiver.wait_for(
+            lambda reqs: sum(1 for q in reqs if q.event_id == event_id) >= 2, 30))
+        b.wait_for(f"document.querySelector('#deliveries tr[data-event=\"{event_id}\"] .attempts').children.length >= 2",
+                   within=30)
+        b.screenshot(os.path.join(SHOTS, "webhooks.png"))
+        # Templates, with their build status.
+        b.evaluate("location.hash = '#/templates'")
+        b.wait_for("document.querySelector('#templates tr[data-id=base]')")
+        self.assertIn("ready", b.evaluate("document.querySelector('#templates tr[data-id=base]').innerText"))
+        b.screenshot(os.path.join(SHOTS, "templates.png"))
 
     def test_pages_carry_a_strict_content_policy(self):
         r = self.server.request("GET", "/", key=None)
