@@ -151,7 +151,15 @@ result<json> remote::api(const std::string& method, const std::string& path, con
   return j;
 }
 
+bool is_sandbox_id(const std::string& id) {
+  return !id.empty() && id.size() <= 64
+         && id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+              == std::string::npos;
+}
+
 result<envd_target> remote::target(const std::string& id) {
+  if (!is_sandbox_id(id))
+    return bad_request("not a sandbox id: " + id);
   auto detail = api("GET", "/sandboxes/" + id);
   if (!detail)
     return detail.error();

@@ -66,6 +66,10 @@ private:
   remote_config c_;
 };
 
+/// Letters, digits, '-' and '_' only (and at most 64): an id put in a URL
+/// path as it is (no "../", no '/').
+bool is_sandbox_id(const std::string& id);
+
 /// The failure a non-2xx reply stands for: its JSON message when there is one.
 failure failure_of(const reply& r);
 

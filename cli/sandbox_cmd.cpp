@@ -191,7 +191,29 @@ public:
       error = msgs.error();
       return false;
     }
-    for (auto& m : *msgs) {
+    // A message of an unexpected shape ends the stream with a reason, never
+    // an exception out of libcurl's callback.
+    try {
+      return take(*msgs);
+    } catch (const json::exception& e) {
+      error = failure{502, std::string("the server sent a stream message this client cannot read: ")
+                             + e.what()};
+      return false;
+    }
+  }
+
+  static void write_all(int fd, const std::string& s) {
+    for (size_t off = 0; off < s.size();) {
+      auto n = ::write(fd, s.data() + off, s.size() - off);
+      if (n <= 0)
+        return;
+      off += static_cast<size_t>(n);
+    }
+  }
+
+private:
+  bool take(std::vector<http::connect::envelope_reader::message>& msgs) {
+    for (auto& m : msgs) {
       if (m.end) {
         if (m.body.contains("error") && m.body["error"].is_object())
           error = failure{502, m.body["error"].value("message", "the stream ended with an error")};
@@ -218,16 +240,6 @@ public:
     return true;
   }
 
-  static void write_all(int fd, const std::string& s) {
-    for (size_t off = 0; off < s.size();) {
-      auto n = ::write(fd, s.data() + off, s.size() - off);
-      if (n <= 0)
-        return;
-      off += static_cast<size_t>(n);
-    }
-  }
-
-private:
   http::connect::envelope_reader reader_;
 };
 
@@ -236,7 +248,11 @@ private:
 int exit_status(const process_end& e) {
   if (e.exit_code >= 0)
     return e.exit_code & 0xff;
-  return e.error.find("killed") != std::string::npos ? 128 + SIGKILL : 255;
+  for (auto [name, sig] : {std::pair{"killed", SIGKILL}, {"terminated", SIGTERM},
+                           {"interrupt", SIGINT}, {"hangup", SIGHUP}})
+    if (e.error.find(name) != std::string::npos)
+      return 128 + sig;
+  return 255;
 }
 
 const std::map<std::string, std::string> stream_headers = {
@@ -353,7 +369,9 @@ int shell(remote& r, const args& a) {
     };
     bool input_open = true;
     while (!done) {
-      pollfd fds[2] = {{0, static_cast<short>(input_open ? POLLIN : 0), 0}, {wake[0], POLLIN, 0}};
+      // Stdin is not watched before the shell has a pid, nor once it ended
+    // (a closed pipe would report its hang-up again and again).
+    pollfd fds[2] = {{input_open && pid ? 0 : -1, POLLIN, 0}, {wake[0], POLLIN, 0}};
       int n = ::poll(fds, 2, 200);
       if (resized.exchange(false) && pid)
         unary("Update", {{"process", {{"pid", pid.load()}}}, {"pty", {{"size", terminal_size()}}}});
@@ -387,6 +405,8 @@ int logs(remote& r, const args& a) {
   if (a.positional.size() != 1)
     return fail(bad_request("usage: sandboxd sandbox logs ID [-f]"));
   auto id = a.positional[0];
+  if (!is_sandbox_id(id))
+    return fail(bad_request("not a sandbox id: " + id));
   bool follow = a.switches.count("f") > 0;
   int64_t cursor = 0;
   for (;;) {
@@ -513,6 +533,10 @@ int sandbox(int argc, char** argv) {
   auto one_id = [&](const char* name) -> std::optional<std::string> {
     if (p.size() != 1) {
       std::fprintf(stderr, "usage: sandboxd sandbox %s ID\n", name);
+      return std::nullopt;
+    }
+    if (!is_sandbox_id(p[0])) {
+      fail(bad_request("not a sandbox id: " + p[0]));
       return std::nullopt;
     }
     return p[0];

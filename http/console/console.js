@@ -68,20 +68,26 @@ async function headCursor() {
   return data.seq.toString(16)
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
 async function follow() {
   const mine = ++state.follower
-  state.cursor = await headCursor()
+  state.cursor = ''
   while (mine === state.follower && state.key) {
     try {
+      if (!state.cursor) state.cursor = await headCursor()
+      const asked = Date.now()
       const { data, headers } = await api('GET', `/events/sandboxes?orderAsc=true&limit=100&wait=25&cursor=${state.cursor}`)
       if (mine !== state.follower) return
       if (data.length) {
         state.cursor = headers.get('X-Next-Token') || (await headCursor())
         for (const f of listeners) f(data)
+      } else if (Date.now() - asked < 1000) {
+        await sleep(1000) // an empty answer at once (a busy server): never a tight loop
       }
     } catch (e) {
       if (e.status === 401) return signOut()
-      await new Promise((r) => setTimeout(r, 3000)) // the server restarts: try again
+      await sleep(3000) // the server restarts: try again
     }
   }
 }
@@ -259,6 +265,7 @@ async function webhooksView() {
 async function webhookView(id) {
   const view = ++state.view
   const w = (await api('GET', `/events/webhooks/${id}`)).data
+  if (view !== state.view) return // navigated away meanwhile
   const body = el('tbody')
   show(el('h1', {}, 'Webhook ', w.name), el('p', { class: 'mono' }, w.url),
        el('table', { id: 'deliveries' }, el('thead', {}, el('tr', {}, ['Event', 'Sandbox', 'Status', 'Attempts', ''].map((h) => el('th', {}, h)))), body))
@@ -310,6 +317,7 @@ async function templatesView() {
 function signOut() {
   state.key = ''
   state.follower++
+  state.view++ // the open view's timers stop with it
   sessionStorage.removeItem('sandboxd-key')
   route()
 }
@@ -341,6 +349,7 @@ async function route() {
   document.getElementById('whoami').textContent = 'signed in'
   const hash = location.hash || '#/sandboxes'
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', hash.startsWith(a.getAttribute('href')))
+  const view = state.view
   try {
     const m = hash.match(/^#\/sandboxes\/([a-z0-9]+)$/)
     const hook = hash.match(/^#\/webhooks\/([0-9a-f-]+)$/)
@@ -352,7 +361,7 @@ async function route() {
     else await sandboxesView()
   } catch (e) {
     if (e.status === 401) return signOut()
-    show(el('p', { class: 'error' }, e.message))
+    if (state.view === view + 1) show(el('p', { class: 'error' }, e.message)) // still this view's page
   }
 }
 

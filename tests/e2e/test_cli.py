@@ -141,6 +141,12 @@ class Cli(ServerTest):
         out = self.cli("frobnicate", check=False)
         self.assertEqual(out.returncode, 2)
         self.assertIn(b"unknown command: sandbox frobnicate", out.stderr)
+        # An id is never a path: no request leaves for "../templates/x".
+        for cmd in ("kill", "exec"):
+            out = self.cli(cmd, "../templates/x", *(["--", "true"] if cmd == "exec" else []),
+                           check=False)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn(b"not a sandbox id: ../templates/x", out.stderr)
         out = self.cli("create", "no-such-template", check=False)
         self.assertEqual(out.returncode, 1)
         self.assertIn(b"no-such-template", out.stderr)
