@@ -53,4 +53,13 @@ inline std::string traffic_access_token(const std::string& server_secret,
   return hmac_sha256_hex(server_secret, "traffic:" + sandbox_id).substr(0, 48);
 }
 
+/// What lets a browser open a terminal in a sandbox (a WebSocket carries
+/// no headers): "<expiry, unix seconds>.<hex HMAC>", for that sandbox only,
+/// given by POST /sandboxes/:id/terminal to its org.
+inline std::string terminal_ticket(const std::string& server_secret,
+                                   const std::string& sandbox_id, long long expires_s) {
+  auto expiry = std::to_string(expires_s);
+  return expiry + "." + hmac_sha256_hex(server_secret, "terminal:" + sandbox_id + ":" + expiry);
+}
+
 } // namespace sandboxd

@@ -39,6 +39,10 @@ struct api_context {
   bool console = true; // serve --console: the web console on /
 };
 
+/// "http(s)://HOST:ENVD_PORT": the envd listener as reached by a client that
+/// reached the API at `host_header` (routes.cpp).
+std::string envd_base(const api_context& ctx, const std::string& host_header);
+
 /// The keys of sandbox_json for this server.
 inline sandbox_json_keys json_keys(const api_context& ctx) {
   return {ctx.db->secret(), ctx.domain};

@@ -137,6 +137,17 @@ result<std::unique_ptr<upload_sink>> volume_content_request(envd_call& call);
 /// The volume-content API's errors: {"code": "<status>", "message"}.
 envd_reply volume_content_error(const failure& f);
 
+/// Whether `path` is the web console's terminal (envd_terminal.cpp): its
+/// sandbox named by `sandboxID`, authorized by a ticket, not a token.
+bool is_terminal_path(const std::string& path);
+
+/// The terminal's ticket checked against its sandbox: 401 when missing,
+/// wrong (another sandbox's, altered) or expired.
+status check_terminal_ticket(const envd_call& call);
+
+/// GET /terminal: 101 and a shell on a PTY over a WebSocket, or 400/405.
+envd_reply terminal_request(envd_call& call);
+
 /// What a signed URL's `signature` is for `operation` ("read"/"write")
 /// and the sandbox whose envd token is `token`.
 enum class signature_verdict { valid, expired, invalid, bad_expiration };

@@ -291,8 +291,9 @@ process_defaults defaults_of(envd_context& ctx, const std::string& id) {
 
 std::optional<envd_reply> authorize(envd_call& call) {
   auto fail = [&](const failure& f) { return error_reply(call, f); };
-  call.sandbox_id = call.header("e2b-sandbox-id");
-  if (call.sandbox_id.empty())
+  bool terminal = is_terminal_path(call.path);
+  call.sandbox_id = terminal ? call.param("sandboxID").value_or("") : call.header("e2b-sandbox-id");
+  if (call.sandbox_id.empty() && !terminal)
     call.sandbox_id = id_from_host(call.header("host"));
   call.user = user_from_auth(call.header("authorization"));
   bool default_user = call.user.empty();
@@ -328,10 +329,13 @@ std::optional<envd_reply> authorize(envd_call& call) {
   if (call.sandbox_id.empty()) {
     if (call.path == "/health")
       return envd_reply::empty(204);
-    return fail(bad_request("missing E2b-Sandbox-Id header"));
+    return fail(bad_request(terminal ? "missing sandboxID" : "missing E2b-Sandbox-Id header"));
   }
   auto token = envd_access_token(call.ctx->db->secret(), call.sandbox_id);
-  if (signed_url) {
+  if (terminal) {
+    if (auto st = check_terminal_ticket(call); !st)
+      return fail(st.error());
+  } else if (signed_url) {
     if (auto st = check_signature(call, operation, token); !st)
       return fail(st.error());
   } else if (call.path != "/health") {
@@ -364,6 +368,8 @@ envd_reply dispatch(envd_call& call) {
     return envd_reply::empty(204);
   if (p == "/files" && call.method == "GET")
     return files_download(call);
+  if (is_terminal_path(p))
+    return terminal_request(call);
   if (p == "/envs" && call.method == "GET")
     return process_rpc(call, "envs");
   if (p == "/metrics" && call.method == "GET") {

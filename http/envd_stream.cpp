@@ -114,7 +114,7 @@ void connect_relay::on_frame(const json& f) {
   }
 }
 
-void connect_relay::pump() {
+void connect_relay::pump(milliseconds max_wait) {
   auto now = steady_clock::now();
   auto wait = opts_.keepalive - duration_cast<milliseconds>(now - last_sent_);
   if (opts_.deadline) {
@@ -127,7 +127,7 @@ void connect_relay::pump() {
     wait = std::min(wait, left);
   }
   // Wake at least once a second to notice a client that went away.
-  wait = std::clamp(wait, milliseconds(0), milliseconds(1000));
+  wait = std::clamp(wait, milliseconds(0), std::min(max_wait, milliseconds(1000)));
   bool got = false;
   (*self_)->receive(
     [&](atom::frame, agent_frame& frame) {
@@ -175,6 +175,12 @@ ssize_t connect_relay::read(char* buf, size_t max) {
   pending_.erase(0, n);
   last_sent_ = steady_clock::now();
   return static_cast<ssize_t>(n);
+}
+
+bool connect_relay::wait(milliseconds max_wait) {
+  if (pending_.empty() && !finished_ && !aborted_)
+    pump(max_wait);
+  return !finished_ && !aborted_;
 }
 
 envd_reply stream_reply(std::unique_ptr<connect_relay> relay) {

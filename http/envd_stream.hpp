@@ -42,6 +42,10 @@ public:
                                                      options opts);
   ~connect_relay() override;
   ssize_t read(char* buf, size_t max) override;
+  /// For a caller that serves another input too (the terminal): waits at
+  /// most `max_wait` for the stream; false once it is over (its last bytes,
+  /// if any, are still there for read()).
+  bool wait(std::chrono::milliseconds max_wait);
 
 private:
   struct upstream; // the agent stream actor's handle
@@ -49,7 +53,7 @@ private:
   connect_relay(caf::actor_system& sys, options opts, int client_fd);
   void on_frame(const json& frame);
   void on_broken(const agent_stream_error& why);
-  void pump();
+  void pump(std::chrono::milliseconds max_wait = std::chrono::milliseconds(1000));
 
   std::unique_ptr<caf::scoped_actor> self_;
   std::unique_ptr<upstream> stream_;

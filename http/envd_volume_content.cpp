@@ -135,6 +135,28 @@ private:
   uint64_t left_;
 };
 
+// A small file is read whole before answering, so its Content-Length is
+// what was read even when a sandbox shrinks it meanwhile; a larger one
+// streams (file_source).
+constexpr uint64_t small_file_bytes = 256 * 1024;
+
+envd_reply read_small_file(int fd, uint64_t size, envd_reply r) {
+  r.body.resize(static_cast<size_t>(size));
+  size_t got = 0;
+  while (got < r.body.size()) {
+    auto n = ::read(fd, r.body.data() + got, r.body.size() - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return error_reply(failure{500, std::string{"reading the file: "} + std::strerror(errno)});
+    if (n == 0)
+      break; // shrunk since it was opened
+    got += static_cast<size_t>(n);
+  }
+  r.body.resize(got);
+  return r;
+}
+
 // PUT /file: the body streams into the volume (volume_files::upload).
 class upload_into_volume : public upload_sink {
 public:
@@ -217,6 +239,8 @@ public:
     envd_reply r;
     r.status = 200;
     r.content_type = "application/octet-stream";
+    if (f->size <= small_file_bytes)
+      return read_small_file(f->fd.get(), f->size, std::move(r));
     r.stream_size = f->size;
     r.stream = std::make_unique<file_source>(std::move(f->fd), f->size);
     return r;

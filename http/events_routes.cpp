@@ -1,5 +1,6 @@
 // Lifecycle events in E2B's shape, read from the log's per-org and
 // per-sandbox indexes. Reads are short index scans; no actor is involved.
+#include <atomic>
 #include <sstream>
 
 #include "actors/blocking.hpp"
@@ -147,6 +148,42 @@ void sandbox_events(api_context& ctx, request& req) {
 void audit_head(api_context& ctx, request& req) {
   auto h = ctx.db->head();
   req.out->send_json(200, {{"seq", h.seq}, {"hash", h.hash}});
+}
+
+// POST /events/audit/verify: walks the whole hash chain (every org's events:
+// the chain is one) on the reclaim lane, one walk at a time server-wide (429
+// meanwhile), and says whether it holds, or where and why it breaks. What
+// broke is named by position and reason only: the event may be another org's.
+void audit_verify(api_context& ctx, request& req) {
+  static std::atomic<bool> walking{false};
+  if (walking.exchange(true))
+    return req.out->send_error({429, "a verification of the chain is already running: try again shortly"});
+  auto db = ctx.db;
+  auto out = req.out;
+  ctx.sys.spawn([db, out](caf::event_based_actor* self) {
+    auto started = now_ms();
+    run_blocking(
+      self, false,
+      [db]() -> result<std::pair<store::verify_report, store::chain_head>> {
+        auto head = db->head(); // taken first: the walk covers at least this far
+        return std::pair{db->verify(), head};
+      },
+      [out, started](result<std::pair<store::verify_report, store::chain_head>> r) {
+        walking = false;
+        if (!r)
+          return out->send_error(r.error());
+        auto& [report, head] = *r;
+        json body = {{"ok", report.ok}, {"checked", report.checked},
+                     {"head", {{"seq", head.seq}, {"hash", head.hash}}},
+                     {"tookMs", now_ms() - started}};
+        if (!report.ok) {
+          body["brokenSeq"] = report.broken_seq;
+          body["reason"] = report.reason;
+        }
+        out->send_json(200, body);
+      },
+      lane::reclaim);
+  });
 }
 
 } // namespace sandboxd::http

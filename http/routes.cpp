@@ -8,6 +8,28 @@
 
 namespace sandboxd::http {
 
+// "http://HOST:ENVD_PORT" for a client that reached us at `host_header`
+// (the envd listener is on the same host); the configured endpoint when the
+// request named no host or one with characters no host name has (it also
+// goes into the console's CSP header).
+std::string envd_base(const api_context& ctx, const std::string& host_header) {
+  if (host_header.empty()
+      || host_header.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
+           != std::string::npos)
+    return ctx.envd_endpoint;
+  auto host = host_header;
+  if (host[0] == '[') { // [v6]:port
+    auto close = host.find(']');
+    if (close == std::string::npos)
+      return ctx.envd_endpoint;
+    host.resize(close + 1);
+  } else if (auto colon = host.find(':'); colon != std::string::npos) {
+    host.resize(colon);
+  }
+  auto scheme = ctx.envd_endpoint.substr(0, ctx.envd_endpoint.find("://"));
+  return scheme + "://" + host + ":" + std::to_string(ctx.envd_port);
+}
+
 // Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, metrics_routes.cpp,
 // logs_routes.cpp, snapshot_routes.cpp, events_routes.cpp, webhook_routes.cpp,
 // e2a_routes.cpp.
@@ -21,6 +43,7 @@ void connect_sandbox(api_context&, request&);
 void timeout_sandbox(api_context&, request&);
 void refresh_sandbox(api_context&, request&);
 void run_process(api_context&, request&);
+void terminal_ticket_route(api_context&, request&);
 void list_files(api_context&, request&);
 void read_file(api_context&, request&);
 void write_file(api_context&, request&);
@@ -39,6 +62,7 @@ void update_network(api_context&, request&);
 void org_events(api_context&, request&);
 void sandbox_events(api_context&, request&);
 void audit_head(api_context&, request&);
+void audit_verify(api_context&, request&);
 void create_webhook(api_context&, request&);
 void list_webhooks(api_context&, request&);
 void get_webhook(api_context&, request&);
@@ -110,10 +134,14 @@ void console_page(api_context& ctx, request& req) {
   std::string type = ends_with(".js")    ? "text/javascript; charset=utf-8"
                      : ends_with(".css") ? "text/css; charset=utf-8"
                                          : "text/html; charset=utf-8";
+  // The terminal's WebSocket goes to envd's listener (another port); xterm.js
+  // styles its rows with a <style> element of its own.
+  auto envd = envd_base(ctx, req.header("host"));
+  auto ws = (envd.rfind("https://", 0) == 0 ? "wss://" : "ws://") + envd.substr(envd.find("://") + 3);
   req.out->send_text(200, std::string{it->second}, type,
                      {{"Content-Security-Policy",
-                       "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                       "base-uri 'none'; frame-ancestors 'none'"},
+                       "default-src 'self'; connect-src 'self' " + ws + "; style-src 'self' 'unsafe-inline'; "
+                       "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"},
                       {"X-Content-Type-Options", "nosniff"},
                       {"Cache-Control", "no-cache"}});
 }
@@ -141,6 +169,7 @@ const std::vector<route>& control_plane_routes() {
     {"POST", "/sandboxes/:id/timeout", timeout_sandbox},
     {"POST", "/sandboxes/:id/refreshes", refresh_sandbox},
     {"POST", "/sandboxes/:id/processes", run_process},
+    {"POST", "/sandboxes/:id/terminal", terminal_ticket_route},
     {"GET", "/sandboxes/:id/filesystem/list", list_files},
     {"GET", "/sandboxes/:id/filesystem", read_file},
     {"POST", "/sandboxes/:id/filesystem", write_file},
@@ -157,6 +186,7 @@ const std::vector<route>& control_plane_routes() {
     {"GET", "/events/sandboxes", org_events},
     {"GET", "/events/sandboxes/:id", sandbox_events},
     {"GET", "/events/audit/head", audit_head},
+    {"POST", "/events/audit/verify", audit_verify},
     {"POST", "/events/webhooks", create_webhook},
     {"GET", "/events/webhooks", list_webhooks},
     {"GET", "/events/webhooks/:id", get_webhook},

@@ -3,6 +3,8 @@
 // to the in-sandbox agent; paths are resolved by the agent inside the
 // sandbox, so `..` and symlinks never reach the host.
 #include "actors/agent_frame_json.hpp"
+#include "core/clock.hpp"
+#include "core/crypto.hpp"
 #include "core/result.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
@@ -194,6 +196,43 @@ void sandbox_health(api_context& ctx, request& req) {
 void sandbox_envs(api_context& ctx, request& req) {
   agent_call(ctx, req, {{"op", "env"}},
              [](auto out, const json& r) { out->send_json(200, r.at("env")); });
+}
+
+} // namespace sandboxd::http
+
+namespace sandboxd::http {
+
+// POST /sandboxes/:id/terminal: a ticket for envd's GET /terminal (a shell
+// on a PTY over a WebSocket, for the web console), valid a minute, for
+// this sandbox only; 409 unless it is running.
+void terminal_ticket_route(api_context& ctx, request& req) {
+  auto out = req.out;
+  auto secret = ctx.db->secret();
+  auto envd_port = ctx.envd_port;
+  auto tls = ctx.envd_endpoint.rfind("https://", 0) == 0;
+  auto envd = envd_base(ctx, req.header("host"));
+  auto ws_base = (tls ? "wss://" : "ws://") + envd.substr(envd.find("://") + 3);
+  with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::get::value)
+      .then(
+        [=](sandbox_record& rec) {
+          if (rec.state != sandbox_state::running)
+            return out->send_error({409, "sandbox " + rec.id + " is " + to_string(rec.state)
+                                           + ": a terminal needs it running (resume it first)"});
+          auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+          auto expires = now + 60;
+          auto ticket = terminal_ticket(secret, rec.id, expires);
+          out->send_json(201, {{"sandboxID", rec.id},
+                               {"ticket", ticket},
+                               {"expiresAt", to_rfc3339(expires * 1000)},
+                               {"envdPort", envd_port},
+                               {"tls", tls},
+                               {"path", "/terminal?sandboxID=" + rec.id + "&ticket=" + ticket},
+                               {"url", ws_base + "/terminal?sandboxID=" + rec.id + "&ticket=" + ticket}});
+        },
+        reply_error_to(out));
+  });
 }
 
 } // namespace sandboxd::http

@@ -20,25 +20,6 @@ namespace {
 
 constexpr int64_t upload_link_ttl_s = 3600;
 
-// "http://HOST:ENVD_PORT" for a client that reached us at `host_header`
-// (the envd listener is on the same host); the configured endpoint when the
-// request named no host.
-std::string envd_base(const api_context& ctx, const std::string& host_header) {
-  if (host_header.empty() || host_header.find_first_of("/?#@ \t") != std::string::npos)
-    return ctx.envd_endpoint;
-  auto host = host_header;
-  if (host[0] == '[') { // [v6]:port
-    auto close = host.find(']');
-    if (close == std::string::npos)
-      return ctx.envd_endpoint;
-    host.resize(close + 1);
-  } else if (auto colon = host.find(':'); colon != std::string::npos) {
-    host.resize(colon);
-  }
-  auto scheme = ctx.envd_endpoint.substr(0, ctx.envd_endpoint.find("://"));
-  return scheme + "://" + host + ":" + std::to_string(ctx.envd_port);
-}
-
 } // namespace
 
 // POST /v3/templates {name, tags?, cpuCount?, memoryMB?} → 202 E2B's

@@ -73,18 +73,41 @@ install_test_clients() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    say "installing nodejs and npm"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  fi
+  ensure_npm
   if [ ! -d "$SANDBOXD_ROOT/tests/sdk/node_modules/@e2b/code-interpreter" ]; then
     say "installing the E2B SDK test client (npm ci)"
     (cd "$SANDBOXD_ROOT/tests/sdk" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
 
+# Node and npm from apt when the machine has none.
+ensure_npm() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "installing nodejs and npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+}
+
+# The console's browser libraries (xterm.js), pinned with their integrity by
+# http/console/vendor/package-lock.json, fetched from npm into the build dir;
+# CMake builds them into the binary. Fetched again only when the lock changes.
+vendor_console_libs() {
+  local src="$SANDBOXD_ROOT/http/console/vendor" dst="$BUILD_DIR/console-vendor"
+  if [ -d "$dst/node_modules" ] && cmp -s "$src/package-lock.json" "$dst/package-lock.json"; then
+    return
+  fi
+  ensure_npm
+  export_npm_config
+  say "fetching the console's browser libraries (npm ci)"
+  rm -rf "$dst"
+  mkdir -p "$dst"
+  cp "$src/package.json" "$src/package-lock.json" "$dst/"
+  (cd "$dst" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+}
+
 build() {
+  vendor_console_libs
   say "building into $BUILD_DIR"
   cmake -S "$SANDBOXD_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$BUILD_DIR" -j"$(nproc)"

@@ -6,7 +6,8 @@
 // as HTML.
 'use strict'
 
-const state = { key: sessionStorage.getItem('sandboxd-key') || '', cursor: '', charts: [], view: 0 }
+// closers: what the open view holds that must end with it (a terminal's socket).
+const state = { key: sessionStorage.getItem('sandboxd-key') || '', cursor: '', charts: [], closers: [], view: 0 }
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag)
@@ -53,6 +54,8 @@ function stateBadge(s) { return badge(s, s) }
 function show(...nodes) {
   for (const c of state.charts) c.destroy()
   state.charts = []
+  for (const close of state.closers) close()
+  state.closers = []
   const main = document.getElementById('main')
   main.replaceChildren(...nodes)
 }
@@ -140,13 +143,20 @@ async function sandboxView(id) {
   const info = el('dl')
   const cpu = el('canvas', { id: 'cpu-chart' })
   const mem = el('canvas', { id: 'mem-chart' })
+  const disk = el('canvas', { id: 'disk-chart' })
   const logs = el('pre', { class: 'logs', id: 'logs' })
+  const terminal = el('div', { class: 'terminal-box' },
+    el('button', { id: 'open-terminal', onclick: () => openTerminal(id, terminal) }, 'Open a terminal'))
+  const files = el('div', { class: 'files', id: 'files' })
   const events = el('tbody')
   const head = el('div')
   show(el('h1', {}, 'Sandbox ', el('span', { class: 'mono' }, id)), head, info,
        el('div', { class: 'cards' },
           el('div', { class: 'card' }, el('h2', {}, 'CPU %'), el('div', { class: 'chart' }, cpu)),
-          el('div', { class: 'card' }, el('h2', {}, 'Memory MiB'), el('div', { class: 'chart' }, mem))),
+          el('div', { class: 'card' }, el('h2', {}, 'Memory MiB'), el('div', { class: 'chart' }, mem)),
+          el('div', { class: 'card' }, el('h2', {}, 'Disk MiB'), el('div', { class: 'chart' }, disk))),
+       el('h2', {}, 'Terminal'), terminal,
+       el('h2', {}, 'Files'), files,
        el('h2', {}, 'Logs'), logs,
        el('h2', {}, 'Events'), el('table', {}, el('thead', {}, el('tr', {}, ['Time', 'Type', 'Event'].map((h) => el('th', {}, h)))), events))
   const line = (canvas, label, color) => {
@@ -160,6 +170,8 @@ async function sandboxView(id) {
   }
   const cpuChart = line(cpu, 'CPU %', '#2563eb')
   const memChart = line(mem, 'Memory MiB', '#059669')
+  const diskChart = line(disk, 'Disk MiB', '#9333ea')
+  fileBrowser(id, files, view)
   async function refresh() {
     if (view !== state.view) return
     let s
@@ -179,8 +191,11 @@ async function sandboxView(id) {
     cpuChart.data.datasets[0].data = metrics.map((m) => m.cpuUsedPct)
     memChart.data.labels = labels
     memChart.data.datasets[0].data = metrics.map((m) => Math.round(m.memUsed / 1048576))
+    diskChart.data.labels = labels
+    diskChart.data.datasets[0].data = metrics.map((m) => Math.round(m.diskUsed / 1048576))
     cpuChart.update()
     memChart.update()
+    diskChart.update()
     const log = (await api('GET', `/v2/sandboxes/${id}/logs?direction=backward&limit=200`)).data.logs.reverse()
     logs.textContent = log.map((l) => `${l.timestamp} ${l.level.padEnd(5)} ${l.message}`).join('\n') || '(no logs yet)'
     logs.scrollTop = logs.scrollHeight
@@ -194,6 +209,121 @@ async function sandboxView(id) {
   const timer = setInterval(() => { if (view !== state.view) clearInterval(timer); else refresh().catch(() => {}) }, 5000)
 }
 
+// A shell on a PTY in the sandbox (xterm.js): envd's GET /terminal, a
+// WebSocket opened with a one-minute ticket from POST /sandboxes/:id/terminal
+// (a browser's WebSocket carries no API key). Keystrokes and output travel as
+// binary messages, a resize as {"resize":{cols,rows}}; the shell is killed
+// when the socket closes, which it does when the view changes.
+async function openTerminal(id, box) {
+  const term = new Terminal({ cursorBlink: true, fontSize: 13, convertEol: false })
+  const fit = new FitAddon.FitAddon()
+  term.loadAddon(fit)
+  const screen = el('div', { class: 'terminal', id: 'terminal' })
+  const status = el('p', { class: 'muted', id: 'terminal-status' }, 'connecting…')
+  box.replaceChildren(screen, status)
+  term.open(screen)
+  fit.fit()
+  window.sandboxdTerminal = term // for the console's tests
+  let ticket
+  try {
+    ticket = (await api('POST', `/sandboxes/${id}/terminal`)).data
+  } catch (e) {
+    status.textContent = e.message
+    status.className = 'error'
+    return
+  }
+  const ws = new WebSocket(`${ticket.url}&cols=${term.cols}&rows=${term.rows}`)
+  ws.binaryType = 'arraybuffer'
+  const encoder = new TextEncoder()
+  const onResize = () => fit.fit()
+  window.addEventListener('resize', onResize)
+  state.closers.push(() => { window.removeEventListener('resize', onResize); ws.close(); term.dispose() })
+  ws.onopen = () => { status.textContent = 'connected'; term.focus() }
+  ws.onmessage = (m) => {
+    if (typeof m.data !== 'string') return term.write(new Uint8Array(m.data))
+    const msg = JSON.parse(m.data)
+    if (msg.exit) status.textContent = `the shell exited (${msg.exit.exitCode})`
+    else if (msg.error) { status.textContent = msg.error; status.className = 'error' }
+  }
+  ws.onclose = () => { if (status.textContent === 'connected' || status.textContent === 'connecting…') status.textContent = 'disconnected' }
+  term.onData((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(d)) })
+  term.onBinary((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0))) })
+  term.onResize(({ cols, rows }) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: { cols, rows } })) })
+}
+
+// A directory of the sandbox: open folders, download and remove files,
+// upload into it. Through the API's file routes (the agent resolves paths
+// inside the sandbox); a file moves at most 1 MiB this way (larger ones: the
+// SDK or `sandboxd sandbox files`).
+const maxConsoleFile = 1024 * 1024
+
+function fileBrowser(id, box, view) {
+  let dir = '/home/user'
+  const where = el('input', { id: 'files-path', class: 'mono', size: 40 })
+  const rows = el('tbody')
+  const note = el('p', { class: 'muted', id: 'files-note' })
+  const upload = el('input', { type: 'file', id: 'files-upload' })
+  const q = (path) => encodeURIComponent(path)
+  const join = (name) => (dir === '/' ? '' : dir) + '/' + name
+  async function open(path) {
+    if (view !== state.view) return
+    try {
+      const { data } = await api('GET', `/sandboxes/${id}/filesystem/list?path=${q(path)}`)
+      dir = data.path || path
+      where.value = dir
+      note.textContent = ''
+      const entries = data.entries.sort((a, b) => (a.type === 'dir') === (b.type === 'dir') ? a.name.localeCompare(b.name) : a.type === 'dir' ? -1 : 1)
+      rows.replaceChildren(...entries.map((e) => el('tr', { class: 'row' },
+        el('td', { class: 'mono' }, e.type === 'dir' ? el('a', { href: '#', onclick: (ev) => { ev.preventDefault(); open(join(e.name)) } }, e.name + '/') : e.name),
+        el('td', {}, e.type), el('td', {}, e.type === 'file' ? e.size : ''),
+        el('td', {}, e.mtime_ms ? new Date(e.mtime_ms).toLocaleString() : ''),
+        el('td', {},
+          e.type === 'file' ? el('button', { onclick: () => download(join(e.name), e.name, e.size) }, 'Download') : '',
+          el('button', { class: 'danger', onclick: () => remove(join(e.name)) }, 'Delete')))))
+    } catch (e) {
+      note.textContent = e.message
+    }
+  }
+  async function download(path, name, size) {
+    if (size > maxConsoleFile) { note.textContent = `${name} is larger than 1 MiB: use the SDK or sandboxd sandbox files get`; return }
+    try {
+      const { data } = await api('GET', `/sandboxes/${id}/filesystem?path=${q(path)}`)
+      const bytes = Uint8Array.from(atob(data.content), (c) => c.charCodeAt(0))
+      const a = el('a', { href: URL.createObjectURL(new Blob([bytes])), download: name })
+      a.click()
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000)
+      note.textContent = `downloaded ${name} (${bytes.length} bytes)`
+    } catch (e) { note.textContent = e.message }
+  }
+  async function remove(path) {
+    if (!confirm(`Delete ${path}?`)) return
+    try { await api('DELETE', `/sandboxes/${id}/filesystem?path=${q(path)}`); open(dir) } catch (e) { note.textContent = e.message }
+  }
+  upload.addEventListener('change', async () => {
+    const file = upload.files[0]
+    if (!file) return
+    if (file.size > maxConsoleFile) { note.textContent = `${file.name} is larger than 1 MiB: use the SDK or sandboxd sandbox files put`; return }
+    const bytes = new Uint8Array(await file.arrayBuffer())
+    let bin = ''
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+    try {
+      await api('POST', `/sandboxes/${id}/filesystem`, { path: join(file.name), content: btoa(bin) })
+      note.textContent = `uploaded ${file.name} (${bytes.length} bytes)`
+      upload.value = ''
+      open(dir)
+    } catch (e) { note.textContent = e.message }
+  })
+  box.replaceChildren(
+    el('div', { class: 'path' }, where,
+       el('button', { onclick: () => open(where.value.trim() || '/') }, 'Open'),
+       el('button', { onclick: () => open(dir.replace(/\/[^/]*$/, '') || '/') }, 'Up'),
+       el('label', {}, 'Upload: ', upload)),
+    el('table', {}, el('thead', {}, el('tr', {}, ['Name', 'Type', 'Size', 'Modified', ''].map((h) => el('th', {}, h)))), rows),
+    note)
+  where.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') open(where.value.trim() || '/') })
+  open(dir)
+}
+
 // The sandbox lifecycle's event types (core/event.cpp), as webhooks and
 // filters name them: sandbox.lifecycle.<one of these>.
 const lifecycle = ['created', 'updated', 'paused', 'resumed', 'killed']
@@ -205,7 +335,23 @@ async function eventsView() {
   const sandbox = el('input', { id: 'sandbox-filter', placeholder: 'sandbox id' })
   const body = el('tbody')
   const head = el('p', { class: 'muted' })
-  show(el('h1', {}, 'Events'), head,
+  const verdict = el('span', { id: 'verify-result' })
+  const verify = el('button', { id: 'verify', onclick: async () => {
+    verify.disabled = true
+    verdict.className = 'muted'
+    verdict.textContent = 'walking the chain…'
+    try {
+      const v = (await api('POST', '/events/audit/verify')).data
+      verdict.className = v.ok ? 'ok' : 'error'
+      verdict.textContent = v.ok
+        ? `The chain holds: ${v.checked} events checked up to #${v.head.seq} (${v.tookMs} ms).`
+        : `The chain breaks at #${v.brokenSeq}: ${v.reason} (${v.checked} events checked before it).`
+    } catch (e) {
+      verdict.className = 'error'
+      verdict.textContent = e.message
+    } finally { verify.disabled = false }
+  } }, 'Verify the chain')
+  show(el('h1', {}, 'Events'), head, el('p', {}, verify, ' ', verdict),
        el('div', { class: 'filters' }, type, sandbox, el('button', { onclick: () => refresh() }, 'Filter')),
        el('table', { id: 'events' }, el('thead', {}, el('tr', {}, ['Time', 'Type', 'Sandbox', 'Event id'].map((h) => el('th', {}, h)))), body))
   async function refresh() {
@@ -216,7 +362,7 @@ async function eventsView() {
     const evs = (await api('GET', `${path}?${q}`)).data
     body.replaceChildren(...evs.map((e) => el('tr', {}, el('td', {}, e.timestamp), el('td', {}, e.type), el('td', { class: 'mono' }, e.sandboxId), el('td', { class: 'mono' }, e.id))))
     const h = (await api('GET', '/events/audit/head')).data
-    head.textContent = `Audit chain head: event #${h.seq}, ${h.hash}. Verify it with: sandboxd audit verify`
+    head.textContent = `Audit chain head: event #${h.seq}, ${h.hash}.`
   }
   listeners.clear()
   listeners.add(() => refresh().catch(() => {}))
@@ -291,8 +437,54 @@ async function webhookView(id) {
 async function templatesView() {
   const view = ++state.view
   const body = el('tbody')
-  show(el('h1', {}, 'Templates'),
-       el('table', { id: 'templates' }, el('thead', {}, el('tr', {}, ['Template', 'Names', 'Status', 'Progress', 'CPUs', 'Memory', 'Sandboxes'].map((h) => el('th', {}, h)))), body))
+  const logsTitle = el('h2', { hidden: '' })
+  const logs = el('pre', { class: 'logs', id: 'build-logs', hidden: '' })
+  const snapshots = el('tbody')
+  const snapNote = el('p', { class: 'error' })
+  show(el('h1', {}, 'Templates and snapshots'),
+       el('table', { id: 'templates' }, el('thead', {}, el('tr', {}, ['Template', 'Names', 'Status', 'Progress', 'CPUs', 'Memory', 'Sandboxes', ''].map((h) => el('th', {}, h)))), body),
+       logsTitle, logs,
+       el('h2', {}, 'Snapshots'), el('table', { id: 'snapshots' }, el('thead', {}, el('tr', {}, ['Snapshot', 'Names', ''].map((h) => el('th', {}, h)))), snapshots),
+       snapNote)
+  // The org's snapshots (POST /sandboxes/:id/snapshots makes them); a
+  // sandbox starts from one as from a template.
+  async function listSnapshots() {
+    const list = (await api('GET', '/snapshots')).data
+    snapshots.replaceChildren(...(list.length ? list.map((x) => el('tr', { 'data-id': x.snapshotID },
+      el('td', { class: 'mono' }, x.snapshotID), el('td', {}, (x.names || []).join(', ')),
+      el('td', {}, el('button', { 'data-action': 'start', onclick: async () => {
+        try {
+          const sb = (await api('POST', '/sandboxes', { templateID: x.snapshotID })).data
+          location.hash = `#/sandboxes/${sb.sandboxID}`
+        } catch (e) { snapNote.textContent = e.message }
+      } }, 'Start a sandbox'))))
+      : [el('tr', {}, el('td', { colspan: 3, class: 'muted' }, 'No snapshots. Take one with sandbox.createSnapshot() or POST /sandboxes/:id/snapshots.'))]))
+  }
+  listSnapshots().catch((e) => { snapNote.textContent = e.message })
+  // An org's own template: its newest build's log, followed while it builds
+  // (GET .../status?logsOffset=N gives the lines past N).
+  let following = 0
+  async function followLogs(t) {
+    const mine = ++following
+    const name = (t.names || t.aliases || [t.templateID])[0]
+    const builds = (await api('GET', `/templates/${t.templateID}`)).data.builds || []
+    if (!builds.length) return
+    const build = builds[0].buildID
+    logsTitle.hidden = false
+    logs.hidden = false
+    logs.textContent = ''
+    let offset = 0
+    for (;;) {
+      if (mine !== following || view !== state.view) return
+      const st = (await api('GET', `/templates/${t.templateID}/builds/${build}/status?logsOffset=${offset}&limit=1000`)).data
+      for (const e of st.logEntries) logs.append(`${e.timestamp} ${(e.level || '').padEnd(5)} ${e.message}\n`)
+      offset += st.logEntries.length
+      if (st.logEntries.length) logs.scrollTop = logs.scrollHeight
+      logsTitle.textContent = `Build ${build} of ${name}: ${st.status}`
+      if (st.status !== 'building' && st.status !== 'waiting' && st.logEntries.length < 1000) return
+      if (!st.logEntries.length) await sleep(1000)
+    }
+  }
   async function refresh() {
     if (view !== state.view) return false
     const list = (await api('GET', '/templates')).data
@@ -301,7 +493,8 @@ async function templatesView() {
       const progress = p && t.buildStatus !== 'ready' ? (p.error || `${p.steps} steps${p.lastStep ? ': ' + p.lastStep : ''}`) : '—'
       return el('tr', { 'data-id': t.templateID }, el('td', { class: 'mono' }, t.templateID), el('td', {}, (t.names || t.aliases || []).join(', ')),
         el('td', {}, badge(t.buildStatus === 'ready' ? 'running' : t.buildStatus === 'error' ? 'error' : 'paused', t.buildStatus)),
-        el('td', { class: 'mono' }, progress), el('td', {}, t.cpuCount), el('td', {}, `${t.memoryMB} MiB`), el('td', {}, t.spawnCount ?? 0))
+        el('td', { class: 'mono' }, progress), el('td', {}, t.cpuCount), el('td', {}, `${t.memoryMB} MiB`), el('td', {}, t.spawnCount ?? 0),
+        el('td', {}, t.public === false ? el('button', { 'data-action': 'logs', onclick: () => followLogs(t).catch((e) => { logs.hidden = false; logs.textContent = e.message }) }, 'Build log') : ''))
     }))
     return list.some((t) => t.buildStatus === 'building' || t.buildStatus === 'waiting')
   }

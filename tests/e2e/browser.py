@@ -17,11 +17,15 @@ import urllib.request
 
 
 class WebSocket:
-    def __init__(self, url, timeout=60):
+    def __init__(self, url, timeout=60, tls=None):
+        # tls: an ssl.SSLContext for wss:// URLs.
         u = urllib.parse.urlparse(url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
+        if u.scheme == "wss":
+            self.sock = tls.wrap_socket(self.sock, server_hostname=u.hostname)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
+        target = u.path + (f"?{u.query}" if u.query else "")
+        self.sock.sendall((f"GET {target} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
         head = b""
@@ -32,7 +36,17 @@ class WebSocket:
             head += chunk
         head, self.buf = head.split(b"\r\n\r\n", 1)
         if not head.startswith(b"HTTP/1.1 101"):
-            raise ConnectionError(head.decode(errors="replace"))
+            # A refusal: its head and body (Content-Length) in the error.
+            m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            try:
+                while m and len(self.buf) < int(m.group(1)):
+                    chunk = self.sock.recv(4096)
+                    if not chunk:
+                        break
+                    self.buf += chunk
+            finally:
+                self.sock.close()
+            raise ConnectionError((head + b"\r\n\r\n" + self.buf).decode(errors="replace"))
 
     def _read(self, n):
         while len(self.buf) < n:
@@ -54,24 +68,34 @@ class WebSocket:
     def send(self, text):
         self._send(0x1, text.encode())
 
+    def send_bytes(self, data):
+        self._send(0x2, data)
+
+    def _frame(self):
+        b0, b1 = self._read(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", self._read(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", self._read(8))[0]
+        return b0 & 0x0F, self._read(n), bool(b0 & 0x80)
+
+    def recv_frame(self):
+        """One frame as (opcode, payload): a close frame is returned, not raised."""
+        opcode, payload, _ = self._frame()
+        return opcode, payload
+
     def recv(self):
         message = b""
         while True:
-            b0, b1 = self._read(2)
-            n = b1 & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._read(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._read(8))[0]
-            payload = self._read(n)
-            opcode = b0 & 0x0F
+            opcode, payload, fin = self._frame()
             if opcode == 0x9:  # ping
                 self._send(0xA, payload)
                 continue
             if opcode == 0x8:
                 raise ConnectionError("the browser closed the DevTools connection")
             message += payload
-            if b0 & 0x80:
+            if fin:
                 return message.decode()
 
     def close(self):

@@ -103,6 +103,14 @@ class Tamper(ServerTest):
         self.assertIn(event_id, out)
         self.assertIn("hash does not match", out)
         s.start()  # the server still starts on a tampered log
+        # The API's walk (the console's "Verify" button) finds it too, and
+        # names no event (it may be another org's).
+        r = s.request("POST", "/events/audit/verify")
+        self.assertStatus(r, 200)
+        self.assertFalse(r.json["ok"])
+        self.assertEqual(r.json["brokenSeq"], target)
+        self.assertIn("hash does not match", r.json["reason"])
+        self.assertNotIn(event_id, r.raw.decode())
 
 
 

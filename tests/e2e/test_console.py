@@ -2,16 +2,19 @@
 over the DevTools protocol, tests/e2e/browser.py): sign in (a wrong key is
 refused), see a sandbox appear as it is created (from the event log's long
 poll, no reload), pause it from the page, open it and see its CPU and memory
-charts drawn and its logs, the org's events filtered by type; metadata that
+charts drawn and its logs, a terminal in it typed into, its files browsed,
+uploaded, downloaded and deleted, the org's events filtered by type and the
+hash chain verified from the page; metadata that
 carries HTML stays text. Screenshots go to $SANDBOXD_SCREENSHOTS (default: a
 directory under the build's temp dir, printed)."""
+import base64
 import os
 import shutil
 import tempfile
 import time
 import unittest
 
-from harness import Server, ServerTest, main
+from harness import Server, ServerTest, eventually, main
 from webhook_receiver import Receiver
 
 try:
@@ -44,6 +47,7 @@ class Console(ServerTest):
 
     def test_the_console_end_to_end(self):
         b = self.browser
+        b.evaluate("(() => { try { sessionStorage.clear() } catch (e) {} })()")  # signed out
         started = time.monotonic()
         b.navigate(self.url)
         b.wait_for("document.getElementById('signin-form')")
@@ -106,6 +110,8 @@ class Console(ServerTest):
                    "r => r.innerText.includes('sandbox.lifecycle.paused'))"
                    " && document.querySelectorAll('#events tbody tr').length >= 1")
         self.assertIn("Audit chain head", b.evaluate("document.body.innerText"))
+        b.evaluate("document.getElementById('verify').click()")
+        b.wait_for("document.getElementById('verify-result').textContent.includes('The chain holds')")
         b.screenshot(os.path.join(SHOTS, "events.png"))
         print(f"\nconsole: page load {load * 1000:.0f} ms, signed in to the list {signed_in * 1000:.0f} ms, "
               f"a created sandbox shown {live * 1000:.0f} ms after the create was sent "
@@ -167,7 +173,134 @@ class Console(ServerTest):
         b.evaluate("location.hash = '#/templates'")
         b.wait_for("document.querySelector('#templates tr[data-id=base]')")
         self.assertIn("ready", b.evaluate("document.querySelector('#templates tr[data-id=base]').innerText"))
+        # A snapshot, and a sandbox started from it on the page.
+        src = self.server.create()
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{src}")
+        self.server.sh(src, "echo kept > /home/user/kept.txt")
+        self.assertStatus(self.server.request("POST", f"/sandboxes/{src}/snapshots", {"name": "console-snap"}), 201)
+        b.evaluate("location.hash = '#/events'")
+        b.evaluate("location.hash = '#/templates'")
+        b.wait_for("document.querySelector('#snapshots tr[data-id=\"console-snap:default\"]')")
+        b.evaluate("document.querySelector('#snapshots tr[data-id=\"console-snap:default\"] button').click()")
+        b.wait_for("/^#\\/sandboxes\\/[a-z0-9]+$/.test(location.hash)", within=30)
+        started = b.evaluate("location.hash.split('/')[2]")
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{started}")
+        self.assertEqual(self.server.sh(started, "cat /home/user/kept.txt")["stdout"].strip(), "kept")
+        b.evaluate("location.hash = '#/templates'")
+        # An org's own build, its log followed from the page as it is written
+        # (this one fails at apt-get: a short build that still logs).
+        r = self.server.request("POST", "/templates", {"name": "console-broken",
+                                                       "packages": ["sandboxd-no-such-package"]})
+        self.assertStatus(r, 202)
+        tid = r.json["templateID"]
+        self.addCleanup(self.server.request, "DELETE", f"/templates/{tid}")
+        b.evaluate("location.hash = '#/events'")  # and back: the list now has it
+        b.evaluate("location.hash = '#/templates'")
+        b.wait_for(f"document.querySelector('#templates tr[data-id=\"{tid}\"] button[data-action=logs]')")
+        b.evaluate(f"document.querySelector('#templates tr[data-id=\"{tid}\"] button[data-action=logs]').click()")
+        b.wait_for("document.getElementById('build-logs').textContent.length > 0", within=60)
+        b.wait_for("document.getElementById('build-logs').textContent.includes('sandboxd-no-such-package')"
+                   " && document.querySelector('h2:not([hidden])').textContent.endsWith(': error')", within=300)
         b.screenshot(os.path.join(SHOTS, "templates.png"))
+
+    def signed_in_at(self, hash_):
+        b = self.browser
+        b.navigate(self.url)
+        b.wait_for("document.getElementById('signin-form') || document.getElementById('nav')")
+        if b.evaluate("!!document.getElementById('signin-form')"):
+            self.sign_in(self.server.key)
+            b.wait_for("document.querySelector('#sandboxes tbody')")
+        b.evaluate(f"location.hash = {hash_!r}")
+
+    def screen(self):
+        """What the console's terminal shows, line by line (xterm.js's buffer)."""
+        return self.browser.evaluate("""(() => { const b = window.sandboxdTerminal.buffer.active;
+            let s = ''; for (let i = 0; i < b.length; i++) s += b.getLine(i).translateToString(true) + String.fromCharCode(10);
+            return s })()""")
+
+    def test_a_terminal_and_the_files(self):
+        b = self.browser
+        sid = self.server.create()
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{sid}")
+        self.server.sh(sid, "mkdir -p /home/user/made-here && echo inner > /home/user/made-here/inner.txt")
+        self.signed_in_at(f"#/sandboxes/{sid}")
+
+        # The terminal: typed into as a person types (keystrokes to the page).
+        b.wait_for("document.getElementById('open-terminal')")
+        started = time.monotonic()
+        b.evaluate("document.getElementById('open-terminal').click()")
+        b.wait_for("document.getElementById('terminal-status').textContent === 'connected'")
+        b.wait_for("window.sandboxdTerminal.buffer.active.getLine(0).translateToString(true).includes('$')",
+                   within=20)
+        opened = time.monotonic() - started
+        b.call("Input.insertText", text="echo console-$((6*7)); stty size")
+        for kind in ("keyDown", "keyUp"):
+            b.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
+                   windowsVirtualKeyCode=13, **({"text": "\r"} if kind == "keyDown" else {}))
+        started = time.monotonic()
+        b.wait_for("(() => { const b = window.sandboxdTerminal.buffer.active; for (let i = 0; i < b.length; i++)"
+                   " if (b.getLine(i).translateToString(true).startsWith('console-42')) return true; return false })()")
+        echoed = time.monotonic() - started
+        rows, cols = b.evaluate("[window.sandboxdTerminal.rows, window.sandboxdTerminal.cols]")
+        deadline = time.monotonic() + 10
+        while f"\n{rows} {cols}\n" not in self.screen():  # the PTY has the page's size
+            self.assertLess(time.monotonic(), deadline, self.screen())
+            time.sleep(0.05)
+        b.evaluate("document.getElementById('terminal').scrollIntoView({block: 'center'})")
+        b.screenshot(os.path.join(SHOTS, "terminal.png"))
+        print(f"\nconsole terminal: prompt {opened * 1000:.0f} ms after the click, "
+              f"a command's output {echoed * 1000:.0f} ms after Enter")
+
+        # The files: a folder opened, a file uploaded from the page, downloaded, deleted.
+        b.wait_for("document.getElementById('files').innerText.includes('made-here/')")
+        b.evaluate("[...document.querySelectorAll('#files a')].find(a => a.textContent === 'made-here/').click()")
+        b.wait_for("document.getElementById('files-path').value === '/home/user/made-here'"
+                   " && document.getElementById('files').innerText.includes('inner.txt')")
+        upload = os.path.join(self.server.dir, "from-the-page.txt")
+        with open(upload, "wb") as f:
+            f.write(b"uploaded \xff bytes\n")
+        doc = b.call("DOM.getDocument")["root"]["nodeId"]
+        node = b.call("DOM.querySelector", nodeId=doc, selector="#files-upload")["nodeId"]
+        b.call("DOM.setFileInputFiles", files=[upload], nodeId=node)
+        b.wait_for("[...document.querySelectorAll('#files tbody tr')].some(r => r.innerText.includes('from-the-page.txt'))")
+        stored = self.server.read(sid, "/home/user/made-here/from-the-page.txt").json["content"]
+        self.assertEqual(base64.b64decode(stored), b"uploaded \xff bytes\n")
+        b.evaluate("""[...document.querySelectorAll('#files tr')].find(r => r.innerText.includes('from-the-page.txt'))
+                      .querySelector('button').click()""")
+        b.wait_for("document.getElementById('files-note').textContent.includes('downloaded from-the-page.txt (17 bytes)')")
+        b.evaluate("document.getElementById('files').scrollIntoView({block: 'center'})")
+        b.screenshot(os.path.join(SHOTS, "files.png"))
+        b.evaluate("window.confirm = () => true")
+        b.evaluate("""[...document.querySelectorAll('#files tr')].find(r => r.innerText.includes('from-the-page.txt'))
+                      .querySelector('button.danger').click()""")
+        b.wait_for("![...document.querySelectorAll('#files tbody tr')].some(r => r.innerText.includes('from-the-page.txt'))")
+        self.assertEqual(self.server.sh(sid, "ls /home/user/made-here")["stdout"].split(), ["inner.txt"])
+
+        # Leaving the page closes the terminal, and its shell with it.
+        b.evaluate("location.hash = '#/events'")
+        self.assertTrue(eventually(lambda: "bash -i -l" not in self.server.sh(sid, "ps -eo args")["stdout"],
+                                   within=10))
+
+    def test_the_api_reference(self):
+        """Swagger UI over GET /openapi.yaml, reached from the console's nav,
+        with "Try it out" going to this server with the signed-in key."""
+        b = self.browser
+        self.signed_in_at("#/sandboxes")
+        b.wait_for("document.querySelector('#nav a[href=\"/console/api.html\"]')")  # the way there
+        b.navigate(self.url + "console/api.html")
+        b.wait_for("document.querySelectorAll('.opblock').length > 50", within=30)
+        text = b.evaluate("document.body.innerText")
+        for route in ("/sandboxes/{sandboxID}/terminal", "/events/audit/verify", "/v3/templates"):
+            self.assertIn(route, text)
+        b.screenshot(os.path.join(SHOTS, "api.png"))
+        # "Try it out" goes to this server (the spec's example server is
+        # another), with the key the console is signed in with.
+        sent = b.evaluate("window.sandboxdReference.getConfigs().requestInterceptor("
+                          "{url: 'http://127.0.0.1:3000/v2/sandboxes?limit=1'}).url")
+        self.assertEqual(sent, f"http://127.0.0.1:{self.server.port}/v2/sandboxes?limit=1")
+        auth = b.evaluate("JSON.stringify(window.sandboxdReference.authSelectors.authorized().toJS())")
+        self.assertIn(self.server.key, auth)
+        b.navigate(self.url)
 
     def test_pages_carry_a_strict_content_policy(self):
         r = self.server.request("GET", "/", key=None)

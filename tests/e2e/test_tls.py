@@ -119,6 +119,29 @@ class Https(unittest.TestCase):
             frame += chunk
         self.assertEqual(frame[2:2 + (frame[1] & 0x7F)], b"echo:hello")
 
+    def test_the_console_terminal_over_wss(self):
+        """The terminal's WebSocket over envd's TLS (its relay on a thread of
+        its own there): the ticket names a wss:// URL, a command runs."""
+        from browser import WebSocket
+        r = self.server.request("POST", "/sandboxes", {"templateID": "base"})
+        self.assertEqual(r.status, 201, r)
+        sid = r.json["sandboxID"]
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{sid}")
+        t = self.server.request("POST", f"/sandboxes/{sid}/terminal")
+        self.assertEqual(t.status, 201, t)
+        self.assertTrue(t.json["tls"])
+        self.assertTrue(t.json["url"].startswith(f"wss://127.0.0.1:{self.server.envd_port}/terminal?"))
+        ws = WebSocket(t.json["url"], timeout=30, tls=self.tls)
+        self.addCleanup(ws.close)
+        ws.send_bytes(b"echo over-$((20+22))-tls\r")
+        out = b""
+        deadline = time.time() + 20
+        while b"over-42-tls" not in out and time.time() < deadline:
+            op, payload = ws.recv_frame()
+            self.assertNotEqual(op, 0x8, payload)
+            out += payload
+        self.assertIn(b"over-42-tls", out)
+
     def test_the_cli_over_https(self):
         env = dict(os.environ, E2B_API_URL=f"https://127.0.0.1:{self.server.port}",
                    E2B_API_KEY=self.server.key,
