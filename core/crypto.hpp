@@ -54,12 +54,13 @@ inline std::string traffic_access_token(const std::string& server_secret,
 }
 
 /// What lets a browser open a terminal in a sandbox (a WebSocket carries
-/// no headers): "<expiry, unix seconds>.<hex HMAC>", for that sandbox only,
-/// given by POST /sandboxes/:id/terminal to its org.
-inline std::string terminal_ticket(const std::string& server_secret,
-                                   const std::string& sandbox_id, long long expires_s) {
-  auto expiry = std::to_string(expires_s);
-  return expiry + "." + hmac_sha256_hex(server_secret, "terminal:" + sandbox_id + ":" + expiry);
+/// no headers): "<expiry, unix seconds>.<nonce>.<hex HMAC>", for that
+/// sandbox only, given by POST /sandboxes/:id/terminal to its org. The
+/// nonce makes each one different, so that each can be used once.
+inline std::string terminal_ticket(const std::string& server_secret, const std::string& sandbox_id,
+                                   long long expires_s, const std::string& nonce) {
+  auto head = std::to_string(expires_s) + "." + nonce;
+  return head + "." + hmac_sha256_hex(server_secret, "terminal:" + sandbox_id + ":" + head);
 }
 
 } // namespace sandboxd

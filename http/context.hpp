@@ -42,6 +42,8 @@ struct api_context {
 /// "http(s)://HOST:ENVD_PORT": the envd listener as reached by a client that
 /// reached the API at `host_header` (routes.cpp).
 std::string envd_base(const api_context& ctx, const std::string& host_header);
+/// The same as "ws(s)://HOST:ENVD_PORT", for WebSockets (the terminal).
+std::string envd_ws_base(const api_context& ctx, const std::string& host_header);
 
 /// The keys of sandbox_json for this server.
 inline sandbox_json_keys json_keys(const api_context& ctx) {

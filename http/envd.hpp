@@ -13,6 +13,7 @@
 #include <string>
 
 #include "http/envd_defaults.hpp"
+#include "http/terminal_tickets.hpp"
 #include "actors/interfaces.hpp"
 #include "core/result.hpp"
 #include "http/connection_gate.hpp"
@@ -37,6 +38,8 @@ struct envd_context {
   std::shared_ptr<envd_defaults> defaults = std::make_shared<envd_defaults>();
   // The volumes' filesystems (the volume-content API); null: no volumes.
   std::shared_ptr<volume_store> volumes;
+  // Terminal tickets already used (each opens one terminal).
+  std::shared_ptr<terminal_tickets> tickets = std::make_shared<terminal_tickets>();
 };
 
 /// Removes what uploads of template files interrupted by a stop or a crash

@@ -141,9 +141,10 @@ envd_reply volume_content_error(const failure& f);
 /// sandbox named by `sandboxID`, authorized by a ticket, not a token.
 bool is_terminal_path(const std::string& path);
 
-/// The terminal's ticket checked against its sandbox: 401 when missing,
-/// wrong (another sandbox's, altered) or expired.
-status check_terminal_ticket(const envd_call& call);
+/// The terminal's ticket checked against its sandbox: its expiry (unix
+/// seconds), or 401 when missing, wrong (another sandbox's, altered) or
+/// expired.
+result<int64_t> check_terminal_ticket(const envd_call& call);
 
 /// GET /terminal: 101 and a shell on a PTY over a WebSocket, or 400/405.
 envd_reply terminal_request(envd_call& call);

@@ -295,7 +295,8 @@ std::optional<envd_reply> authorize(envd_call& call) {
   call.sandbox_id = terminal ? call.param("sandboxID").value_or("") : call.header("e2b-sandbox-id");
   if (call.sandbox_id.empty() && !terminal)
     call.sandbox_id = id_from_host(call.header("host"));
-  call.user = user_from_auth(call.header("authorization"));
+  // A terminal runs as the sandbox's default user: its ticket grants no other.
+  call.user = terminal ? std::string{} : user_from_auth(call.header("authorization"));
   bool default_user = call.user.empty();
   if (default_user)
     call.user = "user";

@@ -1,6 +1,7 @@
 // Lifecycle events in E2B's shape, read from the log's per-org and
 // per-sandbox indexes. Reads are short index scans; no actor is involved.
-#include <atomic>
+#include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "actors/blocking.hpp"
@@ -154,10 +155,24 @@ void audit_head(api_context& ctx, request& req) {
 // the chain is one) on the reclaim lane, one walk at a time server-wide (429
 // meanwhile), and says whether it holds, or where and why it breaks. What
 // broke is named by position and reason only: the event may be another org's.
+// A verdict stands until the chain grows, so asking again without new
+// events costs nothing (and one org asking in a loop keeps nobody out).
 void audit_verify(api_context& ctx, request& req) {
-  static std::atomic<bool> walking{false};
-  if (walking.exchange(true))
-    return req.out->send_error({429, "a verification of the chain is already running: try again shortly"});
+  struct last_walk {
+    std::mutex mtx;
+    bool walking = false;
+    std::optional<std::pair<uint64_t, json>> verdict; // head seq, answer
+  };
+  static last_walk last;
+  auto head_now = ctx.db->head().seq;
+  {
+    std::lock_guard<std::mutex> lock{last.mtx};
+    if (last.verdict && last.verdict->first == head_now)
+      return req.out->send_json(200, last.verdict->second);
+    if (last.walking)
+      return req.out->send_error({429, "a verification of the chain is already running: try again shortly"});
+    last.walking = true;
+  }
   auto db = ctx.db;
   auto out = req.out;
   ctx.sys.spawn([db, out](caf::event_based_actor* self) {
@@ -169,7 +184,8 @@ void audit_verify(api_context& ctx, request& req) {
         return std::pair{db->verify(), head};
       },
       [out, started](result<std::pair<store::verify_report, store::chain_head>> r) {
-        walking = false;
+        std::lock_guard<std::mutex> lock{last.mtx};
+        last.walking = false;
         if (!r)
           return out->send_error(r.error());
         auto& [report, head] = *r;
@@ -180,6 +196,7 @@ void audit_verify(api_context& ctx, request& req) {
           body["brokenSeq"] = report.broken_seq;
           body["reason"] = report.reason;
         }
+        last.verdict = std::pair{head.seq, body};
         out->send_json(200, body);
       },
       lane::reclaim);

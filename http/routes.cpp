@@ -30,6 +30,14 @@ std::string envd_base(const api_context& ctx, const std::string& host_header) {
   return scheme + "://" + host + ":" + std::to_string(ctx.envd_port);
 }
 
+std::string envd_ws_base(const api_context& ctx, const std::string& host_header) {
+  auto base = envd_base(ctx, host_header);
+  auto sep = base.find("://");
+  if (sep == std::string::npos)
+    return "ws://" + base;
+  return (base.compare(0, sep, "https") == 0 ? "wss" : "ws") + base.substr(sep);
+}
+
 // Handlers, by file: e2b_routes.cpp, sandbase_routes.cpp, metrics_routes.cpp,
 // logs_routes.cpp, snapshot_routes.cpp, events_routes.cpp, webhook_routes.cpp,
 // e2a_routes.cpp.
@@ -136,8 +144,7 @@ void console_page(api_context& ctx, request& req) {
                                          : "text/html; charset=utf-8";
   // The terminal's WebSocket goes to envd's listener (another port); xterm.js
   // styles its rows with a <style> element of its own.
-  auto envd = envd_base(ctx, req.header("host"));
-  auto ws = (envd.rfind("https://", 0) == 0 ? "wss://" : "ws://") + envd.substr(envd.find("://") + 3);
+  auto ws = envd_ws_base(ctx, req.header("host"));
   req.out->send_text(200, std::string{it->second}, type,
                      {{"Content-Security-Policy",
                        "default-src 'self'; connect-src 'self' " + ws + "; style-src 'self' 'unsafe-inline'; "

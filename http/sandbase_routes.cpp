@@ -5,6 +5,7 @@
 #include "actors/agent_frame_json.hpp"
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
+#include "core/ids.hpp"
 #include "core/result.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
@@ -210,8 +211,7 @@ void terminal_ticket_route(api_context& ctx, request& req) {
   auto secret = ctx.db->secret();
   auto envd_port = ctx.envd_port;
   auto tls = ctx.envd_endpoint.rfind("https://", 0) == 0;
-  auto envd = envd_base(ctx, req.header("host"));
-  auto ws_base = (tls ? "wss://" : "ws://") + envd.substr(envd.find("://") + 3);
+  auto ws_base = envd_ws_base(ctx, req.header("host"));
   with_sandbox(ctx, req, [=](caf::event_based_actor* self, sandbox_actor sb) {
     self->request(sb, caf::infinite, atom::get::value)
       .then(
@@ -222,7 +222,7 @@ void terminal_ticket_route(api_context& ctx, request& req) {
           auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
           auto expires = now + 60;
-          auto ticket = terminal_ticket(secret, rec.id, expires);
+          auto ticket = terminal_ticket(secret, rec.id, expires, random_hex(16));
           out->send_json(201, {{"sandboxID", rec.id},
                                {"ticket", ticket},
                                {"expiresAt", to_rfc3339(expires * 1000)},

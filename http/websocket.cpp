@@ -96,13 +96,16 @@ result<std::vector<message>> reader::feed(std::string_view bytes) {
       len = 0;
       for (size_t i = 0; i < 8; ++i)
         len = (len << 8) | static_cast<uint8_t>(pending_[at + 2 + i]);
+      if (len >> 63)
+        return protocol_error("a 64-bit length must have its top bit clear");
       head = 10;
     }
     if (is_control(op) && (!fin || len > 125))
       return protocol_error("a control frame must be whole and at most 125 bytes");
-    if (!is_control(op) && len + partial_.size() > max_)
+    // Compared so that nothing can wrap: partial_ never exceeds max_.
+    if (!is_control(op) && len > max_ - partial_.size())
       return failure{1009, "a message is larger than " + std::to_string(max_) + " bytes"};
-    if (left < head + 4 + len)
+    if (left < head + 4 || left - head - 4 < len)
       break;
     const char* mask = pending_.data() + at + head;
     std::string payload = pending_.substr(at + head + 4, static_cast<size_t>(len));

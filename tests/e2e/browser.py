@@ -17,8 +17,8 @@ import urllib.request
 
 
 class WebSocket:
-    def __init__(self, url, timeout=60, tls=None):
-        # tls: an ssl.SSLContext for wss:// URLs.
+    def __init__(self, url, timeout=60, tls=None, headers=None):
+        # tls: an ssl.SSLContext for wss:// URLs; headers: more request headers.
         u = urllib.parse.urlparse(url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
         if u.scheme == "wss":
@@ -27,7 +27,9 @@ class WebSocket:
         target = u.path + (f"?{u.query}" if u.query else "")
         self.sock.sendall((f"GET {target} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           + "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+                           + "\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(4096)

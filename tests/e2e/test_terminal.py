@@ -1,9 +1,9 @@
 """The console's terminal as a real client uses it: POST /sandboxes/:id/terminal
 gives a ticket, envd's GET /terminal upgrades to a WebSocket with a login shell
 on a PTY in the sandbox. Commands run, the PTY resizes, the exit code comes
-back; closing the socket kills the shell; tickets are per sandbox, per org and
-expire; hostile frames are refused with the right close code and leave no
-shell behind."""
+back; closing the socket hangs the shell up (its jobs too); tickets are per
+sandbox, per org, open one terminal as the default user and expire; hostile
+frames are refused with the right close code and leave no shell behind."""
 import hashlib
 import hmac
 import json
@@ -22,8 +22,8 @@ STORE_SECRET = os.environ.get("SANDBOXD_STORE_SECRET") or os.path.join(
 class Terminal:
     """One terminal session: keystrokes in, the screen's bytes out."""
 
-    def __init__(self, url):
-        self.ws = WebSocket(url, timeout=30)
+    def __init__(self, url, headers=None):
+        self.ws = WebSocket(url, timeout=30, headers=headers)
         self.out = b""
         self.closed = None  # (code, reason) once the server closed
         self.texts = []     # the server's text messages (exit, error)
@@ -113,11 +113,15 @@ class TerminalTest(ServerTest):
     def test_closing_the_socket_kills_the_shell(self):
         sid = self.sandbox()
         term = self.open(self.ticket(sid)["url"])
-        term.type("echo pid=$$\r")
+        # A background job of the shell's goes with it (bash passes the hangup on).
+        term.type("sleep 4242 & echo pid=$$\r")
         pid = term.wait_for(rb"pid=(\d+)").group(1).decode()
         self.assertIn(pid, self.shells(sid))
+        self.assertIn("sleep 4242", self.server.sh(sid, "ps -eo args")["stdout"])
         term.close()  # no close frame: the client just goes away
         self.assertTrue(eventually(lambda: pid not in self.shells(sid), within=10), self.shells(sid))
+        self.assertTrue(eventually(lambda: "sleep 4242" not in self.server.sh(sid, "ps -eo args")["stdout"],
+                                   within=10))
 
     def test_tickets_are_per_sandbox_per_org_and_expire(self):
         a, b = self.sandbox(), self.sandbox()
@@ -134,14 +138,15 @@ class TerminalTest(ServerTest):
         self.assertIn("401", refused(f"/terminal?sandboxID={b}&ticket={ticket}"))  # a's, for b
         altered = ticket[:-1] + ("0" if ticket[-1] != "0" else "1")
         self.assertIn("invalid ticket", refused(f"/terminal?sandboxID={a}&ticket={altered}"))
-        later = str(int(ticket.split(".")[0]) + 3600)  # a longer life, same signature
-        self.assertIn("invalid ticket", refused(f"/terminal?sandboxID={a}&ticket={later}.{ticket.split('.')[1]}"))
+        expiry, nonce, mac = ticket.split(".")
+        later = str(int(expiry) + 3600)  # a longer life, same signature
+        self.assertIn("invalid ticket", refused(f"/terminal?sandboxID={a}&ticket={later}.{nonce}.{mac}"))
         # One signed by the server for a moment that has passed.
         secret = subprocess.run([STORE_SECRET, os.path.join(self.server.dir, "db")],
                                 capture_output=True, text=True, timeout=60, check=True).stdout.strip()
         past = str(int(time.time()) - 5)
-        sig = hmac.new(secret.encode(), f"terminal:{a}:{past}".encode(), hashlib.sha256).hexdigest()
-        self.assertIn("expired", refused(f"/terminal?sandboxID={a}&ticket={past}.{sig}"))
+        sig = hmac.new(secret.encode(), f"terminal:{a}:{past}.{nonce}".encode(), hashlib.sha256).hexdigest()
+        self.assertIn("expired", refused(f"/terminal?sandboxID={a}&ticket={past}.{nonce}.{sig}"))
         # Another org cannot get one; a size out of range is refused.
         other = self.server.new_key("terminal-other")
         self.assertError(self.server.request("POST", f"/sandboxes/{a}/terminal", key=other), 404)
@@ -154,10 +159,14 @@ class TerminalTest(ServerTest):
         self.assertEqual(r.status, 400)
         self.assertIn("WebSocket", json.loads(r.read())["message"])
         c.close()
-        # The ticket itself still works (it is not used up by refusals).
-        term = self.open(self.envd_url(ta["path"]))
-        term.type("echo still-$((1+1))\r")
-        term.wait_for(rb"still-2")
+        # The ticket itself still works (it is not used up by refusals), as the
+        # default user whatever Authorization says, and opens one terminal.
+        root = {"Authorization": "Basic cm9vdDo="}  # root:
+        term = Terminal(self.envd_url(ta["path"]), headers=root)
+        self.addCleanup(term.close)
+        term.type("echo still-$((1+1)) $(whoami)\r")
+        term.wait_for(rb"still-2 user")
+        self.assertIn("opened its terminal already", refused(ta["path"]))
 
     def test_a_paused_sandbox_gets_no_ticket(self):
         sid = self.sandbox()
@@ -167,7 +176,6 @@ class TerminalTest(ServerTest):
 
     def test_hostile_frames_are_refused_and_leave_no_shell(self):
         sid = self.sandbox()
-        url = self.ticket(sid)["url"]
         cases = [
             # (what is sent, the close code expected)
             (lambda ws: ws.sock.sendall(b"\x82\x03abc"), 1002),                        # unmasked
@@ -175,9 +183,13 @@ class TerminalTest(ServerTest):
             (lambda ws: ws.sock.sendall(b"\x82\xff" + b"\x7f" * 8 + b"mask"), 1009),  # 2^63 announced
             (lambda ws: ws.send('{"resize": {"cols": 0, "rows": 5}}'), 1003),
             (lambda ws: ws.send("not json"), 1003),
+            (lambda ws: ws.send('{"resize":' + "[" * 30000 + "]" * 30000 + "}"), 1003),  # deep
+            # A fragment, then a continuation whose 64-bit length would wrap.
+            (lambda ws: ws.sock.sendall(b"\x01\x8e" + b"mask" + b"x" * 14 + b"\x80\xff"
+                                        + (2 ** 64 - 14).to_bytes(8, "big") + b"mask"), 1002),
         ]
         for send, code in cases:
-            term = self.open(url)
+            term = self.open(self.ticket(sid)["url"])  # a ticket opens one terminal
             term.type("echo ready-$((2*3))\r")
             term.wait_for(rb"ready-6")
             send(term.ws)

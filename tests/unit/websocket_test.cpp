@@ -111,3 +111,25 @@ TEST(websocket, a_huge_announced_length_is_refused_before_it_is_buffered) {
   ASSERT_FALSE(m);
   EXPECT_EQ(m.error().status, 1009);
 }
+
+TEST(websocket, lengths_that_would_wrap_are_refused) {
+  // A fragment, then a continuation announcing 2^64 - 14 bytes: its length
+  // plus what came before wraps to 0 unless compared with care.
+  ws::reader r{64 * 1024};
+  std::string cont = "\x80\xff";
+  uint64_t n = ~uint64_t{0} - 13;
+  for (int shift = 56; shift >= 0; shift -= 8)
+    cont.push_back(static_cast<char>((n >> shift) & 0xFF));
+  auto m = r.feed(client_frame(0x01, std::string(14, 'a')) + cont + "mask");
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().status, 1002); // the top bit of a 64-bit length is set
+  // With the top bit clear, the size bound catches it.
+  ws::reader r2{64 * 1024};
+  std::string big = "\x82\xff";
+  uint64_t huge = (uint64_t{1} << 63) - 4;
+  for (int shift = 56; shift >= 0; shift -= 8)
+    big.push_back(static_cast<char>((huge >> shift) & 0xFF));
+  auto m2 = r2.feed(big);
+  ASSERT_FALSE(m2);
+  EXPECT_EQ(m2.error().status, 1009);
+}

@@ -1,0 +1,40 @@
+// The terminal tickets envd has honoured, so each opens one terminal: a
+// ticket travels in a URL (proxies and histories may keep it), and a used
+// one must not open a second shell. Shared by envd's connection threads,
+// hence the lock; entries leave when their ticket expires (a minute).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace sandboxd::http {
+
+class terminal_tickets {
+public:
+  enum class verdict { fresh, used, full };
+
+  /// Marks `ticket` (valid until `expires_s`) used, unless it already was;
+  /// `full` when `max` unexpired tickets are held (the caller refuses).
+  verdict consume(const std::string& ticket, int64_t expires_s, int64_t now_s, size_t max = 65536) {
+    std::lock_guard<std::mutex> lock{mtx_};
+    for (auto it = by_expiry_.begin(); it != by_expiry_.end() && it->first < now_s;)
+      used_.erase(it->second), it = by_expiry_.erase(it);
+    if (used_.count(ticket))
+      return verdict::used;
+    if (used_.size() >= max)
+      return verdict::full;
+    used_.emplace(ticket, expires_s);
+    by_expiry_.emplace(expires_s, ticket);
+    return verdict::fresh;
+  }
+
+private:
+  std::mutex mtx_;
+  std::map<std::string, int64_t> used_;
+  std::multimap<int64_t, std::string> by_expiry_;
+};
+
+} // namespace sandboxd::http
