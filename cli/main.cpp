@@ -17,7 +17,7 @@ Usage:
                  [--event-retention 7d] [--compaction-interval 1h] [--max-sandboxes-per-org N]
                  [--agents FILE] [--webhook-give-up 24h] [--metrics-interval 5s]
                  [--warm-pool base=2[,NAME=N...]|0] [--max-connections 4096]
-                 [--max-connections-per-client 2048] [--max-snapshots-per-org 100]
+                 [--max-connections-per-client 2048] [--max-terminals 256] [--max-snapshots-per-org 100]
                  [--volume-size-mb 1024] [--max-volumes-per-org 100]
                  [--egress-trust-file PEM]  # upstream CAs network.rules hosts may use
                  [--log-format text|json]

@@ -20,6 +20,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/remote.hpp"
+#include "core/url_encode.hpp"
 #include "http/connect_protocol.hpp"
 #include "runtime/base64.hpp"
 
@@ -103,8 +104,30 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
+// Text a sandbox or another user wrote (metadata, names, log lines, error
+// messages), made safe for the operator's terminal: control characters (C0,
+// DEL, and C1 as UTF-8) become '?', so no escape sequence can move the
+// cursor, retitle the window or rewrite what was printed before it.
+std::string printable(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += '?';
+    } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80
+               && static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
+      out += '?';
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 int fail(const failure& f) {
-  std::fprintf(stderr, "error: %s%s\n", f.message.c_str(),
+  std::fprintf(stderr, "error: %s%s\n", printable(f.message).c_str(),
                f.status >= 400 && f.status < 600 ? (" (" + std::to_string(f.status) + ")").c_str() : "");
   return 1;
 }
@@ -134,7 +157,7 @@ void print_table(const std::vector<std::string>& head, const std::vector<std::ve
 std::string text_of(const json& j, const char* key) {
   if (!j.contains(key) || j[key].is_null())
     return "-";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+  return printable(j[key].is_string() ? j[key].get<std::string>() : j[key].dump());
 }
 
 std::string metadata_text(const json& j) {
@@ -143,11 +166,13 @@ std::string metadata_text(const json& j) {
   std::string out;
   for (auto& [k, v] : j["metadata"].items())
     out += (out.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-  return out;
+  return printable(out);
 }
 
+// Every character past ASCII escaped (\uXXXX): C1 controls are not raw
+// bytes on the terminal either.
 void print_json(const json& j) {
-  std::puts(j.dump(2).c_str());
+  std::puts(j.dump(2, ' ', true, json::error_handler_t::replace).c_str());
 }
 
 std::vector<std::string> sandbox_row(const json& s) {
@@ -448,19 +473,6 @@ int logs(remote& r, const args& a) {
   }
 }
 
-std::string url_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || std::strchr("-_.~/", c)) {
-      out += static_cast<char>(c);
-    } else {
-      char hex[4];
-      std::snprintf(hex, sizeof hex, "%%%02X", c);
-      out += hex;
-    }
-  }
-  return out;
-}
 
 int files(remote& r, const args& a) {
   auto& p = a.positional;
@@ -469,7 +481,7 @@ int files(remote& r, const args& a) {
     auto t = r.target(p[1]);
     if (!t)
       return fail(t.error());
-    auto got = r.envd(*t, "GET", "/files?path=" + url_escape(p[2]) + "&username=" + url_escape(user),
+    auto got = r.envd(*t, "GET", "/files?path=" + url_encode(p[2], "/") + "&username=" + url_encode(user),
                       {}, "", user);
     if (!got)
       return fail(got.error());
@@ -500,7 +512,7 @@ int files(remote& r, const args& a) {
     auto t = r.target(p[1]);
     if (!t)
       return fail(t.error());
-    auto put = r.envd(*t, "POST", "/files?path=" + url_escape(p[3]) + "&username=" + url_escape(user),
+    auto put = r.envd(*t, "POST", "/files?path=" + url_encode(p[3], "/") + "&username=" + url_encode(user),
                       {{"Content-Type", "application/octet-stream"}}, body, user);
     if (!put)
       return fail(put.error());
@@ -547,7 +559,7 @@ int sandbox(int argc, char** argv) {
     std::string token;
     do {
       auto page = r.api("GET", "/v2/sandboxes?state=running,paused&limit=100"
-                               + (token.empty() ? "" : "&nextToken=" + url_escape(token)),
+                               + (token.empty() ? "" : "&nextToken=" + url_encode(token)),
                         nullptr, &token);
       if (!page)
         return fail(page.error());

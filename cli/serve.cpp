@@ -250,7 +250,7 @@ int serve(int argc, char** argv) {
                      "max-snapshots-per-org", "cluster-listen", "cluster-secret-file",
                      "node-name", "rejoin-grace", "volume-size-mb", "max-volumes-per-org",
                      "egress-trust-file", "log-format", "tls-cert", "tls-key",
-                     "build-templates", "console"});
+                     "build-templates", "console", "max-terminals"});
   if (!opts)
     return fail(opts.error().message);
   if (auto st = set_log_format(opts->get("log-format", "text")); !st)
@@ -302,6 +302,9 @@ int serve(int argc, char** argv) {
                                  opts->get("max-connections-per-client", "2048"));
   if (!per_client)
     return fail(per_client.error().message);
+  auto max_terminals = positive_int("max-terminals", opts->get("max-terminals", "256"));
+  if (!max_terminals)
+    return fail(max_terminals.error().message);
   auto volume_mb = positive_int("volume-size-mb", opts->get("volume-size-mb", "1024"));
   if (!volume_mb)
     return fail(volume_mb.error().message);
@@ -538,6 +541,7 @@ int serve(int argc, char** argv) {
     spdlog::info("removed {} interrupted template file uploads", *swept);
   http::envd_context envd_ctx{sys, registry, db, dir, std::make_shared<http::envd_defaults>(),
                               volumes};
+  envd_ctx.tickets = std::make_shared<http::terminal_tickets>(static_cast<size_t>(*max_terminals));
   auto envd = http::envd_server::start(envd_ctx, limits, envd_listen, tls);
   if (!envd)
     return die(envd.error().message);

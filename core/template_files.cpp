@@ -1,4 +1,5 @@
 #include "core/template_files.hpp"
+#include "core/url_encode.hpp"
 
 #include "core/crypto.hpp"
 
@@ -16,22 +17,6 @@ bool lower_hex(const std::string& s) {
   return true;
 }
 
-// RFC 3986 unreserved characters stay, every other byte is %XX.
-std::string url_encode(const std::string& s) {
-  static const char* digits = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
-        || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(digits[c >> 4]);
-      out.push_back(digits[c & 0xf]);
-    }
-  }
-  return out;
-}
 
 } // namespace
 

@@ -149,6 +149,12 @@ result<int64_t> check_terminal_ticket(const envd_call& call);
 /// GET /terminal: 101 and a shell on a PTY over a WebSocket, or 400/405.
 envd_reply terminal_request(envd_call& call);
 
+/// The E2B SDK's signature of a /files URL: "v1_" + unpadded base64 of
+/// SHA-256 over "path:operation:username:token[:expiration]".
+std::string files_signature(const std::string& path, const std::string& operation,
+                            const std::string& username, const std::string& token,
+                            const std::string& expiration);
+
 /// What a signed URL's `signature` is for `operation` ("read"/"write")
 /// and the sandbox whose envd token is `token`.
 enum class signature_verdict { valid, expired, invalid, bad_expiration };

@@ -393,6 +393,17 @@ result<std::unique_ptr<upload_sink>> files_upload(envd_call& call, void* mhd_con
   return std::unique_ptr<upload_sink>(std::make_unique<octet_upload>(std::move(*up), gz));
 }
 
+std::string files_signature(const std::string& path, const std::string& operation,
+                            const std::string& username, const std::string& token,
+                            const std::string& expiration) {
+  auto raw = path + ":" + operation + ":" + username + ":" + token
+             + (expiration.empty() ? "" : ":" + expiration);
+  auto digest = base64::encode(sha256_raw(raw));
+  while (!digest.empty() && digest.back() == '=')
+    digest.pop_back();
+  return "v1_" + digest;
+}
+
 signature_verdict judge_signature(const envd_call& call, const std::string& operation,
                                   const std::string& token) {
   auto sig = call.param("signature").value_or("");
@@ -401,13 +412,9 @@ signature_verdict judge_signature(const envd_call& call, const std::string& oper
       && (exp->find_first_not_of("0123456789") != std::string::npos || exp->size() > 12))
     return signature_verdict::bad_expiration;
   // The SDK signs the username as given in the URL, "" when absent.
-  auto raw = call.param("path").value_or("") + ":" + operation + ":"
-             + call.param("username").value_or("") + ":" + token
-             + (exp && !exp->empty() ? ":" + *exp : "");
-  auto digest = base64::encode(sha256_raw(raw));
-  while (!digest.empty() && digest.back() == '=')
-    digest.pop_back();
-  if (!secure_equals(sig, "v1_" + digest))
+  auto expected = files_signature(call.param("path").value_or(""), operation,
+                                  call.param("username").value_or(""), token, exp.value_or(""));
+  if (!secure_equals(sig, expected))
     return signature_verdict::invalid;
   // Only a genuine signature learns that it expired.
   if (exp && !exp->empty() && std::stoll(*exp) < static_cast<long long>(std::time(nullptr)))

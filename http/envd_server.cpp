@@ -406,12 +406,22 @@ envd_reply dispatch(envd_call& call) {
 // that grows past the limit is cut without an answer.
 constexpr uint64_t drain_limit = 1u << 20;
 
+// A signed /files URL is its own credential (no cookie, no header): any
+// page holding one may read its answer, as E2B's envd lets browsers do. The
+// console's uploads of large files rely on it.
+void allow_any_origin_if_signed(const envd_call& call, envd_reply& r) {
+  if (call.path == "/files" && call.param("signature"))
+    r.headers.emplace_back("Access-Control-Allow-Origin", "*");
+}
+
 MHD_Result refuse_early(request_state* st, MHD_Connection* conn, envd_reply r) {
   auto length = st->call.header("content-length");
   bool digits = !length.empty() && length.find_first_not_of("0123456789") == std::string::npos;
-  if (digits && (length.size() > 12 || std::stoull(length) > drain_limit))
+  if (digits && (length.size() > 12 || std::stoull(length) > drain_limit)) {
+    allow_any_origin_if_signed(st->call, r);
     return send_reply(conn, std::move(r));
-  st->early = std::move(r);
+  }
+  st->early = std::move(r); // answered (and its origin allowed) once the body is read
   st->refused = true;
   return MHD_YES;
 }
@@ -605,6 +615,7 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
     reply = envd_reply::rest_error(internal_error(e.what()));
   }
   st->upgraded = static_cast<bool>(reply.upgraded);
+  allow_any_origin_if_signed(st->call, reply);
   return send_reply(conn, std::move(reply));
 }
 

@@ -83,6 +83,11 @@ public:
     // The reader thread notices a client that goes away; the relay must not
     // (it would end the stream at once, before the shell is hung up).
     call_.client_fd = -1;
+    if (!call_.ctx->tickets->open()) {
+      send(ws::close_frame(1013, "too many terminals are open on this server: try again later"));
+      ::shutdown(client_, SHUT_RDWR);
+      return;
+    }
     try {
       if (start())
         serve(from_client);
@@ -94,6 +99,7 @@ public:
     ::shutdown(client_, SHUT_RDWR);
     if (reader_.joinable())
       reader_.join();
+    call_.ctx->tickets->close();
   }
 
 private:

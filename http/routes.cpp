@@ -52,6 +52,7 @@ void timeout_sandbox(api_context&, request&);
 void refresh_sandbox(api_context&, request&);
 void run_process(api_context&, request&);
 void terminal_ticket_route(api_context&, request&);
+void file_link_route(api_context&, request&);
 void list_files(api_context&, request&);
 void read_file(api_context&, request&);
 void write_file(api_context&, request&);
@@ -142,9 +143,10 @@ void console_page(api_context& ctx, request& req) {
   std::string type = ends_with(".js")    ? "text/javascript; charset=utf-8"
                      : ends_with(".css") ? "text/css; charset=utf-8"
                                          : "text/html; charset=utf-8";
-  // The terminal's WebSocket goes to envd's listener (another port); xterm.js
-  // styles its rows with a <style> element of its own.
-  auto ws = envd_ws_base(ctx, req.header("host"));
+  // The terminal's WebSocket and large files' signed URLs go to envd's
+  // listener (another port); xterm.js styles its rows with a <style>
+  // element of its own.
+  auto ws = envd_ws_base(ctx, req.header("host")) + " " + envd_base(ctx, req.header("host"));
   req.out->send_text(200, std::string{it->second}, type,
                      {{"Content-Security-Policy",
                        "default-src 'self'; connect-src 'self' " + ws + "; style-src 'self' 'unsafe-inline'; "
@@ -177,6 +179,7 @@ const std::vector<route>& control_plane_routes() {
     {"POST", "/sandboxes/:id/refreshes", refresh_sandbox},
     {"POST", "/sandboxes/:id/processes", run_process},
     {"POST", "/sandboxes/:id/terminal", terminal_ticket_route},
+    {"POST", "/sandboxes/:id/files/links", file_link_route},
     {"GET", "/sandboxes/:id/filesystem/list", list_files},
     {"GET", "/sandboxes/:id/filesystem", read_file},
     {"POST", "/sandboxes/:id/filesystem", write_file},

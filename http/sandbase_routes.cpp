@@ -6,10 +6,12 @@
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
 #include "core/ids.hpp"
+#include "core/url_encode.hpp"
 #include "core/result.hpp"
 #include "http/body.hpp"
 #include "http/context.hpp"
 #include "http/e2b_json.hpp"
+#include "http/envd_call.hpp"
 #include "http/routes.hpp"
 #include "runtime/base64.hpp"
 
@@ -230,6 +232,57 @@ void terminal_ticket_route(api_context& ctx, request& req) {
                                {"tls", tls},
                                {"path", "/terminal?sandboxID=" + rec.id + "&ticket=" + ticket},
                                {"url", ws_base + "/terminal?sandboxID=" + rec.id + "&ticket=" + ticket}});
+        },
+        reply_error_to(out));
+  });
+}
+
+} // namespace sandboxd::http
+
+namespace sandboxd::http {
+
+// POST /sandboxes/:id/files/links {path, operation: read|write, user?,
+// expiresIn? s (1..3600, default 300)} → 201 {url, expiresAt}: a signed envd
+// /files URL (E2B's scheme, the one the SDK's downloadUrl/uploadUrl make
+// with the access token), for a client that holds an API key but cannot
+// send headers to envd (a browser following a link, the console moving
+// files of any size). Whoever holds the URL may use it until it expires.
+void file_link_route(api_context& ctx, request& req) {
+  auto body = parse_object(req.body);
+  if (!body)
+    return req.out->send_error(body.error());
+  auto path = nonempty_string_field(*body, "path");
+  if (!path)
+    return req.out->send_error(path.error());
+  auto op = string_field(*body, "operation");
+  if (!op)
+    return req.out->send_error(op.error());
+  if (*op != "read" && *op != "write")
+    return req.out->send_error(bad_request("operation must be read or write"));
+  auto user = string_field(*body, "user", std::string{"user"});
+  if (!user)
+    return req.out->send_error(user.error());
+  if (user->empty())
+    return req.out->send_error(bad_request("user must not be empty"));
+  auto ttl = int_field(*body, "expiresIn", 300, 1, 3600);
+  if (!ttl)
+    return req.out->send_error(ttl.error());
+  auto out = req.out;
+  auto secret = ctx.db->secret();
+  auto base = envd_base(ctx, req.header("host"));
+  with_sandbox(ctx, req, [=, path = *path, op = *op, user = *user, ttl = *ttl](
+                           caf::event_based_actor* self, sandbox_actor sb) {
+    self->request(sb, caf::infinite, atom::get::value)
+      .then(
+        [=](sandbox_record& rec) {
+          auto expires = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count() + ttl;
+          auto exp = std::to_string(expires);
+          auto sig = files_signature(path, op, user, envd_access_token(secret, rec.id), exp);
+          out->send_json(201, {{"url", base + "/files?path=" + url_encode(path, "/") + "&username="
+                                         + url_encode(user) + "&signature=" + url_encode(sig)
+                                         + "&signature_expiration=" + exp},
+                               {"expiresAt", to_rfc3339(expires * 1000)}});
         },
         reply_error_to(out));
   });

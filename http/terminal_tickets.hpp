@@ -1,7 +1,8 @@
-// The terminal tickets envd has honoured, so each opens one terminal: a
-// ticket travels in a URL (proxies and histories may keep it), and a used
-// one must not open a second shell. Shared by envd's connection threads,
-// hence the lock; entries leave when their ticket expires (a minute).
+// The terminals of envd: the tickets it has honoured, so each opens one
+// terminal (a ticket travels in a URL, where proxies and histories may keep
+// it), and how many are open, at most `max_open` (serve --max-terminals:
+// each holds a second thread). Shared by envd's connection threads, hence
+// the lock; a used ticket is forgotten when it expires (a minute).
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,8 @@ namespace sandboxd::http {
 
 class terminal_tickets {
 public:
+  explicit terminal_tickets(size_t max_open = 256) : max_open_(max_open) {}
+
   enum class verdict { fresh, used, full };
 
   /// Marks `ticket` (valid until `expires_s`) used, unless it already was;
@@ -31,8 +34,25 @@ public:
     return verdict::fresh;
   }
 
+  /// Takes one of the open terminals' places; false when all are taken.
+  bool open() {
+    std::lock_guard<std::mutex> lock{mtx_};
+    if (open_ >= max_open_)
+      return false;
+    ++open_;
+    return true;
+  }
+
+  /// Gives back a place open() took.
+  void close() {
+    std::lock_guard<std::mutex> lock{mtx_};
+    --open_;
+  }
+
 private:
   std::mutex mtx_;
+  size_t max_open_;
+  size_t open_ = 0;
   std::map<std::string, int64_t> used_;
   std::multimap<int64_t, std::string> by_expiry_;
 };

@@ -8,6 +8,7 @@ const ui = SwaggerUIBundle({
   url: '/openapi.yaml',
   dom_id: '#swagger-ui',
   deepLinking: true,
+  validatorUrl: 'none', // no badge from swagger.io carrying this server's spec URL
   requestInterceptor: (req) => {
     const u = new URL(req.url, location.origin)
     if (u.origin !== location.origin) req.url = location.origin + u.pathname + u.search

@@ -215,37 +215,49 @@ async function sandboxView(id) {
 // binary messages, a resize as {"resize":{cols,rows}}; the shell is killed
 // when the socket closes, which it does when the view changes.
 async function openTerminal(id, box) {
-  const term = new Terminal({ cursorBlink: true, fontSize: 13, convertEol: false })
+  const view = state.view
+  // Links in the output open only as http(s), in a new tab without access to this one.
+  const linkHandler = { activate: (_, uri) => { if (/^https?:\/\//i.test(uri)) window.open(uri, '_blank', 'noopener') } }
+  const term = new Terminal({ cursorBlink: true, fontSize: 13, convertEol: false, linkHandler })
   const fit = new FitAddon.FitAddon()
   term.loadAddon(fit)
   const screen = el('div', { class: 'terminal', id: 'terminal' })
   const status = el('p', { class: 'muted', id: 'terminal-status' }, 'connecting…')
+  const again = el('button', { onclick: () => openTerminal(id, box) }, 'Open again')
   box.replaceChildren(screen, status)
   term.open(screen)
   fit.fit()
   window.sandboxdTerminal = term // for the console's tests
+  let ws = null
+  const onResize = () => fit.fit()
+  window.addEventListener('resize', onResize)
+  // It ends with the view, whatever stage it reached.
+  const close = () => { window.removeEventListener('resize', onResize); if (ws) ws.close(); term.dispose() }
+  state.closers.push(close)
+  const ended = (text, look) => { status.textContent = text; status.className = look; status.after(again) }
   let ticket
   try {
     ticket = (await api('POST', `/sandboxes/${id}/terminal`)).data
   } catch (e) {
-    status.textContent = e.message
-    status.className = 'error'
-    return
+    if (e.status === 401) return signOut()
+    return ended(e.message, 'error')
   }
-  const ws = new WebSocket(`${ticket.url}&cols=${term.cols}&rows=${term.rows}`)
+  if (view !== state.view) return close() // the page moved on meanwhile: no shell
+  ws = new WebSocket(`${ticket.url}&cols=${term.cols}&rows=${term.rows}`)
   ws.binaryType = 'arraybuffer'
   const encoder = new TextEncoder()
-  const onResize = () => fit.fit()
-  window.addEventListener('resize', onResize)
-  state.closers.push(() => { window.removeEventListener('resize', onResize); ws.close(); term.dispose() })
   ws.onopen = () => { status.textContent = 'connected'; term.focus() }
   ws.onmessage = (m) => {
     if (typeof m.data !== 'string') return term.write(new Uint8Array(m.data))
-    const msg = JSON.parse(m.data)
-    if (msg.exit) status.textContent = `the shell exited (${msg.exit.exitCode})`
-    else if (msg.error) { status.textContent = msg.error; status.className = 'error' }
+    let msg = {}
+    try { msg = JSON.parse(m.data) } catch { msg = { error: 'the server sent a message that is not JSON' } }
+    if (msg.exit) ended(`the shell exited (${msg.exit.exitCode})`, 'muted')
+    else if (msg.error) ended(msg.error, 'error')
   }
-  ws.onclose = () => { if (status.textContent === 'connected' || status.textContent === 'connecting…') status.textContent = 'disconnected' }
+  ws.onclose = (ev) => {
+    if (status.textContent === 'connected' || status.textContent === 'connecting…')
+      ended(ev.reason ? `disconnected: ${ev.reason}` : 'disconnected', 'muted')
+  }
   term.onData((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(d)) })
   term.onBinary((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0))) })
   term.onResize(({ cols, rows }) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: { cols, rows } })) })
@@ -253,70 +265,109 @@ async function openTerminal(id, box) {
 
 // A directory of the sandbox: open folders, download and remove files,
 // upload into it. Through the API's file routes (the agent resolves paths
-// inside the sandbox); a file moves at most 1 MiB this way (larger ones: the
-// SDK or `sandboxd sandbox files`).
-const maxConsoleFile = 1024 * 1024
+// inside the sandbox); a file over 1 MiB moves through a signed envd URL
+// instead (POST /sandboxes/:id/files/links), streamed, of any size.
+const maxRestFile = 1024 * 1024
+
+// At most this many entries of a directory are shown (a sandbox may hold a million).
+const maxRows = 1000
+
+// An absolute path without ".", ".." or repeated slashes; a relative one is
+// taken from the user's home, as the agent takes it.
+function normalPath(path) {
+  const parts = []
+  for (const p of (path.startsWith('/') ? path : `/home/user/${path}`).split('/')) {
+    if (p === '..') parts.pop()
+    else if (p && p !== '.') parts.push(p)
+  }
+  return '/' + parts.join('/')
+}
 
 function fileBrowser(id, box, view) {
   let dir = '/home/user'
+  let asked = 0 // the newest listing asked for: an older answer is dropped
   const where = el('input', { id: 'files-path', class: 'mono', size: 40 })
   const rows = el('tbody')
   const note = el('p', { class: 'muted', id: 'files-note' })
   const upload = el('input', { type: 'file', id: 'files-upload' })
   const q = (path) => encodeURIComponent(path)
   const join = (name) => (dir === '/' ? '' : dir) + '/' + name
+  const failed = (e) => { if (e.status === 401) signOut(); else note.textContent = e.message }
   async function open(path) {
     if (view !== state.view) return
+    const mine = ++asked
+    path = normalPath(path)
     try {
       const { data } = await api('GET', `/sandboxes/${id}/filesystem/list?path=${q(path)}`)
-      dir = data.path || path
+      if (mine !== asked || view !== state.view) return
+      dir = path
       where.value = dir
-      note.textContent = ''
-      const entries = data.entries.sort((a, b) => (a.type === 'dir') === (b.type === 'dir') ? a.name.localeCompare(b.name) : a.type === 'dir' ? -1 : 1)
-      rows.replaceChildren(...entries.map((e) => el('tr', { class: 'row' },
+      // A name is one path segment; anything else (from a hostile agent) is not shown.
+      const entries = data.entries.filter((e) => typeof e.name === 'string' && e.name && e.name !== '.' && e.name !== '..' && !e.name.includes('/'))
+      const odd = data.entries.length - entries.length
+      entries.sort((a, b) => (a.type === 'dir') === (b.type === 'dir') ? a.name.localeCompare(b.name) : a.type === 'dir' ? -1 : 1)
+      const hidden = [entries.length > maxRows ? `${entries.length - maxRows} more entries not shown` : '',
+        odd ? `${odd} entries with impossible names not shown` : ''].filter(Boolean).join('; ')
+      if (hidden) note.textContent = hidden // else what the last action said stays
+      rows.replaceChildren(...entries.slice(0, maxRows).map((e) => el('tr', { class: 'row' },
         el('td', { class: 'mono' }, e.type === 'dir' ? el('a', { href: '#', onclick: (ev) => { ev.preventDefault(); open(join(e.name)) } }, e.name + '/') : e.name),
         el('td', {}, e.type), el('td', {}, e.type === 'file' ? e.size : ''),
         el('td', {}, e.mtime_ms ? new Date(e.mtime_ms).toLocaleString() : ''),
         el('td', {},
           e.type === 'file' ? el('button', { onclick: () => download(join(e.name), e.name, e.size) }, 'Download') : '',
-          el('button', { class: 'danger', onclick: () => remove(join(e.name)) }, 'Delete')))))
+          el('button', { class: 'danger', onclick: () => remove(join(e.name), e.type === 'dir') }, 'Delete')))))
     } catch (e) {
-      note.textContent = e.message
+      if (mine === asked) failed(e)
     }
   }
+  async function link(path, operation) {
+    return (await api('POST', `/sandboxes/${id}/files/links`, { path, operation })).data.url
+  }
   async function download(path, name, size) {
-    if (size > maxConsoleFile) { note.textContent = `${name} is larger than 1 MiB: use the SDK or sandboxd sandbox files get`; return }
     try {
+      if (size > maxRestFile) {
+        // envd answers it as an attachment: the browser saves it, the page stays.
+        el('a', { href: await link(path, 'read') }).click()
+        note.textContent = `downloading ${name} (${size} bytes)`
+        return
+      }
       const { data } = await api('GET', `/sandboxes/${id}/filesystem?path=${q(path)}`)
       const bytes = Uint8Array.from(atob(data.content), (c) => c.charCodeAt(0))
-      const a = el('a', { href: URL.createObjectURL(new Blob([bytes])), download: name })
+      const a = el('a', { href: URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' })), download: name })
       a.click()
       setTimeout(() => URL.revokeObjectURL(a.href), 10000)
       note.textContent = `downloaded ${name} (${bytes.length} bytes)`
-    } catch (e) { note.textContent = e.message }
+    } catch (e) { failed(e) }
   }
-  async function remove(path) {
-    if (!confirm(`Delete ${path}?`)) return
-    try { await api('DELETE', `/sandboxes/${id}/filesystem?path=${q(path)}`); open(dir) } catch (e) { note.textContent = e.message }
+  async function remove(path, isDir) {
+    if (!confirm(isDir ? `Delete ${path} and everything in it?` : `Delete ${path}?`)) return
+    try { await api('DELETE', `/sandboxes/${id}/filesystem?path=${q(path)}`); open(dir) } catch (e) { failed(e) }
   }
   upload.addEventListener('change', async () => {
     const file = upload.files[0]
     if (!file) return
-    if (file.size > maxConsoleFile) { note.textContent = `${file.name} is larger than 1 MiB: use the SDK or sandboxd sandbox files put`; return }
-    const bytes = new Uint8Array(await file.arrayBuffer())
-    let bin = ''
-    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
     try {
-      await api('POST', `/sandboxes/${id}/filesystem`, { path: join(file.name), content: btoa(bin) })
-      note.textContent = `uploaded ${file.name} (${bytes.length} bytes)`
+      note.textContent = `uploading ${file.name}…`
+      if (file.size > maxRestFile) {
+        const form = new FormData()
+        form.append('file', file, file.name)
+        const res = await fetch(await link(join(file.name), 'write'), { method: 'POST', body: form })
+        if (!res.ok) throw new Error((await res.json().catch(() => ({}))).message || `HTTP ${res.status}`)
+      } else {
+        const bytes = new Uint8Array(await file.arrayBuffer())
+        let bin = ''
+        for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+        await api('POST', `/sandboxes/${id}/filesystem`, { path: join(file.name), content: btoa(bin) })
+      }
+      note.textContent = `uploaded ${file.name} (${file.size} bytes)`
       upload.value = ''
       open(dir)
-    } catch (e) { note.textContent = e.message }
+    } catch (e) { failed(e) }
   })
   box.replaceChildren(
     el('div', { class: 'path' }, where,
        el('button', { onclick: () => open(where.value.trim() || '/') }, 'Open'),
-       el('button', { onclick: () => open(dir.replace(/\/[^/]*$/, '') || '/') }, 'Up'),
+       el('button', { onclick: () => open(dir + '/..') }, 'Up'),
        el('label', {}, 'Upload: ', upload)),
     el('table', {}, el('thead', {}, el('tr', {}, ['Name', 'Type', 'Size', 'Modified', ''].map((h) => el('th', {}, h)))), rows),
     note)
@@ -347,6 +398,7 @@ async function eventsView() {
         ? `The chain holds: ${v.checked} events checked up to #${v.head.seq} (${v.tookMs} ms).`
         : `The chain breaks at #${v.brokenSeq}: ${v.reason} (${v.checked} events checked before it).`
     } catch (e) {
+      if (e.status === 401) return signOut()
       verdict.className = 'error'
       verdict.textContent = e.message
     } finally { verify.disabled = false }
@@ -464,25 +516,30 @@ async function templatesView() {
   // An org's own template: its newest build's log, followed while it builds
   // (GET .../status?logsOffset=N gives the lines past N).
   let following = 0
+  // At most this many lines are kept on the page (a build may log far more).
+  const maxLines = 5000
   async function followLogs(t) {
     const mine = ++following
+    const current = () => mine === following && view === state.view
     const name = (t.names || t.aliases || [t.templateID])[0]
     const builds = (await api('GET', `/templates/${t.templateID}`)).data.builds || []
-    if (!builds.length) return
+    if (!builds.length || !current()) return
     const build = builds[0].buildID
     logsTitle.hidden = false
     logs.hidden = false
-    logs.textContent = ''
+    let lines = []
     let offset = 0
     for (;;) {
-      if (mine !== following || view !== state.view) return
       const st = (await api('GET', `/templates/${t.templateID}/builds/${build}/status?logsOffset=${offset}&limit=1000`)).data
-      for (const e of st.logEntries) logs.append(`${e.timestamp} ${(e.level || '').padEnd(5)} ${e.message}\n`)
+      if (!current()) return // another build's log, or another page, now
+      lines = lines.concat(st.logEntries.map((e) => `${e.timestamp} ${(e.level || '').padEnd(5)} ${e.message}`))
+      if (lines.length > maxLines) lines = lines.slice(-maxLines)
       offset += st.logEntries.length
+      logs.textContent = lines.join('\n')
       if (st.logEntries.length) logs.scrollTop = logs.scrollHeight
       logsTitle.textContent = `Build ${build} of ${name}: ${st.status}`
       if (st.status !== 'building' && st.status !== 'waiting' && st.logEntries.length < 1000) return
-      if (!st.logEntries.length) await sleep(1000)
+      if (st.logEntries.length < 1000) await sleep(1000) // a full page: more is waiting
     }
   }
   async function refresh() {
@@ -494,7 +551,7 @@ async function templatesView() {
       return el('tr', { 'data-id': t.templateID }, el('td', { class: 'mono' }, t.templateID), el('td', {}, (t.names || t.aliases || []).join(', ')),
         el('td', {}, badge(t.buildStatus === 'ready' ? 'running' : t.buildStatus === 'error' ? 'error' : 'paused', t.buildStatus)),
         el('td', { class: 'mono' }, progress), el('td', {}, t.cpuCount), el('td', {}, `${t.memoryMB} MiB`), el('td', {}, t.spawnCount ?? 0),
-        el('td', {}, t.public === false ? el('button', { 'data-action': 'logs', onclick: () => followLogs(t).catch((e) => { logs.hidden = false; logs.textContent = e.message }) }, 'Build log') : ''))
+        el('td', {}, t.public === false ? el('button', { 'data-action': 'logs', onclick: () => followLogs(t).catch((e) => { if (e.status === 401) return signOut(); logs.hidden = false; logs.textContent = e.message }) }, 'Build log') : ''))
     }))
     return list.some((t) => t.buildStatus === 'building' || t.buildStatus === 'waiting')
   }

@@ -50,6 +50,21 @@ class Cli(ServerTest):
         self.assertEqual(json.loads(self.cli("info", sid, "--json").stdout)["metadata"],
                          {"owner": "cli", "team": "blue"})
 
+    def test_text_from_sandboxes_cannot_drive_the_terminal(self):
+        """Metadata carrying escape sequences (retitle the window, clear the
+        screen, a C1 CSI) is printed with its control characters as '?'."""
+        hostile = "\x1b]0;pwned\x07x\x1b[2J\u009b2Jy\x7f"
+        r = self.server.request("POST", "/sandboxes", {"templateID": "base", "metadata": {"note": hostile}})
+        self.assertStatus(r, 201)
+        sid = r.json["sandboxID"]
+        self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{sid}")
+        for args in (("list",), ("info", sid), ("list", "--json"), ("info", sid, "--json")):
+            out = self.cli(*args).stdout
+            for raw in (b"\x1b", b"\x07", b"\xc2\x9b", b"\x7f"):
+                self.assertNotIn(raw, out, args)
+        self.assertIn("note=?]0;pwned?x?[2J?2Jy?", self.cli("info", sid).stdout.decode())
+        self.assertEqual(json.loads(self.cli("info", sid, "--json").stdout)["metadata"]["note"], hostile)
+
     def test_exec_streams_and_returns_the_exit_code(self):
         sid = self.new_sandbox()
         out = self.cli("exec", sid, "--env", "WHO=cli", "--cwd", "/tmp", "--", "bash", "-c",

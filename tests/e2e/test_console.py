@@ -3,11 +3,12 @@ over the DevTools protocol, tests/e2e/browser.py): sign in (a wrong key is
 refused), see a sandbox appear as it is created (from the event log's long
 poll, no reload), pause it from the page, open it and see its CPU and memory
 charts drawn and its logs, a terminal in it typed into, its files browsed,
-uploaded, downloaded and deleted, the org's events filtered by type and the
+uploaded, downloaded (a large one through a signed envd URL) and deleted, the org's events filtered by type and the
 hash chain verified from the page; metadata that
 carries HTML stays text. Screenshots go to $SANDBOXD_SCREENSHOTS (default: a
 directory under the build's temp dir, printed)."""
 import base64
+import hashlib
 import os
 import shutil
 import tempfile
@@ -256,6 +257,13 @@ class Console(ServerTest):
         b.evaluate("[...document.querySelectorAll('#files a')].find(a => a.textContent === 'made-here/').click()")
         b.wait_for("document.getElementById('files-path').value === '/home/user/made-here'"
                    " && document.getElementById('files').innerText.includes('inner.txt')")
+        # Up, and a path typed with "..": both land where they should.
+        b.evaluate("document.querySelectorAll('#files .path button')[1].click()")
+        b.wait_for("document.getElementById('files-path').value === '/home/user'")
+        b.evaluate("""(() => { document.getElementById('files-path').value = 'made-here/../made-here/.';
+                      document.querySelectorAll('#files .path button')[0].click() })()""")
+        b.wait_for("document.getElementById('files-path').value === '/home/user/made-here'"
+                   " && document.getElementById('files').innerText.includes('inner.txt')")
         upload = os.path.join(self.server.dir, "from-the-page.txt")
         with open(upload, "wb") as f:
             f.write(b"uploaded \xff bytes\n")
@@ -268,13 +276,35 @@ class Console(ServerTest):
         b.evaluate("""[...document.querySelectorAll('#files tr')].find(r => r.innerText.includes('from-the-page.txt'))
                       .querySelector('button').click()""")
         b.wait_for("document.getElementById('files-note').textContent.includes('downloaded from-the-page.txt (17 bytes)')")
+        # A large one goes through a signed envd URL, both ways, streamed.
+        big = os.path.join(self.server.dir, "large-from-the-page.bin")
+        blob = os.urandom(3 << 20)
+        with open(big, "wb") as f:
+            f.write(blob)
+        b.call("DOM.setFileInputFiles", files=[big], nodeId=node)
+        b.wait_for("document.getElementById('files-note').textContent.includes('uploaded large-from-the-page.bin')",
+                   within=60)
+        digest = self.server.sh(sid, "sha256sum /home/user/made-here/large-from-the-page.bin")["stdout"].split()[0]
+        self.assertEqual(digest, hashlib.sha256(blob).hexdigest())
+        saved = tempfile.mkdtemp(prefix="sandboxd-console-downloads-")
+        self.addCleanup(shutil.rmtree, saved, True)
+        b.call("Page.setDownloadBehavior", behavior="allow", downloadPath=saved)
+        b.wait_for("[...document.querySelectorAll('#files tbody tr')].some(r => r.innerText.includes('large-from-the-page.bin'))")
+        b.evaluate("""[...document.querySelectorAll('#files tbody tr')].find(r => r.innerText.includes('large-from-the-page.bin'))
+                      .querySelector('button').click()""")
+        target = os.path.join(saved, "large-from-the-page.bin")
+        self.assertTrue(eventually(lambda: os.path.exists(target) and os.path.getsize(target) == len(blob),
+                                   within=30), os.listdir(saved))
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), blob)
         b.evaluate("document.getElementById('files').scrollIntoView({block: 'center'})")
         b.screenshot(os.path.join(SHOTS, "files.png"))
         b.evaluate("window.confirm = () => true")
         b.evaluate("""[...document.querySelectorAll('#files tr')].find(r => r.innerText.includes('from-the-page.txt'))
                       .querySelector('button.danger').click()""")
         b.wait_for("![...document.querySelectorAll('#files tbody tr')].some(r => r.innerText.includes('from-the-page.txt'))")
-        self.assertEqual(self.server.sh(sid, "ls /home/user/made-here")["stdout"].split(), ["inner.txt"])
+        self.assertEqual(self.server.sh(sid, "ls /home/user/made-here")["stdout"].split(),
+                         ["inner.txt", "large-from-the-page.bin"])
 
         # Leaving the page closes the terminal, and its shell with it.
         b.evaluate("location.hash = '#/events'")

@@ -64,7 +64,9 @@ class Terminal:
         self.ws.close()
 
 
-class TerminalTest(ServerTest):
+class Terminals(ServerTest):
+    """What the tests below share: sandboxes, tickets, sessions."""
+
     def sandbox(self):
         sid = self.server.create()
         self.addCleanup(self.server.request, "DELETE", f"/sandboxes/{sid}")
@@ -81,13 +83,16 @@ class TerminalTest(ServerTest):
         return t
 
     def shells(self, sid):
-        """The login shells the terminal started (bash -i -l) in the sandbox."""
+        """The pids of the login shells the terminal started (bash -i -l) in the sandbox."""
         out = self.server.sh(sid, "ps -eo pid,args | grep '[b]ash -i -l' || true")
-        return out["stdout"].split()
+        return [line.split()[0] for line in out["stdout"].splitlines() if line.strip()]
 
     def envd_url(self, path):
         return f"ws://127.0.0.1:{self.server.envd_port}{path}"
 
+
+
+class TerminalTest(Terminals):
     def test_a_shell_runs_commands_resizes_and_exits_with_its_code(self):
         sid = self.sandbox()
         t = self.ticket(sid)
@@ -199,6 +204,26 @@ class TerminalTest(ServerTest):
         self.assertTrue(eventually(lambda: self.shells(sid) == [], within=10), self.shells(sid))
         # The sandbox and the server are fine afterwards.
         self.assertEqual(self.server.sh(sid, "echo fine")["stdout"].strip(), "fine")
+
+
+class TerminalCap(Terminals):
+    """serve --max-terminals: past it a terminal is refused with 1013 (try
+    again later); a closed one gives its place back."""
+    server_args = ("--max-terminals", "2")
+
+    def test_past_the_cap_a_terminal_is_refused(self):
+        sid = self.sandbox()
+        first, second = self.open(self.ticket(sid)["url"]), self.open(self.ticket(sid)["url"])
+        for term in (first, second):
+            term.type("echo open-$((3*3))\r")
+            term.wait_for(rb"open-9")
+        third = self.open(self.ticket(sid)["url"])
+        self.assertEqual(third.wait_closed()[0], 1013)
+        first.close()
+        self.assertTrue(eventually(lambda: len(self.shells(sid)) == 1, within=10), self.shells(sid))
+        fourth = self.open(self.ticket(sid)["url"])
+        fourth.type("echo again-$((4*4))\r")
+        fourth.wait_for(rb"again-16")
 
 
 if __name__ == "__main__":
