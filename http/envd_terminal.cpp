@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <atomic>
 #include <chrono>
@@ -27,6 +26,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/ascii.hpp"
 #include "core/bounded_json.hpp"
 #include "core/crypto.hpp"
 #include "http/envd.hpp"
@@ -72,7 +72,8 @@ result<int> size_param(const envd_call& call, const char* name, int fallback) {
 // this one (the connection's) relays the shell's output to the client; a
 // reader thread takes the client's messages to the shell. Writes to the
 // client are serialized; whichever side ends first ends the other (the
-// reader by hanging up the shell, this side by shutting the socket down).
+// reader by flagging client_done_, which this side sees within half a second
+// and then hangs the shell up; this side by shutting the socket down).
 class terminal_session {
 public:
   terminal_session(envd_call call, int cols, int rows)
@@ -370,8 +371,7 @@ result<int64_t> check_terminal_ticket(const envd_call& call) {
 envd_reply terminal_request(envd_call& call) {
   if (call.method != "GET")
     return envd_reply::rest_error({405, "GET /terminal with a WebSocket upgrade"});
-  auto upgrade = call.header("upgrade");
-  std::transform(upgrade.begin(), upgrade.end(), upgrade.begin(), ::tolower);
+  auto upgrade = ascii_lower(call.header("upgrade"));
   auto key = call.header("sec-websocket-key");
   if (upgrade != "websocket" || !ws::valid_client_key(key))
     return envd_reply::rest_error(bad_request("GET /terminal is a WebSocket: Upgrade: websocket and a Sec-WebSocket-Key are required"));
