@@ -209,53 +209,6 @@ std::map<std::string, std::string> network_ext(const network_view& n) {
           {event_ext::net_rules, encode_egress_rules(n.rules)}};
 }
 
-nlohmann::json to_storage_json(const sandbox_record& r) {
-  nlohmann::json j = {
-    {"id", r.id}, {"org", r.org_id}, {"template", r.template_id}, {"alias", r.alias},
-    {"metadata", r.metadata}, {"env", r.env_vars}, {"cpu", r.cpu_count},
-    {"memory", r.memory_mb}, {"disk", r.disk_size_mb}, {"timeout", r.timeout_s},
-    {"idle", r.idle_timeout_s}, {"maxEnd", r.max_end_ms},
-    {"startedAt", r.started_at_ms}, {"endAt", r.end_at_ms},
-    {"state", static_cast<int>(r.state)}, {"execution", r.execution_id},
-    {"executionStarted", r.execution_started_ms}, {"lastSeq", r.last_seq}};
-  if (r.end_reason)
-    j["endReason"] = static_cast<int>(*r.end_reason);
-  if (!r.ext.empty())
-    j["ext"] = r.ext;
-  return j;
-}
-
-std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j) {
-  try {
-    sandbox_record r;
-    r.id = j.at("id");
-    r.org_id = j.at("org");
-    r.template_id = j.at("template");
-    r.alias = j.at("alias");
-    r.metadata = j.at("metadata").get<std::map<std::string, std::string>>();
-    r.env_vars = j.at("env").get<std::map<std::string, std::string>>();
-    r.cpu_count = j.at("cpu");
-    r.memory_mb = j.at("memory");
-    r.disk_size_mb = j.at("disk");
-    r.timeout_s = j.at("timeout");
-    r.idle_timeout_s = j.value("idle", int64_t{0});
-    r.max_end_ms = j.value("maxEnd", int64_t{0});
-    r.started_at_ms = j.at("startedAt");
-    r.end_at_ms = j.at("endAt");
-    r.state = static_cast<sandbox_state>(j.at("state").get<int>());
-    r.execution_id = j.at("execution");
-    r.execution_started_ms = j.at("executionStarted");
-    r.last_seq = j.at("lastSeq");
-    if (j.contains("endReason"))
-      r.end_reason = static_cast<kill_reason>(j["endReason"].get<int>());
-    if (j.contains("ext"))
-      r.ext = j["ext"].get<std::map<std::string, std::string>>();
-    return r;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 int64_t capped_end(const sandbox_record& rec, int64_t requested_end_ms) {
   return rec.max_end_ms > 0 ? std::min(requested_end_ms, rec.max_end_ms) : requested_end_ms;
 }

@@ -167,10 +167,6 @@ status apply(sandbox_record& rec, const event& e);
 /// Whether the sandbox carries every key=value of `want` in its metadata.
 bool metadata_matches(const sandbox_record& rec, const std::map<std::string, std::string>& want);
 
-/// Storage encoding of a record (JSON), for the log's checkpoint snapshot.
-nlohmann::json to_storage_json(const sandbox_record& rec);
-std::optional<sandbox_record> record_from_storage_json(const nlohmann::json& j);
-
 /// A requested end capped by the sandbox's hard end, if it has one.
 int64_t capped_end(const sandbox_record& rec, int64_t requested_end_ms);
 

@@ -102,40 +102,4 @@ nlohmann::json to_json(const secret_record& s) {
           {"updatedAt", to_rfc3339(s.updated_ms)}};
 }
 
-std::string encode(const secret_record& s) {
-  auto versions = nlohmann::json::array();
-  for (auto& v : s.versions)
-    versions.push_back({{"v", v.version}, {"at", v.created_ms}, {"sealed", hex_encode(v.sealed)}});
-  return nlohmann::json{{"id", s.id},           {"org", s.org_id},
-                        {"name", s.name},       {"metadata", s.metadata},
-                        {"created", s.created_ms}, {"updated", s.updated_ms},
-                        {"current", s.current_version}, {"versions", versions}}
-    .dump();
-}
-
-std::optional<secret_record> decode_secret(const std::string& bytes) {
-  try {
-    auto j = nlohmann::json::parse(bytes);
-    secret_record s;
-    s.id = j.at("id");
-    s.org_id = j.at("org");
-    s.name = j.at("name");
-    s.metadata = j.value("metadata", std::map<std::string, std::string>{});
-    s.created_ms = j.value("created", int64_t{0});
-    s.updated_ms = j.value("updated", int64_t{0});
-    s.current_version = j.value("current", int64_t{0});
-    for (auto& v : j.at("versions")) {
-      auto sealed = hex_decode(v.at("sealed").get<std::string>());
-      if (!sealed)
-        return std::nullopt;
-      s.versions.push_back({v.at("v"), v.value("at", int64_t{0}), *sealed});
-    }
-    if (!valid_secret_id(s.id))
-      return std::nullopt;
-    return s;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 } // namespace sandboxd

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/inspect.hpp"
 #include "core/result.hpp"
 
 namespace sandboxd {
@@ -21,8 +22,14 @@ namespace sandboxd {
 struct secret_version {
   int64_t version = 0;
   int64_t created_ms = 0;
-  std::string sealed; // aead_seal output, hex in storage
+  std::string sealed; // aead_seal output
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, secret_version& x) {
+  return f(caf::meta::type_name("secret_version"), x.version, x.created_ms,
+           caf::meta::omittable(), x.sealed);
+}
 
 struct secret_record {
   std::string id; // "sec_" + 20 hex
@@ -34,6 +41,12 @@ struct secret_record {
   int64_t current_version = 0;
   std::vector<secret_version> versions; // oldest first; at most max_secret_versions
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, secret_record& x) {
+  return f(caf::meta::type_name("secret_record"), x.id, x.org_id, x.name, x.metadata,
+           x.created_ms, x.updated_ms, x.current_version, x.versions);
+}
 
 constexpr size_t max_secret_value = 64 * 1024;
 constexpr size_t max_secret_versions = 16;
@@ -65,8 +78,5 @@ std::optional<std::string> open_secret(const std::string& key, const secret_reco
 /// E2B's Secret: {secretID, name, currentVersion, metadata, createdAt,
 /// updatedAt}. Never the value.
 nlohmann::json to_json(const secret_record& s);
-
-std::string encode(const secret_record& s);
-std::optional<secret_record> decode_secret(const std::string& bytes);
 
 } // namespace sandboxd

@@ -4,11 +4,8 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/inspect.hpp"
 
@@ -47,8 +44,5 @@ std::string public_id(const snapshot_info& s);
 
 /// Whether `ref` (an id or name, with or without ":default") names `s`.
 bool refers_to(const std::string& ref, const snapshot_info& s);
-
-nlohmann::json to_storage_json(const snapshot_info& s);
-std::optional<snapshot_info> snapshot_from_storage_json(const nlohmann::json& j);
 
 } // namespace sandboxd

@@ -153,11 +153,10 @@ struct build_log_entry {
   std::string message;
 };
 
-nlohmann::json to_storage_json(const template_build& b);
-std::optional<template_build> build_from_storage_json(const nlohmann::json& j);
-nlohmann::json to_storage_json(const user_template& t);
-std::optional<user_template> user_template_from_storage_json(const nlohmann::json& j);
-nlohmann::json to_storage_json(const build_log_entry& e);
-std::optional<build_log_entry> build_log_from_storage_json(const nlohmann::json& j);
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, build_log_entry& x) {
+  return f(caf::meta::type_name("build_log_entry"), x.timestamp_ms, x.level, x.step,
+           x.message);
+}
 
 } // namespace sandboxd

@@ -130,32 +130,6 @@ nlohmann::json to_json_with_token(const volume& v, const std::string& secret) {
   return j;
 }
 
-std::string encode(const volume& v) {
-  return nlohmann::json{{"id", v.id},
-                        {"org", v.org_id},
-                        {"name", v.name},
-                        {"created", v.created_ms},
-                        {"size_mb", v.size_mb}}
-    .dump();
-}
-
-std::optional<volume> decode_volume(const std::string& bytes) {
-  try {
-    auto j = nlohmann::json::parse(bytes);
-    volume v;
-    v.id = j.at("id");
-    v.org_id = j.at("org");
-    v.name = j.at("name");
-    v.created_ms = j.value("created", int64_t{0});
-    v.size_mb = j.value("size_mb", int64_t{0});
-    if (!valid_volume_id(v.id))
-      return std::nullopt;
-    return v;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 std::string encode_mounts(const std::vector<volume_mount>& mounts) {
   auto arr = nlohmann::json::array();
   for (auto& m : mounts)

@@ -74,10 +74,6 @@ nlohmann::json to_json(const volume& v);
 /// E2B's `VolumeAndToken` {volumeID, name, token}.
 nlohmann::json to_json_with_token(const volume& v, const std::string& secret);
 
-/// The record as stored (every field); nullopt when the bytes do not decode.
-std::string encode(const volume& v);
-std::optional<volume> decode_volume(const std::string& bytes);
-
 /// The mounts as recorded on a sandbox (event ext "volumes": a JSON array of
 /// {name, path, id}), and back; an undecodable record gives none.
 std::string encode_mounts(const std::vector<volume_mount>& mounts);

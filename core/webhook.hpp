@@ -45,6 +45,12 @@ struct delivery_attempt {
   int64_t timestamp_ms = 0;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_attempt& x) {
+  return f(caf::meta::type_name("delivery_attempt"), x.id, x.success, x.duration_ms,
+           x.request_url, x.http_status, x.error_class, x.error_message, x.timestamp_ms);
+}
+
 /// Every attempt to deliver one event to one webhook.
 struct delivery {
   std::string webhook_id;
@@ -59,15 +65,15 @@ struct delivery {
   int64_t first_attempt_ms() const;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery& x) {
+  return f(caf::meta::type_name("delivery"), x.webhook_id, x.seq, x.event_id, x.type,
+           x.sandbox_id, x.attempts, x.gave_up);
+}
+
 /// API shapes: {id, name, createdAt, teamId, url, enabled, events} (no secret)
 /// and {eventId, eventType, sandboxId, attempts:[...]}.
 nlohmann::json to_json(const webhook& w);
 nlohmann::json to_json(const delivery& d);
-
-/// Storage encodings (JSON text); decode returns nullopt on bad input.
-std::string encode(const webhook& w);
-std::optional<webhook> decode_webhook(const std::string& text);
-std::string encode(const delivery& d);
-std::optional<delivery> decode_delivery(const std::string& text);
 
 } // namespace sandboxd

@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <rocksdb/db.h>
@@ -172,6 +171,9 @@ result<std::unique_ptr<store>> store::open_impl(const std::string& dir, bool rea
     if (!put.ok())
       return failure{503, "cannot write the store: " + put.ToString()};
   }
+  if (!read_only)
+    if (auto st = s->upgrade_records(); !st)
+      return failure{st.error().status, "cannot upgrade the store's records: " + st.error().message};
   return s;
 }
 
@@ -220,23 +222,21 @@ status store::put(rocksdb::ColumnFamilyHandle* cf, const std::string& key,
 }
 
 status store::put_drained_nodes(const std::set<std::string>& nodes) {
-  return put(meta_, "drained_nodes", nlohmann::json(nodes).dump());
+  return put_record(meta_, "drained_nodes", nodes);
 }
 
 result<std::set<std::string>> store::drained_nodes() const {
-  auto v = get(meta_, "drained_nodes");
-  if (!v)
-    return v.error();
-  if (!*v)
-    return std::set<std::string>{};
-  auto j = nlohmann::json::parse(**v, nullptr, false);
-  if (!j.is_array())
+  auto nodes = get_record<std::set<std::string>>(meta_, "drained_nodes");
+  if (!nodes)
+    return nodes.error();
+  if (*nodes)
+    return std::move(**nodes);
+  auto bytes = get(meta_, "drained_nodes");
+  if (!bytes)
+    return bytes.error();
+  if (*bytes) // a drain forgotten would send sandboxes to a node being emptied
     return internal_error("the stored drained nodes do not decode");
-  std::set<std::string> out;
-  for (auto& n : j)
-    if (n.is_string())
-      out.insert(n.get<std::string>());
-  return out;
+  return std::set<std::string>{};
 }
 
 } // namespace sandboxd

@@ -2,17 +2,25 @@
 // record. A small public API in front of it, in the manner of RocksDB's own:
 // callers never see column families or key encodings.
 //
-//   events             seq (u64 BE)              → event (cereal)
+//   events             seq (u64 BE)              → event (cereal, core/event.hpp)
 //   events_by_org      org | seq                 → ∅
 //   events_by_sandbox  sandbox | seq             → ∅
 //   orgs               name                      → org id
 //   api_keys           sha256(key)               → org id
 //   meta               "secret", "head_hash",
-//                      "drained_nodes"           → value
-//   webhooks           webhook id                → webhook (JSON)
+//                      "drained_nodes", "checkpoint",
+//                      "record_format", counts   → value
+//   webhooks           webhook id                → webhook
 //   webhook_cursors    webhook id                → last seq handled
-//   deliveries         webhook id | seq          → delivery (JSON)
-//   logs               sandbox | time | n        → log line (JSON); not synced
+//   deliveries         webhook id | seq          → delivery
+//   logs               sandbox | time | n        → log line; not synced
+//   metrics            sandbox | time            → sample; not synced
+//   snapshots, templates, template_builds,
+//   template_build_logs, volumes, secrets        → their records
+//
+// Records other than events are written by storage/record_codec.hpp (their
+// types' inspect, in CAF's binary form); records of older versions are
+// rewritten so when the store opens (store_upgrade.cpp).
 //
 // Every append is one WriteBatch with the WAL synced: when append returns,
 // the event survives a crash. Events form a hash chain (core/event.hpp); the
@@ -270,9 +278,9 @@ public:
   static std::string snapshot_cursor(const snapshot_info& s);
 
   // -- an org's own templates (POST /templates) ------------------------------
-  //   templates            org | template id       → template (JSON)
-  //   template_builds      template id | build id  → build (JSON)
-  //   template_build_logs  build id | n (u64 BE)   → progress line (JSON); not synced
+  //   templates            org | template id       → template
+  //   template_builds      template id | build id  → build
+  //   template_build_logs  build id | n (u64 BE)   → progress line; not synced
 
   /// Stores the template, and with it `build` when given, in one synced batch.
   status put_user_template(const user_template& t,
@@ -308,7 +316,7 @@ public:
              const std::function<bool(const build_log_entry&)>& keep = {}) const;
 
   // -- volumes ----------------------------------------------------------------
-  //   volumes              volume id               → volume (JSON)
+  //   volumes              volume id               → volume
 
   /// Stores (creates or replaces) the volume's record, synced.
   status put_volume(const volume& v);
@@ -319,7 +327,7 @@ public:
   status delete_volume(const std::string& id);
 
   // -- secrets ----------------------------------------------------------------
-  //   secrets              secret id               → record, values sealed (JSON)
+  //   secrets              secret id               → record, values sealed
 
   status put_secret(const secret_record& s);
   /// The org's secret whose id or (canonical) name is `ref`.
@@ -374,6 +382,17 @@ private:
   // it returns) unless it holds output rather than records (logs, samples).
   status put(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const std::string& value);
   status write(rocksdb::WriteBatch& batch, bool sync = true);
+  // A record under `key`, in storage/record_codec.hpp's form (defined in
+  // store_detail.hpp); get_record gives nullopt for one that does not decode.
+  template <class T>
+  status put_record(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const T& x);
+  template <class T>
+  result<std::optional<T>> get_record(rocksdb::ColumnFamilyHandle* cf,
+                                      const std::string& key) const;
+  // Rewrites records of older versions in the current form (store_upgrade.cpp).
+  status upgrade_records();
+  // The HMAC a checkpoint carries: over its record with the signature empty.
+  result<std::string> checkpoint_signature(checkpoint c) const;
   static result<std::unique_ptr<store>> open_impl(const std::string& dir, bool read_only);
 
   mutable std::mutex append_mtx_; // serializes sequence assignment
@@ -382,5 +401,18 @@ private:
   std::string secret_;
   std::string secondary_dir_; // a secondary's own directory, removed on close
 };
+
+// As stored (storage/record_codec.hpp): the checkpoint's signature is over
+// its encoding with the signature left empty.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store::checkpoint& x) {
+  return f(caf::meta::type_name("checkpoint"), x.seq, x.hash, x.at_ms, x.sandboxes,
+           x.signature);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store::log_line& x) {
+  return f(caf::meta::type_name("log_line"), x.timestamp_ms, x.stream, x.line);
+}
 
 } // namespace sandboxd

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 

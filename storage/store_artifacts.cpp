@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -23,8 +22,7 @@ std::string store::snapshot_cursor(const snapshot_info& s) {
 }
 
 status store::put_snapshot(const snapshot_info& s) {
-  return put(snapshots_, s.org_id + std::string(1, '\0') + snapshot_cursor(s),
-             to_storage_json(s).dump());
+  return put_record(snapshots_, s.org_id + std::string(1, '\0') + snapshot_cursor(s), s);
 }
 
 status store::delete_snapshot(const snapshot_info& s) {
@@ -50,10 +48,7 @@ store::snapshots(const std::string& org_id, size_t limit,
   }
   return collect_backward<snapshot_info>(
     *it, prefix, limit,
-    [](const std::string& v) {
-      auto j = nlohmann::json::parse(v, nullptr, false);
-      return j.is_discarded() ? std::nullopt : snapshot_from_storage_json(j);
-    },
+    [](const std::string& v) { return decode_record<snapshot_info>(v); },
     keep, more);
 }
 
@@ -61,9 +56,7 @@ result<std::vector<snapshot_info>> store::all_snapshots(size_t* unreadable) cons
   std::vector<snapshot_info> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, snapshots_)};
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    auto s = j.is_discarded() ? std::nullopt : snapshot_from_storage_json(j);
-    if (s)
+    if (auto s = decode_record<snapshot_info>(it->value().ToStringView()))
       out.push_back(std::move(*s));
     else if (unreadable)
       ++*unreadable;
@@ -100,19 +93,24 @@ std::string owned_key(const std::string& owner, const std::string& id) {
 status store::put_user_template(const user_template& t,
                                 const std::optional<template_build>& build) {
   rocksdb::WriteBatch batch;
-  batch.Put(templates_, owned_key(t.org_id, t.id), to_storage_json(t).dump());
+  if (auto st = add_record(batch, templates_, owned_key(t.org_id, t.id), t); !st)
+    return st;
   if (build)
-    batch.Put(template_builds_, owned_key(build->template_id, build->id),
-              to_storage_json(*build).dump());
+    if (auto st = add_record(batch, template_builds_, owned_key(build->template_id, build->id),
+                             *build);
+        !st)
+      return st;
   return write(batch);
 }
 
 status store::put_template_and_builds(const user_template& t,
                                      const std::vector<template_build>& builds) {
   rocksdb::WriteBatch batch;
-  batch.Put(templates_, owned_key(t.org_id, t.id), to_storage_json(t).dump());
+  if (auto st = add_record(batch, templates_, owned_key(t.org_id, t.id), t); !st)
+    return st;
   for (auto& b : builds)
-    batch.Put(template_builds_, owned_key(b.template_id, b.id), to_storage_json(b).dump());
+    if (auto st = add_record(batch, template_builds_, owned_key(b.template_id, b.id), b); !st)
+      return st;
   return write(batch);
 }
 
@@ -120,11 +118,9 @@ result<std::vector<user_template>> store::user_templates(const std::string& org_
   std::vector<user_template> out;
   auto prefix = org_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, templates_)};
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    if (auto t = j.is_discarded() ? std::nullopt : user_template_from_storage_json(j))
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    if (auto t = decode_record<user_template>(it->value().ToStringView()))
       out.push_back(std::move(*t));
-  }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
     return std::tie(a.created_ms, a.id) < std::tie(b.created_ms, b.id);
   });
@@ -134,11 +130,9 @@ result<std::vector<user_template>> store::user_templates(const std::string& org_
 result<std::vector<user_template>> store::all_user_templates() const {
   std::vector<user_template> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, templates_)};
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    if (auto t = j.is_discarded() ? std::nullopt : user_template_from_storage_json(j))
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    if (auto t = decode_record<user_template>(it->value().ToStringView()))
       out.push_back(std::move(*t));
-  }
   return walked(*it, std::move(out));
 }
 
@@ -147,15 +141,13 @@ result<std::optional<user_template>> store::find_user_template(const std::string
   using found = std::optional<user_template>;
   if (ref.empty())
     return found{};
-  // By id first; bytes that are not JSON fall through to the names.
+  // By id first: an id that is there answers, even when its record does
+  // not decode (another template's name must not stand in for it).
   auto raw = get(templates_, owned_key(org_id, ref));
   if (!raw)
     return raw.error();
-  if (*raw) {
-    auto j = nlohmann::json::parse(**raw, nullptr, false);
-    if (!j.is_discarded())
-      return user_template_from_storage_json(j);
-  }
+  if (*raw)
+    return found{decode_record<user_template>(**raw)};
   auto all = user_templates(org_id);
   if (!all)
     return all.error();
@@ -183,18 +175,12 @@ status store::delete_user_template(const user_template& t) {
 }
 
 status store::put_template_build(const template_build& b) {
-  return put(template_builds_, owned_key(b.template_id, b.id), to_storage_json(b).dump());
+  return put_record(template_builds_, owned_key(b.template_id, b.id), b);
 }
 
 result<std::optional<template_build>>
 store::find_template_build(const std::string& template_id, const std::string& build_id) const {
-  auto raw = get(template_builds_, owned_key(template_id, build_id));
-  if (!raw)
-    return raw.error();
-  if (!*raw)
-    return std::optional<template_build>{};
-  auto j = nlohmann::json::parse(**raw, nullptr, false);
-  return j.is_discarded() ? std::nullopt : build_from_storage_json(j);
+  return get_record<template_build>(template_builds_, owned_key(template_id, build_id));
 }
 
 result<std::vector<template_build>>
@@ -203,11 +189,9 @@ store::template_builds(const std::string& template_id) const {
   auto prefix = template_id + std::string(1, '\0');
   std::unique_ptr<rocksdb::Iterator> it{
     db_->NewIterator(rocksdb::ReadOptions{}, template_builds_)};
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    if (auto b = j.is_discarded() ? std::nullopt : build_from_storage_json(j))
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    if (auto b = decode_record<template_build>(it->value().ToStringView()))
       out.push_back(std::move(*b));
-  }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
     return std::tie(a.created_ms, a.id) > std::tie(b.created_ms, b.id);
   });
@@ -233,7 +217,8 @@ status store::append_build_logs(const std::string& build_id,
   for (auto& l : lines) {
     if (next >= cap && l.level != "error")
       continue;
-    batch.Put(build_logs_, prefix + be64(next++), to_storage_json(l).dump());
+    if (auto st = add_record(batch, build_logs_, prefix + be64(next++), l); !st)
+      return st;
   }
   return write(batch, false);
 }
@@ -248,8 +233,7 @@ store::build_logs(const std::string& build_id, size_t offset, size_t limit,
   it->Seek(keep ? prefix : prefix + be64(offset));
   size_t skipped = keep ? 0 : offset;
   for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    auto l = j.is_discarded() ? std::nullopt : build_log_from_storage_json(j);
+    auto l = decode_record<build_log_entry>(it->value().ToStringView());
     if (!l || (keep && !keep(*l)))
       continue;
     if (skipped < offset) {

@@ -9,8 +9,11 @@
 
 #include <rocksdb/iterator.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
 
 #include "core/result.hpp"
+#include "storage/record_codec.hpp"
+#include "storage/store.hpp"
 
 namespace sandboxd::store_detail {
 
@@ -74,4 +77,38 @@ inline std::string index_key(const std::string& owner, uint64_t seq) {
   return k;
 }
 
+// A record's bytes put into `batch`, or why they cannot be made.
+template <class T>
+status add_record(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf,
+                  const std::string& key, const T& x) {
+  auto bytes = encode_record(x);
+  if (!bytes)
+    return bytes.error();
+  batch.Put(cf, key, *bytes);
+  return success();
+}
+
 } // namespace sandboxd::store_detail
+
+namespace sandboxd {
+
+template <class T>
+status store::put_record(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const T& x) {
+  auto bytes = encode_record(x);
+  if (!bytes)
+    return bytes.error();
+  return put(cf, key, *bytes);
+}
+
+template <class T>
+result<std::optional<T>> store::get_record(rocksdb::ColumnFamilyHandle* cf,
+                                           const std::string& key) const {
+  auto bytes = get(cf, key);
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<T>{};
+  return decode_record<T>(**bytes);
+}
+
+} // namespace sandboxd

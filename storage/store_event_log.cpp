@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -47,39 +46,35 @@ uint64_t store::last_seq() const {
   return last_seq_;
 }
 
-namespace {
-
-nlohmann::json checkpoint_body(const store::checkpoint& c) {
-  auto recs = nlohmann::json::array();
-  for (auto& r : c.sandboxes)
-    recs.push_back(to_storage_json(r));
-  return {{"seq", c.seq}, {"hash", c.hash}, {"at", c.at_ms}, {"sandboxes", recs}};
+result<std::string> store::checkpoint_signature(checkpoint c) const {
+  c.signature.clear();
+  auto bytes = encode_record(c);
+  if (!bytes)
+    return bytes.error();
+  return hmac_sha256_hex(secret_, "checkpoint:" + *bytes);
 }
 
-} // namespace
-
 result<std::optional<store::checkpoint>> store::load_checkpoint() const {
-  auto text = get(meta_, "checkpoint");
-  if (!text)
-    return text.error();
-  if (!*text)
-    return std::optional<checkpoint>{};
-  auto j = nlohmann::json::parse(**text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return std::optional<checkpoint>{checkpoint{0, "", 0, {}, "unreadable"}};
-  checkpoint c;
-  try {
-    c.seq = j.at("seq");
-    c.hash = j.at("hash");
-    c.at_ms = j.at("at");
-    c.signature = j.at("signature");
-    for (auto& r : j.at("sandboxes"))
-      if (auto rec = record_from_storage_json(r))
-        c.sandboxes.push_back(std::move(*rec));
-  } catch (const std::exception&) {
-    c.signature = "unreadable";
+  auto c = get_record<checkpoint>(meta_, "checkpoint");
+  if (!c)
+    return c.error();
+  if (!*c) { // absent, or bytes that do not decode (which verify reports)
+    auto bytes = get(meta_, "checkpoint");
+    if (!bytes)
+      return bytes.error();
+    if (*bytes) {
+      // An auditor (a secondary) may open a store no server of this version
+      // opened yet: its checkpoint is still JSON text.
+      auto format = get(meta_, "record_format");
+      if (!format)
+        return format.error();
+      if (!*format && !(**bytes).empty() && (**bytes)[0] == '{')
+        return failure{409, "the retention checkpoint is in an older version's form: "
+                            "sandboxd serve rewrites it when it next opens the store"};
+      return std::optional<checkpoint>{checkpoint{0, "", 0, {}, "unreadable"}};
+    }
   }
-  return std::optional<checkpoint>{std::move(c)};
+  return c;
 }
 
 result<std::map<std::string, sandbox_record>>
@@ -154,6 +149,13 @@ result<uint64_t> store::compact(int64_t cutoff_ms) {
   std::map<std::string, sandbox_record> recs;
   checkpoint next;
   if (previous) {
+    // Folding into a checkpoint that does not hold would sign it anew.
+    auto expected = checkpoint_signature(*previous);
+    if (!expected)
+      return expected.error();
+    if (!secure_equals(previous->signature, *expected))
+      return failure{409, "cannot compact: the retention checkpoint's signature is invalid "
+                          "(sandboxd audit verify); compaction would sign what it holds"};
     for (auto& r : previous->sandboxes)
       recs[r.id] = r;
     next.seq = previous->seq;
@@ -189,9 +191,12 @@ result<uint64_t> store::compact(int64_t cutoff_ms) {
   for (auto& [id, r] : recs)
     if (!ended(r))
       next.sandboxes.push_back(r);
-  auto body = checkpoint_body(next);
-  body["signature"] = hmac_sha256_hex(secret_, "checkpoint:" + checkpoint_body(next).dump());
-  batch.Put(meta_, "checkpoint", body.dump());
+  auto signature = checkpoint_signature(next);
+  if (!signature)
+    return signature.error();
+  next.signature = std::move(*signature);
+  if (auto st = add_record(batch, meta_, "checkpoint", next); !st)
+    return st.error();
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto st = db_->Write(wo, &batch);
@@ -222,8 +227,12 @@ store::verify_report store::verify() const {
     return r;
   }
   if (auto& c = *loaded) {
-    auto expected = hmac_sha256_hex(secret_, "checkpoint:" + checkpoint_body(*c).dump());
-    if (!secure_equals(c->signature, expected)) {
+    auto expected = checkpoint_signature(*c);
+    if (!expected) {
+      broken(c->seq, "", expected.error().message);
+      return r;
+    }
+    if (!secure_equals(c->signature, *expected)) {
       broken(c->seq, "", "the retention checkpoint's signature is invalid");
       return r;
     }

@@ -14,23 +14,18 @@ namespace sandboxd {
 using namespace store_detail;
 
 status store::put_volume(const volume& v) {
-  return put(volumes_, v.id, encode(v));
+  return put_record(volumes_, v.id, v);
 }
 
 result<std::optional<volume>> store::find_volume(const std::string& id) const {
-  auto text = get(volumes_, id);
-  if (!text)
-    return text.error();
-  if (!*text)
-    return std::optional<volume>{};
-  return decode_volume(**text);
+  return get_record<volume>(volumes_, id);
 }
 
 result<std::vector<volume>> store::volumes(const std::string& org_id) const {
   std::vector<volume> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, volumes_)};
   for (it->SeekToFirst(); it->Valid(); it->Next())
-    if (auto v = decode_volume(it->value().ToString()); v && (org_id.empty() || v->org_id == org_id))
+    if (auto v = decode_record<volume>(it->value().ToStringView()); v && (org_id.empty() || v->org_id == org_id))
       out.push_back(std::move(*v));
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.created_ms < b.created_ms; });
   return walked(*it, std::move(out));
@@ -43,19 +38,14 @@ status store::delete_volume(const std::string& id) {
 }
 
 status store::put_secret(const secret_record& s) {
-  return put(secrets_, s.id, encode(s));
+  return put_record(secrets_, s.id, s);
 }
 
 result<std::optional<secret_record>> store::find_secret(const std::string& org_id,
                                                         const std::string& ref) const {
   if (valid_secret_id(ref)) {
-    auto text = get(secrets_, ref);
-    if (!text)
-      return text.error();
-    if (!*text)
-      return std::optional<secret_record>{};
-    auto s = decode_secret(**text);
-    if (!s || s->org_id != org_id)
+    auto s = get_record<secret_record>(secrets_, ref);
+    if (s && *s && (*s)->org_id != org_id)
       return std::optional<secret_record>{};
     return s;
   }
@@ -72,7 +62,7 @@ result<std::vector<secret_record>> store::secrets(const std::string& org_id) con
   std::vector<secret_record> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, secrets_)};
   for (it->SeekToFirst(); it->Valid(); it->Next())
-    if (auto s = decode_secret(it->value().ToString()); s && s->org_id == org_id)
+    if (auto s = decode_record<secret_record>(it->value().ToStringView()); s && s->org_id == org_id)
       out.push_back(std::move(*s));
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) {
     return a.created_ms != b.created_ms ? a.created_ms < b.created_ms : a.id < b.id;

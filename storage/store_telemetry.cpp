@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -33,8 +32,8 @@ status store::append_logs(const std::string& sandbox_id, const std::vector<log_l
               .count();
   for (auto& l : lines) {
     auto key = index_key(sandbox_id, static_cast<uint64_t>(us)) + be64(counter++);
-    batch.Put(logs_, key,
-              nlohmann::json{{"t", l.timestamp_ms}, {"s", l.stream}, {"l", l.line}}.dump());
+    if (auto st = add_record(batch, logs_, key, l); !st)
+      return st;
   }
   count += lines.size();
   if (count > cap) {
@@ -59,13 +58,12 @@ result<std::vector<store::log_line>> store::logs(const std::string& sandbox_id, 
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, logs_)};
   for (it->SeekForPrev(prefix + std::string(16, '\xff'));
        it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Prev()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    if (j.is_discarded())
+    auto l = decode_record<log_line>(it->value().ToStringView());
+    if (!l)
       continue;
-    log_line l{j.value("t", int64_t{0}), j.value("s", ""), j.value("l", "")};
-    if (l.timestamp_ms < since_ms)
+    if (l->timestamp_ms < since_ms)
       break;
-    out.push_back(std::move(l));
+    out.push_back(std::move(*l));
   }
   std::reverse(out.begin(), out.end());
   return walked(*it, std::move(out));
@@ -87,43 +85,16 @@ store::logs_page(const std::string& sandbox_id, std::optional<int64_t> cursor_ms
     it->SeekForPrev(prefix + std::string(16, '\xff'));
   for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
        forward ? it->Next() : it->Prev()) {
-    auto j = nlohmann::json::parse(it->value().ToString(), nullptr, false);
-    if (j.is_discarded())
+    auto l = decode_record<log_line>(it->value().ToStringView());
+    if (!l)
       continue;
-    log_line l{j.value("t", int64_t{0}), j.value("s", ""), j.value("l", "")};
-    if (cursor_ms && (forward ? l.timestamp_ms < *cursor_ms : l.timestamp_ms > *cursor_ms))
+    if (cursor_ms && (forward ? l->timestamp_ms < *cursor_ms : l->timestamp_ms > *cursor_ms))
       continue;
-    if (keep(l))
-      out.push_back(std::move(l));
+    if (keep(*l))
+      out.push_back(std::move(*l));
   }
   return walked(*it, std::move(out));
 }
-
-namespace {
-
-nlohmann::json sample_json(const container_sample& s) {
-  return {{"t", s.timestamp_ms}, {"c", s.cpu_count}, {"p", s.cpu_used_pct},
-          {"mu", s.mem_used},    {"mt", s.mem_total}, {"mc", s.mem_cache},
-          {"du", s.disk_used},   {"dt", s.disk_total}};
-}
-
-std::optional<container_sample> sample_from(const rocksdb::Slice& v) {
-  auto j = nlohmann::json::parse(v.ToString(), nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return std::nullopt;
-  container_sample s;
-  s.timestamp_ms = j.value("t", int64_t{0});
-  s.cpu_count = j.value("c", 0);
-  s.cpu_used_pct = j.value("p", 0.0);
-  s.mem_used = j.value("mu", int64_t{0});
-  s.mem_total = j.value("mt", int64_t{0});
-  s.mem_cache = j.value("mc", int64_t{0});
-  s.disk_used = j.value("du", int64_t{0});
-  s.disk_total = j.value("dt", int64_t{0});
-  return s;
-}
-
-} // namespace
 
 status store::append_metric(const std::string& sandbox_id, const container_sample& s,
                             size_t cap) {
@@ -153,8 +124,10 @@ status store::append_metrics(const std::vector<std::pair<std::string, container_
       if (!it->status().ok())
         return read_failure(it->status());
     }
-    batch.Put(metrics_, index_key(sandbox_id, static_cast<uint64_t>(s.timestamp_ms)),
-              sample_json(s).dump());
+    if (auto st = add_record(batch, metrics_,
+                             index_key(sandbox_id, static_cast<uint64_t>(s.timestamp_ms)), s);
+        !st)
+      return st;
     ++count;
     if (count > cap) {
       // The oldest go (the new sample sorts after them all).
@@ -179,7 +152,7 @@ result<std::vector<container_sample>> store::metrics(const std::string& sandbox_
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, metrics_)};
   for (it->Seek(index_key(sandbox_id, static_cast<uint64_t>(std::max<int64_t>(0, start_ms))));
        it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    auto s = sample_from(it->value());
+    auto s = decode_record<container_sample>(it->value().ToStringView());
     if (!s)
       continue;
     if (s->timestamp_ms > end_ms)
@@ -196,7 +169,7 @@ store::latest_metric(const std::string& sandbox_id) const {
   it->SeekForPrev(prefix + std::string(8, '\xff'));
   std::optional<container_sample> found;
   if (it->Valid() && it->key().starts_with(prefix))
-    found = sample_from(it->value());
+    found = decode_record<container_sample>(it->value().ToStringView());
   return walked(*it, std::move(found));
 }
 

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -14,23 +13,18 @@ namespace sandboxd {
 using namespace store_detail;
 
 status store::put_webhook(const webhook& w) {
-  return put(webhooks_, w.id, encode(w));
+  return put_record(webhooks_, w.id, w);
 }
 
 result<std::optional<webhook>> store::find_webhook(const std::string& id) const {
-  auto text = get(webhooks_, id);
-  if (!text)
-    return text.error();
-  if (!*text)
-    return std::optional<webhook>{};
-  return decode_webhook(**text);
+  return get_record<webhook>(webhooks_, id);
 }
 
 result<std::vector<webhook>> store::webhooks(const std::string& org_id) const {
   std::vector<webhook> out;
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, webhooks_)};
   for (it->SeekToFirst(); it->Valid(); it->Next())
-    if (auto w = decode_webhook(it->value().ToString()); w && (org_id.empty() || w->org_id == org_id))
+    if (auto w = decode_record<webhook>(it->value().ToStringView()); w && (org_id.empty() || w->org_id == org_id))
       out.push_back(std::move(*w));
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.created_ms < b.created_ms; });
   return walked(*it, std::move(out));
@@ -57,17 +51,12 @@ status store::set_webhook_cursor(const std::string& id, uint64_t seq) {
 }
 
 status store::put_delivery(const delivery& d) {
-  return put(deliveries_, index_key(d.webhook_id, d.seq), encode(d));
+  return put_record(deliveries_, index_key(d.webhook_id, d.seq), d);
 }
 
 result<std::optional<delivery>> store::find_delivery(const std::string& webhook_id,
                                                      uint64_t seq) const {
-  auto text = get(deliveries_, index_key(webhook_id, seq));
-  if (!text)
-    return text.error();
-  if (!*text)
-    return std::optional<delivery>{};
-  return decode_delivery(**text);
+  return get_record<delivery>(deliveries_, index_key(webhook_id, seq));
 }
 
 result<std::vector<delivery>>
@@ -81,7 +70,7 @@ store::deliveries(const std::string& webhook_id, std::optional<uint64_t> before_
   std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, deliveries_)};
   it->SeekForPrev(before_seq ? index_key(webhook_id, *before_seq - 1) : prefix + std::string(8, '\xff'));
   return collect_backward<delivery>(
-    *it, prefix, limit, [](const std::string& v) { return decode_delivery(v); },
+    *it, prefix, limit, [](const std::string& v) { return decode_record<delivery>(v); },
     [&](const delivery& d) { return !keep || keep(d); }, more);
 }
 

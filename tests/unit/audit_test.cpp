@@ -9,6 +9,8 @@
 
 #include "core/ids.hpp"
 #include "storage/store.hpp"
+#include "storage/record_codec.hpp"
+#include "tests/unit/lifecycle_event.hpp"
 #include "tests/unit/raw_db.hpp"
 
 using namespace sandboxd;
@@ -199,22 +201,6 @@ TEST(event_hash, covers_every_field_but_itself) {
   EXPECT_FALSE(decode_event(encode(e) + "x"));
 }
 
-namespace {
-
-event lifecycle(event_type t, const std::string& sbx, int64_t ts) {
-  event e;
-  e.id = new_uuid();
-  e.type = t;
-  e.sandbox_id = sbx;
-  e.team_id = "org";
-  e.template_id = "base";
-  e.timestamp_ms = ts;
-  e.end_at_ms = ts + 1000000;
-  return e;
-}
-
-} // namespace
-
 TEST_F(chain, replay_hands_ended_sandboxes_on_and_rebuilds_one_by_id) {
   auto db = store::open(dir);
   ASSERT_TRUE(db);
@@ -290,12 +276,15 @@ TEST_F(chain, compaction_keeps_a_signed_checkpoint_and_the_state) {
   // A forged checkpoint (its snapshot edited) fails verification.
   with_raw_db(dir, [](rocksdb::DB* raw, auto& families) {
     auto* meta = families.at("meta");
-    std::string cp;
-    ASSERT_TRUE(raw->Get({}, meta, "checkpoint", &cp).ok());
-    auto at = cp.find("\"paused\"") != std::string::npos ? cp.find("\"state\":2") : cp.find("\"state\":");
-    ASSERT_NE(at, std::string::npos);
-    cp.replace(cp.find("\"state\":", at), 9, "\"state\":3");
-    ASSERT_TRUE(raw->Put({}, meta, "checkpoint", cp).ok());
+    std::string bytes;
+    ASSERT_TRUE(raw->Get({}, meta, "checkpoint", &bytes).ok());
+    auto cp = decode_record<store::checkpoint>(bytes);
+    ASSERT_TRUE(cp);
+    ASSERT_FALSE(cp->sandboxes.empty());
+    cp->sandboxes.front().state = sandbox_state::stopped; // the signature kept
+    auto forged = encode_record(*cp);
+    ASSERT_TRUE(forged);
+    ASSERT_TRUE(raw->Put({}, meta, "checkpoint", *forged).ok());
   });
   auto r = verify();
   EXPECT_FALSE(r.ok);

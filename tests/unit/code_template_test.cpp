@@ -4,6 +4,7 @@
 
 #include "core/code_template.hpp"
 #include "core/user_template.hpp"
+#include "tests/unit/stored_copy.hpp"
 
 using namespace sandboxd;
 using json = nlohmann::json;
@@ -156,7 +157,7 @@ TEST(CodeTemplate, BuildWithStepsSurvivesStorage) {
   b.tags = {"v1"};
   b.steps = *parse_template_steps(
     {{"fromTemplate", "base"}, {"steps", {step("RUN", {"echo"})}}, {"readyCmd", "true"}});
-  auto back = build_from_storage_json(to_storage_json(b));
+  auto back = stored_copy(b);
   ASSERT_TRUE(back);
   EXPECT_TRUE(back->code);
   ASSERT_TRUE(back->steps);
@@ -167,9 +168,12 @@ TEST(CodeTemplate, BuildWithStepsSurvivesStorage) {
   EXPECT_EQ(back->tags, std::vector<std::string>{"v1"});
   // A build of packages stores none of it.
   template_build p;
+  p.id = "p";
   p.hash = "h";
-  EXPECT_FALSE(to_storage_json(p).contains("steps"));
-  EXPECT_FALSE(build_from_storage_json(to_storage_json(p))->code);
+  auto plain = stored_copy(p);
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->steps);
+  EXPECT_FALSE(plain->code);
 }
 
 namespace sandboxd {
@@ -184,13 +188,13 @@ TEST(CodeTemplateRecord, AskedResourcesAreStored) {
   b.org_id = "o";
   b.code = true;
   b.asked_cpu = 4;
-  auto back = build_from_storage_json(to_storage_json(b));
+  auto back = stored_copy(b);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->asked_cpu, 4);
   EXPECT_FALSE(back->asked_memory_mb);
   b.asked_cpu.reset();
   b.asked_memory_mb = 2048;
-  back = build_from_storage_json(to_storage_json(b));
+  back = stored_copy(b);
   ASSERT_TRUE(back);
   EXPECT_FALSE(back->asked_cpu);
   EXPECT_EQ(back->asked_memory_mb, 2048);

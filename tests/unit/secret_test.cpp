@@ -2,6 +2,7 @@
 
 #include "core/crypto.hpp"
 #include "core/secret.hpp"
+#include "tests/unit/stored_copy.hpp"
 
 namespace sandboxd {
 namespace {
@@ -50,17 +51,20 @@ TEST(Secret, RecordsRoundTripWithoutTheValue) {
   auto s = a_secret();
   s.metadata = {{"team", "ml"}};
   s.versions.push_back(seal_secret(key, s, 1, "plain", 7));
-  auto bytes = encode(s);
-  EXPECT_EQ(bytes.find("plain"), std::string::npos);
-  auto back = decode_secret(bytes);
+  auto bytes = encode_record(s);
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(bytes->find("plain"), std::string::npos);
+  auto back = decode_record<secret_record>(*bytes);
   ASSERT_TRUE(back);
   EXPECT_EQ(open_secret(key, *back), "plain");
   EXPECT_EQ(back->metadata, s.metadata);
   auto j = to_json(*back);
   EXPECT_EQ(j.dump().find("plain"), std::string::npos);
   EXPECT_FALSE(j.contains("value"));
-  EXPECT_FALSE(decode_secret("{}"));
-  EXPECT_FALSE(decode_secret(R"({"id":"sec_0123456789abcdef0123","org":"o","name":"n","versions":[{"v":1,"sealed":"zz"}]})"));
+  EXPECT_FALSE(decode_record<secret_record>("{}"));
+  auto bad = s;
+  bad.id = "sec_x";
+  EXPECT_FALSE(stored_copy(bad));
 }
 
 TEST(Secret, NamesIdsMetadataValues) {

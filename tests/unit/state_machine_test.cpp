@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "core/sandbox.hpp"
+#include "tests/unit/stored_copy.hpp"
 
 using namespace sandboxd;
 
@@ -106,7 +107,7 @@ TEST(state_machine, agent_facts_fold_in_and_survive_the_checkpoint) {
   EXPECT_EQ(a.pid, 42);
   EXPECT_EQ(a.exit_code, 3);
   EXPECT_EQ(rec.end_at_ms, 6000) << "agent facts leave the TTL alone";
-  auto back = record_from_storage_json(to_storage_json(rec));
+  auto back = stored_copy(rec);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->ext, rec.ext);
 }

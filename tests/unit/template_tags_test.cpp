@@ -5,6 +5,7 @@
 #include "core/code_template.hpp"
 #include "core/template_tags.hpp"
 #include "core/user_template.hpp"
+#include "tests/unit/stored_copy.hpp"
 
 using namespace sandboxd;
 using json = nlohmann::json;
@@ -218,7 +219,7 @@ TEST(TemplateTags, StoredBuildsKeepTheirTagsAndTimes) {
   auto b = build("b1", build_status::ready, 1, {"prod"});
   b.hash = "h";
   b.tag_times = {{"prod", 42}};
-  auto back = build_from_storage_json(to_storage_json(b));
+  auto back = stored_copy(b);
   ASSERT_TRUE(back);
   EXPECT_FALSE(back->code);
   EXPECT_EQ(back->tags, std::vector<std::string>{"prod"});

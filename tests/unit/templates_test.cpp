@@ -17,6 +17,7 @@
 #include <string>
 
 #include "runtime/templates.hpp"
+#include "tests/unit/stored_copy.hpp"
 
 namespace fs = std::filesystem;
 using namespace sandboxd;
@@ -278,8 +279,10 @@ TEST_F(TemplateCatalog, StartCommandAndReadyPortAreInherited) {
   user_template t;
   t.id = "tid";
   EXPECT_EQ(template_catalog::user_spec(t, *inherited).ready_port, 49999);
-  // The recipe is stored as JSON: the port survives it.
-  auto back = build_from_storage_json(to_storage_json(*inherited));
+  // The recipe is stored: the port survives it.
+  auto stored = *inherited;
+  stored.id = "b";
+  auto back = stored_copy(stored);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->ready_port, 49999);
 }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "core/volume.hpp"
+#include "tests/unit/stored_copy.hpp"
 
 namespace sandboxd {
 namespace {
@@ -38,8 +39,9 @@ TEST(Volume, MountsRefused) {
                     "/run/sandboxd/x", "/boot"}) {
     auto r = parse_volume_mounts(mounts({{{"name", "a"}, {"path", path}}}));
     EXPECT_FALSE(r) << path;
-    if (!r)
+    if (!r) {
       EXPECT_EQ(r.error().status, 400);
+    }
   }
   EXPECT_FALSE(parse_volume_mounts(mounts({{{"name", "a"}, {"path", std::string("/a\0b", 4)}}})));
   EXPECT_FALSE(parse_volume_mounts(mounts({{{"name", "a"}, {"path", "/" + std::string(300, 'x')}}})));
@@ -77,14 +79,16 @@ TEST(Volume, TokenIsPerVolumeAndOrg) {
 
 TEST(Volume, RecordsRoundTrip) {
   volume v{"vol-0123456789abcdef0123", "org", "data", 1700000000000, 64};
-  auto back = decode_volume(encode(v));
+  auto back = stored_copy(v);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->id, v.id);
   EXPECT_EQ(back->org_id, v.org_id);
   EXPECT_EQ(back->created_ms, v.created_ms);
   EXPECT_EQ(back->size_mb, 64);
-  EXPECT_FALSE(decode_volume("{"));
-  EXPECT_FALSE(decode_volume(R"({"id":"../x","org":"o","name":"n"})"));
+  EXPECT_FALSE(decode_record<volume>("{"));
+  auto bad = v;
+  bad.id = "../x";
+  EXPECT_FALSE(stored_copy(bad));
   std::vector<volume_mount> ms{{"a", "/mnt/a", v.id, 64}};
   auto m = decode_mounts(encode_mounts(ms));
   ASSERT_EQ(m.size(), 1u);
