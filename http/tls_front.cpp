@@ -15,8 +15,10 @@
 #include <openssl/err.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -83,6 +85,18 @@ struct connection {
   uint32_t client_events = 0, inner_events = 0;
 };
 
+// A client's handshake budget: a token bucket, refilled as time passes.
+struct handshake_budget {
+  double tokens = 0;
+  clock::time_point at;
+
+  void refill(clock::time_point now, const tls_front_limits& l) {
+    auto elapsed = std::chrono::duration<double>(now - at).count();
+    tokens = std::min(l.handshake_burst, tokens + elapsed * l.handshakes_per_second);
+    at = now;
+  }
+};
+
 void no_delay(int fd) {
   int on = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
@@ -99,6 +113,8 @@ struct tls_front::impl {
   std::thread loop;
   std::unordered_map<uint64_t, std::unique_ptr<connection>> conns;
   std::unordered_map<std::string, size_t> handshaking_by_client;
+  // Only clients whose budget is not full again: dropped at each sweep.
+  std::unordered_map<std::string, handshake_budget> budget_by_client;
   size_t handshaking = 0;
   uint64_t next_id = 1;
   bool listener_paused = false;
@@ -170,14 +186,19 @@ void tls_front::impl::accept_all() {
     auto key = client_key(host);
     // Past a limit the connection is closed at once: nothing is read from
     // it, nothing is held for it.
+    auto now = clock::now();
+    auto budget =
+      budget_by_client.try_emplace(key, handshake_budget{limits.handshake_burst, now}).first;
+    budget->second.refill(now, limits);
     auto& mine = handshaking_by_client[key];
     if (conns.size() >= limits.connections || handshaking >= limits.handshakes
-        || mine >= limits.handshakes_per_client) {
+        || mine >= limits.handshakes_per_client || budget->second.tokens < 1) {
       if (mine == 0)
         handshaking_by_client.erase(key);
       ::close(fd);
       continue;
     }
+    budget->second.tokens -= 1;
     ++mine;
     ++handshaking;
     open(fd, key);
@@ -420,6 +441,10 @@ void tls_front::impl::sweep() {
     listener_paused = false;
   }
   auto now = clock::now();
+  for (auto it = budget_by_client.begin(); it != budget_by_client.end();) {
+    it->second.refill(now, limits);
+    it = it->second.tokens >= limits.handshake_burst ? budget_by_client.erase(it) : std::next(it);
+  }
   std::vector<connection*> late;
   for (auto& [id, c] : conns)
     if ((c->handshaking || c->connecting) && now >= c->deadline)

@@ -37,6 +37,12 @@ struct tls_front_limits {
   size_t connections = 4096; // open at once, in handshake or relayed
   size_t handshakes = 1024;  // in handshake at once (one costs a few KiB)
   size_t handshakes_per_client = 16;
+  // Handshakes a client may start: this many at once, then this many a
+  // second. Each costs the front's one thread a key exchange and a
+  // signature: without a rate, one client that hangs up and reconnects
+  // keeps the thread busy and every other client's handshake waits.
+  double handshake_burst = 128;
+  double handshakes_per_second = 32;
 };
 
 class tls_front {

@@ -78,7 +78,7 @@ template <class T>
 
 /// The record `bytes` hold; nullopt unless they are exactly one valid `T`.
 template <class T>
-std::optional<T> decode_record(std::string_view bytes) {
+[[nodiscard]] std::optional<T> decode_record(std::string_view bytes) {
   if (bytes.empty() || bytes.front() != record_format_v1)
     return std::nullopt;
   caf::binary_deserializer source{nullptr, bytes.data() + 1, bytes.size() - 1};

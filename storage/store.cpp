@@ -226,17 +226,15 @@ status store::put_drained_nodes(const std::set<std::string>& nodes) {
 }
 
 result<std::set<std::string>> store::drained_nodes() const {
-  auto nodes = get_record<std::set<std::string>>(meta_, "drained_nodes");
-  if (!nodes)
-    return nodes.error();
-  if (*nodes)
-    return std::move(**nodes);
   auto bytes = get(meta_, "drained_nodes");
   if (!bytes)
     return bytes.error();
-  if (*bytes) // a drain forgotten would send sandboxes to a node being emptied
+  if (!*bytes)
+    return std::set<std::string>{};
+  auto nodes = decode_record<std::set<std::string>>(**bytes);
+  if (!nodes) // a drain forgotten would send sandboxes to a node being emptied
     return internal_error("the stored drained nodes do not decode");
-  return std::set<std::string>{};
+  return std::move(*nodes);
 }
 
 } // namespace sandboxd

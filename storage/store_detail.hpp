@@ -94,10 +94,10 @@ namespace sandboxd {
 
 template <class T>
 status store::put_record(rocksdb::ColumnFamilyHandle* cf, const std::string& key, const T& x) {
-  auto bytes = encode_record(x);
-  if (!bytes)
-    return bytes.error();
-  return put(cf, key, *bytes);
+  rocksdb::WriteBatch batch;
+  if (auto st = store_detail::add_record(batch, cf, key, x); !st)
+    return st;
+  return write(batch);
 }
 
 template <class T>

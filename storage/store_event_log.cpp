@@ -55,26 +55,23 @@ result<std::string> store::checkpoint_signature(checkpoint c) const {
 }
 
 result<std::optional<store::checkpoint>> store::load_checkpoint() const {
-  auto c = get_record<checkpoint>(meta_, "checkpoint");
-  if (!c)
-    return c.error();
-  if (!*c) { // absent, or bytes that do not decode (which verify reports)
-    auto bytes = get(meta_, "checkpoint");
-    if (!bytes)
-      return bytes.error();
-    if (*bytes) {
-      // An auditor (a secondary) may open a store no server of this version
-      // opened yet: its checkpoint is still JSON text.
-      auto format = get(meta_, "record_format");
-      if (!format)
-        return format.error();
-      if (!*format && !(**bytes).empty() && (**bytes)[0] == '{')
-        return failure{409, "the retention checkpoint is in an older version's form: "
-                            "sandboxd serve rewrites it when it next opens the store"};
-      return std::optional<checkpoint>{checkpoint{0, "", 0, {}, "unreadable"}};
-    }
-  }
-  return c;
+  auto bytes = get(meta_, "checkpoint");
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<checkpoint>{};
+  if (auto c = decode_record<checkpoint>(**bytes))
+    return c;
+  // An auditor (a secondary) may open a store no server of this version
+  // opened yet: its checkpoint is still JSON text.
+  auto format = get(meta_, "record_format");
+  if (!format)
+    return format.error();
+  if (!*format && (**bytes)[0] == '{')
+    return failure{409, "the retention checkpoint is in an older version's form: "
+                        "sandboxd serve rewrites it when it next opens the store"};
+  // Bytes that do not decode: verify reports it (the signature cannot match).
+  return std::optional<checkpoint>{checkpoint{0, "", 0, {}, "unreadable"}};
 }
 
 result<std::map<std::string, sandbox_record>>

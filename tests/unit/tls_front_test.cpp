@@ -1,7 +1,8 @@
 // The API's TLS front (http/tls_front) against a plain echo listener: bytes
 // go both ways intact through a real handshake, the listener learns the
-// client behind each loopback connection, and the operator's files are
-// checked with the file named.
+// client behind each loopback connection, a client reconnecting in a loop
+// runs out of handshakes, and the operator's files are checked with the file
+// named.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -79,15 +81,27 @@ struct fixture {
   }
 };
 
-// A TLS client that trusts `ca_pem`, connected and through its handshake.
-SSL* tls_connect(SSL_CTX* ctx, uint16_t port, int* fd_out) {
+// A TLS client that trusts `ca_pem`, connected and through its handshake;
+// from `source` (a loopback address) when given.
+SSL* tls_connect(SSL_CTX* ctx, uint16_t port, int* fd_out, const char* source = nullptr) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (source) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &from.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      ::close(fd);
+      return nullptr;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
     return nullptr;
+  }
   SSL* ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd);
   SSL_set_tlsext_host_name(ssl, "front.test");
@@ -99,6 +113,18 @@ SSL* tls_connect(SSL_CTX* ctx, uint16_t port, int* fd_out) {
   }
   *fd_out = fd;
   return ssl;
+}
+
+// A client context that trusts the certificate in `ca_pem` only.
+ssl_ctx_ptr trusting(const std::string& ca_pem) {
+  ssl_ctx_ptr ctx{SSL_CTX_new(TLS_client_method())};
+  BIO* bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+  X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), ca);
+  X509_free(ca);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  return ctx;
 }
 
 } // namespace
@@ -148,13 +174,7 @@ TEST(TlsFront, RelaysBothWaysAndNamesTheClient) {
                                 clients, {});
   ASSERT_TRUE(front) << front.error().message;
 
-  ssl_ctx_ptr client_ctx{SSL_CTX_new(TLS_client_method())};
-  BIO* bio = BIO_new_mem_buf(fx.ca_pem.data(), static_cast<int>(fx.ca_pem.size()));
-  X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  X509_STORE_add_cert(SSL_CTX_get_cert_store(client_ctx.get()), ca);
-  X509_free(ca);
-  SSL_CTX_set_verify(client_ctx.get(), SSL_VERIFY_PEER, nullptr);
+  auto client_ctx = trusting(fx.ca_pem);
   int fd = -1;
   SSL* ssl = tls_connect(client_ctx.get(), port, &fd);
   ASSERT_NE(ssl, nullptr);
@@ -187,6 +207,52 @@ TEST(TlsFront, RelaysBothWaysAndNamesTheClient) {
   EXPECT_EQ(seen_client, "127.0.0.1");
   SSL_free(ssl);
   ::close(fd);
+  (*front)->stop();
+  ::close(inner);
+}
+
+// A client that hangs up and reconnects at once, over and over, keeps the
+// front's one thread busy with key exchanges: past its burst it is refused
+// at accept until time refills its budget, and another client's handshakes
+// go on meanwhile.
+TEST(TlsFront, AClientReconnectingInALoopRunsOutOfHandshakes) {
+  fixture fx;
+  uint16_t inner_port = 0;
+  int inner = listen_loopback(&inner_port); // never accepts: handshakes are what counts
+  ASSERT_GE(inner, 0);
+  auto ctx = server_tls_context(fx.cert, fx.key);
+  ASSERT_TRUE(ctx) << ctx.error().message;
+  auto port = free_port();
+  tls_front_limits limits;
+  limits.handshake_burst = 3;
+  limits.handshakes_per_second = 2;
+  auto front = tls_front::start("127.0.0.1:" + std::to_string(port), std::move(*ctx), inner_port,
+                                std::make_shared<forwarded_clients>(), limits);
+  ASSERT_TRUE(front) << front.error().message;
+  auto client_ctx = trusting(fx.ca_pem);
+  // A refused client's hello meets a closed socket: EPIPE, not SIGPIPE.
+  struct ignore_sigpipe {
+    void (*before)(int) = std::signal(SIGPIPE, SIG_IGN);
+    ~ignore_sigpipe() { std::signal(SIGPIPE, before); }
+  } quiet;
+  auto handshake = [&](const char* source) {
+    int fd = -1;
+    SSL* ssl = tls_connect(client_ctx.get(), port, &fd, source);
+    if (!ssl)
+      return false;
+    SSL_free(ssl);
+    ::close(fd);
+    return true;
+  };
+  int done = 0;
+  while (done < 50 && handshake("127.0.0.2"))
+    ++done;
+  EXPECT_GE(done, 3);  // the burst
+  EXPECT_LT(done, 50); // then refused: a refusal costs the front no handshake
+  EXPECT_FALSE(handshake("127.0.0.2"));
+  EXPECT_TRUE(handshake("127.0.0.1")); // another client is not held back
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_TRUE(handshake("127.0.0.2")); // time gave one back
   (*front)->stop();
   ::close(inner);
 }
