@@ -12,7 +12,7 @@ const char* usage = R"(sandboxd — a self-hosted, E2B-compatible sandbox server
 
 Usage:
   sandboxd serve [--data-dir DIR] [--api-listen HOST:PORT] [--envd-listen HOST:PORT]
-                 [--oci-runtime crun|runc|PATH] [--templates FILE] [--template-cache DIR]
+                 [--oci-runtime crun|runsc|PATH] [--templates FILE] [--template-cache DIR]
                  [--max-sandboxes N] [--http-threads N] [--allow-private-webhooks true|false]
                  [--event-retention 7d] [--compaction-interval 1h] [--max-sandboxes-per-org N]
                  [--agents FILE] [--webhook-give-up 24h] [--metrics-interval 5s]

@@ -26,6 +26,13 @@ std::string client_key(const std::string& address) {
   in6_addr a{};
   if (address.find(':') == std::string::npos || ::inet_pton(AF_INET6, address.c_str(), &a) != 1)
     return address;
+  // An IPv4 client of a dual-stack listener (::ffff:a.b.c.d) is that IPv4
+  // address: a /64 would put every IPv4 client under one key.
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {
+    char v4[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, a.s6_addr + 12, v4, sizeof v4);
+    return v4;
+  }
   std::fill(a.s6_addr + 8, a.s6_addr + 16, 0);
   char text[INET6_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET6, &a, text, sizeof text);

@@ -186,18 +186,23 @@ void tls_front::impl::accept_all() {
     auto key = client_key(host);
     // Past a limit the connection is closed at once: nothing is read from
     // it, nothing is held for it.
+    // A client without a budget entry has its whole burst; an entry is made
+    // only for a connection let in, so refusals cost the map nothing.
     auto now = clock::now();
-    auto budget =
-      budget_by_client.try_emplace(key, handshake_budget{limits.handshake_burst, now}).first;
-    budget->second.refill(now, limits);
+    auto budget = budget_by_client.find(key);
+    if (budget != budget_by_client.end())
+      budget->second.refill(now, limits);
     auto& mine = handshaking_by_client[key];
     if (conns.size() >= limits.connections || handshaking >= limits.handshakes
-        || mine >= limits.handshakes_per_client || budget->second.tokens < 1) {
+        || mine >= limits.handshakes_per_client
+        || (budget != budget_by_client.end() && budget->second.tokens < 1)) {
       if (mine == 0)
         handshaking_by_client.erase(key);
       ::close(fd);
       continue;
     }
+    if (budget == budget_by_client.end())
+      budget = budget_by_client.emplace(key, handshake_budget{limits.handshake_burst, now}).first;
     budget->second.tokens -= 1;
     ++mine;
     ++handshaking;

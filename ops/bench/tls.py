@@ -58,7 +58,7 @@ def health(server, n):
     return out
 
 
-def flood(port, stop, counts):
+def flood(port, stop, counts, lock):
     """Full handshakes from 127.0.2.1 in a loop, each connection then hung up."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -68,9 +68,11 @@ def flood(port, stop, counts):
             with socket.create_connection(("127.0.0.1", port), timeout=5,
                                           source_address=("127.0.2.1", 0)) as s:
                 with ctx.wrap_socket(s):
-                    counts["done"] += 1
+                    outcome = "done"
         except (ssl.SSLError, OSError):
-            counts["refused"] += 1
+            outcome = "refused"
+        with lock:
+            counts[outcome] += 1
 
 
 def files(server, label):
@@ -115,7 +117,9 @@ def main():
             for s in silent:
                 s.close()
         stop, counts = threading.Event(), {"done": 0, "refused": 0}
-        threads = [threading.Thread(target=flood, args=(tls.port, stop, counts)) for _ in range(4)]
+        lock = threading.Lock()
+        threads = [threading.Thread(target=flood, args=(tls.port, stop, counts, lock))
+                   for _ in range(4)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()

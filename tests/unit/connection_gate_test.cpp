@@ -44,6 +44,9 @@ TEST(ConnectionGate, AnIpv6ClientIsItsSlash64) {
   EXPECT_EQ(client_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
   EXPECT_EQ(client_key("2001:db8:1:2:bbbb::7"), "2001:db8:1:2::/64");
   EXPECT_EQ(client_key("127.0.0.1"), "127.0.0.1");
+  // IPv4 clients of a dual-stack listener each keep their own key.
+  EXPECT_EQ(client_key("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(client_key("::ffff:192.0.2.8"), "192.0.2.8");
 }
 
 TEST(ConnectionGate, LimitsFitTheOpenFilesLimit) {
