@@ -156,6 +156,10 @@ class Templates(ServerTest):
         self.sh(sid, "for i in $(seq 100); do xdotool getdisplaygeometry >/dev/null 2>&1"
                      " && exit 0; sleep 0.1; done; cat /tmp/xvfb.log; exit 1")
         self.sh(sid, "nohup fluxbox >/tmp/fluxbox.log 2>&1 &")
+        # The window manager first (it names the desktops once it runs): a
+        # window mapped before it cannot be activated.
+        self.sh(sid, "for i in $(seq 300); do xdotool get_desktop >/dev/null 2>&1 && exit 0;"
+                     " sleep 0.1; done; cat /tmp/fluxbox.log; exit 1", timeout=60)
         self.sh(sid, f"nohup chromium {CHROMIUM_FLAGS} --user-data-dir=/tmp/chromium-ui"
                      " --window-position=0,0 --window-size=1024,768 --start-maximized"
                      " http://127.0.0.1:8124/ >/tmp/chromium.log 2>&1 &")
@@ -163,7 +167,8 @@ class Templates(ServerTest):
         found = self.sh(sid, "for i in $(seq 300); do w=$(xdotool search --onlyvisible --name"
                              " sandboxd-cua-page 2>/dev/null | head -1); [ -n \"$w\" ] &&"
                              " xdotool windowactivate --sync $w && xdotool getwindowname $w &&"
-                             " exit 0; sleep 0.1; done; tail -20 /tmp/chromium.log; exit 1",
+                             " exit 0; sleep 0.1; done; tail -20 /tmp/chromium.log;"
+                             " tail -20 /tmp/fluxbox.log; exit 1",
                         timeout=60)
         self.assertIn("sandboxd-cua-page", found["stdout"])
         envd = Envd(self.server, s)
