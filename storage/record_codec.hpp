@@ -48,6 +48,11 @@ namespace sandboxd {
 /// The first byte of every record this version writes.
 inline constexpr char record_format_v1 = '\x01';
 
+/// Whether `bytes` are in this version's form (else older, or not a record).
+inline bool in_record_format(std::string_view bytes) {
+  return !bytes.empty() && bytes.front() == record_format_v1;
+}
+
 // What a decoded record must hold beyond its layout; each stored type has
 // one (storage/record_codec.cpp), so a type without one does not compile.
 bool valid_record(const webhook& x);
@@ -79,7 +84,7 @@ template <class T>
 /// The record `bytes` hold; nullopt unless they are exactly one valid `T`.
 template <class T>
 [[nodiscard]] std::optional<T> decode_record(std::string_view bytes) {
-  if (bytes.empty() || bytes.front() != record_format_v1)
+  if (!in_record_format(bytes))
     return std::nullopt;
   caf::binary_deserializer source{nullptr, bytes.data() + 1, bytes.size() - 1};
   T out;

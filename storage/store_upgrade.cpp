@@ -31,7 +31,7 @@ constexpr size_t upgrade_batch = 1024; // records per write: bounds the batch's 
 // the old versions wrote these values whole (a checkpoint of many sandboxes
 // with egress rules passes 16 MiB); the depth check stays.
 std::optional<nlohmann::json> legacy_json(const rocksdb::Slice& value) {
-  if (value.empty() || value[0] == record_format_v1)
+  if (value.empty() || in_record_format(value.ToStringView()))
     return std::nullopt;
   auto j = parse_json_bounded(value.ToStringView(),
                               json_limits{std::numeric_limits<size_t>::max(), 64},
@@ -57,7 +57,7 @@ status store::upgrade_records() {
     rocksdb::WriteBatch batch;
     std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, cf)};
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (!it->value().empty() && it->value()[0] == record_format_v1)
+      if (in_record_format(it->value().ToStringView()))
         continue;
       auto j = legacy_json(it->value());
       auto rec = j ? from_json(*j) : std::nullopt;
@@ -131,7 +131,7 @@ status store::upgrade_records() {
       if (auto st = add_record(batch, meta_, "checkpoint", old->body); !st)
         return st;
       ++rewritten;
-    } else if (!(**v).empty() && (**v)[0] != record_format_v1) {
+    } else if (!(**v).empty() && !in_record_format(**v)) {
       spdlog::warn("store: the retention checkpoint is neither of the old form (a field or "
                    "one of its sandboxes does not read) nor of this one; left as it is "
                    "(verify reports it)");
